@@ -1,0 +1,3 @@
+//! Natural resources department adapter
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Public security department adapter
+
+fn main() {}

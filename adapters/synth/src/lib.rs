@@ -1,0 +1,1 @@
+//! Deterministic synthetic population (citizens and companies with valid ID numbers) for seeding department databases

@@ -1,0 +1,3 @@
+//! Taxation department adapter
+
+fn main() {}

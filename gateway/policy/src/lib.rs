@@ -1,0 +1,1 @@
+//! Access decisions: Cedar policies from policies/, validated against a schema generated from the catalog

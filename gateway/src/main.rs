@@ -1,0 +1,3 @@
+//! xgate: the inter-departmental data-sharing exchange gateway
+
+fn main() {}

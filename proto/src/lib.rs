@@ -1,0 +1,22 @@
+//! The xgate wire contract (`xgate.v1`), generated at build time from
+//! `proto/xgate/v1/*.proto`.
+//!
+//! - [`v1::exchange_server`] / [`v1::exchange_client`]: what approval systems call.
+//! - [`v1::registry_server`] / [`v1::registry_client`]: what department IT calls.
+//! - [`v1::department_adapter_server`] / [`v1::department_adapter_client`]: what
+//!   adapters implement and the gateway calls.
+//!
+//! [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection.
+
+#![allow(clippy::all, clippy::pedantic)]
+
+/// `xgate.v1`.
+pub mod v1 {
+    tonic::include_proto!("xgate.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every xgate proto file, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/xgate_descriptor.bin"));
+
+pub use prost_types;
