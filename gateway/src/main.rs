@@ -1,3 +1,124 @@
-//! xgate: the inter-departmental data-sharing exchange gateway
+//! The `xgate` binary: gateway server, client, dev PKI and demo.
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use xgate::cli;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "xgate",
+    version,
+    about = "Inter-departmental data-sharing exchange gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Configuration file (TOML).
+        #[arg(long, env = "XGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Fetch records about a subject, as an approval system would.
+    Fetch(cli::fetch::FetchArgs),
+    /// List the record types the gateway knows and which have a source.
+    Types(cli::fetch::TypesArgs),
+    /// Development PKI.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Run the whole exchange locally: dev PKI, seeded databases, adapters,
+    /// gateway, and a fetch of every record type.
+    Demo(cli::demo::DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum CertsCommand {
+    /// Create a development CA and certificates for the gateway, the demo
+    /// requesters, every catalog department, an operator and an auditor.
+    Init {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn init_tracing(writer: tracing_subscriber::fmt::writer::BoxMakeWriter) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            init_tracing(tracing_subscriber::fmt::writer::BoxMakeWriter::new(
+                std::io::stderr,
+            ));
+            let config = xgate::config::Config::load(&config)?;
+            let gateway = xgate::server::start(&config).await?;
+            // The line launchers wait for; logs go to stderr.
+            println!("listening on {}", gateway.addr);
+            shutdown_signal().await?;
+            tracing::info!("shutting down");
+            gateway.stop().await
+        }
+        Command::Fetch(args) => cli::fetch::run(args).await,
+        Command::Types(args) => cli::fetch::types(args).await,
+        Command::Certs {
+            command: CertsCommand::Init { out },
+        } => {
+            let catalog = xgate_catalog::Catalog::builtin()?;
+            let identities = cli::certs::demo_identities(&catalog);
+            let pki = xgate_tls::devpki::init(&out, &identities)?;
+            println!(
+                "development CA and {} certificates written to {}",
+                identities.len(),
+                pki.dir.display()
+            );
+            for id in &identities {
+                println!("  {id:<48} {}.pem", id.file_stem());
+            }
+            Ok(())
+        }
+        Command::Demo(args) => {
+            let logs = args.workdir.join("logs");
+            std::fs::create_dir_all(&logs)?;
+            let log = std::fs::File::create(logs.join("gateway.log"))?;
+            init_tracing(tracing_subscriber::fmt::writer::BoxMakeWriter::new(
+                std::sync::Mutex::new(log),
+            ));
+            cli::demo::run(args).await
+        }
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -8,9 +8,8 @@
 //!
 //! [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection.
 
-#![allow(clippy::all, clippy::pedantic)]
-
 /// `xgate.v1`.
+#[allow(clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("xgate.v1");
 }
@@ -18,5 +17,9 @@ pub mod v1 {
 /// Encoded `FileDescriptorSet` of every xgate proto file, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/xgate_descriptor.bin"));
+
+pub mod deadline;
+pub mod json;
+pub mod status;
 
 pub use prost_types;

@@ -1,1 +1,292 @@
-//! Access decisions: Cedar policies from policies/, validated against a schema generated from the catalog
+//! Access decisions: Cedar policies from `policies/`, validated against a schema generated
+//! from the catalog.
+//!
+//! A request is `Requester::"<id>"` doing `Action::"read"` on `RecordType::"<catalog id>"`
+//! with context `{ purpose }`. Loading checks every policy strictly against the generated
+//! schema and the catalog (see [`check`](crate::check) for the `not_shared` rule); a set
+//! that loads is immutable and answers [`PolicySet::decide`] without further I/O.
+//! Deny is the default and a `forbid` beats any `permit`. Only an allowing [`Decision`]
+//! yields a [`Permit`], which code that releases a record must hold.
+
+mod check;
+mod entities;
+mod error;
+mod load;
+mod schema;
+mod source;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use cedar_policy::{
+    Authorizer, Context, Entities, EntityId, EntityTypeName, EntityUid, Request,
+    RestrictedExpression,
+};
+use include_dir::{Dir, include_dir};
+use sha2::{Digest, Sha256};
+
+pub use error::{PolicyIssue, PolicyLoadError};
+pub use xgate_catalog::Catalog;
+
+use entities::RecordTypeEntry;
+use source::SourceFile;
+
+/// The `policy_ids` of a denial that no policy determined.
+pub const DEFAULT_DENY: &str = "default deny";
+/// The `policy_ids` of a denial because the catalog marks the record type `not_shared`.
+pub const NOT_SHARED: &str = "not shared";
+
+/// The repository's `policies/`, embedded at build time.
+static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../policies");
+
+/// A loaded, validated policy set. Immutable; share it (the gateway keeps it in an
+/// `ArcSwap` and swaps in a new one on reload).
+pub struct PolicySet {
+    version: Arc<str>,
+    ids: Vec<String>,
+    policies: cedar_policy::PolicySet,
+    entities: Entities,
+    authorizer: Authorizer,
+    record_types: HashMap<Box<str>, RecordTypeEntry>,
+    requester_type: EntityTypeName,
+    read_action: EntityUid,
+    schema_text: String,
+}
+
+impl fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("version", &self.version)
+            .field("policy_ids", &self.ids)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One access question.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRequest<'a> {
+    /// The requester id, from its certificate URI `xgate://requester/<id>`.
+    pub requester: &'a str,
+    /// A catalog record type id.
+    pub record_type: &'a str,
+    /// The stated purpose code, e.g. `PF-WITHDRAWAL`.
+    pub purpose: &'a str,
+}
+
+/// The answer to an [`AccessRequest`], with what an audit record needs.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// Whether the record may be released.
+    pub allowed: bool,
+    /// The `@id`s of the determining policies (sorted): the permits when allowed, the
+    /// forbids when one applied, else [`DEFAULT_DENY`] (or [`NOT_SHARED`]).
+    pub policy_ids: Vec<String>,
+    /// [`PolicySet::version`] of the set that decided.
+    pub policy_set_version: Arc<str>,
+    /// Evaluation errors; never expected, since every policy passed strict validation.
+    pub errors: Vec<String>,
+    /// Set only by [`PolicySet::decide`] when allowing: flipping `allowed` yields nothing.
+    permit: Option<Permit>,
+}
+
+impl Decision {
+    /// The only way to obtain a [`Permit`]: code that releases a record requires one.
+    pub fn permit(&self) -> Option<Permit> {
+        self.permit.clone()
+    }
+}
+
+/// Proof that the policies allowed reading one record type; cannot be built outside this
+/// crate.
+#[derive(Debug, Clone)]
+pub struct Permit {
+    record_type: Arc<str>,
+    policy_ids: Vec<String>,
+}
+
+impl Permit {
+    /// The record type that may be released.
+    pub fn record_type(&self) -> &str {
+        &self.record_type
+    }
+
+    /// The `@id`s of the permit policies that allowed it.
+    pub fn policy_ids(&self) -> &[String] {
+        &self.policy_ids
+    }
+}
+
+impl PolicySet {
+    /// Loads every `*.cedar` file of `dir` (not of subdirectories), in file-name order.
+    /// Errors name files by their path; the version covers the bare file names, so it
+    /// equals that of [`PolicySet::from_sources`] over the same names and texts.
+    pub fn load_dir(dir: &Path, catalog: &Catalog) -> Result<PolicySet, PolicyLoadError> {
+        Self::build(load::read_dir(dir)?, catalog)
+    }
+
+    /// Loads `(file name, text)` pairs; errors name the files as given.
+    pub fn from_sources(
+        files: &[(String, String)],
+        catalog: &Catalog,
+    ) -> Result<PolicySet, PolicyLoadError> {
+        let mut sources: Vec<SourceFile> = files
+            .iter()
+            .map(|(name, text)| SourceFile::new(name.clone(), name.clone(), text.clone()))
+            .collect();
+        sources.sort_by(|a, b| a.name.cmp(&b.name));
+        let duplicates: Vec<PolicyIssue> = sources
+            .windows(2)
+            .filter_map(|pair| match pair {
+                [a, b] if a.name == b.name => Some(PolicyIssue::whole_file(
+                    b.display.clone(),
+                    "file name given twice",
+                )),
+                _ => None,
+            })
+            .collect();
+        if !duplicates.is_empty() {
+            return Err(PolicyLoadError { errors: duplicates });
+        }
+        Self::build(sources, catalog)
+    }
+
+    /// `(file name, text)` of the repository's `policies/*.cedar`, sorted by name, so the
+    /// demo can write them out.
+    pub fn builtin_files() -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = BUILTIN
+            .files()
+            .filter(|f| f.path().extension().is_some_and(|ext| ext == "cedar"))
+            .map(|f| {
+                let name = f.path().display().to_string();
+                (name, String::from_utf8_lossy(f.contents()).into_owned())
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn build(files: Vec<SourceFile>, catalog: &Catalog) -> Result<PolicySet, PolicyLoadError> {
+        let internal = |message: String| PolicyLoadError {
+            errors: vec![PolicyIssue::whole_file("<catalog>", message)],
+        };
+        let schema = schema::generate().map_err(|e| internal(e.to_string()))?;
+        let checked = load::check(&files, catalog, &schema)?;
+        let built = entities::build(catalog, &schema.schema).map_err(internal)?;
+        Ok(PolicySet {
+            version: version(&files).into(),
+            ids: checked.ids,
+            policies: checked.policies,
+            entities: built.entities,
+            authorizer: Authorizer::new(),
+            record_types: built.record_types,
+            requester_type: built.requester_type,
+            read_action: built.read_action,
+            schema_text: schema.text,
+        })
+    }
+
+    /// Content hash of the files: `sha256:` and the first 16 hex digits.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The `@id`s of all policies, sorted.
+    pub fn policy_ids(&self) -> Vec<String> {
+        self.ids.clone()
+    }
+
+    /// The generated Cedar schema, human-readable.
+    pub fn schema_text(&self) -> String {
+        self.schema_text.clone()
+    }
+
+    /// Decides one request. Unknown requesters simply meet the default deny.
+    pub fn decide(&self, req: &AccessRequest<'_>) -> Decision {
+        let Some(record) = self.record_types.get(req.record_type) else {
+            return self.refusal(
+                DEFAULT_DENY,
+                vec![format!("unknown record type `{}`", req.record_type)],
+            );
+        };
+        if record.not_shared {
+            // Loading already rejects any permit that could reach such a type; this keeps
+            // the promise even if that check were wrong.
+            return self.refusal(NOT_SHARED, Vec::new());
+        }
+        let principal = EntityUid::from_type_name_and_id(
+            self.requester_type.clone(),
+            EntityId::new(req.requester),
+        );
+        let context = Context::from_pairs([(
+            schema::CONTEXT_PURPOSE.to_owned(),
+            RestrictedExpression::new_string(req.purpose.to_owned()),
+        )]);
+        let request = context.map_err(|e| e.to_string()).and_then(|context| {
+            Request::new(
+                principal,
+                self.read_action.clone(),
+                record.uid.clone(),
+                context,
+                None,
+            )
+            .map_err(|e| e.to_string())
+        });
+        let request = match request {
+            Ok(request) => request,
+            Err(e) => return self.refusal(DEFAULT_DENY, vec![e]),
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &self.entities);
+        let diagnostics = response.diagnostics();
+        let mut policy_ids: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
+        policy_ids.sort_unstable();
+        let errors = diagnostics.errors().map(ToString::to_string).collect();
+        let allowed = response.decision() == cedar_policy::Decision::Allow;
+        if !allowed && policy_ids.is_empty() {
+            policy_ids.push(DEFAULT_DENY.to_owned());
+        }
+        let permit = allowed.then(|| Permit {
+            record_type: Arc::clone(&record.id),
+            policy_ids: policy_ids.clone(),
+        });
+        Decision {
+            allowed,
+            policy_ids,
+            policy_set_version: Arc::clone(&self.version),
+            errors,
+            permit,
+        }
+    }
+
+    fn refusal(&self, reason: &str, errors: Vec<String>) -> Decision {
+        Decision {
+            allowed: false,
+            policy_ids: vec![reason.to_owned()],
+            policy_set_version: Arc::clone(&self.version),
+            errors,
+            permit: None,
+        }
+    }
+}
+
+/// `sha256:<first 16 hex>` over the files sorted by name; lengths are hashed too, so no
+/// two different file lists hash alike by shifting text between name and content.
+fn version(files: &[SourceFile]) -> String {
+    let mut sorted: Vec<&SourceFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut hasher = Sha256::new();
+    for file in sorted {
+        for part in [file.name.as_bytes(), file.text.as_bytes()] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+    }
+    let digest = hex::encode(hasher.finalize());
+    format!("sha256:{}", digest.get(..16).unwrap_or(&digest))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,43 @@
+//! The one trait a department implements.
+
+use std::future::Future;
+
+use xgate_catalog::SubjectKind;
+
+/// A subject whose ID number has already been validated by the SDK
+/// (check digit, length, birth date), so a lookup can bind it as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub kind: SubjectKind,
+    /// The ID number, upper case.
+    pub id: String,
+}
+
+/// Why a lookup failed. "No record" is not an error: return `Ok(vec![])`.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The department's own system failed (database down, query error...).
+    #[error("department backend failed: {0}")]
+    Backend(String),
+}
+
+/// What a department writes: the lookup of its records. Everything else
+/// (gRPC server, mTLS, ID validation, deadlines, health, reflection,
+/// registration with the gateway) is the SDK's.
+pub trait Department: Send + Sync + 'static {
+    /// The department id as in the catalog, e.g. `tax`.
+    fn department(&self) -> &str;
+
+    /// The catalog record types this adapter serves.
+    fn record_types(&self) -> Vec<String>;
+
+    /// All records of `record_type` held about `subject`, each one JSON
+    /// object valid against the catalog schema of that type. An empty vector
+    /// means NOT_FOUND. Only called with a type from [`Self::record_types`]
+    /// whose subject kind matches.
+    fn lookup(
+        &self,
+        subject: &Subject,
+        record_type: &str,
+    ) -> impl Future<Output = Result<Vec<serde_json::Value>, LookupError>> + Send;
+}

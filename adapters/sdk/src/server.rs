@@ -1,0 +1,332 @@
+//! The gRPC side of an adapter: the `DepartmentAdapter` service and the
+//! server around it.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::future::join_all;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+use xgate_catalog::{Catalog, SubjectKind};
+use xgate_proto::status::{Violation, invalid_argument};
+use xgate_proto::v1::department_adapter_server::{DepartmentAdapter, DepartmentAdapterServer};
+use xgate_proto::v1::{
+    DescribeRequest, DescribeResponse, LookupRequest, LookupResponse, LookupStatus, TypeAnswer,
+};
+use xgate_tls::{Identity, TlsFiles};
+
+use crate::department::{Department, Subject};
+use crate::registration;
+
+/// Flags every adapter binary takes for `serve` (flatten them into its CLI).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdapterArgs {
+    /// Address to listen on; port 0 lets the OS choose (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:0", env = "XGATE_ADAPTER_LISTEN")]
+    pub listen: SocketAddr,
+    /// PEM certificate of this adapter (URI SAN `xgate://department/<id>`).
+    #[arg(long, env = "XGATE_ADAPTER_CERT")]
+    pub cert: PathBuf,
+    /// PEM private key of this adapter.
+    #[arg(long, env = "XGATE_ADAPTER_KEY")]
+    pub key: PathBuf,
+    /// PEM CA certificate(s) that issued the gateway's certificate.
+    #[arg(long, env = "XGATE_ADAPTER_CA")]
+    pub ca: PathBuf,
+    /// Gateway URL (`https://host:port`); when given, the adapter registers
+    /// itself there and sends heartbeats.
+    #[arg(long, env = "XGATE_GATEWAY")]
+    pub gateway: Option<String>,
+    /// Endpoint URL to register (default: `https://<bound address>`).
+    #[arg(long, env = "XGATE_ADAPTER_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Adapter name within the department (default: the department id).
+    #[arg(long, env = "XGATE_ADAPTER_ID")]
+    pub adapter_id: Option<String>,
+}
+
+/// Serves `dept` until SIGINT or SIGTERM.
+pub async fn serve<D: Department>(dept: D, args: AdapterArgs) -> anyhow::Result<()> {
+    serve_with_shutdown(dept, args, shutdown_signal()).await
+}
+
+/// Serves `dept` until `shutdown` completes.
+pub async fn serve_with_shutdown<D: Department>(
+    dept: D,
+    args: AdapterArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    xgate_tls::install_crypto_provider();
+    let tls = TlsFiles {
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        ca: args.ca.clone(),
+    };
+    let own = tls.identity().context("reading the adapter certificate")?;
+    let department = dept.department().to_owned();
+    if own != Identity::Department(department.clone()) {
+        anyhow::bail!(
+            "the certificate `{}` is for `{own}`, but this adapter serves department `{department}`",
+            args.cert.display()
+        );
+    }
+    let catalog = Catalog::builtin().context("loading the record catalog")?;
+    let service = AdapterService::new(dept, &catalog)?;
+    let record_types = service.record_types.clone();
+
+    let incoming = TcpIncoming::bind(args.listen)
+        .with_context(|| format!("binding {}", args.listen))?
+        .with_nodelay(Some(true));
+    let addr = incoming.local_addr()?;
+    announce(addr);
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<DepartmentAdapterServer<AdapterService<D>>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    let registrar = args.gateway.clone().map(|gateway| {
+        let endpoint = args
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("https://{addr}"));
+        let adapter_id = args
+            .adapter_id
+            .clone()
+            .unwrap_or_else(|| department.clone());
+        tokio::spawn(registration::run(registration::Plan {
+            gateway,
+            tls: tls.clone(),
+            department: department.clone(),
+            adapter_id,
+            endpoints: vec![endpoint],
+            record_types,
+        }))
+    });
+
+    tracing::info!(%addr, department, "adapter serving");
+    let result = Server::builder()
+        .tls_config(tls.server_config()?)
+        .context("configuring TLS")?
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(DepartmentAdapterServer::new(service))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    if let Some(task) = registrar {
+        task.abort();
+    }
+    result.context("serving")?;
+    tracing::info!(department, "adapter stopped");
+    Ok(())
+}
+
+/// Prints the line launchers (the demo, tests, department scripts) wait for.
+fn announce(addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    // If stdout is closed nobody is waiting for the line; serving goes on.
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The `DepartmentAdapter` service around a [`Department`].
+pub struct AdapterService<D> {
+    dept: Arc<D>,
+    /// Served types and the subject kind each is keyed by.
+    kinds: HashMap<String, SubjectKind>,
+    record_types: Vec<String>,
+}
+
+impl<D: Department> AdapterService<D> {
+    /// Checks the department's types against the catalog: each must exist
+    /// and belong to this department.
+    pub fn new(dept: D, catalog: &Catalog) -> anyhow::Result<Self> {
+        let department = dept.department().to_owned();
+        let record_types = dept.record_types();
+        let mut kinds = HashMap::new();
+        for id in &record_types {
+            let rt = catalog
+                .record_type(id)
+                .with_context(|| format!("record type `{id}` is not in the catalog"))?;
+            if rt.department != department {
+                anyhow::bail!(
+                    "record type `{id}` belongs to department `{}`, not `{department}`",
+                    rt.department
+                );
+            }
+            kinds.insert(id.clone(), rt.subject_kind);
+        }
+        Ok(Self {
+            dept: Arc::new(dept),
+            kinds,
+            record_types,
+        })
+    }
+
+    async fn answer(&self, subject: &Subject, record_type: String) -> TypeAnswer {
+        let error = |error: String| TypeAnswer {
+            record_type: record_type.clone(),
+            status: LookupStatus::Error as i32,
+            records_json: Vec::new(),
+            error,
+        };
+        match self.kinds.get(&record_type) {
+            None => return error(format!("record type `{record_type}` is not served here")),
+            Some(kind) if *kind != subject.kind => {
+                return error(format!(
+                    "record type `{record_type}` is keyed by {kind}, not {}",
+                    subject.kind
+                ));
+            }
+            Some(_) => {}
+        }
+        match self.dept.lookup(subject, &record_type).await {
+            Ok(records) if records.is_empty() => TypeAnswer {
+                record_type,
+                status: LookupStatus::NotFound as i32,
+                records_json: Vec::new(),
+                error: String::new(),
+            },
+            Ok(records) => {
+                let mut encoded = Vec::with_capacity(records.len());
+                for record in &records {
+                    match serde_json::to_vec(record) {
+                        Ok(bytes) => encoded.push(Bytes::from(bytes)),
+                        Err(e) => return error(format!("record does not serialise: {e}")),
+                    }
+                }
+                TypeAnswer {
+                    record_type,
+                    status: LookupStatus::Found as i32,
+                    records_json: encoded,
+                    error: String::new(),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(record_type, error = %e, "lookup failed");
+                error(e.to_string())
+            }
+        }
+    }
+}
+
+/// Who may call an adapter: the gateway, and operators running the
+/// conformance kit.
+fn authorize<T>(request: &Request<T>) -> Result<(), Status> {
+    match xgate_tls::peer_identity(request)? {
+        Identity::Gateway(_) | Identity::Admin(_) => Ok(()),
+        other => Err(Status::permission_denied(format!(
+            "`{other}` may not call a department adapter; only the gateway may"
+        ))),
+    }
+}
+
+/// Validates the subject of a lookup; every problem becomes a field violation.
+fn subject_of(request: &LookupRequest) -> Result<Subject, Status> {
+    let Some(subject) = &request.subject else {
+        return Err(invalid_argument(&[Violation::new(
+            "subject",
+            "is required",
+        )]));
+    };
+    let kind = match xgate_proto::v1::SubjectKind::try_from(subject.kind) {
+        Ok(xgate_proto::v1::SubjectKind::ResidentId) => SubjectKind::ResidentId,
+        Ok(xgate_proto::v1::SubjectKind::Uscc) => SubjectKind::Uscc,
+        _ => {
+            return Err(invalid_argument(&[Violation::new(
+                "subject.kind",
+                "must be SUBJECT_KIND_RESIDENT_ID or SUBJECT_KIND_USCC",
+            )]));
+        }
+    };
+    xgate_catalog::ids::validate(kind, &subject.id)
+        .map_err(|e| invalid_argument(&[Violation::new("subject.id", e.to_string())]))?;
+    Ok(Subject {
+        kind,
+        id: subject.id.clone(),
+    })
+}
+
+#[tonic::async_trait]
+impl<D: Department> DepartmentAdapter for AdapterService<D> {
+    async fn lookup(
+        &self,
+        request: Request<LookupRequest>,
+    ) -> Result<Response<LookupResponse>, Status> {
+        authorize(&request)?;
+        let deadline = xgate_proto::deadline::from_metadata(request.metadata());
+        let request = request.into_inner();
+        let subject = subject_of(&request)?;
+        if request.record_types.is_empty() {
+            return Err(invalid_argument(&[Violation::new(
+                "record_types",
+                "at least one record type is required",
+            )]));
+        }
+        let lookups = join_all(
+            request
+                .record_types
+                .into_iter()
+                .map(|record_type| self.answer(&subject, record_type)),
+        );
+        let limit = deadline.unwrap_or(DEFAULT_LOOKUP_TIMEOUT);
+        let answers = tokio::time::timeout(limit, lookups).await.map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "lookup did not finish within {} ms",
+                limit.as_millis()
+            ))
+        })?;
+        tracing::debug!(request_id = request.request_id, "lookup answered");
+        Ok(Response::new(LookupResponse { answers }))
+    }
+
+    async fn describe(
+        &self,
+        request: Request<DescribeRequest>,
+    ) -> Result<Response<DescribeResponse>, Status> {
+        authorize(&request)?;
+        Ok(Response::new(DescribeResponse {
+            department: self.dept.department().to_owned(),
+            record_types: self.record_types.clone(),
+            software: concat!("xgate-adapter-sdk/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }))
+    }
+}
+
+/// Cap on a lookup when the caller sent no deadline: a hung database must
+/// not hold a request (and its connection slot) forever.
+const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,376 @@
+//! Loading and querying the catalog of departments and record types.
+
+use std::{collections::HashMap, fmt, fs, ops::Range, path::Path, time::Duration};
+
+use include_dir::{Dir, include_dir};
+use jsonschema::{Draft, Validator};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{CatalogError, SchemaViolation, SharingClass, SubjectKind};
+
+/// The repository's `records/` directory, embedded so the gateway runs without it on disk.
+static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/records");
+
+/// A department that owns record types.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    /// Stable id, `^[a-z][a-z0-9-]*$`, e.g. `market-regulation`.
+    pub id: String,
+    /// Official English name.
+    pub name: String,
+    /// Official Chinese name.
+    pub name_zh: String,
+}
+
+/// One kind of record a department keeps about a subject.
+#[derive(Clone)]
+pub struct RecordType {
+    /// Stable id, `^[a-z][a-z0-9_]*$`, unique across the catalog, e.g. `business_licence`.
+    pub id: String,
+    /// English name.
+    pub name: String,
+    /// Chinese name.
+    pub name_zh: String,
+    /// Id of the owning department.
+    pub department: String,
+    /// The kind of subject whose records these are.
+    pub subject_kind: SubjectKind,
+    /// How long a fetched record may be served from cache; never zero.
+    pub freshness: Duration,
+    /// On what terms the record is shared.
+    pub sharing_class: SharingClass,
+    /// JSON Schema (draft 2020-12) of one record.
+    pub schema: Value,
+    validator: Validator,
+}
+
+impl RecordType {
+    /// Checks `record` against the schema, formats included, and reports the first violation.
+    pub fn validate(&self, record: &Value) -> Result<(), SchemaViolation> {
+        self.validator
+            .validate(record)
+            .map_err(|error| SchemaViolation {
+                path: error.instance_path().as_str().to_owned(),
+                message: error.to_string(),
+            })
+    }
+
+    /// Whether `record` satisfies the schema; cheaper than [`RecordType::validate`] when the
+    /// reason is not needed.
+    pub fn is_valid(&self, record: &Value) -> bool {
+        self.validator.is_valid(record)
+    }
+}
+
+impl fmt::Debug for RecordType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordType")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("name_zh", &self.name_zh)
+            .field("department", &self.department)
+            .field("subject_kind", &self.subject_kind)
+            .field("freshness", &self.freshness)
+            .field("sharing_class", &self.sharing_class)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One catalog file as written on disk.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    department: Department,
+    record_types: Vec<RecordTypeDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordTypeDoc {
+    id: String,
+    name: String,
+    name_zh: String,
+    subject_kind: SubjectKind,
+    freshness_seconds: u64,
+    sharing_class: SharingClass,
+    schema: Value,
+}
+
+/// All departments and record types, validated and with compiled schemas. Immutable once
+/// built; share it behind an `Arc`.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    departments: Vec<Department>,
+    record_types: Vec<RecordType>,
+    /// Department id -> its index in `departments` and its record types' range in
+    /// `record_types` (one file per department, so its types are contiguous).
+    department_index: HashMap<String, (usize, Range<usize>)>,
+    type_index: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// Loads every `*.json` file of `dir` (not of its subdirectories), in file-name order.
+    /// Errors name files by their path.
+    pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
+        let read_dir_error = |source| CatalogError::ReadDir {
+            dir: dir.to_owned(),
+            source,
+        };
+        let mut paths = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_dir_error)? {
+            let path = entry.map_err(read_dir_error)?.path();
+            if path.extension().is_some_and(|e| e == "json") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let label = path.display().to_string();
+            let contents = fs::read_to_string(&path).map_err(|source| CatalogError::ReadFile {
+                file: label.clone(),
+                source,
+            })?;
+            files.push((label, contents));
+        }
+        Self::build(files)
+    }
+
+    /// Builds a catalog from `(file name, contents)` pairs, taken in file-name order.
+    pub fn from_sources(files: &[(String, String)]) -> Result<Catalog, CatalogError> {
+        let mut files: Vec<(String, String)> = files.to_vec();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Self::build(files)
+    }
+
+    /// The catalog of the repository's `records/` directory, embedded at build time.
+    pub fn builtin() -> Result<Catalog, CatalogError> {
+        Self::build(Self::builtin_files())
+    }
+
+    /// `(file name, contents)` of the embedded `records/*.json`, in file-name order.
+    pub fn builtin_files() -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = BUILTIN
+            .files()
+            .filter(|f| f.path().extension().is_some_and(|e| e == "json"))
+            .map(|f| {
+                let name = f.path().display().to_string();
+                let contents = String::from_utf8_lossy(f.contents()).into_owned();
+                (name, contents)
+            })
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files
+    }
+
+    /// Builds from files already in catalog order.
+    fn build(files: Vec<(String, String)>) -> Result<Catalog, CatalogError> {
+        let options = jsonschema::options()
+            .with_draft(Draft::Draft202012)
+            .should_validate_formats(true)
+            // A misspelt format would otherwise be ignored and never checked.
+            .should_ignore_unknown_formats(false);
+        let mut catalog = Catalog {
+            departments: Vec::with_capacity(files.len()),
+            record_types: Vec::new(),
+            department_index: HashMap::new(),
+            type_index: HashMap::new(),
+        };
+        // Which file defined each department and record type, for duplicate messages.
+        let mut department_files: Vec<String> = Vec::with_capacity(files.len());
+        for (file, contents) in files {
+            let doc: FileDoc = parse(&file, &contents)?;
+            let department = doc.department;
+            check_department_id(&file, &department.id)?;
+            if let Some((index, _)) = catalog.department_index.get(&department.id) {
+                return Err(CatalogError::DuplicateDepartment {
+                    id: department.id,
+                    first_file: department_files.get(*index).cloned().unwrap_or_default(),
+                    file,
+                });
+            }
+            let first_type = catalog.record_types.len();
+            for (position, doc) in doc.record_types.into_iter().enumerate() {
+                let record_type = compile(&file, position + 1, &department.id, doc, &options)?;
+                if let Some(&existing) = catalog.type_index.get(&record_type.id) {
+                    let first_file = catalog
+                        .record_types
+                        .get(existing)
+                        .and_then(|t| catalog.department_index.get(&t.department))
+                        .and_then(|(index, _)| department_files.get(*index))
+                        // Not yet indexed: the duplicate is inside the current file.
+                        .unwrap_or(&file)
+                        .clone();
+                    return Err(CatalogError::DuplicateRecordType {
+                        id: record_type.id,
+                        first_file,
+                        file,
+                    });
+                }
+                catalog
+                    .type_index
+                    .insert(record_type.id.clone(), catalog.record_types.len());
+                catalog.record_types.push(record_type);
+            }
+            let range = first_type..catalog.record_types.len();
+            catalog
+                .department_index
+                .insert(department.id.clone(), (catalog.departments.len(), range));
+            catalog.departments.push(department);
+            department_files.push(file);
+        }
+        Ok(catalog)
+    }
+
+    /// The record type with this id.
+    pub fn record_type(&self, id: &str) -> Option<&RecordType> {
+        self.type_index
+            .get(id)
+            .and_then(|&i| self.record_types.get(i))
+    }
+
+    /// All record types: files in name order, each file's types in file order.
+    pub fn record_types(&self) -> impl Iterator<Item = &RecordType> {
+        self.record_types.iter()
+    }
+
+    /// The department with this id.
+    pub fn department(&self, id: &str) -> Option<&Department> {
+        self.department_index
+            .get(id)
+            .and_then(|(i, _)| self.departments.get(*i))
+    }
+
+    /// All departments, in file-name order.
+    pub fn departments(&self) -> impl Iterator<Item = &Department> {
+        self.departments.iter()
+    }
+
+    /// The record types of one department, in file order; none for an unknown department.
+    pub fn types_of_department<'a>(
+        &'a self,
+        department: &'a str,
+    ) -> impl Iterator<Item = &'a RecordType> + 'a {
+        let range = self
+            .department_index
+            .get(department)
+            .map_or(0..0, |(_, range)| range.clone());
+        self.record_types.get(range).unwrap_or(&[]).iter()
+    }
+
+    /// Number of record types.
+    pub fn len(&self) -> usize {
+        self.record_types.len()
+    }
+
+    /// Whether the catalog has no record types.
+    pub fn is_empty(&self) -> bool {
+        self.record_types.is_empty()
+    }
+}
+
+fn parse(file: &str, contents: &str) -> Result<FileDoc, CatalogError> {
+    serde_json::from_str(contents).map_err(|error| {
+        let (line, column) = (error.line(), error.column());
+        let full = error.to_string();
+        // serde_json appends the position; it is shown in front instead.
+        let message = full
+            .strip_suffix(&format!(" at line {line} column {column}"))
+            .unwrap_or(&full)
+            .to_owned();
+        let file = file.to_owned();
+        match error.classify() {
+            serde_json::error::Category::Data => CatalogError::Structure {
+                file,
+                line,
+                column,
+                message,
+            },
+            _ => CatalogError::Syntax {
+                file,
+                line,
+                column,
+                message,
+            },
+        }
+    })
+}
+
+fn check_department_id(file: &str, id: &str) -> Result<(), CatalogError> {
+    if id.is_empty() {
+        return Err(CatalogError::EmptyDepartmentId {
+            file: file.to_owned(),
+        });
+    }
+    if !is_id(id, b'-') {
+        return Err(CatalogError::InvalidDepartmentId {
+            file: file.to_owned(),
+            id: id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `id` matches `^[a-z][a-z0-9<separator>]*$`.
+fn is_id(id: &str, separator: u8) -> bool {
+    let mut bytes = id.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == separator)
+}
+
+fn compile(
+    file: &str,
+    position: usize,
+    department: &str,
+    doc: RecordTypeDoc,
+    options: &jsonschema::ValidationOptions<'_>,
+) -> Result<RecordType, CatalogError> {
+    if doc.id.is_empty() {
+        return Err(CatalogError::EmptyRecordTypeId {
+            file: file.to_owned(),
+            position,
+        });
+    }
+    if !is_id(&doc.id, b'_') {
+        return Err(CatalogError::InvalidRecordTypeId {
+            file: file.to_owned(),
+            id: doc.id,
+        });
+    }
+    if doc.freshness_seconds == 0 {
+        return Err(CatalogError::ZeroFreshness {
+            file: file.to_owned(),
+            record_type: doc.id,
+        });
+    }
+    if doc.schema.get("type").and_then(Value::as_str) != Some("object") {
+        return Err(CatalogError::SchemaNotObject {
+            file: file.to_owned(),
+            record_type: doc.id,
+        });
+    }
+    let validator = options
+        .build(&doc.schema)
+        .map_err(|error| CatalogError::InvalidSchema {
+            file: file.to_owned(),
+            record_type: doc.id.clone(),
+            reason: error.to_string(),
+        })?;
+    Ok(RecordType {
+        id: doc.id,
+        name: doc.name,
+        name_zh: doc.name_zh,
+        department: department.to_owned(),
+        subject_kind: doc.subject_kind,
+        freshness: Duration::from_secs(doc.freshness_seconds),
+        sharing_class: doc.sharing_class,
+        schema: doc.schema,
+        validator,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! Turning policy files into a checked, validated Cedar policy set.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use cedar_policy::{PolicyId, ValidationMode, Validator};
+use cedar_policy_core::parser;
+
+use crate::Catalog;
+use crate::check::{self, CatalogFacts};
+use crate::error::{PolicyIssue, PolicyLoadError};
+use crate::schema::GeneratedSchema;
+use crate::source::SourceFile;
+
+/// The file extension of policy files.
+const EXTENSION: &str = "cedar";
+
+/// A policy that passed the per-file checks, under its `@id`.
+struct Named {
+    file: usize,
+    /// Where the policy starts, for validation errors without a location.
+    offset: usize,
+    /// Where its `@id` annotation is, for duplicate reports.
+    id_offset: usize,
+    policy: cedar_policy::Policy,
+}
+
+/// The policies, under their `@id`s, sorted by id.
+pub(crate) struct Checked {
+    pub(crate) policies: cedar_policy::PolicySet,
+    pub(crate) ids: Vec<String>,
+}
+
+/// Reads every `*.cedar` file of `dir` (not of subdirectories), sorted by file name.
+pub(crate) fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, PolicyLoadError> {
+    let dir_name = dir.display().to_string();
+    let fail = |message: String| PolicyLoadError {
+        errors: vec![PolicyIssue::whole_file(dir_name.clone(), message)],
+    };
+    let entries =
+        fs::read_dir(dir).map_err(|e| fail(format!("cannot read the policy directory: {e}")))?;
+    let mut issues = Vec::new();
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| fail(format!("cannot read the policy directory: {e}")))?;
+        let path = entry.path();
+        if path.extension().is_none_or(|ext| ext != EXTENSION) || !path.is_file() {
+            continue;
+        }
+        let display = path.display().to_string();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            issues.push(PolicyIssue::whole_file(display, "file name is not utf-8"));
+            continue;
+        };
+        match fs::read_to_string(&path) {
+            Ok(text) => files.push(SourceFile::new(name.to_owned(), display, text)),
+            Err(e) => issues.push(PolicyIssue::whole_file(
+                display,
+                format!("cannot read: {e}"),
+            )),
+        }
+    }
+    if !issues.is_empty() {
+        return Err(PolicyLoadError { errors: issues });
+    }
+    if files.is_empty() {
+        // Deny-everything from a mistyped path would look like a policy problem; say so.
+        return Err(fail(format!(
+            "no `*.{EXTENSION}` file in the policy directory"
+        )));
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// Parses, checks and validates `files` (sorted by name, names unique).
+pub(crate) fn check(
+    files: &[SourceFile],
+    catalog: &Catalog,
+    schema: &GeneratedSchema,
+) -> Result<Checked, PolicyLoadError> {
+    let facts = CatalogFacts::new(catalog);
+    let mut issues = Vec::new();
+    let mut named: HashMap<String, Named> = HashMap::new();
+    for (index, file) in files.iter().enumerate() {
+        check_file(index, file, files, &facts, &mut named, &mut issues);
+    }
+
+    let mut policies = cedar_policy::PolicySet::new();
+    for named in named.values() {
+        if let Err(e) = policies.add(named.policy.clone()) {
+            let file = files.get(named.file);
+            issues.extend(file.map(|f| f.issue_at(named.offset, e.to_string())));
+        }
+    }
+    let validation =
+        Validator::new(schema.schema.clone()).validate(&policies, ValidationMode::Strict);
+    let locate = |id: &PolicyId| {
+        named
+            .get(AsRef::<str>::as_ref(id))
+            .and_then(|n| files.get(n.file).map(|file| (file, n.offset)))
+    };
+    for error in validation.validation_errors() {
+        if let Some((file, offset)) = locate(error.policy_id()) {
+            issues.push(file.issue_from_diagnostic(error, offset));
+        }
+    }
+    // Warnings are errors here: an impossible policy is a mistake, and a confusable or
+    // bidirectional string can make a forbid policy read otherwise than it evaluates.
+    for warning in validation.validation_warnings() {
+        if let Some((file, offset)) = locate(warning.policy_id()) {
+            issues.push(file.issue_from_diagnostic(warning, offset));
+        }
+    }
+
+    if !issues.is_empty() {
+        issues.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        issues.dedup();
+        return Err(PolicyLoadError { errors: issues });
+    }
+    let mut ids: Vec<String> = named.into_keys().collect();
+    ids.sort_unstable();
+    Ok(Checked { policies, ids })
+}
+
+/// Parses one file, checks its policies and adds those with a unique `@id` to `named`.
+fn check_file(
+    index: usize,
+    file: &SourceFile,
+    files: &[SourceFile],
+    facts: &CatalogFacts,
+    named: &mut HashMap<String, Named>,
+    issues: &mut Vec<PolicyIssue>,
+) {
+    // `cedar-policy` gives the policies the authorizer runs; `cedar-policy-core` the same
+    // policies (same ids: `policy0`, `policy1`, ... in file order) with source locations.
+    let parsed: cedar_policy::PolicySet = match file.text.parse() {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            let errors: &cedar_policy::ParseErrors = &errors;
+            issues.extend(errors.iter().map(|e| file.issue_from_diagnostic(e, 0)));
+            return;
+        }
+    };
+    let located = match parser::parse_policyset(&file.text) {
+        Ok(located) => located,
+        Err(errors) => {
+            issues.extend(errors.iter().map(|e| file.issue_from_diagnostic(e, 0)));
+            return;
+        }
+    };
+    for template in located.templates() {
+        let offset = template.loc().map_or(0, |loc| loc.span.offset());
+        issues.push(file.issue_at(
+            offset,
+            "policy templates (`?principal`, `?resource`) are not supported",
+        ));
+    }
+    let mut in_file: Vec<_> = located.policies().collect();
+    in_file.sort_by_key(|p| check::policy_offset(p));
+    for policy in in_file {
+        check::check_policy(file, policy, facts, issues);
+        let Some(name) = check::policy_name(file, policy, issues) else {
+            continue;
+        };
+        if let Some(first) = named.get(&name.id) {
+            let where_first = files.get(first.file).map_or_else(String::new, |f| {
+                let (line, column) = f.position(first.id_offset);
+                format!(": first used at {}:{line}:{column}", f.display)
+            });
+            issues.push(file.issue_at(
+                name.offset,
+                format!("duplicate `@id(\"{}\")`{where_first}", name.id),
+            ));
+            continue;
+        }
+        let Some(policy_text) = parsed.policy(&PolicyId::new(policy.id().as_ref())) else {
+            issues.push(file.issue_at(
+                check::policy_offset(policy),
+                "internal error: the two cedar parsers disagree on this file",
+            ));
+            continue;
+        };
+        named.insert(
+            name.id.clone(),
+            Named {
+                file: index,
+                offset: check::policy_offset(policy),
+                id_offset: name.offset,
+                policy: policy_text.new_id(PolicyId::new(&name.id)),
+            },
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! `xgate demo`: the whole exchange on one machine, on the embedded
+//! default (SQLite, dev PKI), in one command.
+//!
+//! It creates a working folder with the dev PKI, the built-in policies and
+//! seeded department databases; starts the gateway (in this process) and
+//! each department adapter (its own binary, its own process) on loopback
+//! ports; lets the adapters register through the Registry API; then fetches
+//! every personal record type of a sample citizen and every company record
+//! type of a sample company as the demo approval hall.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+use xgate_catalog::{Catalog, SubjectKind};
+use xgate_proto::v1::exchange_client::ExchangeClient;
+use xgate_proto::v1::{FetchRequest, RecordResult, Subject};
+use xgate_tls::{Identity, TlsFiles};
+
+use super::fetch::{header, result_json, row, summary};
+use crate::config::{Config, Limits, TlsConfig};
+use crate::gateway::proto_kind;
+
+/// Requesters the demo's PKI and policies know.
+pub const REQUESTERS: &[&str] = &[
+    "approval-hall-demo",
+    "provident-fund-bozhou",
+    "market-regulation-bozhou",
+    "no-grant-bureau",
+];
+
+/// The department adapters that exist as binaries next to `xgate`.
+pub const ADAPTERS: &[&str] = &["public-security", "natural-resources", "tax"];
+
+const DEMO_REQUESTER: &str = "approval-hall-demo";
+const DEMO_PURPOSE: &str = "GENERAL-APPROVAL";
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Working folder (created; databases re-seeded, PKI kept between runs).
+    #[arg(long, default_value = "xgate-demo")]
+    pub workdir: PathBuf,
+    /// Gateway listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Exit after the fetches instead of serving on.
+    #[arg(long)]
+    pub once: bool,
+    /// Print the results as one JSON document on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the adapter binaries are: next to this executable.
+fn adapter_binary(department: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the xgate executable")?;
+    let dir = exe.parent().context("xgate executable has no folder")?;
+    let bin = dir.join(format!("xgate-adapter-{department}"));
+    if !bin.exists() {
+        anyhow::bail!(
+            "adapter binary `{}` not found; build the whole workspace first (`cargo build --release`)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn progress(line: &str) {
+    eprintln!("demo: {line}");
+}
+
+/// A running adapter process, killed when dropped.
+struct AdapterProcess {
+    department: String,
+    addr: String,
+    child: Child,
+}
+
+async fn seed(department: &str, db: &Path, log: &Path) -> anyhow::Result<()> {
+    let log = std::fs::File::create(log)?;
+    let status = Command::new(adapter_binary(department)?)
+        .arg("seed")
+        .arg("--db")
+        .arg(db)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .await
+        .with_context(|| format!("seeding the {department} database"))?;
+    if !status.success() {
+        anyhow::bail!(
+            "seeding the {department} database failed ({status}); see the log in the working folder"
+        );
+    }
+    Ok(())
+}
+
+async fn spawn_adapter(
+    department: &str,
+    db: &Path,
+    tls: &TlsFiles,
+    gateway: &str,
+    log: &Path,
+) -> anyhow::Result<AdapterProcess> {
+    let log = std::fs::File::create(log)?;
+    let mut child = Command::new(adapter_binary(department)?)
+        .arg("serve")
+        .arg("--db")
+        .arg(db)
+        .args(["--listen", "127.0.0.1:0", "--gateway", gateway])
+        .arg("--cert")
+        .arg(&tls.cert)
+        .arg("--key")
+        .arg(&tls.key)
+        .arg("--ca")
+        .arg(&tls.ca)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting the {department} adapter"))?;
+    let stdout = child.stdout.take().context("adapter stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .with_context(|| format!("the {department} adapter did not start within 20 s"))??
+        .with_context(|| format!("the {department} adapter exited at start; see its log"))?;
+    let addr = first
+        .strip_prefix("listening on ")
+        .with_context(|| format!("unexpected first line from the {department} adapter: {first}"))?
+        .to_owned();
+    // Keep draining stdout so the adapter never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(AdapterProcess {
+        department: department.to_owned(),
+        addr,
+        child,
+    })
+}
+
+/// The demo subjects: the synthetic population's sample citizen and company.
+pub fn sample_subjects() -> (String, String) {
+    let population = xgate_synth::Population::generate(2, 1);
+    let citizen = population
+        .citizens
+        .get(xgate_synth::SAMPLE_CITIZEN as usize)
+        .map(|c| c.id_number.clone())
+        .unwrap_or_default();
+    let company = population
+        .companies
+        .get(xgate_synth::SAMPLE_COMPANY as usize)
+        .map(|c| c.uscc.clone())
+        .unwrap_or_default();
+    (citizen, company)
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let work = &args.workdir;
+    for sub in ["pki", "data", "logs", "policies"] {
+        std::fs::create_dir_all(work.join(sub))
+            .with_context(|| format!("creating {}", work.join(sub).display()))?;
+    }
+    let work = work.canonicalize()?;
+    progress(&format!("working folder {}", work.display()));
+
+    let catalog = Catalog::builtin()?;
+    let pki = super::certs::init_or_complete(
+        &work.join("pki"),
+        &super::certs::demo_identities(&catalog),
+    )?;
+    for (name, text) in xgate_policy::PolicySet::builtin_files() {
+        std::fs::write(work.join("policies").join(&name), text)?;
+    }
+
+    let seeding = ADAPTERS.iter().map(|d| {
+        let db = work.join("data").join(format!("{d}.db"));
+        let log = work.join("logs").join(format!("seed-{d}.log"));
+        async move { seed(d, &db, &log).await }
+    });
+    futures::future::try_join_all(seeding).await?;
+    progress(&format!("seeded {} department databases", ADAPTERS.len()));
+
+    let gateway_files = pki.files(&Identity::Gateway("xgate".into()));
+    let config = Config {
+        listen: args.listen,
+        tls: TlsConfig {
+            cert: gateway_files.cert.clone(),
+            key: gateway_files.key.clone(),
+            ca: gateway_files.ca.clone(),
+        },
+        catalog_dir: None,
+        policies_dir: work.join("policies"),
+        database: work.join("data").join("gateway.db"),
+        limits: Limits::default(),
+    };
+    let gateway = crate::server::start(&config).await?;
+    let url = format!("https://{}", gateway.addr);
+    progress(&format!("gateway listening on {url}"));
+
+    let mut adapters = Vec::new();
+    for d in ADAPTERS {
+        let tls = pki.files(&Identity::Department((*d).into()));
+        let db = work.join("data").join(format!("{d}.db"));
+        let log = work.join("logs").join(format!("adapter-{d}.log"));
+        let adapter = spawn_adapter(d, &db, &tls, &url, &log).await?;
+        progress(&format!(
+            "adapter {} listening on {}",
+            adapter.department, adapter.addr
+        ));
+        adapters.push(adapter);
+    }
+    wait_for_registrations(&gateway, &catalog).await?;
+    progress("all adapters registered through the Registry API");
+
+    let (citizen, company) = sample_subjects();
+    let requester = pki.files(&Identity::Requester(DEMO_REQUESTER.into()));
+    let channel = super::client::connect(&url, &requester).await?;
+    let client = ExchangeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+    let fetch_started = Instant::now();
+    let (personal, corporate) = tokio::try_join!(
+        fetch_all(client.clone(), &catalog, SubjectKind::ResidentId, &citizen),
+        fetch_all(client.clone(), &catalog, SubjectKind::Uscc, &company),
+    )?;
+    let fetch_elapsed = fetch_started.elapsed();
+    let all: Vec<RecordResult> = personal.iter().chain(corporate.iter()).cloned().collect();
+
+    if args.json {
+        let results: Vec<_> = personal
+            .iter()
+            .map(|r| (r, "resident_id"))
+            .chain(corporate.iter().map(|r| (r, "uscc")))
+            .map(|(r, kind)| {
+                let mut v = result_json(r, false);
+                v["subject_kind"] = json!(kind);
+                v
+            })
+            .collect();
+        let mut by_status = serde_json::Map::new();
+        for r in &all {
+            let name = super::status_name(r.status);
+            let n = by_status
+                .get(name)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            by_status.insert(name.into(), json!(n + 1));
+        }
+        let doc = json!({
+            "gateway": url,
+            "requester": DEMO_REQUESTER,
+            "purpose": DEMO_PURPOSE,
+            "subjects": {"resident_id": citizen, "uscc": company},
+            "results": results,
+            "summary": {"record_types": all.len(), "by_status": by_status, "fetch_ms": fetch_elapsed.as_secs_f64() * 1000.0},
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("Sample citizen {citizen} — every personal record type:");
+        println!("{}", header());
+        personal.iter().for_each(|r| println!("{}", row(r)));
+        println!();
+        println!("Sample company {company} — every company record type:");
+        println!("{}", header());
+        corporate.iter().for_each(|r| println!("{}", row(r)));
+        println!();
+        println!("{}", summary(&all, fetch_elapsed));
+    }
+    progress(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+
+    if !args.once {
+        print_how_to_call(&url, &work, &citizen);
+        tokio::signal::ctrl_c().await?;
+        progress("stopping");
+    }
+    for mut adapter in adapters {
+        let _ = adapter.child.kill().await;
+    }
+    gateway.stop().await?;
+    Ok(())
+}
+
+async fn wait_for_registrations(
+    gateway: &crate::server::RunningGateway,
+    catalog: &Catalog,
+) -> anyhow::Result<()> {
+    let wanted: Vec<String> = ADAPTERS
+        .iter()
+        .flat_map(|d| catalog.types_of_department(d).map(|t| t.id.clone()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let routes = gateway.state.routes.load();
+        if wanted.iter().all(|t| routes.serves(t)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<&String> = wanted.iter().filter(|t| !routes.serves(t)).collect();
+            anyhow::bail!(
+                "adapters did not register within 20 s; still missing {missing:?} (see the adapter logs)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn fetch_all(
+    mut client: ExchangeClient<tonic::transport::Channel>,
+    catalog: &Catalog,
+    kind: SubjectKind,
+    id: &str,
+) -> anyhow::Result<Vec<RecordResult>> {
+    let record_types = catalog
+        .record_types()
+        .filter(|t| t.subject_kind == kind)
+        .map(|t| t.id.clone())
+        .collect();
+    let mut request = tonic::Request::new(FetchRequest {
+        subject: Some(Subject {
+            kind: proto_kind(kind) as i32,
+            id: id.to_owned(),
+        }),
+        record_types,
+        purpose: DEMO_PURPOSE.into(),
+        case_id: "DEMO-2026-0001".into(),
+        operator_id: "demo-operator".into(),
+    });
+    request.set_timeout(Duration::from_secs(10));
+    let response = client.fetch(request).await.map_err(super::fetch::explain)?;
+    Ok(response.into_inner().results)
+}
+
+fn print_how_to_call(url: &str, work: &Path, citizen: &str) {
+    let pki = work.join("pki");
+    let p = |name: &str| pki.join(name).display().to_string();
+    let addr = url.trim_start_matches("https://");
+    println!();
+    println!("The gateway keeps serving on {url} (Ctrl-C stops it). Call it yourself:");
+    println!();
+    println!(
+        "  xgate fetch --gateway {url} --cert {} --key {} --ca {} \\\n    --subject {citizen} --types real_estate_title,resident_identity_card \\\n    --purpose {DEMO_PURPOSE} --case CASE-1 --operator me",
+        p("requester-approval-hall-demo.pem"),
+        p("requester-approval-hall-demo-key.pem"),
+        p("ca.pem")
+    );
+    println!();
+    println!(
+        "  grpcurl -cacert {} -cert {} -key {} \\\n    -d '{{\"subject\":{{\"kind\":\"SUBJECT_KIND_RESIDENT_ID\",\"id\":\"{citizen}\"}},\"record_types\":[\"real_estate_title\"],\"purpose\":\"{DEMO_PURPOSE}\",\"case_id\":\"CASE-1\",\"operator_id\":\"me\"}}' \\\n    {addr} xgate.v1.Exchange/Fetch",
+        p("ca.pem"),
+        p("requester-approval-hall-demo.pem"),
+        p("requester-approval-hall-demo-key.pem")
+    );
+    println!();
+    println!("  Logs: {}", work.join("logs").display());
+}

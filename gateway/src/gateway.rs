@@ -1,0 +1,477 @@
+//! The gateway's shared state and the two services approval systems and
+//! department IT call: `Exchange` and `Registry`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use futures::Stream;
+use futures::StreamExt as _;
+use tonic::{Request, Response, Status};
+use xgate_catalog::{Catalog, SharingClass, SubjectKind};
+use xgate_policy::PolicySet;
+use xgate_proto::status::{Violation, invalid_argument};
+use xgate_proto::v1::exchange_server::Exchange;
+use xgate_proto::v1::registry_server::Registry;
+use xgate_proto::v1::{
+    AdapterRegistration, DeregisterRequest, DeregisterResponse, FetchRequest, FetchResponse,
+    FetchStreamResponse, HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest,
+    ListAdaptersResponse, ListRecordTypesRequest, ListRecordTypesResponse, RecordStatus,
+    RecordTypeInfo, RegisterRequest, RegisterResponse,
+};
+use xgate_tls::{Identity, TlsFiles};
+
+use crate::config::Limits;
+use crate::fetch::{self, FetchJob};
+use crate::routing::{Routes, endpoint_host};
+use crate::store::{Registration, Store};
+use crate::validate;
+
+/// Most endpoints one adapter may register.
+const MAX_ENDPOINTS: usize = 16;
+
+/// State shared by every request. Catalog and limits are fixed for the
+/// process; policies and routes are immutable snapshots swapped whole.
+pub struct GatewayState {
+    pub catalog: Arc<Catalog>,
+    pub policies: ArcSwap<PolicySet>,
+    pub routes: ArcSwap<Routes>,
+    pub store: Store,
+    pub tls: TlsFiles,
+    pub limits: Limits,
+    /// Serialises registry changes so the routes always match the store.
+    registry_lock: tokio::sync::Mutex<()>,
+}
+
+impl GatewayState {
+    pub async fn new(
+        catalog: Catalog,
+        policies: PolicySet,
+        store: Store,
+        tls: TlsFiles,
+        limits: Limits,
+    ) -> Result<Arc<GatewayState>, crate::store::StoreError> {
+        let registrations = store.all().await?;
+        let routes = Routes::build(&registrations, &tls);
+        Ok(Arc::new(GatewayState {
+            catalog: Arc::new(catalog),
+            policies: ArcSwap::from_pointee(policies),
+            routes: ArcSwap::from_pointee(routes),
+            store,
+            tls,
+            limits,
+            registry_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    async fn reload_routes(&self) -> Result<(), Status> {
+        let registrations = self.store.all().await.map_err(internal)?;
+        self.routes
+            .store(Arc::new(Routes::build(&registrations, &self.tls)));
+        Ok(())
+    }
+
+    /// The fetch deadline: the caller's grpc-timeout less a margin to send
+    /// the answer back, else the default, never above the maximum.
+    fn deadline(&self, caller: Option<Duration>, now: Instant) -> Instant {
+        let budget = match caller {
+            Some(t) => t.saturating_sub((t / 20).max(Duration::from_millis(5))),
+            None => self.limits.default_fetch_timeout(),
+        };
+        now + budget.min(self.limits.max_fetch_timeout())
+    }
+
+    /// Authenticates the caller and validates the request.
+    fn start_fetch(&self, request: Request<FetchRequest>) -> Result<FetchJob, Status> {
+        let requester = match xgate_tls::peer_identity(&request)? {
+            Identity::Requester(id) => id,
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "`{other}` is not a requester certificate; only approval systems may fetch"
+                )));
+            }
+        };
+        let started = Instant::now();
+        let deadline = self.deadline(
+            xgate_proto::deadline::from_metadata(request.metadata()),
+            started,
+        );
+        let valid = validate::fetch(request.get_ref(), &self.catalog, &self.limits)?;
+        Ok(FetchJob {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            requester,
+            fetch: valid,
+            deadline,
+            adapter_cap: self.limits.adapter_timeout_cap(),
+            started,
+        })
+    }
+
+    fn plan(&self, job: FetchJob) -> fetch::Plan {
+        let policies = self.policies.load();
+        let routes = self.routes.load();
+        fetch::plan(job, Arc::clone(&self.catalog), &policies, &routes)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    tracing::error!(error = %e, "internal error");
+    Status::internal("the gateway could not complete the request; see its log")
+}
+
+fn log_fetch(
+    job_id: &str,
+    requester: &str,
+    purpose: &str,
+    results: &[xgate_proto::v1::RecordResult],
+    started: Instant,
+) {
+    let ok = results
+        .iter()
+        .filter(|r| r.status == RecordStatus::Ok as i32)
+        .count();
+    tracing::info!(
+        request_id = job_id,
+        requester,
+        purpose,
+        types = results.len(),
+        ok,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "fetch answered"
+    );
+}
+
+/// The `Exchange` service (approval systems).
+#[derive(Clone)]
+pub struct ExchangeService(pub Arc<GatewayState>);
+
+type ResultStream = Pin<Box<dyn Stream<Item = Result<FetchStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Exchange for ExchangeService {
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchResponse>, Status> {
+        let job = self.0.start_fetch(request)?;
+        let (request_id, requester, purpose, started) = (
+            job.request_id.clone(),
+            job.requester.clone(),
+            job.fetch.purpose.clone(),
+            job.started,
+        );
+        let results = fetch::collect(self.0.plan(job)).await;
+        log_fetch(&request_id, &requester, &purpose, &results, started);
+        let mut response = Response::new(FetchResponse {
+            request_id: request_id.clone(),
+            results,
+        });
+        if let Ok(value) = request_id.parse() {
+            response.metadata_mut().insert("x-request-id", value);
+        }
+        Ok(response)
+    }
+
+    type FetchStreamStream = ResultStream;
+
+    async fn fetch_stream(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<Self::FetchStreamStream>, Status> {
+        let job = self.0.start_fetch(request)?;
+        let request_id = job.request_id.clone();
+        let fetch::Plan { immediate, calls } = self.0.plan(job);
+        let wrap = {
+            let request_id = request_id.clone();
+            move |(_, result)| {
+                Ok(FetchStreamResponse {
+                    request_id: request_id.clone(),
+                    result: Some(result),
+                })
+            }
+        };
+        // Known results first, then each department's as soon as it answers.
+        let stream = futures::stream::iter(immediate.into_iter().map(wrap.clone()))
+            .chain(calls.flat_map(futures::stream::iter).map(wrap));
+        let mut response = Response::new(Box::pin(stream) as ResultStream);
+        if let Ok(value) = request_id.parse() {
+            response.metadata_mut().insert("x-request-id", value);
+        }
+        Ok(response)
+    }
+
+    async fn list_record_types(
+        &self,
+        request: Request<ListRecordTypesRequest>,
+    ) -> Result<Response<ListRecordTypesResponse>, Status> {
+        xgate_tls::peer_identity(&request)?;
+        let filter = request.into_inner();
+        let kind = match xgate_proto::v1::SubjectKind::try_from(filter.subject_kind) {
+            Ok(xgate_proto::v1::SubjectKind::ResidentId) => Some(SubjectKind::ResidentId),
+            Ok(xgate_proto::v1::SubjectKind::Uscc) => Some(SubjectKind::Uscc),
+            _ => None,
+        };
+        let routes = self.0.routes.load();
+        let record_types = self
+            .0
+            .catalog
+            .record_types()
+            .filter(|rt| kind.is_none_or(|k| rt.subject_kind == k))
+            .filter(|rt| filter.department.is_empty() || rt.department == filter.department)
+            .map(|rt| RecordTypeInfo {
+                id: rt.id.clone(),
+                name: rt.name.clone(),
+                department: rt.department.clone(),
+                subject_kind: proto_kind(rt.subject_kind) as i32,
+                sharing_class: match rt.sharing_class {
+                    SharingClass::Unconditional => xgate_proto::v1::SharingClass::Unconditional,
+                    SharingClass::Conditional => xgate_proto::v1::SharingClass::Conditional,
+                    SharingClass::NotShared => xgate_proto::v1::SharingClass::NotShared,
+                } as i32,
+                freshness_seconds: rt.freshness.as_secs(),
+                schema_json: rt.schema.to_string(),
+                has_source: routes.serves(&rt.id),
+            })
+            .collect();
+        Ok(Response::new(ListRecordTypesResponse { record_types }))
+    }
+}
+
+pub fn proto_kind(kind: SubjectKind) -> xgate_proto::v1::SubjectKind {
+    match kind {
+        SubjectKind::ResidentId => xgate_proto::v1::SubjectKind::ResidentId,
+        SubjectKind::Uscc => xgate_proto::v1::SubjectKind::Uscc,
+    }
+}
+
+/// The `Registry` service (department IT).
+#[derive(Clone)]
+pub struct RegistryService(pub Arc<GatewayState>);
+
+/// A department certificate may act only for its own department.
+fn own_department<T>(request: &Request<T>, department: &str) -> Result<(), Status> {
+    match xgate_tls::peer_identity(request)? {
+        Identity::Department(d) if d == department => Ok(()),
+        Identity::Department(d) => Err(Status::permission_denied(format!(
+            "the certificate of department `{d}` cannot act for department `{department}`"
+        ))),
+        other => Err(Status::permission_denied(format!(
+            "`{other}` is not a department certificate"
+        ))),
+    }
+}
+
+fn adapter_id_of(department: &str, adapter_id: &str) -> String {
+    if adapter_id.is_empty() {
+        department.to_owned()
+    } else {
+        adapter_id.to_owned()
+    }
+}
+
+fn valid_adapter_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn to_proto(r: &Registration) -> AdapterRegistration {
+    AdapterRegistration {
+        department: r.department.clone(),
+        adapter_id: r.adapter_id.clone(),
+        endpoints: r.endpoints.clone(),
+        record_types: r.record_types.clone(),
+        registered_at: Some(prost_types::Timestamp::from(r.registered_at)),
+        last_seen: Some(prost_types::Timestamp::from(r.last_seen)),
+    }
+}
+
+#[tonic::async_trait]
+impl Registry for RegistryService {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let department = request.get_ref().department.clone();
+        own_department(&request, &department)?;
+        let req = request.into_inner();
+        let gw = &self.0;
+        let adapter_id = adapter_id_of(&department, &req.adapter_id);
+
+        let mut violations = Vec::new();
+        if gw.catalog.department(&department).is_none() {
+            violations.push(Violation::new(
+                "department",
+                format!("unknown department `{department}`"),
+            ));
+        }
+        if !valid_adapter_id(&adapter_id) {
+            violations.push(Violation::new(
+                "adapter_id",
+                "must be 1-64 characters of a-z, 0-9 and `-`",
+            ));
+        }
+        if req.endpoints.is_empty() || req.endpoints.len() > MAX_ENDPOINTS {
+            violations.push(Violation::new(
+                "endpoints",
+                format!("must name 1 to {MAX_ENDPOINTS} endpoints"),
+            ));
+        }
+        for (i, url) in req.endpoints.iter().enumerate() {
+            if let Err(e) = endpoint_host(url) {
+                violations.push(Violation::new(format!("endpoints[{i}]"), e));
+            }
+        }
+        if req.record_types.is_empty() {
+            violations.push(Violation::new(
+                "record_types",
+                "at least one record type is required",
+            ));
+        }
+        let mut foreign = Vec::new();
+        for (i, id) in req.record_types.iter().enumerate() {
+            match gw.catalog.record_type(id) {
+                None => violations.push(Violation::new(
+                    format!("record_types[{i}]"),
+                    format!("unknown record type `{id}`"),
+                )),
+                Some(rt) if rt.department != department => {
+                    foreign.push(format!("`{id}` belongs to department `{}`", rt.department));
+                }
+                Some(_) => {}
+            }
+        }
+        if !violations.is_empty() {
+            return Err(invalid_argument(&violations));
+        }
+        if !foreign.is_empty() {
+            tracing::warn!(department, "registration refused: foreign record types");
+            return Err(Status::permission_denied(format!(
+                "department `{department}` may register only its own record types: {}",
+                foreign.join(", ")
+            )));
+        }
+
+        let _guard = gw.registry_lock.lock().await;
+        let existing = gw.store.all().await.map_err(internal)?;
+        for other in existing
+            .iter()
+            .filter(|r| r.department == department && r.adapter_id != adapter_id)
+        {
+            if let Some(t) = req
+                .record_types
+                .iter()
+                .find(|t| other.record_types.contains(t))
+            {
+                return Err(Status::already_exists(format!(
+                    "record type `{t}` is already served by adapter `{}` of department `{department}`; deregister it first",
+                    other.adapter_id
+                )));
+            }
+        }
+        let now = SystemTime::now();
+        let registration = Registration {
+            department: department.clone(),
+            adapter_id: adapter_id.clone(),
+            endpoints: req.endpoints,
+            record_types: req.record_types,
+            registered_at: now,
+            last_seen: now,
+        };
+        gw.store.upsert(&registration).await.map_err(internal)?;
+        gw.reload_routes().await?;
+        let stored = gw
+            .store
+            .all()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .find(|r| r.department == department && r.adapter_id == adapter_id)
+            .unwrap_or(registration);
+        tracing::info!(department, adapter_id, types = stored.record_types.len(), endpoints = ?stored.endpoints, "adapter registered");
+        Ok(Response::new(RegisterResponse {
+            registration: Some(to_proto(&stored)),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let department = request.get_ref().department.clone();
+        own_department(&request, &department)?;
+        let adapter_id = adapter_id_of(&department, &request.get_ref().adapter_id);
+        let now = SystemTime::now();
+        if !self
+            .0
+            .store
+            .touch(&department, &adapter_id, now)
+            .await
+            .map_err(internal)?
+        {
+            return Err(Status::not_found(format!(
+                "adapter `{adapter_id}` of department `{department}` is not registered"
+            )));
+        }
+        Ok(Response::new(HeartbeatResponse {
+            last_seen: Some(prost_types::Timestamp::from(now)),
+        }))
+    }
+
+    async fn deregister(
+        &self,
+        request: Request<DeregisterRequest>,
+    ) -> Result<Response<DeregisterResponse>, Status> {
+        let department = request.get_ref().department.clone();
+        let by_admin = matches!(xgate_tls::peer_identity(&request)?, Identity::Admin(_));
+        if !by_admin {
+            own_department(&request, &department)?;
+        }
+        let adapter_id = adapter_id_of(&department, &request.get_ref().adapter_id);
+        let gw = &self.0;
+        let _guard = gw.registry_lock.lock().await;
+        let removed = gw
+            .store
+            .remove(&department, &adapter_id)
+            .await
+            .map_err(internal)?;
+        gw.reload_routes().await?;
+        tracing::info!(
+            department,
+            adapter_id,
+            removed,
+            by_admin,
+            "adapter deregistered"
+        );
+        Ok(Response::new(DeregisterResponse { removed }))
+    }
+
+    async fn list(
+        &self,
+        request: Request<ListAdaptersRequest>,
+    ) -> Result<Response<ListAdaptersResponse>, Status> {
+        let only = match xgate_tls::peer_identity(&request)? {
+            Identity::Admin(_) => None,
+            Identity::Department(d) => Some(d),
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "`{other}` may not list adapters; admins and departments may"
+                )));
+            }
+        };
+        let adapters = self
+            .0
+            .store
+            .all()
+            .await
+            .map_err(internal)?
+            .iter()
+            .filter(|r| only.as_ref().is_none_or(|d| &r.department == d))
+            .map(to_proto)
+            .collect();
+        Ok(Response::new(ListAdaptersResponse { adapters }))
+    }
+}

@@ -1,0 +1,24 @@
+//! xgate, the inter-departmental data-sharing exchange gateway.
+//!
+//! Approval-bureau systems call the `Exchange` service over mTLS with a
+//! subject's ID number; the gateway decides each requested record type
+//! against the Cedar policies, calls the departments' adapters in parallel
+//! under one deadline, checks every returned record against the catalog's
+//! JSON Schema, and answers with one result per type. Department IT
+//! registers adapters through the `Registry` service.
+//!
+//! Modules, in the order a fetch passes through them: [`validate`] (request
+//! checks), [`fetch`] (policy, fan-out, schema check, merge) with
+//! [`routing`] (type -> adapter channels); [`gateway`] holds the gRPC
+//! services and shared state, [`store`] the persisted registrations,
+//! [`server`] start-up, [`config`] the configuration file. [`cli`] is the
+//! `xgate` command line (client, dev PKI, demo).
+
+pub mod cli;
+pub mod config;
+pub mod fetch;
+pub mod gateway;
+pub mod routing;
+pub mod server;
+pub mod store;
+pub mod validate;

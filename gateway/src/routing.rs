@@ -1,0 +1,149 @@
+//! Which adapter serves which record type, with one long-lived HTTP/2
+//! channel per adapter endpoint.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use xgate_proto::v1::department_adapter_client::DepartmentAdapterClient;
+use xgate_tls::TlsFiles;
+
+use crate::store::Registration;
+
+/// One registered adapter, ready to be called.
+pub struct AdapterRoute {
+    pub department: String,
+    pub adapter_id: String,
+    endpoints: Vec<(String, DepartmentAdapterClient<Channel>)>,
+    next: AtomicUsize,
+}
+
+impl AdapterRoute {
+    /// Opens (lazily: nothing connects until the first call) one channel per
+    /// endpoint. Fails on an endpoint URL that cannot be used.
+    pub fn new(registration: &Registration, tls: &TlsFiles) -> Result<AdapterRoute, String> {
+        let mut endpoints = Vec::with_capacity(registration.endpoints.len());
+        for url in &registration.endpoints {
+            endpoints.push((url.clone(), client(url, tls)?));
+        }
+        Ok(AdapterRoute {
+            department: registration.department.clone(),
+            adapter_id: registration.adapter_id.clone(),
+            endpoints,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The endpoint to call next (round robin).
+    pub fn pick(&self) -> Option<(&str, DepartmentAdapterClient<Channel>)> {
+        let n = self.endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        self.endpoints
+            .get(i)
+            .map(|(url, client)| (url.as_str(), client.clone()))
+    }
+}
+
+/// The host part of an endpoint URL, for TLS server-name verification.
+pub fn endpoint_host(url: &str) -> Result<String, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("endpoint `{url}` is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(format!("endpoint `{url}` must use https://"));
+    }
+    if uri.port_u16().is_none() {
+        return Err(format!("endpoint `{url}` must name a port"));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("endpoint `{url}` has no host"))?;
+    Ok(host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned())
+}
+
+fn client(url: &str, tls: &TlsFiles) -> Result<DepartmentAdapterClient<Channel>, String> {
+    let host = endpoint_host(url)?;
+    let tls = tls
+        .client_config(&host)
+        .map_err(|e| format!("TLS for `{url}`: {e}"))?;
+    let channel = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("endpoint `{url}`: {e}"))?
+        .tls_config(tls)
+        .map_err(|e| format!("TLS for `{url}`: {e}"))?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_lazy();
+    // Records can be large (63 types, several records each).
+    Ok(DepartmentAdapterClient::new(channel).max_decoding_message_size(16 * 1024 * 1024))
+}
+
+/// An immutable snapshot: record type -> adapter. Swapped whole on change.
+#[derive(Default)]
+pub struct Routes {
+    by_type: HashMap<String, Arc<AdapterRoute>>,
+}
+
+impl Routes {
+    /// Builds the table from registrations. A registration whose endpoints
+    /// cannot be used is skipped with a warning (it was checked when it was
+    /// registered; this only happens if the TLS files changed since).
+    pub fn build(registrations: &[Registration], tls: &TlsFiles) -> Routes {
+        let mut by_type = HashMap::new();
+        for registration in registrations {
+            match AdapterRoute::new(registration, tls) {
+                Ok(route) => {
+                    let route = Arc::new(route);
+                    for t in &registration.record_types {
+                        by_type.insert(t.clone(), Arc::clone(&route));
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    department = registration.department,
+                    adapter_id = registration.adapter_id,
+                    error = e,
+                    "registered adapter cannot be routed to"
+                ),
+            }
+        }
+        Routes { by_type }
+    }
+
+    pub fn get(&self, record_type: &str) -> Option<&Arc<AdapterRoute>> {
+        self.by_type.get(record_type)
+    }
+
+    pub fn serves(&self, record_type: &str) -> bool {
+        self.by_type.contains_key(record_type)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_must_be_https_with_port() {
+        assert_eq!(
+            endpoint_host("https://127.0.0.1:7000").as_deref(),
+            Ok("127.0.0.1")
+        );
+        assert_eq!(endpoint_host("https://[::1]:7000").as_deref(), Ok("::1"));
+        assert_eq!(
+            endpoint_host("https://adapter.tax.gov:443").as_deref(),
+            Ok("adapter.tax.gov")
+        );
+        assert!(endpoint_host("http://127.0.0.1:7000").is_err());
+        assert!(endpoint_host("https://127.0.0.1").is_err());
+        assert!(endpoint_host("not a url").is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! Starting a gateway: load and check everything, bind, serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use xgate_catalog::Catalog;
+use xgate_policy::PolicySet;
+use xgate_proto::v1::exchange_server::ExchangeServer;
+use xgate_proto::v1::registry_server::RegistryServer;
+
+use crate::config::Config;
+use crate::gateway::{ExchangeService, GatewayState, RegistryService};
+use crate::store::Store;
+
+/// Decoded-message ceiling for every service: far above any valid request,
+/// it only protects memory. The precise, smaller Fetch limit is
+/// `limits.max_request_bytes` (INVALID_ARGUMENT with details).
+const MAX_DECODING_BYTES: usize = 4 * 1024 * 1024;
+
+/// A gateway serving in this process.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub state: Arc<GatewayState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningGateway {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.context("gateway task")??;
+        self.state.store.close().await;
+        Ok(())
+    }
+
+    /// Serves until the task ends (it ends only on error or `stop`).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        (&mut self.task).await.context("gateway task")??;
+        Ok(())
+    }
+}
+
+/// Loads catalog, policies and registrations (any error stops start-up
+/// with a message naming the file), binds and starts serving.
+pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
+    xgate_tls::install_crypto_provider();
+    let catalog = match &config.catalog_dir {
+        Some(dir) => Catalog::load_dir(dir)?,
+        None => Catalog::builtin()?,
+    };
+    let policies = PolicySet::load_dir(&config.policies_dir, &catalog)
+        .map_err(|e| anyhow::anyhow!("policy set rejected:\n{e}"))?;
+    let store = Store::open(&config.database).await?;
+    let tls = config.tls.files();
+    let server_tls = tls.server_config()?;
+    let identity = tls.identity().context("reading the gateway certificate")?;
+    tracing::info!(
+        identity = %identity,
+        record_types = catalog.len(),
+        policy_set = policies.version(),
+        "gateway starting"
+    );
+    let state = GatewayState::new(catalog, policies, store, tls, config.limits.clone()).await?;
+
+    let incoming = TcpIncoming::bind(config.listen)
+        .with_context(|| format!("binding {}", config.listen))?
+        .with_nodelay(Some(true));
+    let addr = incoming.local_addr()?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ExchangeServer<ExchangeService>>()
+        .await;
+    health_reporter
+        .set_serving::<RegistryServer<RegistryService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let exchange = ExchangeServer::new(ExchangeService(Arc::clone(&state)))
+        .max_decoding_message_size(MAX_DECODING_BYTES);
+    let registry = RegistryServer::new(RegistryService(Arc::clone(&state)))
+        .max_decoding_message_size(MAX_DECODING_BYTES);
+    let router = Server::builder()
+        .tls_config(server_tls)?
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(exchange)
+        .add_service(registry);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = rx.await;
+    }));
+    tracing::info!(%addr, "gateway serving");
+    Ok(RunningGateway {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
+}
