@@ -11,7 +11,7 @@
 //! character gets its own message so a caller sees at once what to fix.
 
 use thiserror::Error;
-use time::{Date, Month, OffsetDateTime, UtcOffset};
+use time::{Date, Month, OffsetDateTime, macros::offset};
 
 use crate::SubjectKind;
 
@@ -123,8 +123,7 @@ pub fn validate_resident_id(id: &str) -> Result<(), IdError> {
 }
 
 fn today_in_china() -> Date {
-    let offset = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
-    OffsetDateTime::now_utc().to_offset(offset).date()
+    OffsetDateTime::now_utc().to_offset(offset!(+8)).date()
 }
 
 fn validate_resident_id_on(id: &str, today: Date) -> Result<(), IdError> {
@@ -159,7 +158,7 @@ fn validate_resident_id_on(id: &str, today: Date) -> Result<(), IdError> {
             found: last,
             expected,
         }),
-        // Unreachable after the digit checks above; report it as a digit problem regardless.
+        // Unreachable: the checks above guarantee 17 digits.
         None => Err(IdError::Length {
             kind: SubjectKind::ResidentId,
             got: id.chars().count(),
@@ -224,6 +223,7 @@ pub fn validate_uscc(id: &str) -> Result<(), IdError> {
     match id.get(..ID_LEN - 1).and_then(uscc_check_char) {
         Some(expected) if expected == found => Ok(()),
         Some(expected) => Err(IdError::CheckMismatch { found, expected }),
+        // Unreachable: the checks above guarantee 17 alphabet characters.
         None => Err(IdError::Length {
             kind: SubjectKind::Uscc,
             got: id.chars().count(),

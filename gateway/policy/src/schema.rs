@@ -31,9 +31,9 @@ const CONTEXT_TYPE: &str = "ReadContext";
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SchemaGenError {
     #[error("generated cedar schema is invalid: {0}")]
-    Invalid(#[from] SchemaError),
+    Invalid(#[from] Box<SchemaError>),
     #[error("cannot render the generated cedar schema: {0}")]
-    Render(#[from] ToCedarSchemaError),
+    Render(#[from] Box<ToCedarSchemaError>),
 }
 
 /// The schema, and its human-readable form for `xgate policy schema`.
@@ -80,9 +80,9 @@ pub(crate) fn generate() -> Result<GeneratedSchema, SchemaGenError> {
             }
         }
     });
-    let fragment = SchemaFragment::from_json_value(json.clone())?;
-    let text = fragment.to_cedarschema()?;
-    let schema = Schema::from_json_value(json)?;
+    let fragment = SchemaFragment::from_json_value(json.clone()).map_err(Box::new)?;
+    let text = fragment.to_cedarschema().map_err(Box::new)?;
+    let schema = Schema::from_json_value(json).map_err(Box::new)?;
     Ok(GeneratedSchema { schema, text })
 }
 

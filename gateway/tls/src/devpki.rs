@@ -237,9 +237,10 @@ fn create_dir(dir: &Path) -> Result<(), TlsError> {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Fail if the file exists.
+    /// Fail if the file exists (only CA files are written this way, so an existing file is
+    /// reported as [`TlsError::CaExists`]; this also catches a CA created concurrently).
     New,
-    /// Fail if the file exists; owner-only permissions.
+    /// As `New`, with owner-only permissions.
     NewSecret,
     /// Replace the file atomically.
     Replace,

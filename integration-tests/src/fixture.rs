@@ -1,0 +1,189 @@
+//! Misbehaving department adapters, built in the test process on the real adapter SDK: a real
+//! gRPC server over mTLS that registers through the gateway's real Registry, with a lookup
+//! the test controls (slow, hanging, returning bad data).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use xgate_adapter_sdk::{AdapterArgs, Department, LookupError, Subject};
+use xgate_tls::TlsFiles;
+
+use crate::records::about;
+
+/// A department whose lookups answer canned records, after a delay or never.
+#[derive(Debug, Clone)]
+pub struct FixtureDepartment {
+    department: String,
+    records: BTreeMap<String, Vec<Value>>,
+    delay: Duration,
+    hang: bool,
+    lookups: Arc<AtomicUsize>,
+}
+
+impl FixtureDepartment {
+    /// A department `department` serving nothing yet.
+    pub fn new(department: &str) -> FixtureDepartment {
+        FixtureDepartment {
+            department: department.to_owned(),
+            records: BTreeMap::new(),
+            delay: Duration::ZERO,
+            hang: false,
+            lookups: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Serves `record_type` with `records` (each with [`crate::records::SUBJECT`] replaced by
+    /// the looked-up subject; none means NOT_FOUND).
+    pub fn serving(mut self, record_type: &str, records: Vec<Value>) -> FixtureDepartment {
+        self.records.insert(record_type.to_owned(), records);
+        self
+    }
+
+    /// Answers every lookup only after `delay`.
+    pub fn delayed(mut self, delay: Duration) -> FixtureDepartment {
+        self.delay = delay;
+        self
+    }
+
+    /// Never answers a lookup.
+    pub fn hanging(mut self) -> FixtureDepartment {
+        self.hang = true;
+        self
+    }
+
+    /// The department it stands for.
+    pub fn department_id(&self) -> &str {
+        &self.department
+    }
+
+    /// The record types served.
+    pub fn types(&self) -> Vec<String> {
+        self.records.keys().cloned().collect()
+    }
+}
+
+impl Department for FixtureDepartment {
+    fn department(&self) -> &str {
+        &self.department
+    }
+
+    fn record_types(&self) -> Vec<String> {
+        self.types()
+    }
+
+    async fn lookup(
+        &self,
+        subject: &Subject,
+        record_type: &str,
+    ) -> Result<Vec<Value>, LookupError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(self.delay).await;
+        Ok(self
+            .records
+            .get(record_type)
+            .map(|records| {
+                records
+                    .iter()
+                    .map(|r| about(r.clone(), &subject.id))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// A [`FixtureDepartment`] served by the SDK in a task of the test's runtime; stopped when
+/// dropped.
+pub struct FixtureAdapter {
+    department: String,
+    types: Vec<String>,
+    lookups: Arc<AtomicUsize>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl FixtureAdapter {
+    /// Starts serving `dept` on `127.0.0.1:0` with the certificate `tls`, registering with the
+    /// gateway at `gateway_url`.
+    pub fn spawn(dept: FixtureDepartment, tls: &TlsFiles, gateway_url: &str) -> FixtureAdapter {
+        xgate_tls::install_crypto_provider();
+        // The SDK's logs go to the test's stderr, shown when the test fails.
+        xgate_adapter_sdk::init_tracing();
+        let args = AdapterArgs {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+            ca: tls.ca.clone(),
+            gateway: Some(gateway_url.to_owned()),
+            advertise: None,
+            adapter_id: None,
+        };
+        let department = dept.department.clone();
+        let types = dept.types();
+        let lookups = Arc::clone(&dept.lookups);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(xgate_adapter_sdk::serve_with_shutdown(dept, args, async {
+            let _ = rx.await;
+        }));
+        FixtureAdapter {
+            department,
+            types,
+            lookups,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn department(&self) -> &str {
+        &self.department
+    }
+
+    /// The record types it registers.
+    pub fn types(&self) -> &[String] {
+        &self.types
+    }
+
+    /// How many record-type lookups the gateway has asked for so far.
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// Whether the server task has ended (it ends early only on a start-up error).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops the server and returns how it ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .context("the fixture adapter did not stop within 20 s")?
+                .context("the fixture adapter task panicked")?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FixtureAdapter {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! A development PKI per test.
+
+use std::path::Path;
+
+use xgate_tls::devpki::{self, DevPki};
+use xgate_tls::{Identity, TlsFiles};
+
+use crate::{ADMIN_ID, APPROVAL_HALL, DEPARTMENTS, GATEWAY_ID, NO_GRANT, PROVIDENT_FUND};
+
+/// Every identity a test may need: the gateway, an operator, three requesters and the three
+/// departments that have adapters.
+pub fn identities() -> Vec<Identity> {
+    let mut ids = vec![
+        Identity::Gateway(GATEWAY_ID.into()),
+        Identity::Admin(ADMIN_ID.into()),
+        Identity::Requester(APPROVAL_HALL.into()),
+        Identity::Requester(NO_GRANT.into()),
+        Identity::Requester(PROVIDENT_FUND.into()),
+    ];
+    ids.extend(
+        DEPARTMENTS
+            .iter()
+            .map(|d| Identity::Department((*d).into())),
+    );
+    ids
+}
+
+/// A CA and one certificate per [`identities`] entry.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    pki: DevPki,
+}
+
+impl TestPki {
+    /// Creates the CA and certificates in `dir`.
+    pub fn create(dir: &Path) -> anyhow::Result<TestPki> {
+        let pki = devpki::init(dir, &identities())?;
+        Ok(TestPki { pki })
+    }
+
+    /// The CA certificate.
+    pub fn ca(&self) -> &Path {
+        &self.pki.ca
+    }
+
+    /// The certificate, key and CA files of `identity`.
+    pub fn files(&self, identity: &Identity) -> TlsFiles {
+        self.pki.files(identity)
+    }
+
+    pub fn gateway(&self) -> TlsFiles {
+        self.files(&Identity::Gateway(GATEWAY_ID.into()))
+    }
+
+    pub fn admin(&self) -> TlsFiles {
+        self.files(&Identity::Admin(ADMIN_ID.into()))
+    }
+
+    pub fn requester(&self, id: &str) -> TlsFiles {
+        self.files(&Identity::Requester(id.into()))
+    }
+
+    pub fn department(&self, id: &str) -> TlsFiles {
+        self.files(&Identity::Department(id.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issues_a_certificate_per_identity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = TestPki::create(dir.path()).expect("pki");
+        for identity in identities() {
+            let files = pki.files(&identity);
+            assert_eq!(files.identity().expect("identity"), identity);
+        }
+        assert_eq!(
+            pki.department("tax").identity().expect("identity"),
+            Identity::Department("tax".into())
+        );
+    }
+}

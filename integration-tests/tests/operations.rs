@@ -1,0 +1,301 @@
+//! Running xgate: the one-command demo, restarts, health checks and reflection.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
+use xgate_catalog::SubjectKind;
+use xgate_integration_tests::client::{self, describe, fetch_request, status_of, types_of};
+use xgate_integration_tests::process::log_tail;
+use xgate_integration_tests::{
+    APPROVAL_HALL, DEPARTMENTS, FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, TestEnv, bins,
+};
+use xgate_proto::v1::{ListAdaptersRequest, ListRecordTypesRequest, RecordStatus};
+
+/// Every log the demo wrote, for failure messages.
+fn demo_logs(workdir: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(workdir.join("logs")) else {
+        return "[no demo logs]".into();
+    };
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| format!("----- {} -----\n{}", p.display(), log_tail(p)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_fetches_every_type_once_and_exits() -> anyhow::Result<()> {
+    let env = TestEnv::new()?;
+    let workdir = env.dir().join("demo");
+    let output = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new(bins::binary(bins::GATEWAY)?)
+            .args(["demo", "--once", "--json", "--workdir"])
+            .arg(&workdir)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .context("`xgate demo --once` did not finish within 180 s")??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let context = || {
+        format!(
+            "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\n{}",
+            output.status,
+            demo_logs(&workdir)
+        )
+    };
+    assert!(output.status.success(), "{}", context());
+    let doc: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", context()));
+    let results = doc["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `results` array: {}", context()));
+    assert_eq!(results.len(), 63, "{}", context());
+    assert_eq!(results.len(), env.catalog().len());
+
+    let mut seen = BTreeSet::new();
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for result in results {
+        let record_type = result["record_type"].as_str().expect("record_type");
+        let status = result["status"].as_str().expect("status");
+        let department = result["department"].as_str().expect("department");
+        assert!(
+            result["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+            "{result}"
+        );
+        let rt = env
+            .catalog()
+            .record_type(record_type)
+            .unwrap_or_else(|| panic!("unknown type `{record_type}`"));
+        assert_eq!(department, rt.department, "{result}");
+        let expected = if DEPARTMENTS.contains(&department) {
+            "OK"
+        } else {
+            "NO_SOURCE"
+        };
+        assert_eq!(status, expected, "{result}\n{}", context());
+        seen.insert(record_type.to_owned());
+        *by_status.entry(status.to_owned()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 63, "every type exactly once");
+    assert_eq!(
+        by_status,
+        BTreeMap::from([("NO_SOURCE".to_owned(), 45), ("OK".to_owned(), 18)])
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_survive_a_gateway_restart() -> anyhow::Result<()> {
+    let env = TestEnv::new()?;
+    let first = env.start_gateway(&GatewayOptions::default()).await?;
+    let first_addr = first.addr();
+    let adapters = env.start_adapters(&DEPARTMENTS, &first).await?;
+    let config = first.config().to_owned();
+    first.stop().await?;
+
+    let second = env.start_gateway_with_config(&config).await?;
+    let mut admin = env.registry_as(second.addr(), &env.pki().admin()).await?;
+    let listed = admin
+        .list(ListAdaptersRequest {})
+        .await?
+        .into_inner()
+        .adapters;
+    let listed_departments: BTreeSet<&str> = listed.iter().map(|a| a.department.as_str()).collect();
+    assert_eq!(
+        listed_departments,
+        DEPARTMENTS.into_iter().collect::<BTreeSet<_>>(),
+        "restarted on {} after {first_addr}: {listed:?}",
+        second.addr()
+    );
+    assert_eq!(listed.len(), DEPARTMENTS.len(), "{listed:?}");
+    for adapter in &adapters {
+        let registration = listed
+            .iter()
+            .find(|r| r.department == adapter.department())
+            .unwrap();
+        assert_eq!(registration.adapter_id, adapter.department());
+        assert_eq!(registration.endpoints, vec![adapter.url()]);
+        let registered: BTreeSet<&str> = registration
+            .record_types
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let owned: BTreeSet<&str> = env
+            .catalog()
+            .types_of_department(adapter.department())
+            .map(|t| t.id.as_str())
+            .collect();
+        assert_eq!(registered, owned, "{}", adapter.department());
+        assert!(registration.registered_at.is_some() && registration.last_seen.is_some());
+    }
+
+    let mut exchange = env.exchange_as(second.addr(), &env.pki().admin()).await?;
+    let infos = exchange
+        .list_record_types(ListRecordTypesRequest::default())
+        .await?
+        .into_inner()
+        .record_types;
+    assert_eq!(infos.len(), env.catalog().len());
+    for info in &infos {
+        assert_eq!(
+            info.has_source,
+            DEPARTMENTS.contains(&info.department.as_str()),
+            "{}",
+            info.id
+        );
+    }
+
+    // The restarted gateway routes to the adapters from its database alone.
+    let citizen = env.subjects().citizen.clone();
+    let types = types_of(
+        env.catalog(),
+        SubjectKind::ResidentId,
+        Some("public-security"),
+    );
+    let mut requester = env.exchange(second.addr(), APPROVAL_HALL).await?;
+    let response = requester
+        .fetch(client::with_timeout(
+            fetch_request(SubjectKind::ResidentId, &citizen, &types, GENERAL_APPROVAL),
+            FETCH_TIMEOUT,
+        ))
+        .await?
+        .into_inner();
+    let table = describe(&response.results);
+    assert!(
+        response
+            .results
+            .iter()
+            .all(|r| status_of(r) == RecordStatus::Ok),
+        "{table}"
+    );
+    Ok(())
+}
+
+async fn health(channel: Channel, service: &str) -> Result<i32, tonic::Status> {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+async fn reflect(channel: Channel, request: MessageRequest) -> anyhow::Result<MessageResponse> {
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await?
+        .into_inner();
+    let response: ServerReflectionResponse = responses
+        .message()
+        .await?
+        .context("the reflection stream ended without an answer")?;
+    response
+        .message_response
+        .context("a reflection answer without a message")
+}
+
+async fn services(channel: Channel) -> anyhow::Result<BTreeSet<String>> {
+    match reflect(channel, MessageRequest::ListServices(String::new())).await? {
+        MessageResponse::ListServicesResponse(list) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
+        other => anyhow::bail!("unexpected reflection answer: {other:?}"),
+    }
+}
+
+/// Health of "" and of each of `serving`, and reflection listing each of them.
+async fn check_server(
+    addr: SocketAddr,
+    tls: &xgate_tls::TlsFiles,
+    serving: &[&str],
+) -> anyhow::Result<()> {
+    let channel = client::connect(addr, tls).await?;
+    for service in std::iter::once(&"").chain(serving) {
+        let status = health(channel.clone(), service).await?;
+        assert_eq!(
+            status,
+            ServingStatus::Serving as i32,
+            "{addr}: health of `{service}`"
+        );
+    }
+    let unknown = health(channel.clone(), "xgate.v1.NoSuchService")
+        .await
+        .expect_err("an unknown service has no health");
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+
+    let listed = services(channel.clone()).await?;
+    for service in serving.iter().chain(&["grpc.health.v1.Health"]) {
+        assert!(
+            listed.contains(*service),
+            "{addr}: {service} not in {listed:?}"
+        );
+    }
+    // Reflection serves the descriptors themselves, not only the names.
+    for service in serving {
+        let answer = reflect(
+            channel.clone(),
+            MessageRequest::FileContainingSymbol((*service).to_owned()),
+        )
+        .await?;
+        let MessageResponse::FileDescriptorResponse(files) = answer else {
+            panic!("{addr}: no descriptor for {service}: {answer:?}");
+        };
+        let short = service.rsplit('.').next().unwrap();
+        let defined = files.file_descriptor_proto.iter().any(|bytes| {
+            prost_types::FileDescriptorProto::decode(bytes.as_slice())
+                .is_ok_and(|file| file.service.iter().any(|s| s.name() == short))
+        });
+        assert!(
+            defined,
+            "{addr}: the descriptors sent do not define {service}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_and_adapter_answer_health_checks_and_reflection() -> anyhow::Result<()> {
+    let env = TestEnv::new()?;
+    let gateway = env.start_gateway(&GatewayOptions::default()).await?;
+    let adapter = env.start_adapter("public-security", &gateway).await?;
+    check_server(
+        gateway.addr(),
+        &env.pki().requester(APPROVAL_HALL),
+        &["xgate.v1.Exchange", "xgate.v1.Registry"],
+    )
+    .await?;
+    check_server(
+        adapter.addr(),
+        &env.pki().admin(),
+        &["xgate.v1.DepartmentAdapter"],
+    )
+    .await?;
+    Ok(())
+}
