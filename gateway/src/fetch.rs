@@ -82,7 +82,7 @@ pub fn plan(job: FetchJob, catalog: Arc<Catalog>, policies: &PolicySet, routes: 
                 id,
                 &department,
                 RecordStatus::NoSource,
-                format!("no adapter of department `{department}` is registered for `{id}`"),
+                format!("no adapter of `{department}` is registered"),
                 &job,
             );
             result.policy_ids = permit.policy_ids().to_vec();

@@ -197,7 +197,7 @@ fn titles(c: &Citizen) -> Vec<Title> {
                 "office" => format!(
                     "{}{}座{}{:02}室",
                     street_address(&mut rng, city, district),
-                    ["A", "B", "C"][usize::try_from(rng.range(0, 3)).unwrap_or(0)],
+                    rng.pick(&["A", "B", "C"]),
                     rng.range(2, 30),
                     rng.range(1, 20)
                 ),

@@ -345,7 +345,8 @@ fn driving_licence(p: &Person) -> Option<Licence> {
     let record = json!({
         "id_number": c.id_number,
         "name": c.name,
-        "file_no": format!("{}{}", &p.district.code[..4], rng.digits(8)),
+        // The city's four-digit region prefix, then a serial.
+        "file_no": format!("{}{}", p.district.code.get(..4).unwrap_or("3400"), rng.digits(8)),
         "licence_class": class,
         "first_issue_date": iso(first_issue),
         "valid_from": iso(valid_from),

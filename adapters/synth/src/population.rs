@@ -126,8 +126,9 @@ pub struct Population {
 
 impl Population {
     /// Generates `citizens` citizens and `companies` companies. The same
-    /// arguments always give the same population, and a smaller population is
-    /// a prefix of a larger one.
+    /// arguments always give the same population. Fewer citizens are a prefix
+    /// of more; fewer companies are a prefix of more for the same number of
+    /// citizens (legal representatives are drawn from them).
     pub fn generate(citizens: u32, companies: u32) -> Population {
         let mut ids = HashSet::new();
         let citizens: Vec<Citizen> = (0..citizens)

@@ -6,6 +6,11 @@
 //! JSON records. The SQL is plain (standard column types, one parameter per
 //! value, `WHERE <subject> = ?`), so pointing an adapter at PostgreSQL means
 //! changing the placeholder style, not the schema.
+//!
+//! SQL text is built only from the names of static [`Table`] specs, checked
+//! to be plain identifiers by [`Table::check`] before use (which is why
+//! passing it through `AssertSqlSafe` is sound); every value, the subject
+//! included, is a bound parameter.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
