@@ -53,7 +53,9 @@ impl RecordType {
             .validate(record)
             .map_err(|error| SchemaViolation {
                 path: error.instance_path().as_str().to_owned(),
-                message: error.to_string(),
+                // Masked: the offending value may be personal data, and this
+                // message reaches logs and callers.
+                message: error.masked_with("value").to_string(),
             })
     }
 

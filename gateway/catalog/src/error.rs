@@ -135,7 +135,8 @@ pub enum CatalogError {
 pub struct SchemaViolation {
     /// JSON pointer to the offending value inside the record; empty for the record itself.
     pub path: String,
-    /// What is wrong with it.
+    /// What is wrong with it, with the offending value masked as `value` (it
+    /// may be personal data).
     pub message: String,
 }
 
