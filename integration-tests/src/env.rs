@@ -299,3 +299,46 @@ impl TestEnv {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_strings_escape_quotes_and_backslashes() {
+        let quoted = toml_string(Path::new("/tmp/a \"b\"\\c")).expect("utf-8 path");
+        assert_eq!(quoted, r#""/tmp/a \"b\"\\c""#);
+    }
+
+    #[test]
+    fn sample_subjects_have_valid_numbers() {
+        let subjects = Subjects::generate().expect("subjects");
+        for id in [&subjects.citizen, &subjects.gappy_citizen] {
+            xgate_catalog::ids::validate_resident_id(id).expect("resident id");
+        }
+        xgate_catalog::ids::validate_uscc(&subjects.company).expect("uscc");
+        assert_ne!(subjects.citizen, subjects.gappy_citizen);
+    }
+
+    #[test]
+    fn gateway_config_names_every_file_and_the_limits() {
+        let env = TestEnv::new().expect("env");
+        let path = env
+            .write_gateway_config(&GatewayOptions {
+                policies_dir: None,
+                limits: vec![("adapter_timeout_cap_ms", 1234)],
+            })
+            .expect("config");
+        let text = std::fs::read_to_string(path).expect("read");
+        assert!(text.contains("listen = \"127.0.0.1:0\""), "{text}");
+        assert!(text.contains("gateway-xgate.pem"), "{text}");
+        assert!(text.contains("gateway-xgate-key.pem"), "{text}");
+        assert!(text.contains("ca.pem"), "{text}");
+        assert!(text.contains("policies"), "{text}");
+        assert!(
+            text.ends_with("[limits]\nadapter_timeout_cap_ms = 1234\n"),
+            "{text}"
+        );
+        assert!(TestEnv::repo_policies().join("guards.cedar").is_file());
+    }
+}

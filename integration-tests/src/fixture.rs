@@ -187,3 +187,62 @@ impl Drop for FixtureAdapter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xgate_catalog::SubjectKind;
+
+    fn subject() -> Subject {
+        Subject {
+            kind: SubjectKind::ResidentId,
+            id: "11010519491231002X".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_canned_records_about_the_subject() {
+        let dept = FixtureDepartment::new("tax").serving(
+            "no_tax_arrears_certificate",
+            vec![crate::records::no_tax_arrears_certificate()],
+        );
+        assert_eq!(dept.record_types(), vec!["no_tax_arrears_certificate"]);
+        let records = dept
+            .lookup(&subject(), "no_tax_arrears_certificate")
+            .await
+            .expect("lookup");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["id_number"], "11010519491231002X");
+        assert!(
+            dept.lookup(&subject(), "tax_registration")
+                .await
+                .expect("lookup")
+                .is_empty()
+        );
+        assert_eq!(dept.lookups.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn delays_and_hangs() {
+        let subject = subject();
+        let slow = FixtureDepartment::new("tax")
+            .serving("tax_registration", vec![])
+            .delayed(Duration::from_secs(60));
+        let lookup = slow.lookup(&subject, "tax_registration");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), lookup)
+                .await
+                .is_err()
+        );
+        let hanging = FixtureDepartment::new("tax")
+            .serving("tax_registration", vec![])
+            .hanging();
+        let lookup = hanging.lookup(&subject, "tax_registration");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), lookup)
+                .await
+                .is_err()
+        );
+        assert_eq!(hanging.lookups.load(Ordering::SeqCst), 1);
+    }
+}

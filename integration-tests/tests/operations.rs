@@ -46,7 +46,7 @@ async fn the_demo_fetches_every_type_once_and_exits() -> anyhow::Result<()> {
     let env = TestEnv::new()?;
     let workdir = env.dir().join("demo");
     let output = tokio::time::timeout(
-        Duration::from_secs(180),
+        Duration::from_secs(100),
         tokio::process::Command::new(bins::binary(bins::GATEWAY)?)
             .args(["demo", "--once", "--json", "--workdir"])
             .arg(&workdir)
@@ -56,7 +56,7 @@ async fn the_demo_fetches_every_type_once_and_exits() -> anyhow::Result<()> {
             .output(),
     )
     .await
-    .context("`xgate demo --once` did not finish within 180 s")??;
+    .context("`xgate demo --once` did not finish within 100 s")??;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let context = || {

@@ -8,34 +8,28 @@
 //!
 //! # When a permit policy could grant a `not_shared` type
 //!
-//! Only when the catalog has such types is anything checked. A permit policy passes if its
-//! resource scope names one record type (`resource == RecordType::"x"`, `resource in
-//! RecordType::"x"`, `resource is RecordType in RecordType::"x"`; record types have no
-//! parents, so `in` means `==`), or if it is unconstrained (`resource`, `resource is
-//! RecordType`) and one top-level conjunct of its conditions is false for every
-//! `not_shared` type:
-//! - `resource == RecordType::"x"`, `resource in RecordType::"x"`,
-//!   `resource in [RecordType::"x", ..]`, `[RecordType::"x", ..].contains(resource)`;
-//! - `resource.sharing_class == "unconditional"` (or `"conditional"`);
-//! - `resource.sharing_class != "not_shared"`, or `unless { resource.sharing_class ==
-//!   "not_shared" || .. }`.
+//! Only when the catalog has such types is anything checked. A permit policy passes if
+//! [`shape::possible_ids`] limits its resource to record types none of which is
+//! `not_shared` (`resource == RecordType::"x"` in the scope, `resource in [RecordType::"x",
+//! ..]` as a top-level conjunct, ...), or if a top-level conjunct of its conditions
+//! excludes the class ([`shape::excludes_sharing_class`]: `resource.sharing_class !=
+//! "not_shared"`, `resource.sharing_class == "unconditional"`, `unless {
+//! resource.sharing_class == "not_shared" }`).
 //!
-//! Any permit policy naming a `not_shared` type anywhere is an error, so the record types
-//! named in such conjuncts are never `not_shared`. The rule is sound: a conjunct that is
-//! false (or an error) keeps the policy from applying. It is not complete: a condition
-//! that excludes `not_shared` types in another way is rejected and must be rewritten in
-//! one of the forms above. `PolicySet::decide` refuses `not_shared` types as well.
+//! Any permit policy naming a `not_shared` type anywhere is an error as well. The rule is
+//! sound: a conjunct that is false (or an error) keeps the policy from applying. It is
+//! not complete: a condition that excludes `not_shared` types in another way is rejected
+//! and must be rewritten in one of those forms. `PolicySet::decide` refuses `not_shared`
+//! types too.
 
 use std::collections::{BTreeSet, HashMap};
 
-use cedar_policy_core::ast::{
-    self, BinaryOp, Effect, EntityReference, Expr, ExprKind, Literal,
-    PrincipalOrResourceConstraint, UnaryOp, Var,
-};
+use cedar_policy_core::ast::{self, BinaryOp, Effect, Expr, ExprKind, Literal, Var};
 use xgate_catalog::{Catalog, SharingClass, SubjectKind};
 
 use crate::error::PolicyIssue;
 use crate::schema::{ATTR_DEPARTMENT, ATTR_SHARING_CLASS, ATTR_SUBJECT_KIND, RECORD_TYPE};
+use crate::shape::{self, resource_attr, string_literal};
 use crate::source::SourceFile;
 use crate::{DEFAULT_DENY, NOT_SHARED};
 
@@ -188,22 +182,30 @@ pub(crate) fn check_policy(
             _ => {}
         }
     }
-    if permit && !facts.not_shared.is_empty() && !excludes_not_shared_by_scope(policy) {
-        let excluded = policy
-            .non_scope_constraints()
-            .is_some_and(|conditions| excludes_not_shared(conditions, facts));
-        if !excluded {
-            issues.push(file.issue_at(
-                start,
-                format!(
-                    "permit policy could grant the not_shared record type{} {}: name the record \
-                     types it grants, or add `when {{ resource.sharing_class != \"not_shared\" }}`",
-                    if facts.not_shared.len() == 1 { "" } else { "s" },
-                    backticked(&facts.not_shared),
-                ),
-            ));
-        }
+    if permit && !facts.not_shared.is_empty() && !excludes_not_shared(policy, facts) {
+        issues.push(file.issue_at(
+            start,
+            format!(
+                "permit policy could grant the not_shared record type{} {}: name the record \
+                 types it grants, or add `when {{ resource.sharing_class != \"not_shared\" }}`",
+                if facts.not_shared.len() == 1 { "" } else { "s" },
+                backticked(&facts.not_shared),
+            ),
+        ));
     }
+}
+
+/// Whether `policy` is limited to record types that are not `not_shared`, or guarded by
+/// a conjunct on the sharing class.
+fn excludes_not_shared(policy: &ast::Policy, facts: &CatalogFacts) -> bool {
+    let limited = shape::possible_ids(policy, Var::Resource, RECORD_TYPE)
+        .is_some_and(|ids| ids.iter().all(|id| !facts.is_not_shared(id)));
+    limited
+        || policy.non_scope_constraints().is_some_and(|conditions| {
+            shape::conjuncts(conditions)
+                .into_iter()
+                .any(|c| shape::excludes_sharing_class(c, SharingClass::NotShared.as_str()))
+        })
 }
 
 fn backticked(ids: &[String]) -> String {
@@ -234,106 +236,5 @@ fn check_attr_value(
             _ => "subject kind",
         };
         issues.push(file.issue_at(offset, format!("unknown {what} `{value}`")));
-    }
-}
-
-/// `resource.<attr>` → `attr`.
-fn resource_attr(expr: &Expr) -> Option<&str> {
-    match expr.expr_kind() {
-        ExprKind::GetAttr { expr, attr } if is_resource(expr) => Some(attr.as_str()),
-        _ => None,
-    }
-}
-
-fn string_literal(expr: &Expr) -> Option<&str> {
-    match expr.expr_kind() {
-        ExprKind::Lit(Literal::String(s)) => Some(s.as_str()),
-        _ => None,
-    }
-}
-
-fn is_resource(expr: &Expr) -> bool {
-    matches!(expr.expr_kind(), ExprKind::Var(Var::Resource))
-}
-
-/// Whether the resource scope names a single record type, or a type other than `RecordType`.
-fn excludes_not_shared_by_scope(policy: &ast::Policy) -> bool {
-    match policy.resource_constraint().as_inner() {
-        PrincipalOrResourceConstraint::Eq(EntityReference::EUID(_))
-        | PrincipalOrResourceConstraint::In(EntityReference::EUID(_))
-        | PrincipalOrResourceConstraint::IsIn(_, EntityReference::EUID(_)) => true,
-        PrincipalOrResourceConstraint::Is(entity_type) => entity_type.to_string() != RECORD_TYPE,
-        PrincipalOrResourceConstraint::Any
-        | PrincipalOrResourceConstraint::Eq(EntityReference::Slot(..))
-        | PrincipalOrResourceConstraint::In(EntityReference::Slot(..))
-        | PrincipalOrResourceConstraint::IsIn(_, EntityReference::Slot(..)) => false,
-    }
-}
-
-/// Whether one top-level conjunct of `expr` is false for every `not_shared` record type.
-fn excludes_not_shared(expr: &Expr, facts: &CatalogFacts) -> bool {
-    match expr.expr_kind() {
-        ExprKind::And { left, right } => {
-            excludes_not_shared(left, facts) || excludes_not_shared(right, facts)
-        }
-        ExprKind::BinaryApp {
-            op: BinaryOp::Eq,
-            arg1,
-            arg2,
-        } => [(arg1, arg2), (arg2, arg1)].into_iter().any(|(a, b)| {
-            (is_resource(a) && shared_record_type(b, facts))
-                || (resource_attr(a) == Some(ATTR_SHARING_CLASS)
-                    && string_literal(b).is_some_and(|v| v != SharingClass::NotShared.as_str()))
-        }),
-        ExprKind::BinaryApp {
-            op: BinaryOp::In,
-            arg1,
-            arg2,
-        } => is_resource(arg1) && shared_record_types(arg2, facts),
-        ExprKind::BinaryApp {
-            op: BinaryOp::Contains,
-            arg1,
-            arg2,
-        } => is_resource(arg2) && shared_record_types(arg1, facts),
-        ExprKind::UnaryApp {
-            op: UnaryOp::Not,
-            arg,
-        } => tests_not_shared(arg),
-        _ => false,
-    }
-}
-
-/// Whether `expr` is true for every `not_shared` type: `resource.sharing_class ==
-/// "not_shared"`, or a disjunction with such a disjunct.
-fn tests_not_shared(expr: &Expr) -> bool {
-    match expr.expr_kind() {
-        ExprKind::Or { left, right } => tests_not_shared(left) || tests_not_shared(right),
-        ExprKind::BinaryApp {
-            op: BinaryOp::Eq,
-            arg1,
-            arg2,
-        } => [(arg1, arg2), (arg2, arg1)].into_iter().any(|(a, b)| {
-            resource_attr(a) == Some(ATTR_SHARING_CLASS)
-                && string_literal(b) == Some(SharingClass::NotShared.as_str())
-        }),
-        _ => false,
-    }
-}
-
-/// A `RecordType` literal that is not a `not_shared` type.
-fn shared_record_type(expr: &Expr, facts: &CatalogFacts) -> bool {
-    match expr.expr_kind() {
-        ExprKind::Lit(Literal::EntityUID(uid)) => {
-            uid.entity_type().to_string() == RECORD_TYPE && !facts.is_not_shared(uid.eid().as_ref())
-        }
-        _ => false,
-    }
-}
-
-/// One such literal, or a set literal of them only.
-fn shared_record_types(expr: &Expr, facts: &CatalogFacts) -> bool {
-    match expr.expr_kind() {
-        ExprKind::Set(items) => items.iter().all(|item| shared_record_type(item, facts)),
-        _ => shared_record_type(expr, facts),
     }
 }

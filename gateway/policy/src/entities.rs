@@ -17,6 +17,8 @@ use crate::schema::{
 /// A record type as requests need it.
 #[derive(Debug)]
 pub(crate) struct RecordTypeEntry {
+    /// Position in the catalog, which the policy index uses.
+    pub(crate) index: usize,
     pub(crate) id: Arc<str>,
     pub(crate) uid: EntityUid,
     pub(crate) not_shared: bool,
@@ -25,6 +27,8 @@ pub(crate) struct RecordTypeEntry {
 pub(crate) struct Built {
     pub(crate) entities: Entities,
     pub(crate) record_types: HashMap<Box<str>, RecordTypeEntry>,
+    /// The record type ids in catalog order.
+    pub(crate) order: Vec<Arc<str>>,
     pub(crate) requester_type: EntityTypeName,
     pub(crate) read_action: EntityUid,
 }
@@ -40,8 +44,9 @@ pub(crate) fn build(catalog: &Catalog, schema: &Schema) -> Result<Built, String>
     let read_action = EntityUid::from_type_name_and_id(type_name("Action")?, EntityId::new(READ));
 
     let mut record_types = HashMap::new();
+    let mut order = Vec::new();
     let mut entities = Vec::new();
-    for rt in catalog.record_types() {
+    for (index, rt) in catalog.record_types().enumerate() {
         let uid = EntityUid::from_type_name_and_id(record_type.clone(), EntityId::new(&rt.id));
         let attrs = HashMap::from([
             (
@@ -60,10 +65,13 @@ pub(crate) fn build(catalog: &Catalog, schema: &Schema) -> Result<Built, String>
         let entity = Entity::new(uid.clone(), attrs, HashSet::new())
             .map_err(|e| format!("record type `{}`: {e}", rt.id))?;
         entities.push(entity);
+        let id: Arc<str> = rt.id.as_str().into();
+        order.push(Arc::clone(&id));
         record_types.insert(
             rt.id.as_str().into(),
             RecordTypeEntry {
-                id: rt.id.as_str().into(),
+                index,
+                id,
                 uid,
                 not_shared: rt.sharing_class == SharingClass::NotShared,
             },
@@ -74,6 +82,7 @@ pub(crate) fn build(catalog: &Catalog, schema: &Schema) -> Result<Built, String>
     Ok(Built {
         entities,
         record_types,
+        order,
         requester_type,
         read_action,
     })

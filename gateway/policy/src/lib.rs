@@ -11,8 +11,10 @@
 mod check;
 mod entities;
 mod error;
+mod index;
 mod load;
 mod schema;
+mod shape;
 mod source;
 
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ pub use error::{PolicyIssue, PolicyLoadError};
 pub use xgate_catalog::Catalog;
 
 use entities::RecordTypeEntry;
+use index::PolicyIndex;
 use source::SourceFile;
 
 /// The `policy_ids` of a denial that no policy determined.
@@ -46,12 +49,16 @@ static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../policies"
 pub struct PolicySet {
     version: Arc<str>,
     ids: Vec<String>,
-    policies: cedar_policy::PolicySet,
+    /// The policies, split by the requests they could apply to.
+    index: PolicyIndex,
     entities: Entities,
     authorizer: Authorizer,
     record_types: HashMap<Box<str>, RecordTypeEntry>,
     requester_type: EntityTypeName,
     read_action: EntityUid,
+    /// Contexts for the strings the policies mention (purpose codes): a clone is cheaper
+    /// than building one.
+    contexts: HashMap<Box<str>, Context>,
     schema_text: String,
 }
 
@@ -174,15 +181,26 @@ impl PolicySet {
         let schema = schema::generate().map_err(|e| internal(e.to_string()))?;
         let checked = load::check(&files, catalog, &schema)?;
         let built = entities::build(catalog, &schema.schema).map_err(internal)?;
+        let order: Vec<&str> = built.order.iter().map(AsRef::as_ref).collect();
+        let index = PolicyIndex::build(&checked.scoped, &order).map_err(internal)?;
+        let contexts = checked
+            .strings
+            .into_iter()
+            .map(|purpose| {
+                let context = purpose_context(&purpose).map_err(internal)?;
+                Ok((purpose.into_boxed_str(), context))
+            })
+            .collect::<Result<_, PolicyLoadError>>()?;
         Ok(PolicySet {
             version: version(&files).into(),
             ids: checked.ids,
-            policies: checked.policies,
+            index,
             entities: built.entities,
             authorizer: Authorizer::new(),
             record_types: built.record_types,
             requester_type: built.requester_type,
             read_action: built.read_action,
+            contexts,
             schema_text: schema.text,
         })
     }
@@ -215,15 +233,20 @@ impl PolicySet {
             // the promise even if that check were wrong.
             return self.refusal(NOT_SHARED, Vec::new());
         }
+        let policies = match self.index.policies(req.requester, record.index) {
+            Some(policies) if !policies.is_empty() => policies,
+            // Nothing could permit: skip building the request.
+            _ => return self.refusal(DEFAULT_DENY, Vec::new()),
+        };
         let principal = EntityUid::from_type_name_and_id(
             self.requester_type.clone(),
             EntityId::new(req.requester),
         );
-        let context = Context::from_pairs([(
-            schema::CONTEXT_PURPOSE.to_owned(),
-            RestrictedExpression::new_string(req.purpose.to_owned()),
-        )]);
-        let request = context.map_err(|e| e.to_string()).and_then(|context| {
+        let context = match self.contexts.get(req.purpose) {
+            Some(context) => Ok(context.clone()),
+            None => purpose_context(req.purpose),
+        };
+        let request = context.and_then(|context| {
             Request::new(
                 principal,
                 self.read_action.clone(),
@@ -239,7 +262,7 @@ impl PolicySet {
         };
         let response = self
             .authorizer
-            .is_authorized(&request, &self.policies, &self.entities);
+            .is_authorized(&request, policies, &self.entities);
         let diagnostics = response.diagnostics();
         let mut policy_ids: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
         policy_ids.sort_unstable();
@@ -270,6 +293,15 @@ impl PolicySet {
             permit: None,
         }
     }
+}
+
+/// The request context `{ purpose }`.
+fn purpose_context(purpose: &str) -> Result<Context, String> {
+    Context::from_pairs([(
+        schema::CONTEXT_PURPOSE.to_owned(),
+        RestrictedExpression::new_string(purpose.to_owned()),
+    )])
+    .map_err(|e| format!("cannot build the request context: {e}"))
 }
 
 /// `sha256:<first 16 hex>` over the files sorted by name; lengths are hashed too, so no

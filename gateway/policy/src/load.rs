@@ -1,16 +1,19 @@
 //! Turning policy files into a checked, validated Cedar policy set.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::Path;
 
 use cedar_policy::{PolicyId, ValidationMode, Validator};
+use cedar_policy_core::ast::{self, ExprKind, Literal, Var};
 use cedar_policy_core::parser;
 
 use crate::Catalog;
 use crate::check::{self, CatalogFacts};
 use crate::error::{PolicyIssue, PolicyLoadError};
-use crate::schema::GeneratedSchema;
+use crate::index::Scoped;
+use crate::schema::{GeneratedSchema, RECORD_TYPE, REQUESTER};
+use crate::shape;
 use crate::source::SourceFile;
 
 /// The file extension of policy files.
@@ -23,13 +26,19 @@ struct Named {
     offset: usize,
     /// Where its `@id` annotation is, for duplicate reports.
     id_offset: usize,
-    policy: cedar_policy::Policy,
+    scoped: Scoped,
+    /// Its string literals, candidates for the context cache.
+    strings: Vec<String>,
 }
 
-/// The policies, under their `@id`s, sorted by id.
+/// The checked policies under their `@id`s.
 pub(crate) struct Checked {
-    pub(crate) policies: cedar_policy::PolicySet,
+    /// The ids, sorted.
     pub(crate) ids: Vec<String>,
+    /// The policies with the requests they are limited to.
+    pub(crate) scoped: Vec<Scoped>,
+    /// The string literals of all policies (purpose codes among them).
+    pub(crate) strings: BTreeSet<String>,
 }
 
 /// Reads every `*.cedar` file of `dir` (not of subdirectories), sorted by file name.
@@ -89,7 +98,7 @@ pub(crate) fn check(
 
     let mut policies = cedar_policy::PolicySet::new();
     for named in named.values() {
-        if let Err(e) = policies.add(named.policy.clone()) {
+        if let Err(e) = policies.add(named.scoped.policy.clone()) {
             let file = files.get(named.file);
             issues.extend(file.map(|f| f.issue_at(named.offset, e.to_string())));
         }
@@ -119,9 +128,19 @@ pub(crate) fn check(
         issues.dedup();
         return Err(PolicyLoadError { errors: issues });
     }
-    let mut ids: Vec<String> = named.into_keys().collect();
+    let mut ids: Vec<String> = named.keys().cloned().collect();
     ids.sort_unstable();
-    Ok(Checked { policies, ids })
+    let mut scoped = Vec::with_capacity(named.len());
+    let mut strings = BTreeSet::new();
+    for named in named.into_values() {
+        scoped.push(named.scoped);
+        strings.extend(named.strings);
+    }
+    Ok(Checked {
+        ids,
+        scoped,
+        strings,
+    })
 }
 
 /// Parses one file, checks its policies and adds those with a unique `@id` to `named`.
@@ -188,8 +207,24 @@ fn check_file(
                 file: index,
                 offset: check::policy_offset(policy),
                 id_offset: name.offset,
-                policy: policy_text.new_id(PolicyId::new(&name.id)),
+                scoped: Scoped {
+                    policy: policy_text.new_id(PolicyId::new(&name.id)),
+                    requesters: shape::possible_ids(policy, Var::Principal, REQUESTER),
+                    record_types: shape::possible_ids(policy, Var::Resource, RECORD_TYPE),
+                },
+                strings: string_literals(policy),
             },
         );
     }
+}
+
+fn string_literals(policy: &ast::Policy) -> Vec<String> {
+    policy
+        .condition()
+        .subexpressions()
+        .filter_map(|e| match e.expr_kind() {
+            ExprKind::Lit(Literal::String(s)) => Some(s.to_string()),
+            _ => None,
+        })
+        .collect()
 }
