@@ -2,11 +2,20 @@
 //! from the catalog.
 //!
 //! A request is `Requester::"<id>"` doing `Action::"read"` on `RecordType::"<catalog id>"`
-//! with context `{ purpose }`. Loading checks every policy strictly against the generated
-//! schema and the catalog (see [`check`](crate::check) for the `not_shared` rule); a set
-//! that loads is immutable and answers [`PolicySet::decide`] without further I/O.
-//! Deny is the default and a `forbid` beats any `permit`. Only an allowing [`Decision`]
-//! yields a [`Permit`], which code that releases a record must hold.
+//! (attributes `department`, `sharing_class`, `subject_kind`) with context `{ purpose }`.
+//!
+//! Loading parses each file on its own so every problem names its `file:line:column`, and
+//! refuses the whole set on any problem: a syntax error; a policy without a unique
+//! `@id("...")`; a `RecordType` literal, department, sharing class or subject kind the
+//! catalog does not know; a strict-validation error or warning; a permit policy that names
+//! a `not_shared` record type or could reach one (the exact rule is in the `check`
+//! module). A set that loads is immutable and decides without I/O: deny by default,
+//! `forbid` beats `permit`, `not_shared` types are refused whatever the policies say, and
+//! only an allowing [`Decision`] yields the [`Permit`] that code releasing a record needs.
+//!
+//! Each decision evaluates only the policies that could apply to its (requester, record
+//! type) pair (the `index` module), so its cost does not grow with other requesters'
+//! policies.
 
 mod check;
 mod entities;
@@ -264,7 +273,11 @@ impl PolicySet {
             .authorizer
             .is_authorized(&request, policies, &self.entities);
         let diagnostics = response.diagnostics();
-        let mut policy_ids: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
+        // `AsRef`, not `Display`: cedar's `Display` escapes the id (and is slower).
+        let mut policy_ids: Vec<String> = diagnostics
+            .reason()
+            .map(|id| AsRef::<str>::as_ref(id).to_owned())
+            .collect();
         policy_ids.sort_unstable();
         let errors = diagnostics.errors().map(ToString::to_string).collect();
         let allowed = response.decision() == cedar_policy::Decision::Allow;

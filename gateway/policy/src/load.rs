@@ -7,6 +7,7 @@ use std::path::Path;
 use cedar_policy::{PolicyId, ValidationMode, Validator};
 use cedar_policy_core::ast::{self, ExprKind, Literal, Var};
 use cedar_policy_core::parser;
+use miette::Diagnostic;
 
 use crate::Catalog;
 use crate::check::{self, CatalogFacts};
@@ -105,22 +106,25 @@ pub(crate) fn check(
     }
     let validation =
         Validator::new(schema.schema.clone()).validate(&policies, ValidationMode::Strict);
-    let locate = |id: &PolicyId| {
-        named
-            .get(AsRef::<str>::as_ref(id))
-            .and_then(|n| files.get(n.file).map(|file| (file, n.offset)))
-    };
-    for error in validation.validation_errors() {
-        if let Some((file, offset)) = locate(error.policy_id()) {
-            issues.push(file.issue_from_diagnostic(error, offset));
-        }
-    }
-    // Warnings are errors here: an impossible policy is a mistake, and a confusable or
+    // Warnings count as errors: an impossible policy is a mistake, and a confusable or
     // bidirectional string can make a forbid policy read otherwise than it evaluates.
-    for warning in validation.validation_warnings() {
-        if let Some((file, offset)) = locate(warning.policy_id()) {
-            issues.push(file.issue_from_diagnostic(warning, offset));
-        }
+    let diagnostics = validation
+        .validation_errors()
+        .map(|e| (e.policy_id(), e as &dyn Diagnostic))
+        .chain(
+            validation
+                .validation_warnings()
+                .map(|w| (w.policy_id(), w as &dyn Diagnostic)),
+        );
+    for (id, diagnostic) in diagnostics {
+        let located = named
+            .get(AsRef::<str>::as_ref(id))
+            .and_then(|n| files.get(n.file).map(|file| (file, n.offset)));
+        issues.push(match located {
+            Some((file, offset)) => file.issue_from_diagnostic(diagnostic, offset),
+            // Never expected; but a finding must not be lost for want of a place.
+            None => PolicyIssue::whole_file("<policies>", diagnostic.to_string()),
+        });
     }
 
     if !issues.is_empty() {
