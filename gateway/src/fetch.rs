@@ -67,11 +67,22 @@ pub fn plan(job: FetchJob, catalog: Arc<Catalog>, policies: &PolicySet, routes: 
             purpose: &job.fetch.purpose,
         });
         let Some(permit) = decision.permit() else {
-            let error = format!(
-                "denied by {} (policy set {})",
-                decision.policy_ids.join(", "),
-                decision.policy_set_version
-            );
+            let error = if decision
+                .policy_ids
+                .iter()
+                .any(|id| id == xgate_policy::DEFAULT_DENY)
+            {
+                format!(
+                    "no policy permits this (default deny; policy set {})",
+                    decision.policy_set_version
+                )
+            } else {
+                format!(
+                    "denied by policy {} (policy set {})",
+                    decision.policy_ids.join(", "),
+                    decision.policy_set_version
+                )
+            };
             let mut result = failed(id, &department, RecordStatus::Denied, error, &job);
             result.policy_ids = decision.policy_ids.clone();
             immediate.push((index, result));

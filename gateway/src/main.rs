@@ -67,8 +67,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = xgate::config::Config::load(&config)?;
             let gateway = xgate::server::start(&config).await?;
             // The line launchers wait for; logs go to stderr.
-            println!("listening on {}", gateway.addr);
-            shutdown_signal().await?;
+            xgate::outln!("listening on {}", gateway.addr)?;
+            xgate::server::shutdown_signal().await?;
             tracing::info!("shutting down");
             gateway.stop().await
         }
@@ -80,13 +80,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let catalog = xgate_catalog::Catalog::builtin()?;
             let identities = cli::certs::demo_identities(&catalog);
             let pki = xgate_tls::devpki::init(&out, &identities)?;
-            println!(
+            xgate::outln!(
                 "development CA and {} certificates written to {}",
                 identities.len(),
                 pki.dir.display()
-            );
+            )?;
             for id in &identities {
-                println!("  {id:<48} {}.pem", id.file_stem());
+                xgate::outln!("  {id:<48} {}.pem", id.file_stem())?;
             }
             Ok(())
         }
@@ -102,13 +102,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
-    Ok(())
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 #[tokio::main]
@@ -116,6 +115,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        // `xgate fetch ... | head`: the reader left; not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xgate: {e:#}");
             ExitCode::FAILURE

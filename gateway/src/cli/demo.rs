@@ -258,23 +258,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "results": results,
             "summary": {"record_types": all.len(), "by_status": by_status, "fetch_ms": fetch_elapsed.as_secs_f64() * 1000.0},
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
-        println!("Sample citizen {citizen} — every personal record type:");
-        println!("{}", header());
-        personal.iter().for_each(|r| println!("{}", row(r)));
-        println!();
-        println!("Sample company {company} — every company record type:");
-        println!("{}", header());
-        corporate.iter().for_each(|r| println!("{}", row(r)));
-        println!();
-        println!("{}", summary(&all, fetch_elapsed));
+        crate::outln!("Sample citizen {citizen} — every personal record type:")?;
+        crate::outln!("{}", header())?;
+        for r in &personal {
+            crate::outln!("{}", row(r))?;
+        }
+        crate::outln!()?;
+        crate::outln!("Sample company {company} — every company record type:")?;
+        crate::outln!("{}", header())?;
+        for r in &corporate {
+            crate::outln!("{}", row(r))?;
+        }
+        crate::outln!()?;
+        crate::outln!("{}", summary(&all, fetch_elapsed))?;
     }
     progress(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
 
     if !args.once {
-        print_how_to_call(&url, &work, &citizen);
-        tokio::signal::ctrl_c().await?;
+        print_how_to_call(&url, &work, &citizen)?;
+        crate::server::shutdown_signal().await?;
         progress("stopping");
     }
     for mut adapter in adapters {
@@ -334,26 +338,26 @@ async fn fetch_all(
     Ok(response.into_inner().results)
 }
 
-fn print_how_to_call(url: &str, work: &Path, citizen: &str) {
+fn print_how_to_call(url: &str, work: &Path, citizen: &str) -> std::io::Result<()> {
     let pki = work.join("pki");
     let p = |name: &str| pki.join(name).display().to_string();
     let addr = url.trim_start_matches("https://");
-    println!();
-    println!("The gateway keeps serving on {url} (Ctrl-C stops it). Call it yourself:");
-    println!();
-    println!(
+    crate::outln!()?;
+    crate::outln!("The gateway keeps serving on {url} (Ctrl-C stops it). Call it yourself:")?;
+    crate::outln!()?;
+    crate::outln!(
         "  xgate fetch --gateway {url} --cert {} --key {} --ca {} \\\n    --subject {citizen} --types real_estate_title,resident_identity_card \\\n    --purpose {DEMO_PURPOSE} --case CASE-1 --operator me",
         p("requester-approval-hall-demo.pem"),
         p("requester-approval-hall-demo-key.pem"),
         p("ca.pem")
-    );
-    println!();
-    println!(
+    )?;
+    crate::outln!()?;
+    crate::outln!(
         "  grpcurl -cacert {} -cert {} -key {} \\\n    -d '{{\"subject\":{{\"kind\":\"SUBJECT_KIND_RESIDENT_ID\",\"id\":\"{citizen}\"}},\"record_types\":[\"real_estate_title\"],\"purpose\":\"{DEMO_PURPOSE}\",\"case_id\":\"CASE-1\",\"operator_id\":\"me\"}}' \\\n    {addr} xgate.v1.Exchange/Fetch",
         p("ca.pem"),
         p("requester-approval-hall-demo.pem"),
         p("requester-approval-hall-demo-key.pem")
-    );
-    println!();
-    println!("  Logs: {}", work.join("logs").display());
+    )?;
+    crate::outln!()?;
+    crate::outln!("  Logs: {}", work.join("logs").display())
 }

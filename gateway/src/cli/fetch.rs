@@ -104,7 +104,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
             request_id = item.request_id;
             if let Some(result) = item.result {
                 if !args.json {
-                    println!("{}", row(&result));
+                    crate::outln!("{}", row(&result))?;
                 }
                 results.push(result);
             }
@@ -116,19 +116,19 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     };
     let elapsed = started.elapsed();
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&results_json(&request_id, &results, true))?
-        );
+        )?;
     } else {
         if !args.stream {
-            println!("{}", header());
+            crate::outln!("{}", header())?;
             for result in &results {
-                println!("{}", row(result));
+                crate::outln!("{}", row(result))?;
             }
         }
-        println!("{}", summary(&results, elapsed));
-        println!("request id {request_id}");
+        crate::outln!("{}", summary(&results, elapsed))?;
+        crate::outln!("request id {request_id}")?;
     }
     Ok(())
 }
@@ -257,21 +257,23 @@ pub async fn types(args: TypesArgs) -> anyhow::Result<()> {
             .iter()
             .map(|t| json!({"id": t.id, "name": t.name, "department": t.department, "has_source": t.has_source}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{:<44} {:<32} {:<8} NAME",
-        "RECORD TYPE", "DEPARTMENT", "SOURCE"
-    );
+        "RECORD TYPE",
+        "DEPARTMENT",
+        "SOURCE"
+    )?;
     for t in &list.record_types {
-        println!(
+        crate::outln!(
             "{:<44} {:<32} {:<8} {}",
             t.id,
             t.department,
             if t.has_source { "yes" } else { "-" },
             t.name
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,6 +1,14 @@
 //! The `xgate` command line: the gateway server, a client for people
 //! (`fetch`, `types`), the development PKI and the one-command demo.
 
+/// `println!` that returns the write error instead of panicking, so a
+/// closed pipe (`xgate fetch ... | head`) ends the output quietly.
+#[macro_export]
+macro_rules! outln {
+    () => { { use std::io::Write as _; writeln!(std::io::stdout().lock()) } };
+    ($($arg:tt)*) => { { use std::io::Write as _; writeln!(std::io::stdout().lock(), $($arg)*) } };
+}
+
 pub mod certs;
 pub mod client;
 pub mod demo;
