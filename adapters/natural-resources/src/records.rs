@@ -6,11 +6,11 @@
 use serde_json::{Value, json};
 use time::Date;
 use time::macros::date;
-use xgate_synth::dates::{REFERENCE_DATE, add_days, add_years, iso};
+use xgate_synth::dates::{REFERENCE_DATE, add_days, add_years, days, iso};
 use xgate_synth::regions::{CITIES, City, District};
 use xgate_synth::{
-    Citizen, Company, GAPPY_CITIZEN, MINING_INDUSTRY, Population, Rng, SAMPLE_CITIZEN,
-    SAMPLE_COMPANY, residential_address, street_address,
+    Citizen, Firm, MINING_INDUSTRY, Person, Population, Records, Rng, residential_address, round2,
+    street_address, tagged,
 };
 
 use crate::db::{
@@ -23,25 +23,17 @@ use crate::db::{
 const UNIFIED_REGISTRATION: Date = date!(2015 - 03 - 01);
 
 /// Every record of the bureau, as (record type, record).
-pub fn generate(population: &Population) -> Vec<(&'static str, Value)> {
+pub fn generate(population: &Population) -> Records {
     let mut out = Vec::new();
-    for citizen in &population.citizens {
-        let titles = titles(citizen);
+    for person in population.people(DEPARTMENT) {
+        let titles = titles(&person);
         for title in &titles {
-            out.extend(mortgage(citizen, title).map(tagged(REAL_ESTATE_MORTGAGE_REGISTRATION)));
+            let mortgage = mortgage(person.citizen, title);
+            out.extend(mortgage.map(tagged(REAL_ESTATE_MORTGAGE_REGISTRATION)));
         }
         out.extend(titles.into_iter().map(|t| (REAL_ESTATE_TITLE, t.record)));
     }
-    for company in &population.companies {
-        let Some((city, district)) = company.home() else {
-            continue;
-        };
-        let firm = Firm {
-            company,
-            city,
-            district,
-            sample: company.index == SAMPLE_COMPANY,
-        };
+    for firm in population.firms(DEPARTMENT) {
         let parcels = land_use_rights(&firm);
         out.extend(
             planning_permits(&firm, &parcels).map(tagged(CONSTRUCTION_LAND_PLANNING_PERMIT)),
@@ -54,24 +46,6 @@ pub fn generate(population: &Population) -> Vec<(&'static str, Value)> {
         out.extend(mining_licence(&firm).map(tagged(MINING_LICENCE)));
     }
     out
-}
-
-/// Pairs records with their type, for [`generate`]'s output.
-fn tagged(record_type: &'static str) -> impl Fn(Value) -> (&'static str, Value) {
-    move |record| (record_type, record)
-}
-
-fn rng(record_type: &str, index: u32) -> Rng {
-    Rng::new(&format!("{DEPARTMENT}/{record_type}"), index)
-}
-
-fn days(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(0)
-}
-
-/// Rounded to cents (or square centimetres).
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 /// The registration authority named in certificate numbers: the county for
@@ -122,13 +96,11 @@ struct Title {
     record: Value,
 }
 
-fn titles(c: &Citizen) -> Vec<Title> {
-    let mut rng = rng(REAL_ESTATE_TITLE, c.index);
-    let sample = c.index == SAMPLE_CITIZEN;
-    let Some((home_city, home_district)) = c.home() else {
-        return Vec::new();
-    };
-    if c.index == GAPPY_CITIZEN || c.age() < 22 {
+fn titles(p: &Person) -> Vec<Title> {
+    let c = p.citizen;
+    let mut rng = p.rng(REAL_ESTATE_TITLE);
+    let (sample, home_city, home_district) = (p.sample, p.city, p.district);
+    if p.gappy || c.age() < 22 {
         return Vec::new();
     }
     let count = *rng.pick_weighted(&[(0, 35), (1, 45), (2, 15), (3, 5)]);
@@ -310,43 +282,27 @@ fn mortgage(c: &Citizen, title: &Title) -> Option<Value> {
     }))
 }
 
-struct Firm<'a> {
-    company: &'a Company,
-    city: &'static City,
-    district: &'static District,
-    sample: bool,
-}
-
-impl Firm<'_> {
-    fn rng(&self, record_type: &str) -> Rng {
-        rng(record_type, self.company.index)
+/// `{district}{road}以东、{road}以北`, how the firm's parcels are located.
+fn parcel_location(f: &Firm, rng: &mut Rng) -> String {
+    let first = rng.pick(f.city.streets);
+    let mut second = rng.pick(f.city.streets);
+    if second == first {
+        second = rng.pick(f.city.streets);
     }
-
-    /// `{district}{road}以东、{road}以北`, how parcels are located.
-    fn parcel_location(&self, rng: &mut Rng) -> String {
-        let first = rng.pick(self.city.streets);
-        let mut second = rng.pick(self.city.streets);
-        if second == first {
-            second = rng.pick(self.city.streets);
-        }
-        let (a, b) = (rng.pick(&["东", "西"]), rng.pick(&["南", "北"]));
-        if second == first {
-            format!("{}{}{first}{a}侧", self.city.name, self.district.name)
-        } else {
-            format!(
-                "{}{}{first}以{a}、{second}以{b}",
-                self.city.name, self.district.name
-            )
-        }
-    }
-
-    /// The bureau that issues planning permits for the district.
-    fn planning_bureau(&self) -> String {
+    let (a, b) = (rng.pick(&["东", "西"]), rng.pick(&["南", "北"]));
+    if second == first {
+        format!("{}{}{first}{a}侧", f.city.name, f.district.name)
+    } else {
         format!(
-            "{}自然资源和规划局",
-            authority_name(self.city, self.district)
+            "{}{}{first}以{a}、{second}以{b}",
+            f.city.name, f.district.name
         )
     }
+}
+
+/// The bureau that issues planning permits for the firm's district.
+fn planning_bureau(f: &Firm) -> String {
+    format!("{}自然资源和规划局", authority_name(f.city, f.district))
 }
 
 /// A parcel of state-owned construction land, with what its planning
@@ -409,7 +365,7 @@ fn land_use_rights(f: &Firm) -> Vec<Parcel> {
                 term_start.max(UNIFIED_REGISTRATION),
                 add_days(REFERENCE_DATE, -30),
             );
-            let location = f.parcel_location(&mut rng);
+            let location = parcel_location(f, &mut rng);
             let record = json!({
                 "certificate_no": title_no(&mut rng, registered.year(), f.city, f.district),
                 "uscc": c.uscc,
@@ -466,7 +422,7 @@ fn planning_permits<'a>(f: &'a Firm, parcels: &'a [Parcel]) -> impl Iterator<Ite
             "city": f.city.name,
             "land_area_m2": parcel.area_m2,
             "land_use": parcel.land_use,
-            "issuing_authority": f.planning_bureau(),
+            "issuing_authority": planning_bureau(f),
             "issue_date": iso(issued),
         }))
     })
@@ -548,7 +504,7 @@ fn mining_licence(f: &Firm) -> Option<Value> {
     let issuing_authority = if mineral.provincial {
         "安徽省自然资源厅".to_owned()
     } else {
-        f.planning_bureau()
+        planning_bureau(f)
     };
     let (lo, hi) = mineral.scale;
     Some(json!({
@@ -588,11 +544,5 @@ mod tests {
         );
         assert_eq!(unit.len(), 28);
         assert!(unit.starts_with("341602") && unit.ends_with("F00010502"));
-    }
-
-    #[test]
-    fn rounding_keeps_two_decimals() {
-        assert!((round2(123.456_7) - 123.46).abs() < 1e-9);
-        assert!((round2(0.004) - 0.0).abs() < 1e-9);
     }
 }

@@ -1,12 +1,7 @@
-//! The bureau's database: one table per record type, seeded from the
-//! synthetic population and opened read-only to serve lookups.
+//! The bureau's database: one table per record type, named and laid out as
+//! in the catalog. [`xgate_synth::store`] makes the SQL from these tables.
 
-use std::path::Path;
-
-use xgate_synth::Population;
-use xgate_synth::store::{Column, ColumnType, SeedReport, Store, StoreError, Table};
-
-use crate::records;
+use xgate_synth::store::{Column, ColumnType, Table};
 
 /// The department id in the catalog.
 pub const DEPARTMENT: &str = "public-security";
@@ -132,15 +127,3 @@ pub static TABLES: &[Table] = &[
         ],
     },
 ];
-
-/// Creates the database at `path` (replacing any file there) from a
-/// population of `citizens` and `companies`.
-pub async fn seed(path: &Path, citizens: u32, companies: u32) -> Result<SeedReport, StoreError> {
-    let population = Population::generate(citizens, companies);
-    xgate_synth::store::seed(path, TABLES, records::generate(&population)).await
-}
-
-/// Opens the seeded database at `path` read-only.
-pub async fn open(path: &Path) -> Result<Store, StoreError> {
-    Store::open_read_only(path, TABLES).await
-}

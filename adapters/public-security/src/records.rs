@@ -8,11 +8,9 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use time::Date;
 use time::macros::date;
-use xgate_synth::dates::{REFERENCE_DATE, add_days, add_months, add_years, age_on, iso};
-use xgate_synth::regions::{CITIES, City, District, PROVINCE, public_security_bureau};
-use xgate_synth::{
-    Citizen, GAPPY_CITIZEN, Gender, Population, Rng, SAMPLE_CITIZEN, residential_address,
-};
+use xgate_synth::dates::{REFERENCE_DATE, add_days, add_months, add_years, age_on, days, iso};
+use xgate_synth::regions::{CITIES, PROVINCE, public_security_bureau};
+use xgate_synth::{Gender, Person, Population, Records, Rng, residential_address, tagged};
 
 use crate::db::{
     DEPARTMENT, DRIVING_LICENCE, EXIT_ENTRY_RECORD, HOUSEHOLD_REGISTRATION,
@@ -21,20 +19,10 @@ use crate::db::{
 };
 
 /// Every record of the bureau, as (record type, record).
-pub fn generate(population: &Population) -> Vec<(&'static str, Value)> {
+pub fn generate(population: &Population) -> Records {
     let mut out = Vec::new();
     let mut plates = HashSet::new();
-    for citizen in &population.citizens {
-        let Some((city, district)) = citizen.home() else {
-            continue;
-        };
-        let person = Person {
-            citizen,
-            city,
-            district,
-            sample: citizen.index == SAMPLE_CITIZEN,
-            gappy: citizen.index == GAPPY_CITIZEN,
-        };
+    for person in population.people(DEPARTMENT) {
         out.push((RESIDENT_IDENTITY_CARD, identity_card(&person)));
         out.push((HOUSEHOLD_REGISTRATION, household_registration(&person)));
         out.extend(residence_permit(&person).map(tagged(RESIDENCE_PERMIT)));
@@ -57,38 +45,6 @@ pub fn generate(population: &Population) -> Vec<(&'static str, Value)> {
         );
     }
     out
-}
-
-/// Pairs records with their type, for [`generate`]'s output.
-fn tagged(record_type: &'static str) -> impl Fn(Value) -> (&'static str, Value) {
-    move |record| (record_type, record)
-}
-
-struct Person<'a> {
-    citizen: &'a Citizen,
-    city: &'static City,
-    district: &'static District,
-    sample: bool,
-    gappy: bool,
-}
-
-impl Person<'_> {
-    fn rng(&self, record_type: &str) -> Rng {
-        Rng::new(&format!("{DEPARTMENT}/{record_type}"), self.citizen.index)
-    }
-
-    fn bureau(&self) -> String {
-        public_security_bureau(self.city, self.district)
-    }
-
-    /// The day the citizen turns `years`.
-    fn birthday(&self, years: i32) -> Date {
-        add_years(self.citizen.birth_date, years)
-    }
-}
-
-fn days(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(0)
 }
 
 /// GB 11643 validity of a card issued at `age`: 5, 10 or 20 years, or long-term from 46.
@@ -125,7 +81,7 @@ fn identity_card(p: &Person) -> Value {
         "ethnicity": c.ethnicity,
         "birth_date": iso(c.birth_date),
         "address": c.address,
-        "issuing_authority": p.bureau(),
+        "issuing_authority": public_security_bureau(p.city, p.district),
         "valid_from": iso(valid_from),
         "valid_until": valid_until.map(iso),
     })
@@ -179,6 +135,7 @@ fn household_registration(p: &Person) -> Value {
     } else {
         rng.date(p.birthday(18), add_days(REFERENCE_DATE, -30))
     };
+    let bureau = public_security_bureau(p.city, p.district);
     json!({
         "id_number": c.id_number,
         "name": c.name,
@@ -187,7 +144,7 @@ fn household_registration(p: &Person) -> Value {
         "relationship_to_head": relationship,
         "registered_address": c.address,
         "native_place": format!("{PROVINCE}{}", native_city.name),
-        "police_station": format!("{}{}派出所", p.bureau(), rng.pick(POLICE_STATIONS)),
+        "police_station": format!("{bureau}{}派出所", rng.pick(POLICE_STATIONS)),
         "registration_date": iso(registered.max(date!(1958 - 01 - 09))),
         "status": "active",
     })
@@ -276,7 +233,7 @@ fn no_criminal_record_certificates(p: &Person) -> Vec<Value> {
                 "name": c.name,
                 "has_criminal_record": record,
                 "purpose": purpose,
-                "issuing_authority": p.bureau(),
+                "issuing_authority": public_security_bureau(p.city, p.district),
                 "issue_date": iso(issue_date),
                 "valid_until": iso(add_months(issue_date, 3)),
             })

@@ -34,6 +34,12 @@ pub fn add_days(date: Date, days: i64) -> Date {
     date.checked_add(Duration::days(days)).unwrap_or(date)
 }
 
+/// A drawn count of days (from [`Rng::range`](crate::Rng::range)) as the
+/// signed offset [`add_days`] takes; 0 for a count no date could span.
+pub fn days(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(0)
+}
+
 /// The first day of the month of `date`.
 pub fn month_start(date: Date) -> Date {
     date.replace_day(1).unwrap_or(date)
@@ -86,6 +92,10 @@ mod tests {
         assert_eq!(add_months(date!(2025 - 11 - 15), 3), date!(2026 - 02 - 15));
         assert_eq!(add_months(date!(2025 - 01 - 15), -1), date!(2024 - 12 - 15));
         assert_eq!(add_days(date!(2025 - 12 - 31), 1), date!(2026 - 01 - 01));
+        assert_eq!(
+            add_days(date!(2025 - 12 - 31), -days(30)),
+            date!(2025 - 12 - 01)
+        );
         assert_eq!(month_start(date!(2025 - 02 - 17)), date!(2025 - 02 - 01));
         assert_eq!(month_end(date!(2024 - 02 - 17)), date!(2024 - 02 - 29));
     }

@@ -7,12 +7,12 @@ use serde_json::{Value, json};
 use time::macros::date;
 use time::{Date, Month};
 use xgate_synth::dates::{
-    REFERENCE_DATE, add_days, add_months, add_years, iso, month_end, month_start,
+    REFERENCE_DATE, add_days, add_months, add_years, days, iso, month_end, month_start,
 };
-use xgate_synth::regions::{City, District, tax_bureau};
+use xgate_synth::regions::{District, tax_bureau};
 use xgate_synth::{
-    Citizen, Company, GAPPY_CITIZEN, Gender, MINING_INDUSTRY, Population, Rng, SAMPLE_CITIZEN,
-    SAMPLE_COMPANY,
+    Citizen, Company, Firm, Gender, MINING_INDUSTRY, Person, Population, Records, Rng,
+    SAMPLE_COMPANY, round2, tagged,
 };
 
 use crate::db::{
@@ -21,19 +21,9 @@ use crate::db::{
 };
 
 /// Every record of the bureau, as (record type, record).
-pub fn generate(population: &Population) -> Vec<(&'static str, Value)> {
+pub fn generate(population: &Population) -> Records {
     let mut out = Vec::new();
-    for citizen in &population.citizens {
-        let Some((city, district)) = citizen.home() else {
-            continue;
-        };
-        let person = Person {
-            citizen,
-            city,
-            district,
-            sample: citizen.index == SAMPLE_CITIZEN,
-            gappy: citizen.index == GAPPY_CITIZEN,
-        };
+    for person in population.people(DEPARTMENT) {
         let income = income_tax_records(&person, &population.companies);
         out.extend(
             payment_certificates(&person, &income)
@@ -47,16 +37,7 @@ pub fn generate(population: &Population) -> Vec<(&'static str, Value)> {
         );
         out.extend(no_arrears_certificate(&person).map(tagged(NO_TAX_ARREARS_CERTIFICATE)));
     }
-    for company in &population.companies {
-        let Some((city, district)) = company.home() else {
-            continue;
-        };
-        let firm = Firm {
-            company,
-            city,
-            district,
-            sample: company.index == SAMPLE_COMPANY,
-        };
+    for firm in population.firms(DEPARTMENT) {
         let Some(registration) = tax_registration(&firm, population) else {
             continue;
         };
@@ -73,24 +54,6 @@ pub fn generate(population: &Population) -> Vec<(&'static str, Value)> {
         out.push((TAX_REGISTRATION, registration.record));
     }
     out
-}
-
-/// Pairs records with their type, for [`generate`]'s output.
-fn tagged(record_type: &'static str) -> impl Fn(Value) -> (&'static str, Value) {
-    move |record| (record_type, record)
-}
-
-fn rng(record_type: &str, index: u32) -> Rng {
-    Rng::new(&format!("{DEPARTMENT}/{record_type}"), index)
-}
-
-fn days(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(0)
-}
-
-/// Rounded to fen.
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 /// Monthly individual income tax on wages: the 2019 seven-bracket table
@@ -124,32 +87,10 @@ fn labour_remuneration_taxable(gross: f64) -> f64 {
     round2(taxable.max(0.0))
 }
 
-struct Person<'a> {
-    citizen: &'a Citizen,
-    city: &'static City,
-    district: &'static District,
-    sample: bool,
-    gappy: bool,
-}
-
-impl Person<'_> {
-    fn rng(&self, record_type: &str) -> Rng {
-        rng(record_type, self.citizen.index)
-    }
-
-    fn bureau(&self) -> String {
-        tax_bureau(self.city, self.district)
-    }
-
-    /// Still of working age (statutory retirement: 60 for men, 55 for women).
-    fn working_age(&self) -> bool {
-        let retirement = if self.citizen.gender == Gender::Male {
-            60
-        } else {
-            55
-        };
-        (20..=retirement).contains(&self.citizen.age())
-    }
+/// Still of working age (statutory retirement: 60 for men, 55 for women).
+fn working_age(c: &Citizen) -> bool {
+    let retirement = if c.gender == Gender::Male { 60 } else { 55 };
+    (20..=retirement).contains(&c.age())
 }
 
 /// The twelve months declared by [`REFERENCE_DATE`]: a month is declared by
@@ -183,7 +124,7 @@ fn income_tax_records(p: &Person, companies: &[Company]) -> Vec<Income> {
     };
     let mut records = Vec::new();
 
-    let employed = p.sample || p.gappy || (p.working_age() && rng.chance(0.7));
+    let employed = p.sample || p.gappy || (working_age(c) && rng.chance(0.7));
     let wage_employer = if p.sample {
         companies.get(usize::try_from(SAMPLE_COMPANY).unwrap_or(0))
     } else {
@@ -278,9 +219,8 @@ fn income(
     let next = add_months(month, 1);
     let declared = rng.date(next, add_days(next, 14));
     // The withholding agent files with its own bureau.
-    let bureau = agent
-        .home()
-        .map_or_else(|| p.bureau(), |(city, district)| tax_bureau(city, district));
+    let (city, district) = agent.home().unwrap_or((p.city, p.district));
+    let bureau = tax_bureau(city, district);
     Income {
         wages: income_type == "wages_and_salaries",
         month,
@@ -333,7 +273,7 @@ fn payment_certificates(p: &Person, income: &[Income]) -> Vec<Value> {
                 "tax_period_end": iso(to),
                 "amount_cny": round2(amount),
                 "payment_date": iso(paid),
-                "tax_authority": p.bureau(),
+                "tax_authority": tax_bureau(p.city, p.district),
                 "issue_date": iso(issued),
             });
             certificates.push((issued, record));
@@ -407,26 +347,9 @@ fn no_arrears_certificate(p: &Person) -> Option<Value> {
         "taxpayer_name": c.name,
         "has_arrears": arrears,
         "outstanding_amount_cny": outstanding,
-        "tax_authority": p.bureau(),
+        "tax_authority": tax_bureau(p.city, p.district),
         "issue_date": iso(rng.date(earliest, REFERENCE_DATE)),
     }))
-}
-
-struct Firm<'a> {
-    company: &'a Company,
-    city: &'static City,
-    district: &'static District,
-    sample: bool,
-}
-
-impl Firm<'_> {
-    fn rng(&self, record_type: &str) -> Rng {
-        rng(record_type, self.company.index)
-    }
-
-    fn bureau(&self) -> String {
-        tax_bureau(self.city, self.district)
-    }
 }
 
 /// A registration, with what exemptions and ratings depend on.
@@ -468,7 +391,7 @@ fn tax_registration(f: &Firm, population: &Population) -> Option<Registration> {
         "legal_representative": representative.name,
         "registered_address": c.address,
         "industry": c.industry,
-        "tax_authority": f.bureau(),
+        "tax_authority": tax_bureau(f.city, f.district),
         "registration_date": iso(registered),
         "status": status,
     });
@@ -614,7 +537,7 @@ fn credit_ratings(f: &Firm, registration: &Registration) -> Vec<Value> {
                 "rating": rating,
                 "score": score,
                 "evaluation_date": iso(rng.date(april, add_days(april, 29))),
-                "tax_authority": f.bureau(),
+                "tax_authority": tax_bureau(f.city, f.district),
             })
         })
         .collect()
