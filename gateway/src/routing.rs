@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
 use tonic::transport::{Channel, Endpoint};
 use xgate_proto::v1::department_adapter_client::DepartmentAdapterClient;
-use xgate_tls::TlsFiles;
+use xgate_tls::{Identity, TlsFiles};
 
 use crate::store::Registration;
 
@@ -26,7 +27,7 @@ impl AdapterRoute {
     pub fn new(registration: &Registration, tls: &TlsFiles) -> Result<AdapterRoute, String> {
         let mut endpoints = Vec::with_capacity(registration.endpoints.len());
         for url in &registration.endpoints {
-            endpoints.push((url.clone(), client(url, tls)?));
+            endpoints.push((url.clone(), client(url, &registration.department, tls)?));
         }
         Ok(AdapterRoute {
             department: registration.department.clone(),
@@ -69,20 +70,49 @@ pub fn endpoint_host(url: &str) -> Result<String, String> {
         .to_owned())
 }
 
-fn client(url: &str, tls: &TlsFiles) -> Result<DepartmentAdapterClient<Channel>, String> {
+/// A client for one endpoint of `department`'s adapter. TLS is done by our
+/// own connector so the adapter's certificate must carry exactly
+/// `xgate://department/<department>`: a valid certificate of another party
+/// (another department's adapter, say) is refused at the handshake.
+fn client(
+    url: &str,
+    department: &str,
+    tls: &TlsFiles,
+) -> Result<DepartmentAdapterClient<Channel>, String> {
     let host = endpoint_host(url)?;
-    let tls = tls
-        .client_config(&host)
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("endpoint `{url}` is not a URL: {e}"))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("endpoint `{url}` has no host"))?
+        .as_str()
+        .to_owned();
+    let expected = Identity::Department(department.to_owned());
+    let config = xgate_tls::rustls_client_config_for_peer(tls, expected)
         .map_err(|e| format!("TLS for `{url}`: {e}"))?;
-    let channel = Endpoint::from_shared(url.to_owned())
+    let server_name = ServerName::try_from(host).map_err(|e| format!("endpoint `{url}`: {e}"))?;
+    let connect_to = authority.clone();
+    let connector = tower::service_fn(move |_: http::Uri| {
+        let (config, server_name, addr) =
+            (Arc::clone(&config), server_name.clone(), connect_to.clone());
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+            tcp.set_nodelay(true)?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(server_name, tcp)
+                .await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+        }
+    });
+    // The URI tonic sees is http:// so it adds no TLS of its own: the
+    // connector above already did, with the identity check.
+    let channel = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|e| format!("endpoint `{url}`: {e}"))?
-        .tls_config(tls)
-        .map_err(|e| format!("TLS for `{url}`: {e}"))?
-        .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(2))
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
-        .connect_lazy();
+        .connect_with_connector_lazy(connector);
     // Records can be large (63 types, several records each).
     Ok(DepartmentAdapterClient::new(channel).max_decoding_message_size(16 * 1024 * 1024))
 }

@@ -227,3 +227,57 @@ async fn a_forbid_policy_beats_a_permit_and_is_named() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A department can register any endpoint, but the gateway talks only to a server whose
+/// certificate is that department's: an endpoint serving another department's (valid)
+/// certificate is refused at the TLS handshake, and nothing is sent to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_must_present_its_own_departments_certificate() -> anyhow::Result<()> {
+    let env = TestEnv::new()?;
+    let gateway = env.start_gateway(&GatewayOptions::default()).await?;
+    let natural_resources = env.start_adapter("natural-resources", &gateway).await?;
+
+    // Tax registers the natural-resources adapter's endpoint as its own.
+    let mut tax = env
+        .registry_as(gateway.addr(), &env.pki().department("tax"))
+        .await?;
+    tax.register(RegisterRequest {
+        department: "tax".to_owned(),
+        adapter_id: String::new(),
+        endpoints: vec![format!("https://{}", natural_resources.addr())],
+        record_types: vec!["tax_registration".to_owned()],
+    })
+    .await?;
+    env.wait_for_sources(gateway.addr(), &["tax_registration".to_owned()])
+        .await?;
+
+    let company = env.subjects().company.clone();
+    let mut exchange = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
+    let response = exchange
+        .fetch(with_timeout(
+            fetch_request(
+                SubjectKind::Uscc,
+                &company,
+                ["tax_registration", "state_land_use_right"],
+                GENERAL_APPROVAL,
+            ),
+            FETCH_TIMEOUT,
+        ))
+        .await?
+        .into_inner();
+    let results = &response.results;
+    let table = describe(results);
+    assert_eq!(status_of(&results[0]), RecordStatus::Unavailable, "{table}");
+    // Refused at the handshake, not answered by the wrong adapter ("not served here").
+    assert!(
+        !results[0].error.contains("not served"),
+        "the gateway called the wrong department's adapter: {table}"
+    );
+    assert!(
+        results[0].error.contains("xgate://department/tax"),
+        "{table}"
+    );
+    // The genuine natural-resources registration still works.
+    assert_eq!(status_of(&results[1]), RecordStatus::Ok, "{table}");
+    Ok(())
+}

@@ -363,3 +363,90 @@ mod tests {
         );
     }
 }
+
+/// A rustls client config that accepts only a server whose certificate, besides chaining to
+/// `files.ca` and matching the server name, carries exactly the identity `expected` — e.g. the
+/// gateway calling an adapter registered by department `tax` accepts only
+/// `xgate://department/tax`, never another department's (valid) certificate.
+pub fn rustls_client_config_for_peer(
+    files: &TlsFiles,
+    expected: Identity,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let material = files.load()?;
+    let provider = ring_provider();
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(material.roots.clone()),
+        Arc::clone(&provider),
+    )
+    .build()
+    .map_err(|source| TlsError::ServerVerifier {
+        path: files.ca.clone(),
+        source,
+    })?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ExpectedServer { inner, expected }))
+        .with_client_auth_cert(material.chain.clone(), material.key.clone_key())
+        .map_err(|source| files.key_error(source))?;
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// WebPKI verification, then the identity check.
+#[derive(Debug)]
+struct ExpectedServer {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    expected: Identity,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ExpectedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        match identity_from_der(end_entity) {
+            Ok(found) if found == self.expected => Ok(verified),
+            Ok(found) => Err(rustls::Error::General(format!(
+                "server certificate is `{found}`, expected `{}`",
+                self.expected
+            ))),
+            Err(e) => Err(rustls::Error::General(format!(
+                "server certificate carries no usable identity: {e}"
+            ))),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}

@@ -72,4 +72,12 @@ pub enum TlsError {
         #[source]
         source: rustls::server::VerifierBuilderError,
     },
+
+    /// The server-certificate verifier could not be built from the CA file.
+    #[error("cannot build server certificate verifier from `{}`: {source}", path.display())]
+    ServerVerifier {
+        path: PathBuf,
+        #[source]
+        source: rustls::client::VerifierBuilderError,
+    },
 }

@@ -21,7 +21,7 @@ mod identity;
 
 pub use config::{
     TlsFiles, install_crypto_provider, load_certs, load_private_key, rustls_client_config,
-    rustls_server_config,
+    rustls_client_config_for_peer, rustls_server_config,
 };
 pub use error::TlsError;
 pub use identity::{Identity, identity_from_der, peer_identity};

@@ -298,6 +298,53 @@ async fn rustls_server_config_refuses_a_client_from_another_ca() {
     assert!(err.contains("certificate"), "{err}");
 }
 
+/// Client side of a handshake with `client` against a server presenting `server`'s certificate.
+async fn handshake(server: &TlsFiles, client: Arc<rustls::ClientConfig>) -> Result<(), String> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(rustls_server_config(server).unwrap());
+    let connector = tokio_rustls::TlsConnector::from(client);
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let server_side = async move {
+        if let Ok(mut stream) = acceptor.accept(server_io).await {
+            let mut byte = [0u8; 1];
+            let _ = stream.read_exact(&mut byte).await;
+        }
+    };
+    let client_side = async move {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut stream = connector
+            .connect(name, client_io)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.write_all(b"x").await.map_err(|e| e.to_string())?;
+        stream.flush().await.map_err(|e| e.to_string())
+    };
+    let ((), result) =
+        tokio::time::timeout(TIMEOUT, async { tokio::join!(server_side, client_side) })
+            .await
+            .unwrap();
+    result
+}
+
+#[tokio::test]
+async fn peer_config_accepts_only_the_expected_server_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = Identity::Department("natural-resources".into());
+    let pki = devpki::init(dir.path(), &[gateway(), department(), other.clone()]).unwrap();
+    let gateway_files = pki.files(&gateway());
+
+    let expecting = crate::rustls_client_config_for_peer(&gateway_files, department()).unwrap();
+    handshake(&pki.files(&department()), Arc::clone(&expecting))
+        .await
+        .unwrap();
+
+    // A valid certificate of the same CA, but another department's: refused.
+    let err = handshake(&pki.files(&other), expecting).await.unwrap_err();
+    assert!(
+        err.contains(&format!("expected `{}`", department())),
+        "{err}"
+    );
+}
+
 #[test]
 fn install_crypto_provider_is_idempotent() {
     install_crypto_provider();
