@@ -370,3 +370,158 @@ fn check_record(
     }
     xgate_proto::json::object_to_struct(value).ok_or_else(|| "not a JSON object".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use serde_json::json;
+
+    const CITIZEN: &str = "341602197703051725";
+
+    fn catalog() -> Catalog {
+        Catalog::builtin().expect("catalog")
+    }
+
+    fn permit(catalog: &Catalog, record_type: &str) -> Permit {
+        let policies = PolicySet::from_sources(
+            &[(
+                "all.cedar".into(),
+                r#"@id("all") permit(principal, action, resource);"#.into(),
+            )],
+            catalog,
+        )
+        .expect("policy set");
+        policies
+            .decide(&AccessRequest {
+                requester: "r",
+                record_type,
+                purpose: "P",
+            })
+            .permit()
+            .expect("permitted")
+    }
+
+    fn fetch() -> ValidFetch {
+        ValidFetch {
+            subject_kind: SubjectKind::ResidentId,
+            subject_id: CITIZEN.into(),
+            record_types: vec!["driving_licence".into()],
+            purpose: "P".into(),
+            case_id: "c".into(),
+            operator_id: "o".into(),
+        }
+    }
+
+    /// A driving licence record the catalog schema accepts.
+    fn licence(id_number: &str) -> serde_json::Value {
+        json!({
+            "id_number": id_number,
+            "name": "张海燕",
+            "file_no": "341600123456",
+            "licence_class": "C1",
+            "first_issue_date": "2005-06-01",
+            "valid_from": "2021-06-01",
+            "valid_until": "2031-06-01",
+            "issuing_authority": "亳州市公安局交通警察支队",
+            "penalty_points": 0,
+            "status": "valid"
+        })
+    }
+
+    fn answer(status: LookupStatus, records: Vec<Vec<u8>>) -> TypeAnswer {
+        TypeAnswer {
+            record_type: "driving_licence".into(),
+            status: status as i32,
+            records_json: records.into_iter().map(Bytes::from).collect(),
+            error: "backend exploded".into(),
+        }
+    }
+
+    fn judged(answer: TypeAnswer) -> (RecordStatus, usize, String) {
+        let catalog = catalog();
+        let rt = catalog.record_type("driving_licence").expect("type");
+        let (status, records, error) =
+            judge(answer, rt, &fetch(), &permit(&catalog, "driving_licence"));
+        (status, records.len(), error)
+    }
+
+    fn valid_licence_bytes() -> Vec<u8> {
+        let catalog = catalog();
+        let rt = catalog.record_type("driving_licence").expect("type");
+        let record = licence(CITIZEN);
+        if let Err(v) = rt.validate(&record) {
+            panic!("test record no longer matches the catalog: {v}");
+        }
+        record.to_string().into_bytes()
+    }
+
+    #[test]
+    fn valid_records_are_released() {
+        assert_eq!(
+            judged(answer(LookupStatus::Found, vec![valid_licence_bytes()])),
+            (RecordStatus::Ok, 1, String::new())
+        );
+    }
+
+    #[test]
+    fn not_found_and_empty_found_are_not_found() {
+        assert_eq!(
+            judged(answer(LookupStatus::NotFound, vec![])).0,
+            RecordStatus::NotFound
+        );
+        assert_eq!(
+            judged(answer(LookupStatus::Found, vec![])).0,
+            RecordStatus::NotFound
+        );
+    }
+
+    #[test]
+    fn department_errors_are_unavailable_with_the_reason() {
+        let (status, n, error) = judged(answer(LookupStatus::Error, vec![]));
+        assert_eq!((status, n), (RecordStatus::Unavailable, 0));
+        assert!(error.contains("backend exploded"), "{error}");
+    }
+
+    #[test]
+    fn one_bad_record_withholds_the_whole_type() {
+        let mut broken = licence(CITIZEN);
+        broken["valid_from"] = json!("1977-02-30");
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"{not json".to_vec(), "not JSON"),
+            (b"[1,2]".to_vec(), "schema"),
+            (broken.to_string().into_bytes(), "`/valid_from`"),
+            (
+                licence("11010519491231002X").to_string().into_bytes(),
+                "another subject",
+            ),
+        ];
+        for (bad, why) in cases {
+            let (status, n, error) = judged(answer(
+                LookupStatus::Found,
+                vec![valid_licence_bytes(), bad],
+            ));
+            assert_eq!((status, n), (RecordStatus::Invalid, 0), "{why}: {error}");
+            assert!(error.starts_with("record 1: "), "{error}");
+            assert!(error.contains(why), "{why}: {error}");
+        }
+    }
+
+    #[test]
+    fn masked_violations_do_not_repeat_personal_values() {
+        let mut broken = licence(CITIZEN);
+        broken["name"] = json!(12345);
+        let (_, _, error) = judged(answer(
+            LookupStatus::Found,
+            vec![broken.to_string().into_bytes()],
+        ));
+        assert!(!error.contains("12345"), "{error}");
+    }
+
+    #[test]
+    fn unknown_lookup_status_is_invalid() {
+        let mut a = answer(LookupStatus::Found, vec![valid_licence_bytes()]);
+        a.status = 42;
+        assert_eq!(judged(a).0, RecordStatus::Invalid);
+    }
+}

@@ -197,6 +197,27 @@ impl<D: Department> AdapterService<D> {
         })
     }
 
+    /// Answers every type at once, or DEADLINE_EXCEEDED when the lookups
+    /// together take longer than `limit`.
+    async fn answer_all(
+        &self,
+        subject: &Subject,
+        record_types: Vec<String>,
+        limit: Duration,
+    ) -> Result<Vec<TypeAnswer>, Status> {
+        let lookups = join_all(
+            record_types
+                .into_iter()
+                .map(|record_type| self.answer(subject, record_type)),
+        );
+        tokio::time::timeout(limit, lookups).await.map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "lookup did not finish within {} ms",
+                limit.as_millis()
+            ))
+        })
+    }
+
     async fn answer(&self, subject: &Subject, record_type: String) -> TypeAnswer {
         let error = |error: String| TypeAnswer {
             record_type: record_type.clone(),
@@ -297,19 +318,10 @@ impl<D: Department> DepartmentAdapter for AdapterService<D> {
                 "at least one record type is required",
             )]));
         }
-        let lookups = join_all(
-            request
-                .record_types
-                .into_iter()
-                .map(|record_type| self.answer(&subject, record_type)),
-        );
         let limit = deadline.unwrap_or(DEFAULT_LOOKUP_TIMEOUT);
-        let answers = tokio::time::timeout(limit, lookups).await.map_err(|_| {
-            Status::deadline_exceeded(format!(
-                "lookup did not finish within {} ms",
-                limit.as_millis()
-            ))
-        })?;
+        let answers = self
+            .answer_all(&subject, request.record_types, limit)
+            .await?;
         tracing::debug!(request_id = request.request_id, "lookup answered");
         Ok(Response::new(LookupResponse { answers }))
     }
@@ -330,3 +342,211 @@ impl<D: Department> DepartmentAdapter for AdapterService<D> {
 /// Cap on a lookup when the caller sent no deadline: a hung database must
 /// not hold a request (and its connection slot) forever.
 const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xgate_proto::status::violations;
+
+    /// A tax department whose lookups are scripted per record type.
+    struct Scripted {
+        delay: Duration,
+    }
+
+    impl Department for Scripted {
+        fn department(&self) -> &str {
+            "tax"
+        }
+        fn record_types(&self) -> Vec<String> {
+            vec![
+                "tax_registration".into(),
+                "taxpayer_credit_rating".into(),
+                "individual_income_tax_record".into(),
+            ]
+        }
+        async fn lookup(
+            &self,
+            _subject: &Subject,
+            record_type: &str,
+        ) -> Result<Vec<serde_json::Value>, crate::LookupError> {
+            tokio::time::sleep(self.delay).await;
+            match record_type {
+                "tax_registration" => Ok(vec![serde_json::json!({"a": 1})]),
+                "taxpayer_credit_rating" => Ok(vec![]),
+                _ => Err(crate::LookupError::Backend("database is down".into())),
+            }
+        }
+    }
+
+    fn company() -> Subject {
+        let first17 = "91341602MA2TABCD1";
+        let check = xgate_catalog::ids::uscc_check_char(first17).expect("check char");
+        Subject {
+            kind: SubjectKind::Uscc,
+            id: format!("{first17}{check}"),
+        }
+    }
+
+    fn service(delay: Duration) -> AdapterService<Scripted> {
+        let catalog = Catalog::builtin().expect("catalog");
+        AdapterService::new(Scripted { delay }, &catalog).expect("service")
+    }
+
+    fn status(answer: &TypeAnswer) -> LookupStatus {
+        LookupStatus::try_from(answer.status).expect("known status")
+    }
+
+    #[test]
+    fn refuses_types_of_another_department_or_unknown() {
+        struct Greedy(&'static str);
+        impl Department for Greedy {
+            fn department(&self) -> &str {
+                "tax"
+            }
+            fn record_types(&self) -> Vec<String> {
+                vec![self.0.into()]
+            }
+            async fn lookup(
+                &self,
+                _: &Subject,
+                _: &str,
+            ) -> Result<Vec<serde_json::Value>, crate::LookupError> {
+                Ok(vec![])
+            }
+        }
+        let catalog = Catalog::builtin().expect("catalog");
+        let foreign = AdapterService::new(Greedy("real_estate_title"), &catalog)
+            .err()
+            .expect("foreign type refused");
+        assert!(
+            foreign.to_string().contains("natural-resources"),
+            "{foreign}"
+        );
+        let unknown = AdapterService::new(Greedy("no_such_type"), &catalog)
+            .err()
+            .expect("unknown type refused");
+        assert!(
+            unknown.to_string().contains("not in the catalog"),
+            "{unknown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_type_gets_exactly_one_answer() {
+        let svc = service(Duration::ZERO);
+        let answers = svc
+            .answer_all(
+                &company(),
+                vec![
+                    "tax_registration".into(),
+                    "taxpayer_credit_rating".into(),
+                    "individual_income_tax_record".into(),
+                    "vat_exemption_status".into(),
+                ],
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("answers");
+        assert_eq!(answers.len(), 4);
+        assert_eq!(status(&answers[0]), LookupStatus::Found);
+        assert_eq!(
+            answers[0].records_json,
+            vec![Bytes::from_static(br#"{"a":1}"#)]
+        );
+        assert_eq!(status(&answers[1]), LookupStatus::NotFound);
+        // individual_income_tax_record is keyed by resident ID, not USCC.
+        assert_eq!(status(&answers[2]), LookupStatus::Error);
+        assert!(
+            answers[2].error.contains("keyed by resident_id"),
+            "{}",
+            answers[2].error
+        );
+        // Not served by this adapter.
+        assert_eq!(status(&answers[3]), LookupStatus::Error);
+        assert!(
+            answers[3].error.contains("not served"),
+            "{}",
+            answers[3].error
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_lookup_is_an_error_answer_not_a_failed_call() {
+        let svc = service(Duration::ZERO);
+        let person = Subject {
+            kind: SubjectKind::ResidentId,
+            id: "341602197703051725".into(),
+        };
+        let answers = svc
+            .answer_all(
+                &person,
+                vec!["individual_income_tax_record".into()],
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("answers");
+        assert_eq!(status(&answers[0]), LookupStatus::Error);
+        assert!(
+            answers[0].error.contains("database is down"),
+            "{}",
+            answers[0].error
+        );
+    }
+
+    #[tokio::test]
+    async fn lookups_slower_than_the_deadline_give_deadline_exceeded() {
+        let svc = service(Duration::from_secs(10));
+        let started = std::time::Instant::now();
+        let err = svc
+            .answer_all(
+                &company(),
+                vec!["tax_registration".into()],
+                Duration::from_millis(50),
+            )
+            .await
+            .expect_err("too slow");
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn malformed_subjects_are_invalid_argument_with_the_field() {
+        let request = |kind: xgate_proto::v1::SubjectKind, id: &str| LookupRequest {
+            subject: Some(xgate_proto::v1::Subject {
+                kind: kind as i32,
+                id: id.into(),
+            }),
+            record_types: vec!["tax_registration".into()],
+            request_id: String::new(),
+            purpose: String::new(),
+        };
+        let fields = |r: &LookupRequest| -> Vec<String> {
+            let status = subject_of(r).expect_err("invalid");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            violations(&status).into_iter().map(|v| v.field).collect()
+        };
+        let good = company();
+        assert!(subject_of(&request(xgate_proto::v1::SubjectKind::Uscc, &good.id)).is_ok());
+        let mut bad = good.id.clone();
+        bad.pop();
+        bad.push(if good.id.ends_with('0') { '1' } else { '0' });
+        assert_eq!(
+            fields(&request(xgate_proto::v1::SubjectKind::Uscc, &bad)),
+            vec!["subject.id"]
+        );
+        assert_eq!(
+            fields(&request(
+                xgate_proto::v1::SubjectKind::Unspecified,
+                &good.id
+            )),
+            vec!["subject.kind"]
+        );
+        assert_eq!(
+            fields(&LookupRequest {
+                subject: None,
+                ..request(xgate_proto::v1::SubjectKind::Uscc, &good.id)
+            }),
+            vec!["subject"]
+        );
+    }
+}
