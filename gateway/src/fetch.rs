@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use tonic::Request;
-use xgate_catalog::{Catalog, RecordType, SubjectKind};
+use xgate_catalog::{Catalog, RecordType};
 use xgate_policy::{AccessRequest, Permit, PolicySet};
 use xgate_proto::v1::{
     LookupRequest, LookupStatus, Provenance, RecordResult, RecordStatus, Subject, TypeAnswer,
@@ -195,10 +195,7 @@ async fn call(
             "the fetch deadline passed before the department was called".into(),
         );
     }
-    let kind = match job.fetch.subject_kind {
-        SubjectKind::ResidentId => xgate_proto::v1::SubjectKind::ResidentId,
-        SubjectKind::Uscc => xgate_proto::v1::SubjectKind::Uscc,
-    };
+    let kind = crate::gateway::proto_kind(job.fetch.subject_kind);
     let mut request = Request::new(LookupRequest {
         subject: Some(Subject {
             kind: kind as i32,
@@ -345,14 +342,6 @@ fn judge(
     (RecordStatus::Ok, records, String::new())
 }
 
-/// The field that names the subject in every catalog schema.
-fn subject_field(kind: SubjectKind) -> &'static str {
-    match kind {
-        SubjectKind::ResidentId => "id_number",
-        SubjectKind::Uscc => "uscc",
-    }
-}
-
 fn check_record(
     bytes: &[u8],
     rt: &RecordType,
@@ -363,7 +352,7 @@ fn check_record(
     rt.validate(&value)
         .map_err(|v| format!("breaks the `{}` schema: {v}", rt.id))?;
     // A record about somebody else must never be released, whatever the schema says.
-    if let Some(owner) = value.get(subject_field(fetch.subject_kind))
+    if let Some(owner) = value.get(fetch.subject_kind.record_field())
         && owner.as_str() != Some(fetch.subject_id.as_str())
     {
         return Err("belongs to another subject".into());
@@ -376,6 +365,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use serde_json::json;
+    use xgate_catalog::SubjectKind;
 
     const CITIZEN: &str = "341602197703051725";
 

@@ -37,6 +37,11 @@ impl AdapterRoute {
         })
     }
 
+    /// The registered endpoint URLs.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.endpoints.iter().map(|(url, _)| url.as_str())
+    }
+
     /// The endpoint to call next (round robin).
     pub fn pick(&self) -> Option<(&str, DepartmentAdapterClient<Channel>)> {
         let n = self.endpoints.len();

@@ -41,15 +41,25 @@ fn demo_logs(workdir: &Path) -> String {
         .join("\n")
 }
 
+/// Runs the demo twice in one working folder: the second run starts from the
+/// first one's PKI and gateway database, whose registrations name the first
+/// run's (dead) adapter ports, and must still reach the new adapters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_fetches_every_type_once_and_exits() -> anyhow::Result<()> {
     let env = TestEnv::new()?;
     let workdir = env.dir().join("demo");
+    for run in 1..=2 {
+        check_demo_run(&env, &workdir, run).await?;
+    }
+    Ok(())
+}
+
+async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Result<()> {
     let output = tokio::time::timeout(
         Duration::from_secs(100),
         tokio::process::Command::new(bins::binary(bins::GATEWAY)?)
             .args(["demo", "--once", "--json", "--workdir"])
-            .arg(&workdir)
+            .arg(workdir)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -61,9 +71,9 @@ async fn the_demo_fetches_every_type_once_and_exits() -> anyhow::Result<()> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let context = || {
         format!(
-            "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\n{}",
+            "run {run}: exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\n{}",
             output.status,
-            demo_logs(&workdir)
+            demo_logs(workdir)
         )
     };
     assert!(output.status.success(), "{}", context());

@@ -215,7 +215,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ));
         adapters.push(adapter);
     }
-    wait_for_registrations(&gateway, &catalog).await?;
+    wait_for_registrations(&gateway, &catalog, &adapters).await?;
     progress("all adapters registered through the Registry API");
 
     let (citizen, company) = sample_subjects();
@@ -288,22 +288,39 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until every demo department's types route to the adapter process
+/// just started: registrations of an earlier run (kept in the gateway's
+/// database) still name that run's ports.
 async fn wait_for_registrations(
     gateway: &crate::server::RunningGateway,
     catalog: &Catalog,
+    adapters: &[AdapterProcess],
 ) -> anyhow::Result<()> {
-    let wanted: Vec<String> = ADAPTERS
+    let wanted: Vec<(String, String)> = adapters
         .iter()
-        .flat_map(|d| catalog.types_of_department(d).map(|t| t.id.clone()))
+        .flat_map(|a| {
+            let endpoint = format!("https://{}", a.addr);
+            catalog
+                .types_of_department(&a.department)
+                .map(move |t| (t.id.clone(), endpoint.clone()))
+        })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let routes = gateway.state.routes.load();
-        if wanted.iter().all(|t| routes.serves(t)) {
+        let missing: Vec<&str> = wanted
+            .iter()
+            .filter(|(t, endpoint)| {
+                routes
+                    .get(t)
+                    .is_none_or(|route| !route.endpoints().any(|e| e == endpoint))
+            })
+            .map(|(t, _)| t.as_str())
+            .collect();
+        if missing.is_empty() {
             return Ok(());
         }
         if Instant::now() > deadline {
-            let missing: Vec<&String> = wanted.iter().filter(|t| !routes.serves(t)).collect();
             anyhow::bail!(
                 "adapters did not register within 20 s; still missing {missing:?} (see the adapter logs)"
             );
