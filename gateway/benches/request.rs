@@ -8,7 +8,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use prost::Message as _;
 use xgate::config::Limits;
 use xgate_catalog::Catalog;
-use xgate_proto::v1::{FetchRequest, FetchResponse, RecordResult, RecordStatus, Subject, SubjectKind};
+use xgate_proto::v1::{
+    FetchRequest, FetchResponse, RecordResult, RecordStatus, Subject, SubjectKind,
+};
 
 const CITIZEN: &str = "341602197703051725";
 
