@@ -2,6 +2,8 @@
 //! request validation, the per-record check (JSON parse + schema + subject +
 //! conversion to `Struct`), and encoding a full 63-type answer.
 
+#![allow(clippy::expect_used)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
