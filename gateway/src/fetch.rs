@@ -195,7 +195,7 @@ async fn call(
             "the fetch deadline passed before the department was called".into(),
         );
     }
-    let kind = crate::gateway::proto_kind(job.fetch.subject_kind);
+    let kind = xgate_proto::kind::to_proto(job.fetch.subject_kind);
     let mut request = Request::new(LookupRequest {
         subject: Some(Subject {
             kind: kind as i32,

@@ -9,8 +9,9 @@ use arc_swap::ArcSwap;
 use futures::Stream;
 use futures::StreamExt as _;
 use tonic::{Request, Response, Status};
-use xgate_catalog::{Catalog, SharingClass, SubjectKind};
+use xgate_catalog::{Catalog, SharingClass};
 use xgate_policy::PolicySet;
+
 use xgate_proto::status::{Violation, invalid_argument};
 use xgate_proto::v1::exchange_server::Exchange;
 use xgate_proto::v1::registry_server::Registry;
@@ -65,11 +66,12 @@ impl GatewayState {
         }))
     }
 
-    async fn reload_routes(&self) -> Result<(), Status> {
+    /// Rebuilds the routes from the store; returns the registrations read.
+    async fn reload_routes(&self) -> Result<Vec<Registration>, Status> {
         let registrations = self.store.all().await.map_err(internal)?;
         self.routes
             .store(Arc::new(Routes::build(&registrations, &self.tls)));
-        Ok(())
+        Ok(registrations)
     }
 
     /// The fetch deadline: the caller's grpc-timeout less a margin to send
@@ -207,11 +209,7 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<ListRecordTypesResponse>, Status> {
         xgate_tls::peer_identity(&request)?;
         let filter = request.into_inner();
-        let kind = match xgate_proto::v1::SubjectKind::try_from(filter.subject_kind) {
-            Ok(xgate_proto::v1::SubjectKind::ResidentId) => Some(SubjectKind::ResidentId),
-            Ok(xgate_proto::v1::SubjectKind::Uscc) => Some(SubjectKind::Uscc),
-            _ => None,
-        };
+        let kind = xgate_proto::kind::from_proto(filter.subject_kind);
         let routes = self.0.routes.load();
         let record_types = self
             .0
@@ -223,7 +221,7 @@ impl Exchange for ExchangeService {
                 id: rt.id.clone(),
                 name: rt.name.clone(),
                 department: rt.department.clone(),
-                subject_kind: proto_kind(rt.subject_kind) as i32,
+                subject_kind: xgate_proto::kind::to_proto(rt.subject_kind) as i32,
                 sharing_class: match rt.sharing_class {
                     SharingClass::Unconditional => xgate_proto::v1::SharingClass::Unconditional,
                     SharingClass::Conditional => xgate_proto::v1::SharingClass::Conditional,
@@ -235,13 +233,6 @@ impl Exchange for ExchangeService {
             })
             .collect();
         Ok(Response::new(ListRecordTypesResponse { record_types }))
-    }
-}
-
-pub fn proto_kind(kind: SubjectKind) -> xgate_proto::v1::SubjectKind {
-    match kind {
-        SubjectKind::ResidentId => xgate_proto::v1::SubjectKind::ResidentId,
-        SubjectKind::Uscc => xgate_proto::v1::SubjectKind::Uscc,
     }
 }
 
@@ -382,12 +373,9 @@ impl Registry for RegistryService {
             last_seen: now,
         };
         gw.store.upsert(&registration).await.map_err(internal)?;
-        gw.reload_routes().await?;
         let stored = gw
-            .store
-            .all()
-            .await
-            .map_err(internal)?
+            .reload_routes()
+            .await?
             .into_iter()
             .find(|r| r.department == department && r.adapter_id == adapter_id)
             .unwrap_or(registration);

@@ -47,17 +47,13 @@ pub fn fetch(
             None
         }
         Some(subject) => {
-            let kind = match xgate_proto::v1::SubjectKind::try_from(subject.kind) {
-                Ok(xgate_proto::v1::SubjectKind::ResidentId) => Some(SubjectKind::ResidentId),
-                Ok(xgate_proto::v1::SubjectKind::Uscc) => Some(SubjectKind::Uscc),
-                _ => {
-                    violations.push(Violation::new(
-                        "subject.kind",
-                        "must be SUBJECT_KIND_RESIDENT_ID or SUBJECT_KIND_USCC",
-                    ));
-                    None
-                }
-            };
+            let kind = xgate_proto::kind::from_proto(subject.kind);
+            if kind.is_none() {
+                violations.push(Violation::new(
+                    "subject.kind",
+                    "must be SUBJECT_KIND_RESIDENT_ID or SUBJECT_KIND_USCC",
+                ));
+            }
             if let Some(kind) = kind
                 && let Err(e) = xgate_catalog::ids::validate(kind, &subject.id)
             {

@@ -10,7 +10,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use xgate_catalog::Catalog;
 use xgate_proto::v1::exchange_client::ExchangeClient;
 use xgate_proto::v1::registry_client::RegistryClient;
-use xgate_proto::v1::{FetchRequest, RecordResult, RecordStatus, Subject, SubjectKind};
+use xgate_proto::v1::{FetchRequest, RecordResult, RecordStatus, Subject};
 use xgate_tls::TlsFiles;
 
 /// Largest answer the test clients accept (every record type of a subject).
@@ -58,13 +58,7 @@ pub fn registry(channel: Channel) -> RegistryClient<Channel> {
     RegistryClient::new(channel)
 }
 
-/// The wire spelling of a catalog subject kind.
-pub fn proto_kind(kind: xgate_catalog::SubjectKind) -> SubjectKind {
-    match kind {
-        xgate_catalog::SubjectKind::ResidentId => SubjectKind::ResidentId,
-        xgate_catalog::SubjectKind::Uscc => SubjectKind::Uscc,
-    }
-}
+pub use xgate_proto::kind::to_proto as proto_kind;
 
 /// A Fetch of `record_types` about subject `id`.
 pub fn fetch_request<S: Into<String>>(
@@ -162,7 +156,7 @@ mod tests {
         assert_eq!(request.record_types, vec!["a", "b"]);
         assert_eq!(
             request.subject.map(|s| s.kind),
-            Some(SubjectKind::Uscc as i32)
+            Some(xgate_proto::v1::SubjectKind::Uscc as i32)
         );
         assert_eq!(request.purpose, "PURPOSE");
         assert!(!request.case_id.is_empty() && !request.operator_id.is_empty());

@@ -20,6 +20,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub mod deadline;
 pub mod json;
+pub mod kind;
 pub mod status;
 
 pub use prost_types;

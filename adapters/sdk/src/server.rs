@@ -284,15 +284,11 @@ fn subject_of(request: &LookupRequest) -> Result<Subject, Status> {
             "is required",
         )]));
     };
-    let kind = match xgate_proto::v1::SubjectKind::try_from(subject.kind) {
-        Ok(xgate_proto::v1::SubjectKind::ResidentId) => SubjectKind::ResidentId,
-        Ok(xgate_proto::v1::SubjectKind::Uscc) => SubjectKind::Uscc,
-        _ => {
-            return Err(invalid_argument(&[Violation::new(
-                "subject.kind",
-                "must be SUBJECT_KIND_RESIDENT_ID or SUBJECT_KIND_USCC",
-            )]));
-        }
+    let Some(kind) = xgate_proto::kind::from_proto(subject.kind) else {
+        return Err(invalid_argument(&[Violation::new(
+            "subject.kind",
+            "must be SUBJECT_KIND_RESIDENT_ID or SUBJECT_KIND_USCC",
+        )]));
     };
     xgate_catalog::ids::validate(kind, &subject.id)
         .map_err(|e| invalid_argument(&[Violation::new("subject.id", e.to_string())]))?;

@@ -23,7 +23,7 @@ use xgate_tls::{Identity, TlsFiles};
 
 use super::fetch::{header, result_json, row, summary};
 use crate::config::{Config, Limits, TlsConfig};
-use crate::gateway::proto_kind;
+use xgate_proto::kind::to_proto as proto_kind;
 
 /// Requesters the demo's PKI and policies know.
 pub const REQUESTERS: &[&str] = &[

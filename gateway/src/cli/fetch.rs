@@ -9,7 +9,7 @@ use xgate_proto::v1::exchange_client::ExchangeClient;
 use xgate_proto::v1::{FetchRequest, ListRecordTypesRequest, RecordResult, Subject};
 
 use super::{ClientTls, status_name};
-use crate::gateway::proto_kind;
+use xgate_proto::kind::to_proto as proto_kind;
 
 #[derive(clap::Args, Debug)]
 pub struct FetchArgs {
