@@ -1,0 +1,21 @@
+//! Ecology and Environment Bureau (生态环境局): TODO tables and records.
+
+use xgate_synth::store::Table;
+use xgate_synth::{DepartmentSpec, Population, Records};
+
+/// The department id in the catalog.
+pub const DEPARTMENT: &str = "ecology-environment";
+
+/// The department.
+pub static SPEC: DepartmentSpec = DepartmentSpec {
+    id: DEPARTMENT,
+    name: "Ecology and Environment Bureau (生态环境局)",
+    tables: TABLES,
+    generate,
+};
+
+static TABLES: &[Table] = &[];
+
+fn generate(_population: &Population) -> Records {
+    Vec::new()
+}

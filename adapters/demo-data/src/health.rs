@@ -1,0 +1,21 @@
+//! Health Commission (卫生健康委员会): TODO tables and records.
+
+use xgate_synth::store::Table;
+use xgate_synth::{DepartmentSpec, Population, Records};
+
+/// The department id in the catalog.
+pub const DEPARTMENT: &str = "health";
+
+/// The department.
+pub static SPEC: DepartmentSpec = DepartmentSpec {
+    id: DEPARTMENT,
+    name: "Health Commission (卫生健康委员会)",
+    tables: TABLES,
+    generate,
+};
+
+static TABLES: &[Table] = &[];
+
+fn generate(_population: &Population) -> Records {
+    Vec::new()
+}

@@ -1,0 +1,21 @@
+//! Administration for Market Regulation (市场监督管理局): TODO tables and records.
+
+use xgate_synth::store::Table;
+use xgate_synth::{DepartmentSpec, Population, Records};
+
+/// The department id in the catalog.
+pub const DEPARTMENT: &str = "market-regulation";
+
+/// The department.
+pub static SPEC: DepartmentSpec = DepartmentSpec {
+    id: DEPARTMENT,
+    name: "Administration for Market Regulation (市场监督管理局)",
+    tables: TABLES,
+    generate,
+};
+
+static TABLES: &[Table] = &[];
+
+fn generate(_population: &Population) -> Records {
+    Vec::new()
+}

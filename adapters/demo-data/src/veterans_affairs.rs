@@ -1,0 +1,21 @@
+//! Veterans Affairs Bureau (退役军人事务局): TODO tables and records.
+
+use xgate_synth::store::Table;
+use xgate_synth::{DepartmentSpec, Population, Records};
+
+/// The department id in the catalog.
+pub const DEPARTMENT: &str = "veterans-affairs";
+
+/// The department.
+pub static SPEC: DepartmentSpec = DepartmentSpec {
+    id: DEPARTMENT,
+    name: "Veterans Affairs Bureau (退役军人事务局)",
+    tables: TABLES,
+    generate,
+};
+
+static TABLES: &[Table] = &[];
+
+fn generate(_population: &Population) -> Records {
+    Vec::new()
+}

@@ -1,0 +1,21 @@
+//! Water Resources Bureau (水利局): TODO tables and records.
+
+use xgate_synth::store::Table;
+use xgate_synth::{DepartmentSpec, Population, Records};
+
+/// The department id in the catalog.
+pub const DEPARTMENT: &str = "water-resources";
+
+/// The department.
+pub static SPEC: DepartmentSpec = DepartmentSpec {
+    id: DEPARTMENT,
+    name: "Water Resources Bureau (水利局)",
+    tables: TABLES,
+    generate,
+};
+
+static TABLES: &[Table] = &[];
+
+fn generate(_population: &Population) -> Records {
+    Vec::new()
+}

@@ -1,0 +1,1 @@
+//! Generic SQL adapter (work in progress).

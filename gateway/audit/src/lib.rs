@@ -1,0 +1,1 @@
+//! The tamper-evident access log (work in progress).
