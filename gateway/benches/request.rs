@@ -47,10 +47,17 @@ fn benches(c: &mut Criterion) {
         purpose: "GENERAL-APPROVAL".into(),
         case_id: "CASE-2026-0001".into(),
         operator_id: "operator-7".into(),
+        ..FetchRequest::default()
     };
     let limits = Limits::default();
+    let policies =
+        xgate_policy::PolicySet::from_sources(&xgate_policy::PolicySet::builtin_files(), &catalog)
+            .expect("the repository's policies");
     c.bench_function("validate_fetch_43_types", |b| {
-        b.iter(|| xgate::validate::fetch(black_box(&request), &catalog, &limits).expect("valid"))
+        b.iter(|| {
+            xgate::validate::fetch(black_box(&request), &catalog, &policies, &limits)
+                .expect("valid")
+        })
     });
 
     let rt = catalog.record_type("driving_licence").expect("type");
@@ -76,6 +83,9 @@ fn benches(c: &mut Criterion) {
                 error: String::new(),
                 policy_ids: vec!["approval-hall-general-approval".into()],
                 latency_us: 1234,
+                view: "full".into(),
+                value: None,
+                policy_set_version: "sha256:0123456789abcdef".into(),
             })
             .collect(),
     };

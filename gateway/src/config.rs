@@ -17,12 +17,21 @@ pub struct Config {
     /// Directory of catalog JSON files; the built-in catalog when absent.
     #[serde(default)]
     pub catalog_dir: Option<PathBuf>,
-    /// Directory of `*.cedar` policy files.
+    /// Directory of the policy set: `*.cedar` files and the purposes,
+    /// approval items and requesters data files.
     pub policies_dir: PathBuf,
+    /// Reload the policy set when a file in `policies_dir` changes (it is
+    /// also reloaded on SIGHUP and by the `PolicyAdmin.ReloadPolicies` RPC).
+    #[serde(default = "default_true")]
+    pub watch_policies: bool,
     /// The gateway's own SQLite database (registrations).
     pub database: PathBuf,
     #[serde(default)]
     pub limits: Limits,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// PEM paths of the gateway's certificate, key and the CA(s) it trusts for

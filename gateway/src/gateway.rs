@@ -1,6 +1,7 @@
 //! The gateway's shared state and the two services approval systems and
 //! department IT call: `Exchange` and `Registry`.
 
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,15 +17,18 @@ use xgate_proto::status::{Violation, invalid_argument};
 use xgate_proto::v1::exchange_server::Exchange;
 use xgate_proto::v1::registry_server::Registry;
 use xgate_proto::v1::{
-    AdapterRegistration, DeregisterRequest, DeregisterResponse, FetchRequest, FetchResponse,
-    FetchStreamResponse, HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest,
-    ListAdaptersResponse, ListRecordTypesRequest, ListRecordTypesResponse, RecordStatus,
+    AdapterRegistration, ApprovalItemInfo, DeregisterRequest, DeregisterResponse, FetchRequest,
+    FetchResponse, FetchStreamResponse, HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest,
+    ListAdaptersResponse, ListApprovalItemsRequest, ListApprovalItemsResponse,
+    ListRecordTypesRequest, ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordStatus,
     RecordTypeInfo, RegisterRequest, RegisterResponse,
 };
 use xgate_tls::{Identity, TlsFiles};
 
 use crate::config::Limits;
 use crate::fetch::{self, FetchJob};
+use crate::policy_admin::PolicyMeta;
+use crate::quota::Quotas;
 use crate::routing::{Routes, endpoint_host};
 use crate::store::{Registration, Store};
 use crate::validate;
@@ -41,6 +45,12 @@ pub struct GatewayState {
     pub store: Store,
     pub tls: TlsFiles,
     pub limits: Limits,
+    /// Daily quota use per requester and record type.
+    pub quotas: Quotas,
+    /// Where the active policy set came from and when.
+    pub policy_meta: ArcSwap<PolicyMeta>,
+    /// Serialises policy reloads.
+    pub(crate) policy_reload_lock: tokio::sync::Mutex<()>,
     /// Serialises registry changes so the routes always match the store.
     registry_lock: tokio::sync::Mutex<()>,
 }
@@ -49,6 +59,7 @@ impl GatewayState {
     pub async fn new(
         catalog: Catalog,
         policies: PolicySet,
+        policies_dir: PathBuf,
         store: Store,
         tls: TlsFiles,
         limits: Limits,
@@ -62,6 +73,12 @@ impl GatewayState {
             store,
             tls,
             limits,
+            quotas: Quotas::default(),
+            policy_meta: ArcSwap::from_pointee(PolicyMeta {
+                loaded_at: SystemTime::now(),
+                source: policies_dir,
+            }),
+            policy_reload_lock: tokio::sync::Mutex::new(()),
             registry_lock: tokio::sync::Mutex::new(()),
         }))
     }
@@ -85,7 +102,10 @@ impl GatewayState {
     }
 
     /// Authenticates the caller and validates the request.
-    fn start_fetch(&self, request: Request<FetchRequest>) -> Result<FetchJob, Status> {
+    fn start_fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<(FetchJob, Arc<PolicySet>), Status> {
         let requester = match xgate_tls::peer_identity(&request)? {
             Identity::Requester(id) => id,
             other => {
@@ -99,21 +119,32 @@ impl GatewayState {
             xgate_proto::deadline::from_metadata(request.metadata()),
             started,
         );
-        let valid = validate::fetch(request.get_ref(), &self.catalog, &self.limits)?;
-        Ok(FetchJob {
-            request_id: uuid::Uuid::now_v7().to_string(),
-            requester,
-            fetch: valid,
-            deadline,
-            adapter_cap: self.limits.adapter_timeout_cap(),
-            started,
-        })
+        // One set for validation (purposes, items) and every decision.
+        let policies = self.policies.load_full();
+        let valid = validate::fetch(request.get_ref(), &self.catalog, &policies, &self.limits)?;
+        Ok((
+            FetchJob {
+                request_id: uuid::Uuid::now_v7().to_string(),
+                requester,
+                fetch: valid,
+                deadline,
+                adapter_cap: self.limits.adapter_timeout_cap(),
+                started,
+                now: time::OffsetDateTime::now_utc(),
+            },
+            policies,
+        ))
     }
 
-    fn plan(&self, job: FetchJob) -> fetch::Plan {
-        let policies = self.policies.load();
+    fn plan(&self, (job, policies): (FetchJob, Arc<PolicySet>)) -> fetch::Plan {
         let routes = self.routes.load();
-        fetch::plan(job, Arc::clone(&self.catalog), &policies, &routes)
+        fetch::plan(
+            job,
+            Arc::clone(&self.catalog),
+            &policies,
+            &routes,
+            &self.quotas,
+        )
     }
 }
 
@@ -156,14 +187,14 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
-        let job = self.0.start_fetch(request)?;
+        let (job, policies) = self.0.start_fetch(request)?;
         let (request_id, requester, purpose, started) = (
             job.request_id.clone(),
             job.requester.clone(),
             job.fetch.purpose.clone(),
             job.started,
         );
-        let results = fetch::collect(self.0.plan(job)).await;
+        let results = fetch::collect(self.0.plan((job, policies))).await;
         log_fetch(&request_id, &requester, &purpose, &results, started);
         let mut response = Response::new(FetchResponse {
             request_id: request_id.clone(),
@@ -182,7 +213,7 @@ impl Exchange for ExchangeService {
         request: Request<FetchRequest>,
     ) -> Result<Response<Self::FetchStreamStream>, Status> {
         let job = self.0.start_fetch(request)?;
-        let request_id = job.request_id.clone();
+        let request_id = job.0.request_id.clone();
         let fetch::Plan { immediate, calls } = self.0.plan(job);
         let wrap = {
             let request_id = request_id.clone();
@@ -233,6 +264,44 @@ impl Exchange for ExchangeService {
             })
             .collect();
         Ok(Response::new(ListRecordTypesResponse { record_types }))
+    }
+
+    async fn list_approval_items(
+        &self,
+        request: Request<ListApprovalItemsRequest>,
+    ) -> Result<Response<ListApprovalItemsResponse>, Status> {
+        xgate_tls::peer_identity(&request)?;
+        let set = self.0.policies.load();
+        Ok(Response::new(ListApprovalItemsResponse {
+            purposes: set
+                .purposes()
+                .iter()
+                .map(|p| PurposeInfo {
+                    code: p.code.clone(),
+                    name: p.name.clone(),
+                    legal_basis: p.legal_basis.clone(),
+                })
+                .collect(),
+            items: set
+                .items()
+                .iter()
+                .map(|item| ApprovalItemInfo {
+                    code: item.code.clone(),
+                    name: item.name.clone(),
+                    purpose: item.purpose.clone(),
+                    requests: item
+                        .entries
+                        .iter()
+                        .map(|e| RecordRequest {
+                            record_type: e.record_type.clone(),
+                            view: e.view.clone(),
+                            params: e.params.clone().into_iter().collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            policy_set_version: set.version().to_owned(),
+        }))
     }
 }
 

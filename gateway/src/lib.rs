@@ -18,6 +18,8 @@ pub mod cli;
 pub mod config;
 pub mod fetch;
 pub mod gateway;
+pub mod policy_admin;
+pub mod quota;
 pub mod routing;
 pub mod server;
 pub mod store;

@@ -15,7 +15,9 @@ use xgate_proto::v1::registry_server::RegistryServer;
 
 use crate::config::Config;
 use crate::gateway::{ExchangeService, GatewayState, RegistryService};
+use crate::policy_admin::{self, PolicyAdminService};
 use crate::store::Store;
+use xgate_proto::v1::policy_admin_server::PolicyAdminServer;
 
 /// Decoded-message ceiling for every service: far above any valid request,
 /// it only protects memory. The precise, smaller Fetch limit is
@@ -28,6 +30,9 @@ pub struct RunningGateway {
     pub state: Arc<GatewayState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// Keeps the policy directory watched while the gateway runs.
+    _watcher: Option<notify::RecommendedWatcher>,
+    sighup: JoinHandle<()>,
 }
 
 impl RunningGateway {
@@ -37,6 +42,7 @@ impl RunningGateway {
             let _ = tx.send(());
         }
         (&mut self.task).await.context("gateway task")??;
+        self.sighup.abort();
         self.state.store.close().await;
         Ok(())
     }
@@ -68,7 +74,25 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         policy_set = policies.version(),
         "gateway starting"
     );
-    let state = GatewayState::new(catalog, policies, store, tls, config.limits.clone()).await?;
+    let state = GatewayState::new(
+        catalog,
+        policies,
+        config.policies_dir.clone(),
+        store,
+        tls,
+        config.limits.clone(),
+    )
+    .await?;
+    let sighup = policy_admin::reload_on_sighup(Arc::clone(&state))
+        .context("installing the SIGHUP handler")?;
+    let watcher = if config.watch_policies {
+        Some(
+            policy_admin::reload_on_change(Arc::clone(&state))
+                .with_context(|| format!("watching {}", config.policies_dir.display()))?,
+        )
+    } else {
+        None
+    };
 
     let incoming = TcpIncoming::bind(config.listen)
         .with_context(|| format!("binding {}", config.listen))?
@@ -81,6 +105,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         .await;
     health_reporter
         .set_serving::<RegistryServer<RegistryService>>()
+        .await;
+    health_reporter
+        .set_serving::<PolicyAdminServer<PolicyAdminService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
@@ -96,7 +123,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(exchange)
-        .add_service(registry);
+        .add_service(registry)
+        .add_service(PolicyAdminServer::new(PolicyAdminService(Arc::clone(
+            &state,
+        ))));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
@@ -107,6 +137,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         state,
         shutdown: Some(tx),
         task,
+        _watcher: watcher,
+        sighup,
     })
 }
 

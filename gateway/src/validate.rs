@@ -1,11 +1,12 @@
 //! Request validation: every problem of a Fetch becomes one field violation
 //! of a single INVALID_ARGUMENT, so a caller fixes them all at once.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use prost::Message as _;
 use tonic::Status;
 use xgate_catalog::{Catalog, SubjectKind};
+use xgate_policy::PolicySet;
 use xgate_proto::status::{Violation, invalid_argument};
 use xgate_proto::v1::FetchRequest;
 
@@ -14,22 +15,38 @@ use crate::config::Limits;
 /// Longest purpose code, case id or operator id accepted.
 const MAX_FIELD_CHARS: usize = 128;
 
+/// One record type to fetch, at one view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// A catalog id, known and keyed by the subject's kind.
+    pub record_type: String,
+    /// A view of the type; `None`: the most detailed field view granted.
+    pub view: Option<String>,
+    /// The parameters of a predicate view, complete and checked.
+    pub params: BTreeMap<String, String>,
+}
+
 /// A Fetch that passed validation.
 #[derive(Debug, Clone)]
 pub struct ValidFetch {
     pub subject_kind: SubjectKind,
     pub subject_id: String,
-    /// Catalog ids, in the order asked, each known and keyed by `subject_kind`.
-    pub record_types: Vec<String>,
+    /// What to fetch, in the order asked (an item's in the item's order).
+    pub wanted: Vec<Wanted>,
+    /// A purpose code of the policy set.
     pub purpose: String,
+    /// The approval item, when the fetch named one.
+    pub item: Option<String>,
     pub case_id: String,
     pub operator_id: String,
 }
 
-/// Validates a Fetch against the catalog and the limits.
+/// Validates a Fetch against the catalog, the policy set's purposes and
+/// approval items, and the limits.
 pub fn fetch(
     request: &FetchRequest,
     catalog: &Catalog,
+    policies: &PolicySet,
     limits: &Limits,
 ) -> Result<ValidFetch, Status> {
     let size = request.encoded_len();
@@ -63,51 +80,162 @@ pub fn fetch(
         }
     };
 
-    if request.record_types.is_empty() {
-        violations.push(Violation::new(
-            "record_types",
-            "at least one record type is required",
-        ));
-    }
-    if request.record_types.len() > limits.max_record_types {
-        violations.push(Violation::new(
-            "record_types",
-            format!(
-                "names {} record types; the limit is {}",
-                request.record_types.len(),
-                limits.max_record_types
-            ),
-        ));
-    }
-    let mut seen = HashSet::new();
-    for (i, id) in request.record_types.iter().enumerate() {
-        let field = format!("record_types[{i}]");
-        match catalog.record_type(id) {
-            None => violations.push(Violation::new(field, format!("unknown record type `{id}`"))),
-            Some(rt) => {
-                if let Some(kind) = subject_kind
-                    && rt.subject_kind != kind
-                {
+    // What is asked for, each with the field a violation should name.
+    let mut asked: Vec<(String, Wanted)> = Vec::new();
+    let mut purpose = request.purpose.clone();
+    let item = (!request.approval_item.is_empty()).then(|| request.approval_item.clone());
+    if let Some(code) = &item {
+        if !request.record_types.is_empty() || !request.requests.is_empty() {
+            violations.push(Violation::new(
+                "approval_item",
+                "names everything to fetch; leave record_types and requests empty",
+            ));
+        }
+        match policies.item(code) {
+            None => violations.push(Violation::new(
+                "approval_item",
+                format!("unknown approval item `{code}`"),
+            )),
+            Some(found) => {
+                if purpose.is_empty() {
+                    purpose = found.purpose.clone();
+                } else if purpose != found.purpose {
                     violations.push(Violation::new(
-                        field.clone(),
+                        "purpose",
                         format!(
-                            "record type `{id}` is keyed by {}, but the subject is a {kind}",
-                            rt.subject_kind
+                            "approval item `{code}` serves purpose `{}`, not `{purpose}`",
+                            found.purpose
                         ),
                     ));
                 }
-                if !seen.insert(id.as_str()) {
-                    violations.push(Violation::new(
-                        field,
-                        format!("record type `{id}` is listed twice"),
+                for (i, entry) in found.entries.iter().enumerate() {
+                    asked.push((
+                        format!("approval_item({code}).entries[{i}]"),
+                        Wanted {
+                            record_type: entry.record_type.clone(),
+                            view: Some(entry.view.clone()),
+                            params: entry.params.clone(),
+                        },
                     ));
                 }
             }
         }
+    } else if request.record_types.is_empty() && request.requests.is_empty() {
+        violations.push(Violation::new(
+            "record_types",
+            "at least one record type (or request, or an approval item) is required",
+        ));
+    }
+    for (i, id) in request.record_types.iter().enumerate() {
+        asked.push((
+            format!("record_types[{i}]"),
+            Wanted {
+                record_type: id.clone(),
+                view: None,
+                params: BTreeMap::new(),
+            },
+        ));
+    }
+    for (i, r) in request.requests.iter().enumerate() {
+        asked.push((
+            format!("requests[{i}]"),
+            Wanted {
+                record_type: r.record_type.clone(),
+                view: (!r.view.is_empty()).then(|| r.view.clone()),
+                params: r
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            },
+        ));
+    }
+    if asked.len() > limits.max_record_types {
+        violations.push(Violation::new(
+            if item.is_some() {
+                "approval_item"
+            } else {
+                "record_types"
+            },
+            format!(
+                "names {} record types; the limit is {}",
+                asked.len(),
+                limits.max_record_types
+            ),
+        ));
+    }
+
+    let mut seen = HashSet::new();
+    let mut used_params = HashSet::new();
+    for (field, wanted) in &mut asked {
+        let id = wanted.record_type.clone();
+        let Some(rt) = catalog.record_type(&id) else {
+            violations.push(Violation::new(
+                field.clone(),
+                format!("unknown record type `{id}`"),
+            ));
+            continue;
+        };
+        if let Some(kind) = subject_kind
+            && rt.subject_kind != kind
+        {
+            violations.push(Violation::new(
+                field.clone(),
+                format!(
+                    "record type `{id}` is keyed by {}, but the subject is a {kind}",
+                    rt.subject_kind
+                ),
+            ));
+        }
+        if !seen.insert((id.clone(), wanted.view.clone())) {
+            violations.push(Violation::new(
+                field.clone(),
+                format!("record type `{id}` is listed twice at the same view"),
+            ));
+        }
+        let Some(name) = wanted.view.clone() else {
+            continue;
+        };
+        let Some(view) = rt.view(&name) else {
+            let known: Vec<&str> = rt.views().iter().map(|v| v.name.as_str()).collect();
+            violations.push(Violation::new(
+                format!("{field}.view"),
+                format!(
+                    "record type `{id}` has no view `{name}` (it has: {})",
+                    known.join(", ")
+                ),
+            ));
+            continue;
+        };
+        // Parameters the entry leaves open come from the request's `params`.
+        if let xgate_catalog::ViewKind::Predicate(predicate) = &view.kind {
+            for param in &predicate.params {
+                if !wanted.params.contains_key(&param.name)
+                    && let Some(value) = request.params.get(&param.name)
+                {
+                    used_params.insert(param.name.clone());
+                    wanted.params.insert(param.name.clone(), value.clone());
+                }
+            }
+        }
+        if let Err(e) = view.check_params(&wanted.params) {
+            violations.push(Violation::new(
+                format!("{field}.params"),
+                format!("view `{id}.{name}`: {e}"),
+            ));
+        }
+    }
+    for name in request.params.keys() {
+        if !used_params.contains(name) {
+            violations.push(Violation::new(
+                format!("params[{name}]"),
+                "is not a parameter of any requested predicate view",
+            ));
+        }
     }
 
     for (field, value) in [
-        ("purpose", &request.purpose),
+        ("purpose", &purpose),
         ("case_id", &request.case_id),
         ("operator_id", &request.operator_id),
     ] {
@@ -115,13 +243,20 @@ pub fn fetch(
             violations.push(Violation::new(field, problem));
         }
     }
+    if text_problem(&purpose).is_none() && policies.purpose(&purpose).is_none() {
+        violations.push(Violation::new(
+            "purpose",
+            format!("unknown purpose code `{purpose}`"),
+        ));
+    }
 
     match (subject_kind, &request.subject) {
         (Some(kind), Some(subject)) if violations.is_empty() => Ok(ValidFetch {
             subject_kind: kind,
             subject_id: subject.id.clone(),
-            record_types: request.record_types.clone(),
-            purpose: request.purpose.clone(),
+            wanted: asked.into_iter().map(|(_, w)| w).collect(),
+            purpose,
+            item,
             case_id: request.case_id.clone(),
             operator_id: request.operator_id.clone(),
         }),
@@ -168,7 +303,12 @@ mod tests {
             purpose: "PF-WITHDRAWAL".into(),
             case_id: "case-1".into(),
             operator_id: "op-7".into(),
+            ..FetchRequest::default()
         }
+    }
+
+    fn policies() -> PolicySet {
+        PolicySet::from_sources(&PolicySet::builtin_files(), &catalog()).expect("policies")
     }
 
     fn catalog() -> Catalog {
@@ -184,10 +324,13 @@ mod tests {
         let valid = fetch(
             &request(&["resident_identity_card"]),
             &catalog(),
+            &policies(),
             &Limits::default(),
         )
         .expect("valid");
-        assert_eq!(valid.record_types, vec!["resident_identity_card"]);
+        assert_eq!(valid.wanted.len(), 1);
+        assert_eq!(valid.wanted[0].record_type, "resident_identity_card");
+        assert_eq!(valid.wanted[0].view, None);
         assert_eq!(valid.subject_kind, SubjectKind::ResidentId);
     }
 
@@ -201,7 +344,7 @@ mod tests {
         ]);
         req.purpose = String::new();
         req.operator_id = "a\u{7}b".into();
-        let status = fetch(&req, &catalog(), &Limits::default()).expect_err("invalid");
+        let status = fetch(&req, &catalog(), &policies(), &Limits::default()).expect_err("invalid");
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert_eq!(
             fields(&status),
@@ -224,7 +367,7 @@ mod tests {
             kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
             id: format!("{}{wrong}", &id[..17]),
         });
-        let status = fetch(&req, &catalog(), &Limits::default()).expect_err("invalid");
+        let status = fetch(&req, &catalog(), &policies(), &Limits::default()).expect_err("invalid");
         let v = violations(&status);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].field, "subject.id");
@@ -239,7 +382,7 @@ mod tests {
         };
         let mut req = request(&["resident_identity_card"]);
         req.case_id = "x".repeat(100);
-        let status = fetch(&req, &catalog(), &limits).expect_err("too big");
+        let status = fetch(&req, &catalog(), &policies(), &limits).expect_err("too big");
         assert_eq!(fields(&status), vec!["request"]);
     }
 
@@ -251,7 +394,66 @@ mod tests {
             operator_id: "o".into(),
             ..FetchRequest::default()
         };
-        let status = fetch(&req, &catalog(), &Limits::default()).expect_err("invalid");
-        assert_eq!(fields(&status), vec!["subject", "record_types"]);
+        let status = fetch(&req, &catalog(), &policies(), &Limits::default()).expect_err("invalid");
+        // `P` is no purpose of the policy set either.
+        assert_eq!(fields(&status), vec!["subject", "record_types", "purpose"]);
+    }
+
+    #[test]
+    fn unknown_purpose_codes_are_refused() {
+        let mut req = request(&["resident_identity_card"]);
+        req.purpose = "SNOOPING".into();
+        let status = fetch(&req, &catalog(), &policies(), &Limits::default()).expect_err("bad");
+        let v = violations(&status);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].field, "purpose");
+        assert!(v[0].description.contains("unknown purpose"), "{v:?}");
+    }
+
+    #[test]
+    fn an_item_excludes_types_and_must_exist() {
+        let mut req = request(&["resident_identity_card"]);
+        req.approval_item = "NO-SUCH-ITEM".into();
+        let status = fetch(&req, &catalog(), &policies(), &Limits::default()).expect_err("bad");
+        let v = violations(&status);
+        assert_eq!(v[0].field, "approval_item");
+        assert!(v[0].description.contains("leave record_types"), "{v:?}");
+        assert!(v[1].description.contains("unknown approval item"), "{v:?}");
+    }
+
+    #[test]
+    fn views_must_exist_and_params_must_be_used() {
+        let mut req = request(&[]);
+        req.requests = vec![
+            xgate_proto::v1::RecordRequest {
+                record_type: "resident_identity_card".into(),
+                view: "no_such_view".into(),
+                params: Default::default(),
+            },
+            xgate_proto::v1::RecordRequest {
+                record_type: "household_registration".into(),
+                view: "full".into(),
+                params: [("n".to_owned(), "1".to_owned())].into(),
+            },
+        ];
+        req.params = [("city".to_owned(), "亳州市".to_owned())].into();
+        let status = fetch(&req, &catalog(), &policies(), &Limits::default()).expect_err("bad");
+        assert_eq!(
+            fields(&status),
+            vec!["requests[0].view", "requests[1].params", "params[city]"]
+        );
+    }
+
+    #[test]
+    fn the_same_type_may_be_asked_at_two_views_but_not_twice_at_one() {
+        let mut req = request(&["resident_identity_card"]);
+        let at = |view: &str| xgate_proto::v1::RecordRequest {
+            record_type: "resident_identity_card".into(),
+            view: view.into(),
+            params: Default::default(),
+        };
+        req.requests = vec![at("exists"), at("full"), at("full")];
+        let status = fetch(&req, &catalog(), &policies(), &Limits::default()).expect_err("bad");
+        assert_eq!(fields(&status), vec!["requests[2]"]);
     }
 }

@@ -76,6 +76,7 @@ pub fn fetch_request<S: Into<String>>(
         purpose: purpose.to_owned(),
         case_id: CASE_ID.to_owned(),
         operator_id: OPERATOR_ID.to_owned(),
+        ..FetchRequest::default()
     }
 }
 

@@ -22,6 +22,12 @@ impl Violation {
 /// `INVALID_ARGUMENT` carrying a `google.rpc.BadRequest` with every violation;
 /// the message lists them too, for clients that ignore details.
 pub fn invalid_argument(violations: &[Violation]) -> Status {
+    bad_request(Code::InvalidArgument, violations)
+}
+
+/// A status of `code` carrying a `google.rpc.BadRequest` with every violation,
+/// e.g. FAILED_PRECONDITION for policy files that do not validate.
+pub fn bad_request(code: Code, violations: &[Violation]) -> Status {
     let message = violations
         .iter()
         .map(|v| format!("{}: {}", v.field, v.description))
@@ -33,7 +39,7 @@ pub fn invalid_argument(violations: &[Violation]) -> Status {
             .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
             .collect::<Vec<_>>(),
     );
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    Status::with_error_details(code, message, details)
 }
 
 /// The field violations of a status built by [`invalid_argument`] (for clients and tests).

@@ -44,6 +44,7 @@ pub struct RecordType {
     /// JSON Schema (draft 2020-12) of one record.
     pub schema: Value,
     validator: Validator,
+    pub(crate) views: Vec<crate::views_shim::View>,
 }
 
 impl RecordType {
@@ -369,6 +370,7 @@ fn compile(
         subject_kind: doc.subject_kind,
         freshness: Duration::from_secs(doc.freshness_seconds),
         sharing_class: doc.sharing_class,
+        views: crate::views_shim::defaults(&doc.schema),
         schema: doc.schema,
         validator,
     })

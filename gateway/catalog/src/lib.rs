@@ -30,7 +30,9 @@ mod catalog;
 mod error;
 pub mod ids;
 mod kinds;
+mod views_shim;
 
 pub use catalog::{Catalog, Department, RecordType};
 pub use error::{CatalogError, SchemaViolation};
 pub use kinds::{SharingClass, SubjectKind};
+pub use views_shim::{Param, Predicate, View, ViewError, ViewKind, ViewOutput};

@@ -69,6 +69,8 @@ pub struct PolicySet {
     /// than building one.
     contexts: HashMap<Box<str>, Context>,
     schema_text: String,
+    purposes: Vec<Purpose>,
+    items: Vec<ApprovalItem>,
 }
 
 impl fmt::Debug for PolicySet {
@@ -87,8 +89,35 @@ pub struct AccessRequest<'a> {
     pub requester: &'a str,
     /// A catalog record type id.
     pub record_type: &'a str,
+    /// The view asked for, e.g. `summary`.
+    pub view: &'a str,
     /// The stated purpose code, e.g. `PF-WITHDRAWAL`.
     pub purpose: &'a str,
+    /// The approval item, when the fetch named one.
+    pub item: Option<&'a str>,
+    /// When the request is decided.
+    pub now: time::OffsetDateTime,
+}
+
+// TEMPORARY stand-ins (replaced on merge).
+#[derive(Debug, Clone)]
+pub struct Purpose {
+    pub code: String,
+    pub name: String,
+    pub legal_basis: String,
+}
+#[derive(Debug, Clone)]
+pub struct ApprovalItem {
+    pub code: String,
+    pub name: String,
+    pub purpose: String,
+    pub entries: Vec<ItemEntry>,
+}
+#[derive(Debug, Clone)]
+pub struct ItemEntry {
+    pub record_type: String,
+    pub view: String,
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 /// The answer to an [`AccessRequest`], with what an audit record needs.
@@ -103,6 +132,8 @@ pub struct Decision {
     pub policy_set_version: Arc<str>,
     /// Evaluation errors; never expected, since every policy passed strict validation.
     pub errors: Vec<String>,
+    /// The daily quota the determining permits set, if all of them set one.
+    pub daily_quota: Option<u32>,
     /// Set only by [`PolicySet::decide`] when allowing: flipping `allowed` yields nothing.
     permit: Option<Permit>,
 }
@@ -119,6 +150,7 @@ impl Decision {
 #[derive(Debug, Clone)]
 pub struct Permit {
     record_type: Arc<str>,
+    view: Arc<str>,
     policy_ids: Vec<String>,
 }
 
@@ -126,6 +158,11 @@ impl Permit {
     /// The record type that may be released.
     pub fn record_type(&self) -> &str {
         &self.record_type
+    }
+
+    /// The view that may be released.
+    pub fn view(&self) -> &str {
+        &self.view
     }
 
     /// The `@id`s of the permit policies that allowed it.
@@ -192,6 +229,15 @@ impl PolicySet {
         let built = entities::build(catalog, &schema.schema).map_err(internal)?;
         let order: Vec<&str> = built.order.iter().map(AsRef::as_ref).collect();
         let index = PolicyIndex::build(&checked.scoped, &order).map_err(internal)?;
+        let purposes = checked
+            .strings
+            .iter()
+            .map(|code| Purpose {
+                code: code.clone(),
+                name: code.clone(),
+                legal_basis: String::new(),
+            })
+            .collect();
         let contexts = checked
             .strings
             .into_iter()
@@ -211,12 +257,30 @@ impl PolicySet {
             read_action: built.read_action,
             contexts,
             schema_text: schema.text,
+            purposes,
+            items: Vec::new(),
         })
     }
 
     /// Content hash of the files: `sha256:` and the first 16 hex digits.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    pub fn purpose(&self, code: &str) -> Option<&Purpose> {
+        self.purposes.iter().find(|p| p.code == code)
+    }
+    pub fn purposes(&self) -> &[Purpose] {
+        &self.purposes
+    }
+    pub fn item(&self, code: &str) -> Option<&ApprovalItem> {
+        self.items.iter().find(|p| p.code == code)
+    }
+    pub fn items(&self) -> &[ApprovalItem] {
+        &self.items
+    }
+    pub fn files(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// The `@id`s of all policies, sorted.
@@ -286,6 +350,7 @@ impl PolicySet {
         }
         let permit = allowed.then(|| Permit {
             record_type: Arc::clone(&record.id),
+            view: Arc::from(req.view),
             policy_ids: policy_ids.clone(),
         });
         Decision {
@@ -293,6 +358,7 @@ impl PolicySet {
             policy_ids,
             policy_set_version: Arc::clone(&self.version),
             errors,
+            daily_quota: None,
             permit,
         }
     }
@@ -303,6 +369,7 @@ impl PolicySet {
             policy_ids: vec![reason.to_owned()],
             policy_set_version: Arc::clone(&self.version),
             errors,
+            daily_quota: None,
             permit: None,
         }
     }

@@ -196,6 +196,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         catalog_dir: None,
         policies_dir: work.join("policies"),
+        // The demo rewrites its policy directory at start; it is not edited live.
+        watch_policies: false,
         database: work.join("data").join("gateway.db"),
         limits: Limits::default(),
     };
@@ -349,6 +351,7 @@ async fn fetch_all(
         purpose: DEMO_PURPOSE.into(),
         case_id: "DEMO-2026-0001".into(),
         operator_id: "demo-operator".into(),
+        ..FetchRequest::default()
     });
     request.set_timeout(Duration::from_secs(10));
     let response = client.fetch(request).await.map_err(super::fetch::explain)?;

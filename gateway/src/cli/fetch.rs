@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use serde_json::json;
 use xgate_catalog::SubjectKind;
 use xgate_proto::v1::exchange_client::ExchangeClient;
-use xgate_proto::v1::{FetchRequest, ListRecordTypesRequest, RecordResult, Subject};
+use xgate_proto::v1::{FetchRequest, ListRecordTypesRequest, RecordRequest, RecordResult, Subject};
 
 use super::{ClientTls, status_name};
 use xgate_proto::kind::to_proto as proto_kind;
@@ -22,10 +22,21 @@ pub struct FetchArgs {
     #[arg(long, value_parser = ["resident", "uscc"])]
     pub kind: Option<String>,
     /// Record types, comma separated; or `all` for every type of the subject's kind.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Each comes back at the most detailed field view granted.
+    #[arg(long, value_delimiter = ',', required_unless_present_any = ["item", "view"])]
     pub types: Vec<String>,
-    /// Purpose code, e.g. PF-WITHDRAWAL.
+    /// A record type at a named view, `TYPE.VIEW`, e.g. `real_estate_title.summary` or
+    /// `resident_identity_card.age_at_least` (repeatable).
     #[arg(long)]
+    pub view: Vec<String>,
+    /// An approval item: fetch everything it needs ("one-click declaration").
+    #[arg(long, conflicts_with_all = ["types", "view"])]
+    pub item: Option<String>,
+    /// A predicate parameter, `NAME=VALUE`, e.g. `n=60` or `city=亳州市` (repeatable).
+    #[arg(long = "param")]
+    pub params: Vec<String>,
+    /// Purpose code, e.g. PF-WITHDRAWAL; with `--item`, the item's purpose by default.
+    #[arg(long, required_unless_present = "item", default_value = "")]
     pub purpose: String,
     /// Approval case id.
     #[arg(long = "case")]
@@ -66,7 +77,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         Some(_) => SubjectKind::Uscc,
         None => guess_kind(&args.subject),
     };
-    let record_types = if args.types.iter().any(|t| t == "all") {
+    let record_types = if args.types.iter().any(|t| t == "all") && args.types.len() == 1 {
         let list = client
             .list_record_types(ListRecordTypesRequest {
                 subject_kind: proto_kind(kind) as i32,
@@ -88,6 +99,30 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         purpose: args.purpose.clone(),
         case_id: args.case_id.clone(),
         operator_id: args.operator_id.clone(),
+        approval_item: args.item.clone().unwrap_or_default(),
+        requests: args
+            .view
+            .iter()
+            .map(|v| {
+                let (record_type, view) = v.split_once('.').with_context(|| {
+                    format!("--view `{v}`: expected TYPE.VIEW, e.g. real_estate_title.summary")
+                })?;
+                Ok(RecordRequest {
+                    record_type: record_type.to_owned(),
+                    view: view.to_owned(),
+                    params: Default::default(),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        params: args
+            .params
+            .iter()
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .with_context(|| format!("--param `{p}`: expected NAME=VALUE"))
+            })
+            .collect::<anyhow::Result<_>>()?,
     };
     let mut request = tonic::Request::new(request);
     request.set_timeout(Duration::from_millis(args.timeout_ms));
@@ -153,20 +188,23 @@ pub fn explain(status: tonic::Status) -> anyhow::Error {
 
 pub fn header() -> String {
     format!(
-        "{:<44} {:<32} {:<12} {:>7}  DETAIL",
-        "RECORD TYPE", "DEPARTMENT", "STATUS", "MS"
+        "{:<44} {:<22} {:<32} {:<12} {:>7}  DETAIL",
+        "RECORD TYPE", "VIEW", "DEPARTMENT", "STATUS", "MS"
     )
 }
 
 pub fn row(r: &RecordResult) -> String {
-    let detail = if r.error.is_empty() {
-        format!("{} record(s)", r.records.len())
-    } else {
+    let detail = if !r.error.is_empty() {
         r.error.clone()
+    } else if let Some(value) = &r.value {
+        format!("= {}", xgate_proto::json::from_value(value))
+    } else {
+        format!("{} record(s)", r.records.len())
     };
     format!(
-        "{:<44} {:<32} {:<12} {:>7.1}  {}",
+        "{:<44} {:<22} {:<32} {:<12} {:>7.1}  {}",
         r.record_type,
+        r.view,
         r.department,
         status_name(r.status),
         r.latency_us as f64 / 1000.0,
@@ -215,7 +253,12 @@ pub fn result_json(r: &RecordResult, with_records: bool) -> serde_json::Value {
         "record_count": r.records.len(),
         "error": r.error,
         "policy_ids": r.policy_ids,
+        "view": r.view,
+        "policy_set_version": r.policy_set_version,
     });
+    if let Some(value) = &r.value {
+        v["value"] = xgate_proto::json::from_value(value);
+    }
     if with_records {
         v["records"] = r
             .records

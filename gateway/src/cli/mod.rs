@@ -54,6 +54,7 @@ pub fn status_name(status: i32) -> &'static str {
         Ok(RecordStatus::Unavailable) => "UNAVAILABLE",
         Ok(RecordStatus::Invalid) => "INVALID",
         Ok(RecordStatus::NoSource) => "NO_SOURCE",
+        Ok(RecordStatus::ResourceExhausted) => "RESOURCE_EXHAUSTED",
         _ => "UNSPECIFIED",
     }
 }
