@@ -84,15 +84,6 @@ fn client(
     department: &str,
     tls: &TlsFiles,
 ) -> Result<DepartmentAdapterClient<Channel>, String> {
-    let channel = adapter_channel(url, department, tls)?;
-    // Records can be large (63 types, several records each).
-    Ok(DepartmentAdapterClient::new(channel).max_decoding_message_size(16 * 1024 * 1024))
-}
-
-/// A lazy channel to the adapter of `department` at `url` whose certificate
-/// must carry exactly `xgate://department/<department>` (also used by the
-/// conformance kit, `xgate adapter check`).
-pub fn adapter_channel(url: &str, department: &str, tls: &TlsFiles) -> Result<Channel, String> {
     let host = endpoint_host(url)?;
     let uri: http::Uri = url
         .parse()
@@ -127,7 +118,8 @@ pub fn adapter_channel(url: &str, department: &str, tls: &TlsFiles) -> Result<Ch
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
         .connect_with_connector_lazy(connector);
-    Ok(channel)
+    // Records can be large (63 types, several records each).
+    Ok(DepartmentAdapterClient::new(channel).max_decoding_message_size(16 * 1024 * 1024))
 }
 
 /// An immutable snapshot: record type -> adapter. Swapped whole on change.

@@ -20,6 +20,7 @@ pub mod bins;
 pub mod client;
 mod env;
 pub mod fixture;
+pub mod kit;
 pub mod pki;
 pub mod process;
 pub mod records;

@@ -12,14 +12,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use xgate_catalog::{Catalog, SubjectKind};
 use xgate_proto::v1::department_adapter_client::DepartmentAdapterClient;
 use xgate_proto::v1::{DescribeRequest, LookupRequest, LookupResponse, LookupStatus, Subject};
-use xgate_tls::TlsFiles;
+use xgate_tls::{Identity, TlsFiles};
 
 /// The gRPC service name the adapter SDK reports in health.
 pub const ADAPTER_SERVICE: &str = "xgate.v1.DepartmentAdapter";
@@ -29,6 +28,88 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The trace context the kit sends (W3C example ids).
 pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An HTTP/2 connection to the adapter, used as a gRPC transport.
+///
+/// Not a tonic `Channel`: a `Channel` enforces the grpc-timeout header on the
+/// client side, which would hide whether the adapter itself honours it.
+pub type Channel = tower::util::BoxCloneService<
+    http::Request<tonic::body::Body>,
+    http::Response<hyper::body::Incoming>,
+    BoxError,
+>;
+
+/// Connects to the adapter at `endpoint` over mTLS; its certificate must
+/// carry exactly `xgate://department/<department>`.
+pub async fn connect(endpoint: &str, department: &str, tls: &TlsFiles) -> Result<Channel, String> {
+    let host = crate::routing::endpoint_host(endpoint)?;
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| format!("endpoint `{endpoint}` is not a URL: {e}"))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("endpoint `{endpoint}` has no host"))?
+        .as_str()
+        .to_owned();
+    let expected = Identity::Department(department.to_owned());
+    let config = xgate_tls::rustls_client_config_for_peer(tls, expected)
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    let server_name = rustls::pki_types::ServerName::try_from(host)
+        .map_err(|e| format!("endpoint `{endpoint}`: {e}"))?;
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&authority))
+        .await
+        .map_err(|_| format!("no TCP connection to {authority} within 5 s"))?
+        .map_err(|e| format!("connecting to {authority}: {e}"))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("connecting to {authority}: {e}"))?;
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_rustls::TlsConnector::from(config).connect(server_name, tcp),
+    )
+    .await
+    .map_err(|_| format!("no TLS handshake with {authority} within 5 s"))?
+    .map_err(|e| {
+        format!(
+            "TLS handshake with {authority} failed ({e}): the adapter must present a \
+             certificate for `xgate://department/{department}` from the CA `{}` and accept \
+             this client certificate",
+            tls.ca.display()
+        )
+    })?;
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .map_err(|e| format!("HTTP/2 handshake with {authority}: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "adapter connection ended");
+        }
+    });
+    let origin = format!("https://{authority}");
+    let service = tower::service_fn(move |mut request: http::Request<tonic::body::Body>| {
+        let mut sender = sender.clone();
+        // tonic's client sends the path only; HTTP/2 needs the whole URI.
+        let uri = format!(
+            "{origin}{}",
+            request
+                .uri()
+                .path_and_query()
+                .map_or("/", http::uri::PathAndQuery::as_str)
+        );
+        async move {
+            *request.uri_mut() = uri.parse()?;
+            sender.ready().await?;
+            Ok::<_, BoxError>(sender.send_request(request).await?)
+        }
+    });
+    Ok(tower::util::BoxCloneService::new(service))
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,14 +294,20 @@ fn lookup_status_name(status: i32) -> &'static str {
 pub async fn check(plan: &CheckPlan, catalog: &Catalog) -> Report {
     let mut report = Report::default();
     xgate_tls::install_crypto_provider();
-    let channel =
-        match crate::routing::adapter_channel(&plan.endpoint, &plan.department, &plan.tls) {
-            Ok(channel) => channel,
-            Err(e) => {
-                report.add("connect", Verdict::Fail, e);
-                return report;
-            }
-        };
+    let channel = match connect(&plan.endpoint, &plan.department, &plan.tls).await {
+        Ok(channel) => {
+            report.add(
+                "connect",
+                Verdict::Pass,
+                format!("mTLS as `xgate://department/{}`", plan.department),
+            );
+            channel
+        }
+        Err(e) => {
+            report.add("connect", Verdict::Fail, e);
+            return report;
+        }
+    };
     if !check_health(&mut report, channel.clone(), plan).await {
         return report;
     }
@@ -284,11 +371,9 @@ async fn check_health(report: &mut Report, channel: Channel, plan: &CheckPlan) -
                 String::new()
             } else {
                 format!(
-                    " (is it listening at {}, with a certificate for `xgate://department/{}` \
-                     from the CA `{}`?)",
-                    plan.endpoint,
-                    plan.department,
-                    plan.tls.ca.display()
+                    " (does it accept the certificate `{}`? adapters let in only the \
+                     gateway's and admins')",
+                    plan.tls.cert.display()
                 )
             };
             report.add("health", Verdict::Fail, format!("{}{hint}", status_text(&status)));
