@@ -166,7 +166,12 @@ impl Department for BlockingDepartment {
         Ok(self
             .records
             .get(record_type)
-            .map(|records| records.iter().map(|r| about(r.clone(), &subject.id)).collect())
+            .map(|records| {
+                records
+                    .iter()
+                    .map(|r| about(r.clone(), &subject.id))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 }

@@ -82,18 +82,25 @@ async fn the_kit_checks_who_the_adapter_is_and_who_may_call_it() -> anyhow::Resu
     let gateway = env.start_gateway(&GatewayOptions::default()).await?;
     let adapter = env.start_adapter("tax", &gateway).await?;
 
-    let output = check_adapter(&adapter.url(), "natural-resources", &env.pki().admin(), &[]).await?;
+    let output =
+        check_adapter(&adapter.url(), "natural-resources", &env.pki().admin(), &[]).await?;
     assert!(!output.success(), "{}", output.describe());
     let row = output.row("connect").expect("connect row");
     assert!(row.contains("FAIL"), "{row}");
-    assert!(row.contains("xgate://department/natural-resources"), "{row}");
+    assert!(
+        row.contains("xgate://department/natural-resources"),
+        "{row}"
+    );
 
     // Health is open to any client of the CA; the adapter service is not.
     let requester = env.pki().requester(APPROVAL_HALL);
     let output = check_adapter(&adapter.url(), "tax", &requester, &[]).await?;
     assert!(!output.success(), "{}", output.describe());
     let row = output.row("describe").expect("describe row");
-    assert!(row.contains("FAIL") && row.contains("PermissionDenied"), "{row}");
+    assert!(
+        row.contains("FAIL") && row.contains("PermissionDenied"),
+        "{row}"
+    );
     Ok(())
 }
 
@@ -106,7 +113,10 @@ async fn a_schema_invalid_record_fails_its_row() -> anyhow::Result<()> {
     let mut broken = individual_income_tax_record();
     broken["gross_income_cny"] = "a lot".into();
     let dept = FixtureDepartment::new("tax")
-        .serving("no_tax_arrears_certificate", vec![no_tax_arrears_certificate()])
+        .serving(
+            "no_tax_arrears_certificate",
+            vec![no_tax_arrears_certificate()],
+        )
         .serving("individual_income_tax_record", vec![broken]);
     let _fixture = env.start_fixture(dept, &gateway).await?;
     let endpoint = registered_endpoints(&env, gateway.addr(), "tax")
@@ -186,7 +196,11 @@ async fn a_malformed_subject_flag_is_refused() -> anyhow::Result<()> {
     .await?;
     assert!(!output.success(), "{}", output.describe());
     assert!(output.stderr.contains("--subject"), "{}", output.describe());
-    assert!(!output.stderr.contains("11010519491231002Y"), "{}", output.describe());
+    assert!(
+        !output.stderr.contains("11010519491231002Y"),
+        "{}",
+        output.describe()
+    );
     Ok(())
 }
 
@@ -224,7 +238,11 @@ async fn onboarding_issue_register_list_fetch_deregister() -> anyhow::Result<()>
         tls.identity()?,
         xgate_tls::Identity::Department("tax".into())
     );
-    assert!(issued.stdout.contains("department-tax.pem"), "{}", issued.describe());
+    assert!(
+        issued.stdout.contains("department-tax.pem"),
+        "{}",
+        issued.describe()
+    );
 
     // 2. The adapter, started on its own (no --gateway), checked before registering.
     let db = env.dir().join("data").join("tax.db");
@@ -269,7 +287,9 @@ async fn onboarding_issue_register_list_fetch_deregister() -> anyhow::Result<()>
     assert!(!refused.success(), "{}", refused.describe());
     assert!(refused.stderr.contains("refused"), "{}", refused.describe());
     assert!(
-        refused.stderr.contains("`real_estate_title` belongs to department `natural-resources`"),
+        refused
+            .stderr
+            .contains("`real_estate_title` belongs to department `natural-resources`"),
         "{}",
         refused.describe()
     );
@@ -279,7 +299,11 @@ async fn onboarding_issue_register_list_fetch_deregister() -> anyhow::Result<()>
     register.extend(["--endpoint".into(), endpoint.clone().into()]);
     let registered = xgate(register).await?;
     assert!(registered.success(), "{}", registered.describe());
-    assert!(registered.stdout.contains("tax/tax"), "{}", registered.describe());
+    assert!(
+        registered.stdout.contains("tax/tax"),
+        "{}",
+        registered.describe()
+    );
 
     // 5. The operator's list shows it.
     let mut list: Vec<OsString> = vec![
@@ -341,6 +365,10 @@ async fn onboarding_issue_register_list_fetch_deregister() -> anyhow::Result<()>
     assert!(!listed.stdout.contains("tax/tax"), "{}", listed.describe());
     let again = xgate(client_args("deregister")).await?;
     assert!(!again.success(), "{}", again.describe());
-    assert!(again.stderr.contains("not registered"), "{}", again.describe());
+    assert!(
+        again.stderr.contains("not registered"),
+        "{}",
+        again.describe()
+    );
     Ok(())
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use xgate_catalog::Catalog;
 use xgate_proto::v1::registry_client::RegistryClient;
-use xgate_proto::v1::{AdapterRegistration, DeregisterRequest, ListAdaptersRequest, RegisterRequest};
+use xgate_proto::v1::{
+    AdapterRegistration, DeregisterRequest, ListAdaptersRequest, RegisterRequest,
+};
 use xgate_tls::{Identity, TlsFiles};
 
 use super::ClientTls;
@@ -111,7 +113,8 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     }
     let mut subjects = Vec::new();
     for id in &args.subjects {
-        let kind = conformance::subject_kind_of(id).map_err(|e| anyhow::anyhow!("--subject: {e}"))?;
+        let kind =
+            conformance::subject_kind_of(id).map_err(|e| anyhow::anyhow!("--subject: {e}"))?;
         subjects.push((kind, id.to_ascii_uppercase()));
     }
     let plan = CheckPlan {
@@ -151,9 +154,9 @@ fn department_of(tls: &TlsFiles, given: Option<String>) -> anyhow::Result<String
     }
     match tls.identity().context("reading the client certificate")? {
         Identity::Department(d) => Ok(d),
-        other => anyhow::bail!(
-            "the certificate is for `{other}`, not a department: pass --department"
-        ),
+        other => {
+            anyhow::bail!("the certificate is for `{other}`, not a department: pass --department")
+        }
     }
 }
 

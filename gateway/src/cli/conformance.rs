@@ -122,7 +122,8 @@ pub enum Verdict {
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, so the table's `{:<6}` applies.
+        f.pad(match self {
             Verdict::Pass => "PASS",
             Verdict::Warn => "WARN",
             Verdict::Fail => "FAIL",
@@ -376,13 +377,21 @@ async fn check_health(report: &mut Report, channel: Channel, plan: &CheckPlan) -
                     plan.tls.cert.display()
                 )
             };
-            report.add("health", Verdict::Fail, format!("{}{hint}", status_text(&status)));
+            report.add(
+                "health",
+                Verdict::Fail,
+                format!("{}{hint}", status_text(&status)),
+            );
             reachable
         }
         Ok(Ok(response)) => {
             let status = response.into_inner().status();
             if status == ServingStatus::Serving {
-                report.add("health", Verdict::Pass, format!("{ADAPTER_SERVICE} SERVING"));
+                report.add(
+                    "health",
+                    Verdict::Pass,
+                    format!("{ADAPTER_SERVICE} SERVING"),
+                );
             } else {
                 report.add(
                     "health",
@@ -512,8 +521,7 @@ async fn check_records(
             .collect();
         for id in &subjects {
             let request = lookup_request(*kind, id, types, CALL_TIMEOUT);
-            let response = match tokio::time::timeout(CALL_TIMEOUT, client.lookup(request)).await
-            {
+            let response = match tokio::time::timeout(CALL_TIMEOUT, client.lookup(request)).await {
                 Err(_) => Err(format!("no answer within {} s", CALL_TIMEOUT.as_secs())),
                 Ok(Err(status)) => Err(status_text(&status)),
                 Ok(Ok(response)) => Ok(response.into_inner()),
@@ -599,11 +607,9 @@ fn judge_answer(
             return;
         }
         Ok(LookupStatus::Error) => {
-            found.problems.push(format!(
-                "ERROR for `{}`: {}",
-                mask(id),
-                answer.error
-            ));
+            found
+                .problems
+                .push(format!("ERROR for `{}`: {}", mask(id), answer.error));
             return;
         }
         _ => {
@@ -635,9 +641,9 @@ fn judge_answer(
             }
         };
         if let Err(violation) = rt.validate(&record) {
-            found.problems.push(format!(
-                "record #{index} breaks the schema: {violation}"
-            ));
+            found
+                .problems
+                .push(format!("record #{index} breaks the schema: {violation}"));
             continue;
         }
         let field = kind.record_field();
@@ -800,7 +806,10 @@ async fn check_trace(
 ) {
     let mut request = lookup_request(kind, id, types, CALL_TIMEOUT);
     let metadata = request.metadata_mut();
-    metadata.insert("traceparent", tonic::metadata::MetadataValue::from_static(TRACEPARENT));
+    metadata.insert(
+        "traceparent",
+        tonic::metadata::MetadataValue::from_static(TRACEPARENT),
+    );
     metadata.insert(
         "tracestate",
         tonic::metadata::MetadataValue::from_static("xgate=conformance"),
@@ -861,19 +870,27 @@ mod tests {
     fn report_counts_failures_and_renders_a_row_per_check() {
         let mut report = Report::default();
         report.add("health", Verdict::Pass, "SERVING");
-        report.add("records: tax_registration", Verdict::Fail, "breaks the schema");
+        report.add(
+            "records: tax_registration",
+            Verdict::Fail,
+            "breaks the schema",
+        );
         report.add("describe", Verdict::Warn, "x");
         assert_eq!(report.failures(), 1);
         let text = report.render();
         assert_eq!(text.lines().count(), 4);
         assert!(
             text.lines()
-                .any(|l| l.starts_with("records: tax_registration") && l.contains("FAIL")),
+                .any(|l| l.starts_with("records: tax_registration") && l.contains("  FAIL    ")),
             "{text}"
         );
     }
 
-    fn response(record_type: &str, status: LookupStatus, records: &[serde_json::Value]) -> LookupResponse {
+    fn response(
+        record_type: &str,
+        status: LookupStatus,
+        records: &[serde_json::Value],
+    ) -> LookupResponse {
         LookupResponse {
             answers: vec![xgate_proto::v1::TypeAnswer {
                 record_type: record_type.into(),
@@ -902,7 +919,11 @@ mod tests {
             &catalog,
         );
         assert_eq!(found.records, 1);
-        assert!(found.problems[0].contains("breaks the schema"), "{:?}", found.problems);
+        assert!(
+            found.problems[0].contains("breaks the schema"),
+            "{:?}",
+            found.problems
+        );
 
         let mut none = TypeFindings::default();
         judge_answer(
@@ -925,6 +946,10 @@ mod tests {
             &id,
             &catalog,
         );
-        assert!(missing.problems[0].contains("0 answers"), "{:?}", missing.problems);
+        assert!(
+            missing.problems[0].contains("0 answers"),
+            "{:?}",
+            missing.problems
+        );
     }
 }
