@@ -166,6 +166,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn names_the_sample_citizen_and_company() {
+        let population = Population::generate(1, 1);
+        let samples = sample_subjects();
+        assert_eq!(
+            samples,
+            vec![
+                subject(SubjectKind::ResidentId, &population.citizens[0].id_number),
+                subject(SubjectKind::Uscc, &population.companies[0].uscc),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn serves_the_seeded_tables() {
         let dir = tempfile::tempdir().unwrap();

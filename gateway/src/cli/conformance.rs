@@ -937,6 +937,54 @@ mod tests {
         assert!(none.problems.is_empty());
         assert_eq!(none.subjects_with_records, 0);
 
+        // A valid record, but about another citizen.
+        let citizen = unknown_subject(SubjectKind::ResidentId);
+        let record = |id: &str| {
+            serde_json::json!({
+                "certificate_no": "334160000000067890",
+                "id_number": id,
+                "taxpayer_name": "张伟",
+                "has_arrears": false,
+                "outstanding_amount_cny": 0,
+                "tax_authority": "国家税务总局亳州市谯城区税务局",
+                "issue_date": "2026-02-01"
+            })
+        };
+        let mut own = TypeFindings::default();
+        judge_answer(
+            &mut own,
+            &response(
+                "no_tax_arrears_certificate",
+                LookupStatus::Found,
+                &[record(&citizen)],
+            ),
+            "no_tax_arrears_certificate",
+            SubjectKind::ResidentId,
+            &citizen,
+            &catalog,
+        );
+        assert!(own.problems.is_empty(), "{:?}", own.problems);
+        assert_eq!((own.records, own.subjects_with_records), (1, 1));
+        let other = "11010519491231002X";
+        let mut foreign = TypeFindings::default();
+        judge_answer(
+            &mut foreign,
+            &response(
+                "no_tax_arrears_certificate",
+                LookupStatus::Found,
+                &[record(other)],
+            ),
+            "no_tax_arrears_certificate",
+            SubjectKind::ResidentId,
+            &citizen,
+            &catalog,
+        );
+        assert!(
+            foreign.problems[0].contains("does not name the subject in `id_number`"),
+            "{:?}",
+            foreign.problems
+        );
+
         let mut missing = TypeFindings::default();
         judge_answer(
             &mut missing,
