@@ -294,6 +294,23 @@ async fn onboarding_issue_register_list_fetch_deregister() -> anyhow::Result<()>
         refused.describe()
     );
 
+    let mut unknown = client_args("register");
+    unknown.extend([
+        "--endpoint".into(),
+        endpoint.clone().into(),
+        "--types".into(),
+        "tax_registration,no_such_type".into(),
+    ]);
+    let refused = xgate(unknown).await?;
+    assert!(!refused.success(), "{}", refused.describe());
+    assert!(
+        refused
+            .stderr
+            .contains("record_types[1]: unknown record type `no_such_type`"),
+        "{}",
+        refused.describe()
+    );
+
     // 4. Register every catalog type of the department (the default).
     let mut register = client_args("register");
     register.extend(["--endpoint".into(), endpoint.clone().into()]);
