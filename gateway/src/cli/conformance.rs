@@ -340,7 +340,12 @@ pub async fn check(plan: &CheckPlan, catalog: &Catalog) -> Report {
             .find(|(k, _)| k == kind)
             .map(|(_, id)| id.clone())
             .unwrap_or_else(|| unknown_subject(*kind));
-        check_deadline(&mut report, &mut client, plan, *kind, &subject, types).await;
+        let mut deadlines = vec![plan.deadline, TIGHT_DEADLINE];
+        deadlines.dedup();
+        for deadline in deadlines {
+            let probe = (*kind, subject.as_str(), types.as_slice());
+            check_deadline(&mut report, &mut client, plan, deadline, probe).await;
+        }
         check_trace(&mut report, &mut client, *kind, &subject, types).await;
     }
     report
@@ -743,57 +748,75 @@ async fn check_malformed(
     }
 }
 
-/// A lookup sent with grpc-timeout `plan.deadline` must end (answer or give
-/// up) within the deadline plus grace. A fast adapter passes whatever it
-/// does; a slow one passes only if it gives up in time.
+/// A lookup sent with grpc-timeout `deadline` must end (answer or give up)
+/// within the deadline plus `plan.grace`. An adapter faster than the
+/// deadline passes without proving anything, so the kit also probes with
+/// [`TIGHT_DEADLINE`], which a real lookup rarely beats: giving up then
+/// shows the deadline is enforced.
 async fn check_deadline(
     report: &mut Report,
     client: &mut DepartmentAdapterClient<Channel>,
     plan: &CheckPlan,
-    kind: SubjectKind,
-    id: &str,
-    types: &[String],
+    deadline: Duration,
+    (kind, id, types): (SubjectKind, &str, &[String]),
 ) {
-    let limit = plan.deadline + plan.grace;
-    let check = format!("deadline ({} ms)", plan.deadline.as_millis());
-    let request = lookup_request(kind, id, types, plan.deadline);
+    let limit = deadline + plan.grace;
+    let check = format!("deadline ({} ms)", deadline.as_millis());
+    let request = lookup_request(kind, id, types, deadline);
     let started = Instant::now();
     let result = tokio::time::timeout(limit + CALL_TIMEOUT, client.lookup(request)).await;
     let elapsed = started.elapsed();
+    let (verdict, detail) = judge_deadline(deadline, limit, elapsed, result.ok());
+    report.add(check, verdict, detail);
+}
+
+/// The deadline probe with the tightest grpc-timeout the kit sends.
+pub const TIGHT_DEADLINE: Duration = Duration::from_millis(1);
+
+/// The verdict of a deadline probe: `outcome` is `None` when no answer came
+/// at all (the kit's own guard fired).
+fn judge_deadline<T>(
+    deadline: Duration,
+    limit: Duration,
+    elapsed: Duration,
+    outcome: Option<Result<T, tonic::Status>>,
+) -> (Verdict, String) {
     let ms = elapsed.as_millis();
-    let outcome = match &result {
-        Err(_) => {
-            report.add(
-                check,
-                Verdict::Fail,
-                format!(
-                    "no answer {} ms after a grpc-timeout of {} ms",
-                    ms,
-                    plan.deadline.as_millis()
-                ),
-            );
-            return;
-        }
-        Ok(Ok(_)) => "answered".to_owned(),
-        Ok(Err(status)) => format!("ended with {:?}", status.code()),
-    };
-    if elapsed <= limit {
-        report.add(
-            check,
-            Verdict::Pass,
-            format!("{outcome} after {ms} ms (limit {} ms)", limit.as_millis()),
+    let (deadline_ms, limit_ms) = (deadline.as_millis(), limit.as_millis());
+    let Some(outcome) = outcome else {
+        return (
+            Verdict::Fail,
+            format!("no answer {ms} ms after a grpc-timeout of {deadline_ms} ms"),
         );
-    } else {
-        report.add(
-            check,
+    };
+    let what = match &outcome {
+        Ok(_) => "answered".to_owned(),
+        Err(status) => format!("ended with {:?}", status.code()),
+    };
+    if elapsed > limit {
+        return (
             Verdict::Fail,
             format!(
-                "{outcome} after {ms} ms: grpc-timeout {} ms ignored (limit {} ms)",
-                plan.deadline.as_millis(),
-                limit.as_millis()
+                "{what} after {ms} ms: grpc-timeout {deadline_ms} ms ignored (limit {limit_ms} ms)"
             ),
         );
     }
+    let why = match &outcome {
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ) =>
+        {
+            "gave up in time: the deadline is enforced"
+        }
+        Ok(_) if elapsed <= deadline => "faster than the deadline",
+        _ => "within the limit",
+    };
+    (
+        Verdict::Pass,
+        format!("{what} after {ms} ms, {why} (limit {limit_ms} ms)"),
+    )
 }
 
 /// A lookup carrying W3C `traceparent`/`tracestate` succeeds.
@@ -884,6 +907,26 @@ mod tests {
                 .any(|l| l.starts_with("records: tax_registration") && l.contains("  FAIL    ")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn deadline_probes_fail_only_when_the_answer_comes_too_late() {
+        let ms = Duration::from_millis;
+        let ok = || Some(Ok::<(), tonic::Status>(()));
+        let (verdict, detail) = judge_deadline(ms(100), ms(600), ms(4), ok());
+        assert_eq!(verdict, Verdict::Pass);
+        assert!(detail.contains("faster than the deadline"), "{detail}");
+        let gave_up = Some(Err::<(), _>(tonic::Status::deadline_exceeded("late")));
+        let (verdict, detail) = judge_deadline(ms(1), ms(501), ms(3), gave_up);
+        assert_eq!(verdict, Verdict::Pass);
+        assert!(detail.contains("enforced"), "{detail}");
+        let (verdict, detail) = judge_deadline(ms(100), ms(600), ms(1500), ok());
+        assert_eq!(verdict, Verdict::Fail);
+        assert!(detail.contains("answered after 1500 ms"), "{detail}");
+        assert!(detail.contains("ignored"), "{detail}");
+        let (verdict, detail) = judge_deadline::<()>(ms(100), ms(600), ms(10_600), None);
+        assert_eq!(verdict, Verdict::Fail);
+        assert!(detail.contains("no answer"), "{detail}");
     }
 
     fn response(
