@@ -34,6 +34,12 @@ enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
+    /// Onboard a department adapter: conformance check, register,
+    /// deregister, list.
+    Adapter {
+        #[command(subcommand)]
+        command: cli::adapter::AdapterCommand,
+    },
     /// Run the whole exchange locally: dev PKI, seeded databases, adapters,
     /// gateway, and a fetch of every record type.
     Demo(cli::demo::DemoArgs),
@@ -47,6 +53,9 @@ enum CertsCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Issue one certificate from the development CA (e.g. a new
+    /// department's adapter certificate).
+    Issue(cli::certs::IssueArgs),
 }
 
 fn init_tracing(writer: tracing_subscriber::fmt::writer::BoxMakeWriter) {
@@ -90,6 +99,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Certs {
+            command: CertsCommand::Issue(args),
+        } => {
+            let catalog = xgate_catalog::Catalog::builtin()?;
+            let files = cli::certs::issue(&args, &catalog)?;
+            xgate::outln!("certificate: {}", files.cert.display())?;
+            xgate::outln!("key:         {}", files.key.display())?;
+            xgate::outln!("CA:          {}", files.ca.display())?;
+            Ok(())
+        }
+        Command::Adapter { command } => cli::adapter::run(command).await,
         Command::Demo(args) => {
             let logs = args.workdir.join("logs");
             std::fs::create_dir_all(&logs)?;

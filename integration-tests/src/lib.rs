@@ -10,6 +10,8 @@
 //!   the real adapter SDK, so they serve real gRPC over mTLS and register through the real
 //!   Registry.
 //! - [`client`]: mTLS channels and the request builders tests use.
+//! - [`kit`]: the `xgate adapter` / `xgate certs issue` commands run as a department would,
+//!   and an adapter that ignores deadlines.
 //! - [`records`]: valid sample records for fixtures, checked against the catalog.
 //! - [`bins`]: where the binaries are (next to the test executable's `deps` folder).
 //!
@@ -20,6 +22,7 @@ pub mod bins;
 pub mod client;
 mod env;
 pub mod fixture;
+pub mod kit;
 pub mod pki;
 pub mod process;
 pub mod records;

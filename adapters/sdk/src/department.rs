@@ -31,6 +31,14 @@ pub trait Department: Send + Sync + 'static {
     /// The catalog record types this adapter serves.
     fn record_types(&self) -> Vec<String>;
 
+    /// Subjects this department holds records about, named in `Describe`
+    /// so the conformance kit (`xgate adapter check`) can test every served
+    /// type without being told. Test or demo subjects only: never real
+    /// people. None by default (the kit then needs `--subject`).
+    fn sample_subjects(&self) -> Vec<Subject> {
+        Vec::new()
+    }
+
     /// All records of `record_type` held about `subject`, each one JSON
     /// object valid against the catalog schema of that type. An empty vector
     /// means NOT_FOUND. Only called with a type from [`Self::record_types`]

@@ -331,6 +331,15 @@ impl<D: Department> DepartmentAdapter for AdapterService<D> {
             department: self.dept.department().to_owned(),
             record_types: self.record_types.clone(),
             software: concat!("xgate-adapter-sdk/", env!("CARGO_PKG_VERSION")).to_owned(),
+            sample_subjects: self
+                .dept
+                .sample_subjects()
+                .into_iter()
+                .map(|s| xgate_proto::v1::Subject {
+                    kind: xgate_proto::kind::to_proto(s.kind) as i32,
+                    id: s.id,
+                })
+                .collect(),
         }))
     }
 }

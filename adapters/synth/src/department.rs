@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use xgate_adapter_sdk::{Department, LookupError, Subject};
+use xgate_catalog::SubjectKind;
 
 use crate::population::Population;
 use crate::records::Records;
@@ -43,6 +44,7 @@ impl DepartmentSpec {
         Ok(TableDepartment {
             department: self.id,
             store: Store::open_read_only(path, self.tables).await?,
+            samples: sample_subjects(),
         })
     }
 }
@@ -52,6 +54,30 @@ impl DepartmentSpec {
 pub struct TableDepartment {
     department: &'static str,
     store: Store,
+    /// The population's sample citizen and company, named in `Describe`.
+    samples: Vec<Subject>,
+}
+
+/// [`crate::SAMPLE_CITIZEN`] and [`crate::SAMPLE_COMPANY`]: between them they
+/// hold a record of every type (the first people of any population are the
+/// same, so a tiny population names them).
+fn sample_subjects() -> Vec<Subject> {
+    let population = Population::generate(crate::SAMPLE_CITIZEN + 1, crate::SAMPLE_COMPANY + 1);
+    let citizen = population
+        .citizens
+        .get(crate::SAMPLE_CITIZEN as usize)
+        .map(|c| Subject {
+            kind: SubjectKind::ResidentId,
+            id: c.id_number.clone(),
+        });
+    let company = population
+        .companies
+        .get(crate::SAMPLE_COMPANY as usize)
+        .map(|c| Subject {
+            kind: SubjectKind::Uscc,
+            id: c.uscc.clone(),
+        });
+    citizen.into_iter().chain(company).collect()
 }
 
 impl TableDepartment {
@@ -68,6 +94,10 @@ impl Department for TableDepartment {
 
     fn record_types(&self) -> Vec<String> {
         self.store.record_types()
+    }
+
+    fn sample_subjects(&self) -> Vec<Subject> {
+        self.samples.clone()
     }
 
     async fn lookup(
@@ -134,6 +164,19 @@ mod tests {
             kind,
             id: id.to_owned(),
         }
+    }
+
+    #[test]
+    fn names_the_sample_citizen_and_company() {
+        let population = Population::generate(1, 1);
+        let samples = sample_subjects();
+        assert_eq!(
+            samples,
+            vec![
+                subject(SubjectKind::ResidentId, &population.citizens[0].id_number),
+                subject(SubjectKind::Uscc, &population.companies[0].uscc),
+            ]
+        );
     }
 
     #[tokio::test]

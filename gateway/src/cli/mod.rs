@@ -9,8 +9,10 @@ macro_rules! outln {
     ($($arg:tt)*) => { { use std::io::Write as _; writeln!(std::io::stdout().lock(), $($arg)*) } };
 }
 
+pub mod adapter;
 pub mod certs;
 pub mod client;
+pub mod conformance;
 pub mod demo;
 pub mod fetch;
 
