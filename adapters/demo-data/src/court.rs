@@ -102,7 +102,8 @@ fn case_no(rng: &mut Rng, year: i32, district: &District, kind: &str) -> String 
 fn dishonest_debtor(p: &Person) -> Option<Value> {
     let c = p.citizen;
     let mut rng = p.rng(DISHONEST_JUDGMENT_DEBTOR_STATUS);
-    if !p.sample && !(c.age() >= 25 && rng.chance(0.015)) {
+    let listed = p.sample || (c.age() >= 25 && rng.chance(0.015));
+    if !listed {
         return None;
     }
     let earliest = p.birthday(23).max(LIST_STARTED);

@@ -3,6 +3,7 @@
 //! their construction projects.
 
 use serde_json::{Value, json};
+use time::macros::date;
 use xgate_synth::dates::{REFERENCE_DATE, add_years, iso};
 use xgate_synth::store::{Column, ColumnType, Table};
 use xgate_synth::{DepartmentSpec, Firm, Population, Records, Rng, round2, street_address, tagged};
@@ -153,10 +154,17 @@ fn eia_approvals(firm: &Firm, (_, product, _): Polluter) -> impl Iterator<Item =
     };
     let capital = company.registered_capital_cny;
     let mut records = Vec::new();
-    let mut earliest = add_years(company.established, -1).max(time::macros::date!(2003 - 09 - 01));
+    // The EIA Law took effect on 1 September 2003; a plant is approved
+    // around its company's founding, an expansion years later.
+    let mut earliest = add_years(company.established, -1).max(date!(2003 - 09 - 01));
     for n in 0..count {
-        let date = rng.date(earliest, REFERENCE_DATE);
-        earliest = add_years(date, 1).min(REFERENCE_DATE);
+        let latest = if n == 0 {
+            add_years(earliest, 2).min(REFERENCE_DATE)
+        } else {
+            REFERENCE_DATE
+        };
+        let date = rng.date(earliest.min(latest), latest);
+        earliest = add_years(date, 2).min(REFERENCE_DATE);
         let project = if n == 0 {
             format!(
                 "{}年产{}万吨{product}项目",

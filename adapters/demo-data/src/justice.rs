@@ -179,7 +179,8 @@ const LAW_FIRM_NAMES: &[&str] = &[
 fn lawyer_certificate(p: &Person, population: &Population) -> Option<Value> {
     let c = p.citizen;
     let mut rng = p.rng(LAWYER_PRACTICE_CERTIFICATE);
-    if !p.sample && !((26..=70).contains(&c.age()) && rng.chance(0.006)) {
+    let lawyer = p.sample || ((26..=70).contains(&c.age()) && rng.chance(0.006));
+    if !lawyer {
         return None;
     }
     let category = if p.sample {

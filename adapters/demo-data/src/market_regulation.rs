@@ -361,7 +361,8 @@ fn operator_certificate(p: &Person, population: &Population) -> Option<Value> {
     let c = p.citizen;
     let mut rng = p.rng(SPECIAL_EQUIPMENT_OPERATOR_CERTIFICATE);
     let share = if c.gender == Gender::Male { 0.06 } else { 0.01 };
-    if !p.sample && !((20..=60).contains(&c.age()) && rng.chance(share)) {
+    let operator = p.sample || ((20..=60).contains(&c.age()) && rng.chance(share));
+    if !operator {
         return None;
     }
     let mut items: Vec<&str> = if p.sample {

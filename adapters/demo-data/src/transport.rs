@@ -147,7 +147,8 @@ fn driver_qualification(p: &Person) -> Option<Value> {
     } else {
         0.005
     };
-    if !p.sample && !((21..=60).contains(&c.age()) && rng.chance(share)) {
+    let driver = p.sample || ((21..=60).contains(&c.age()) && rng.chance(share));
+    if !driver {
         return None;
     }
     let hailing = p.sample || rng.chance(0.6);

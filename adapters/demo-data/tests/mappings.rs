@@ -4,6 +4,9 @@
 //! from a column of the table `xgate-demo-seed` writes, with the subject as
 //! the only parameter.
 
+// Helpers of the tests below fail as the tests do: by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
