@@ -16,6 +16,7 @@ pub mod health;
 pub mod housing_provident_fund;
 pub mod housing_urban_rural;
 pub mod human_resources_social_security;
+mod issuing;
 pub mod justice;
 pub mod market_regulation;
 pub mod medical_security;

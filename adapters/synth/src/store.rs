@@ -35,13 +35,17 @@ pub enum ColumnType {
     Integer,
     /// `BOOLEAN`, a JSON boolean.
     Boolean,
+    /// `TEXT` holding a JSON array of strings (`["废气","废水"]`), a JSON
+    /// array of strings. SQL has no portable list type; JSON text reads back
+    /// the same from SQLite, PostgreSQL and MySQL.
+    TextList,
 }
 
 impl ColumnType {
     /// The SQL type name.
     pub const fn sql(self) -> &'static str {
         match self {
-            Self::Text => "TEXT",
+            Self::Text | Self::TextList => "TEXT",
             Self::Date => "DATE",
             Self::Real => "DOUBLE PRECISION",
             Self::Integer => "BIGINT",
@@ -56,6 +60,7 @@ impl ColumnType {
             Self::Real => "number",
             Self::Integer => "integer",
             Self::Boolean => "boolean",
+            Self::TextList => "array",
         }
     }
 }
@@ -217,6 +222,14 @@ impl Table {
                     column.name
                 )));
             }
+            let items = property.get("items").and_then(|i| i.get("type"));
+            let string_items = items == Some(&Value::from("string"));
+            if column.ty == ColumnType::TextList && !string_items {
+                return Err(mismatch(format!(
+                    "property `{}` must have items of type \"string\"",
+                    column.name
+                )));
+            }
             let is_date = property.get("format").and_then(Value::as_str) == Some("date");
             if is_date != (column.ty == ColumnType::Date) {
                 return Err(mismatch(format!(
@@ -245,11 +258,36 @@ impl Table {
                 ColumnType::Real => row.try_get::<Option<f64>, _>(index)?.map(Value::from),
                 ColumnType::Integer => row.try_get::<Option<i64>, _>(index)?.map(Value::from),
                 ColumnType::Boolean => row.try_get::<Option<bool>, _>(index)?.map(Value::from),
+                ColumnType::TextList => row
+                    .try_get::<Option<String>, _>(index)?
+                    .map(|text| self.parse_list(column, &text))
+                    .transpose()?,
             };
             record.insert(column.name.to_owned(), value.unwrap_or(Value::Null));
         }
         Ok(Value::Object(record))
     }
+}
+
+impl Table {
+    /// A [`ColumnType::TextList`] cell back as a JSON array of strings; a
+    /// cell that is anything else (written by another tool) is an error,
+    /// not a record with a wrongly typed field.
+    fn parse_list(&self, column: &Column, text: &str) -> Result<Value, StoreError> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(list @ Value::Array(_)) if is_string_list(&list) => Ok(list),
+            _ => Err(StoreError::BadList {
+                record_type: self.record_type.to_owned(),
+                field: column.name.to_owned(),
+            }),
+        }
+    }
+}
+
+fn is_string_list(value: &Value) -> bool {
+    value
+        .as_array()
+        .is_some_and(|items| items.iter().all(Value::is_string))
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -292,6 +330,9 @@ pub enum StoreError {
     /// A table does not match its record type's JSON Schema.
     #[error("table of record type `{record_type}` does not match its schema: {detail}")]
     SchemaMismatch { record_type: String, detail: String },
+    /// A list column holds something other than a JSON array of strings.
+    #[error("column `{field}` of table `{record_type}` does not hold a json array of strings")]
+    BadList { record_type: String, field: String },
     /// Seeding was given something other than a JSON object.
     #[error("a record of type `{record_type}` is not a json object")]
     NotAnObject { record_type: String },
@@ -409,7 +450,10 @@ async fn insert_record(
             StoreError::FieldType {
                 record_type: table.record_type.to_owned(),
                 field: column.name.to_owned(),
-                expected: format!("a json {}{null}", column.ty.json_type()),
+                expected: match column.ty {
+                    ColumnType::TextList => format!("a json array of strings{null}"),
+                    _ => format!("a json {}{null}", column.ty.json_type()),
+                },
             }
         };
         if value.is_null() {
@@ -417,7 +461,9 @@ async fn insert_record(
                 return Err(mismatch());
             }
             query = match column.ty {
-                ColumnType::Text | ColumnType::Date => query.bind(None::<String>),
+                ColumnType::Text | ColumnType::Date | ColumnType::TextList => {
+                    query.bind(None::<String>)
+                }
                 ColumnType::Real => query.bind(None::<f64>),
                 ColumnType::Integer => query.bind(None::<i64>),
                 ColumnType::Boolean => query.bind(None::<bool>),
@@ -431,6 +477,8 @@ async fn insert_record(
             ColumnType::Real => query.bind(value.as_f64().ok_or_else(mismatch)?),
             ColumnType::Integer => query.bind(value.as_i64().ok_or_else(mismatch)?),
             ColumnType::Boolean => query.bind(value.as_bool().ok_or_else(mismatch)?),
+            ColumnType::TextList if is_string_list(value) => query.bind(value.to_string()),
+            ColumnType::TextList => return Err(mismatch()),
         };
     }
     query.execute(conn).await?;
@@ -714,6 +762,120 @@ mod tests {
             seed(&path, TABLES, vec![("dog_licence", cat("A", "Rex"))]).await,
             Err(StoreError::UnknownRecordType { .. })
         ));
+    }
+
+    const TAGS: Table = Table {
+        record_type: "tag_list",
+        subject: "id_number",
+        columns: &[
+            Column::new("id_number", ColumnType::Text),
+            Column::new("tags", ColumnType::TextList),
+            Column::nullable("aliases", ColumnType::TextList),
+        ],
+    };
+    static TAG_TABLES: &[Table] = &[TAGS];
+
+    fn tags_schema() -> Value {
+        json!({"type": "object", "required": ["id_number", "tags", "aliases"], "properties": {
+            "id_number": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            "aliases": {"type": ["array", "null"], "items": {"type": "string"}}}})
+    }
+
+    #[test]
+    fn list_columns_are_text_and_match_string_array_schemas() {
+        let [create, _] = TAGS.create_sql();
+        assert!(
+            create.contains("    tags TEXT NOT NULL,\n    aliases TEXT\n"),
+            "{create}"
+        );
+        TAGS.check_schema(&tags_schema()).unwrap();
+
+        let mut numbers = tags_schema();
+        numbers["properties"]["tags"]["items"] = json!({"type": "integer"});
+        let err = TAGS.check_schema(&numbers).unwrap_err().to_string();
+        assert!(
+            err.ends_with("property `tags` must have items of type \"string\""),
+            "{err}"
+        );
+
+        let mut no_items = tags_schema();
+        no_items["properties"]["tags"] = json!({"type": "array"});
+        assert!(TAGS.check_schema(&no_items).is_err());
+
+        let mut text = tags_schema();
+        text["properties"]["tags"] = json!({"type": "string"});
+        assert!(TAGS.check_schema(&text).is_err());
+    }
+
+    #[tokio::test]
+    async fn list_columns_round_trip_as_json_arrays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tags.db");
+        let records = vec![
+            (
+                "tag_list",
+                json!({"id_number": "A", "tags": ["废气", "废水"], "aliases": null}),
+            ),
+            (
+                "tag_list",
+                json!({"id_number": "A", "tags": [], "aliases": ["a \"b\", c"]}),
+            ),
+        ];
+        seed(&path, TAG_TABLES, records.clone()).await.unwrap();
+        let store = Store::open_read_only(&path, TAG_TABLES).await.unwrap();
+        let found = store.lookup("tag_list", "A").await.unwrap();
+        assert_eq!(
+            found,
+            records.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
+        );
+
+        // The column holds plain JSON text, readable by any SQL client.
+        let options = SqliteConnectOptions::new().filename(&path);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        let text: String = sqlx::query_scalar("SELECT tags FROM tag_list WHERE row_id = 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!(["废气", "废水"])
+        );
+        sqlx::query("UPDATE tag_list SET tags = '{\"not\": \"a list\"}' WHERE row_id = 2")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let store = Store::open_read_only(&path, TAG_TABLES).await.unwrap();
+        let err = store.lookup("tag_list", "A").await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "column `tags` of table `tag_list` does not hold a json array of strings"
+        );
+    }
+
+    #[tokio::test]
+    async fn list_fields_must_be_arrays_of_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tags.db");
+        for tags in [json!("废气"), json!([1, 2]), json!(null)] {
+            let record = json!({"id_number": "A", "tags": tags, "aliases": null});
+            let err = seed(&path, TAG_TABLES, vec![("tag_list", record)])
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "field `tags` of record type `tag_list` must be a json array of strings"
+            );
+        }
+        let record = json!({"id_number": "A", "tags": ["x"], "aliases": [true]});
+        let err = seed(&path, TAG_TABLES, vec![("tag_list", record)])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field `aliases` of record type `tag_list` must be a json array of strings or null"
+        );
     }
 
     #[tokio::test]
