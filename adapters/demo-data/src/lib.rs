@@ -17,6 +17,7 @@ pub mod housing_provident_fund;
 pub mod housing_urban_rural;
 pub mod human_resources_social_security;
 pub mod justice;
+mod kin;
 pub mod market_regulation;
 pub mod medical_security;
 pub mod transport;
