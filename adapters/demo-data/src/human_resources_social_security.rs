@@ -482,7 +482,7 @@ mod tests {
             &seeded.all(EMPLOYMENT_REGISTRATION).await.unwrap(),
             "id_number",
         );
-        assert!((350..=800).contains(&employed), "{employed}");
+        assert!((250..=800).contains(&employed), "{employed}");
         let pensioners = holders(&seeded.all(PENSION_ENTITLEMENT).await.unwrap(), "id_number");
         assert!((80..=400).contains(&pensioners), "{pensioners}");
         let injured = holders(
