@@ -54,10 +54,12 @@ const FEMALE_GIVEN: &[&str] = &[
 
 /// A given name for `gender`.
 pub fn given_name(rng: &mut Rng, gender: Gender) -> &'static str {
-    match gender {
-        Gender::Male => *rng.pick(MALE_GIVEN),
-        Gender::Female => *rng.pick(FEMALE_GIVEN),
-    }
+    let names = match gender {
+        Gender::Male => MALE_GIVEN,
+        Gender::Female => FEMALE_GIVEN,
+    };
+    let name: &&'static str = rng.pick(names);
+    name
 }
 
 /// A full name, surname first.
@@ -252,8 +254,8 @@ pub fn marriages(population: &Population) -> Vec<Marriage> {
             let date = rng.date(earliest, latest.min(add_years(earliest, 8)));
             let certificate_no = certificate_no(&mut rng, 'J', person.district, date);
             let divorce_from = add_years(date, 1);
-            let divorced = (person.sample && time == 0)
-                || (time == 0 && !person.sample && divorce_from < latest && rng.chance(0.1));
+            let divorced =
+                time == 0 && (person.sample || (divorce_from < latest && rng.chance(0.1)));
             let end = if divorced {
                 let on = rng.date(divorce_from, latest.min(add_years(date, 4)));
                 from = add_years(on, 1);
