@@ -225,8 +225,10 @@ fn death(p: &Person) -> Option<Value> {
     ]);
     let institution = if place == "home" || place == "other" {
         format!("{}卫生院", p.district.name)
+    } else if rng.chance(0.5) {
+        format!("{}人民医院", p.city.name)
     } else {
-        hospital(&mut rng, p.city, p.district)
+        format!("{}人民医院", p.district.name)
     };
     Some(json!({
         "certificate_no": format!("{}{}{}", p.district.code, died.year(), rng.digits(6)),

@@ -282,7 +282,8 @@ fn pension(p: &Person, job: Option<&Job>) -> Option<Value> {
     };
     let (months, amount) = match scheme {
         "urban_rural_resident" => {
-            let years = rng.range(15, 20);
+            // The resident scheme began in 2009-2011: at most 15 years.
+            let years = rng.range(8, 16);
             (years * 12, rng.float(150.0, 400.0))
         }
         _ => {
@@ -426,7 +427,9 @@ fn injury(p: &Person, job: &Job) -> Option<Value> {
         ])
     };
     let grade = (conclusion != "not_work_injury" && rng.chance(0.5)).then(|| rng.range(5, 11));
-    let abbreviation: String = p.city.name.chars().take(1).collect();
+    // The bureau where the employer is registered determines the injury.
+    let (city, district) = job.employer.home().unwrap_or((p.city, p.district));
+    let abbreviation: String = city.name.chars().take(1).collect();
     Some(json!({
         "decision_no": format!("{abbreviation}人社工认〔{}〕{:04}号", determined.year(), rng.range(1, 3_000)),
         "id_number": c.id_number,
@@ -437,7 +440,7 @@ fn injury(p: &Person, job: &Job) -> Option<Value> {
         "determination_date": iso(determined),
         "conclusion": conclusion,
         "disability_grade": grade,
-        "determining_authority": local_agency(p.city, p.district, "人力资源和社会保障局"),
+        "determining_authority": local_agency(city, district, "人力资源和社会保障局"),
     }))
 }
 
