@@ -493,6 +493,21 @@ mod tests {
             "id_number",
         );
         assert!((2..=30).contains(&injured), "{injured}");
+        for record in seeded.all(WORK_INJURY_DETERMINATION).await.unwrap() {
+            let uscc = record["employer_uscc"].as_str().unwrap();
+            let (city, _) = seeded
+                .population
+                .company_by_uscc(uscc)
+                .unwrap()
+                .home()
+                .unwrap();
+            let authority = record["determining_authority"].as_str().unwrap();
+            let county = authority.trim_end_matches("人力资源和社会保障局");
+            assert!(
+                authority.starts_with(city.name) || city.district(county).is_some(),
+                "{record}"
+            );
+        }
         for record in seeded.all(SOCIAL_INSURANCE_PAYMENT_RECORD).await.unwrap() {
             let base = record["contribution_base_cny"].as_f64().unwrap();
             assert!((BASE_FLOOR..=BASE_CEILING).contains(&base), "{record}");
