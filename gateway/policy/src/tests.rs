@@ -83,7 +83,10 @@ fn decide(set: &PolicySet, requester: &str, record_type: &str, purpose: &str) ->
     set.decide(&AccessRequest {
         requester,
         record_type,
+        view: "full",
         purpose,
+        item: None,
+        now: time::OffsetDateTime::now_utc(),
     })
 }
 
