@@ -3,7 +3,18 @@
 //! its records about the shared synthetic population), and a mapping file per department
 //! in `mappings/` that tells the SQL adapter how to read those tables.
 
+use include_dir::{Dir, include_dir};
 use xgate_synth::DepartmentSpec;
+
+/// The `mappings/` folder, embedded so the demo can write it out anywhere.
+static MAPPINGS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/mappings");
+
+/// The SQL adapter's mapping file of a department (`mappings/<department>.toml`).
+pub fn mapping(department: &str) -> Option<&'static str> {
+    MAPPINGS
+        .get_file(format!("{department}.toml"))
+        .and_then(|f| f.contents_utf8())
+}
 
 pub mod agriculture_rural;
 pub mod civil_affairs;

@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures::StreamExt as _;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -33,8 +34,27 @@ pub const REQUESTERS: &[&str] = &[
     "no-grant-bureau",
 ];
 
-/// The department adapters that exist as binaries next to `xgate`.
+/// The departments with an adapter binary of their own next to `xgate`
+/// (`xgate-adapter-<department>`); every other department of the catalog is
+/// served by the generic SQL adapter from its `xgate-demo-data` database.
 pub const ADAPTERS: &[&str] = &["public-security", "natural-resources", "tax"];
+
+/// How a demo department is served.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Its own adapter binary, with `seed` and `serve` subcommands.
+    Native,
+    /// `xgate-adapter-sql` with the department's mapping file.
+    Sql,
+}
+
+fn source_of(department: &str) -> Source {
+    if ADAPTERS.contains(&department) {
+        Source::Native
+    } else {
+        Source::Sql
+    }
+}
 
 const DEMO_REQUESTER: &str = "approval-hall-demo";
 const DEMO_PURPOSE: &str = "GENERAL-APPROVAL";
@@ -57,9 +77,13 @@ pub struct DemoArgs {
 
 /// Where the adapter binaries are: next to this executable.
 fn adapter_binary(department: &str) -> anyhow::Result<PathBuf> {
+    sibling_binary(&format!("xgate-adapter-{department}"))
+}
+
+fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the xgate executable")?;
     let dir = exe.parent().context("xgate executable has no folder")?;
-    let bin = dir.join(format!("xgate-adapter-{department}"));
+    let bin = dir.join(name);
     if !bin.exists() {
         anyhow::bail!(
             "adapter binary `{}` not found; build the whole workspace first (`cargo build --release`)",
@@ -80,12 +104,25 @@ struct AdapterProcess {
     child: Child,
 }
 
+/// Seeds a department's database: its own adapter's `seed`, or for the SQL
+/// departments `xgate-demo-seed`.
 async fn seed(department: &str, db: &Path, log: &Path) -> anyhow::Result<()> {
     let log = std::fs::File::create(log)?;
-    let status = Command::new(adapter_binary(department)?)
-        .arg("seed")
-        .arg("--db")
-        .arg(db)
+    let mut command = match source_of(department) {
+        Source::Native => {
+            let mut c = Command::new(adapter_binary(department)?);
+            c.arg("seed").arg("--db").arg(db);
+            c
+        }
+        Source::Sql => {
+            let mut c = Command::new(sibling_binary("xgate-demo-seed")?);
+            c.arg("--out")
+                .arg(db.parent().context("database path has no folder")?)
+                .args(["--department", department]);
+            c
+        }
+    };
+    let status = command
         .stdout(log.try_clone()?)
         .stderr(log)
         .status()
@@ -107,10 +144,28 @@ async fn spawn_adapter(
     log: &Path,
 ) -> anyhow::Result<AdapterProcess> {
     let log = std::fs::File::create(log)?;
-    let mut child = Command::new(adapter_binary(department)?)
-        .arg("serve")
-        .arg("--db")
-        .arg(db)
+    let mut command = match source_of(department) {
+        Source::Native => {
+            let mut c = Command::new(adapter_binary(department)?);
+            c.arg("serve").arg("--db").arg(db);
+            c
+        }
+        Source::Sql => {
+            let folder = db.parent().context("database path has no folder")?;
+            let mapping = folder.join(format!("{department}.toml"));
+            let text = xgate_demo_data::mapping(department)
+                .with_context(|| format!("no demo mapping for department `{department}`"))?;
+            std::fs::write(&mapping, text)
+                .with_context(|| format!("writing {}", mapping.display()))?;
+            let mut c = Command::new(sibling_binary("xgate-adapter-sql")?);
+            c.arg("--mapping")
+                .arg(&mapping)
+                .arg("--database-url")
+                .arg(format!("sqlite:{}?mode=ro", db.display()));
+            c
+        }
+    };
+    let mut child = command
         .args(["--listen", "127.0.0.1:0", "--gateway", gateway])
         .arg("--cert")
         .arg(&tls.cert)
@@ -178,13 +233,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         std::fs::write(work.join("policies").join(&name), text)?;
     }
 
-    let seeding = ADAPTERS.iter().map(|d| {
+    let departments: Vec<String> = catalog.departments().map(|d| d.id.clone()).collect();
+    // Two at a time: seeding is CPU-bound and the machine may be small.
+    let seeding = futures::stream::iter(departments.iter().map(|d| {
         let db = work.join("data").join(format!("{d}.db"));
         let log = work.join("logs").join(format!("seed-{d}.log"));
         async move { seed(d, &db, &log).await }
-    });
-    futures::future::try_join_all(seeding).await?;
-    progress(&format!("seeded {} department databases", ADAPTERS.len()));
+    }))
+    .buffer_unordered(2)
+    .collect::<Vec<_>>()
+    .await;
+    seeding.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    progress(&format!(
+        "seeded {} department databases ({} by their own adapters, {} for the SQL adapter)",
+        departments.len(),
+        ADAPTERS.len(),
+        departments.len() - ADAPTERS.len()
+    ));
 
     let gateway_files = pki.files(&Identity::Gateway("xgate".into()));
     let config = Config {
@@ -205,18 +270,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let url = format!("https://{}", gateway.addr);
     progress(&format!("gateway listening on {url}"));
 
-    let mut adapters = Vec::new();
-    for d in ADAPTERS {
-        let tls = pki.files(&Identity::Department((*d).into()));
+    let starting = departments.iter().map(|d| {
+        let tls = pki.files(&Identity::Department(d.clone()));
         let db = work.join("data").join(format!("{d}.db"));
         let log = work.join("logs").join(format!("adapter-{d}.log"));
-        let adapter = spawn_adapter(d, &db, &tls, &url, &log).await?;
-        progress(&format!(
-            "adapter {} listening on {}",
-            adapter.department, adapter.addr
-        ));
-        adapters.push(adapter);
-    }
+        let url = url.clone();
+        async move { spawn_adapter(d, &db, &tls, &url, &log).await }
+    });
+    let adapters = futures::future::try_join_all(starting).await?;
+    progress(&format!(
+        "{} adapters listening ({} of them xgate-adapter-sql)",
+        adapters.len(),
+        adapters.len() - ADAPTERS.len()
+    ));
     wait_for_registrations(&gateway, &catalog, &adapters).await?;
     progress("all adapters registered through the Registry API");
 
