@@ -632,3 +632,304 @@ fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
         items.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"department = "tax"
+
+[database]
+url = "sqlite:tax.db"
+statement_timeout_ms = 500
+
+[[record_types]]
+record_type = "no_tax_arrears_certificate"
+query = "SELECT * FROM certs WHERE pid = :subject"
+
+[record_types.fields]
+certificate_no = "cert_no"
+id_number = "pid"
+taxpayer_name = "holder"
+has_arrears = { column = "owes", type = "boolean" }
+outstanding_amount_cny = { column = "owed", type = "number" }
+tax_authority = "office"
+issue_date = { column = "issued", type = "date" }
+"#;
+
+    fn catalog() -> Catalog {
+        Catalog::builtin().unwrap()
+    }
+
+    fn parse(source: &str) -> Mapping {
+        Mapping::parse(Path::new("tax.toml"), source).unwrap()
+    }
+
+    /// The 1-based line of the first occurrence of `needle` in `source`.
+    fn line_of(source: &str, needle: &str) -> usize {
+        let at = source.find(needle).unwrap();
+        source[..at].matches('\n').count() + 1
+    }
+
+    fn check_errors(source: &str) -> Vec<MappingError> {
+        parse(source).check(&catalog()).unwrap_err()
+    }
+
+    #[test]
+    fn a_good_mapping_checks_and_resolves_types_from_the_schema() {
+        let mapping = parse(GOOD);
+        assert_eq!(mapping.department(), "tax");
+        assert_eq!(mapping.record_types(), ["no_tax_arrears_certificate"]);
+        assert_eq!(
+            mapping.database(),
+            DatabaseSpec {
+                url: Some("sqlite:tax.db".into()),
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                statement_timeout: Duration::from_millis(500),
+            }
+        );
+        let plans = mapping.plan(&catalog()).unwrap();
+        let [plan] = plans.as_slice() else {
+            panic!("{plans:?}")
+        };
+        assert_eq!(plan.query.occurrences(), 1);
+        let holder = plan
+            .fields
+            .iter()
+            .find(|f| f.field == "taxpayer_name")
+            .unwrap();
+        assert_eq!((holder.ty, holder.required), (FieldType::String, true));
+        assert_eq!(holder.position, (line_of(GOOD, "taxpayer_name"), 1));
+        let issued = plan
+            .fields
+            .iter()
+            .find(|f| f.field == "issue_date")
+            .unwrap();
+        assert_eq!(issued.ty, FieldType::Date);
+    }
+
+    #[test]
+    fn a_missing_required_field_names_the_fields_table() {
+        let source = GOOD.replace("tax_authority = \"office\"\n", "");
+        let errors = check_errors(&source);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].to_string(),
+            format!(
+                "tax.toml:{}:1: required field `tax_authority` of `no_tax_arrears_certificate` not mapped",
+                line_of(&source, "[record_types.fields]")
+            )
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field_line() {
+        let source = GOOD.replace(
+            r#"has_arrears = { column = "owes", type = "boolean" }"#,
+            r#"has_arrears = { column = "owes", type = "number" }"#,
+        );
+        let errors = check_errors(&source);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].position.unwrap().0,
+            line_of(&source, "has_arrears")
+        );
+        assert!(
+            errors[0]
+                .message
+                .contains("`has_arrears` is mapped as `number`, but the schema wants a boolean"),
+            "{}",
+            errors[0]
+        );
+        // a date field may be read as a plain string; a number may come from an integer
+        let lenient = GOOD
+            .replace(r#"type = "date""#, r#"type = "string""#)
+            .replace(
+                r#"column = "owed", type = "number""#,
+                r#"column = "owed", type = "integer""#,
+            );
+        parse(&lenient).check(&catalog()).unwrap();
+        // an unknown type name is a parse error at its place
+        let unknown = GOOD.replace(r#"type = "date""#, r#"type = "datetime""#);
+        let err = Mapping::parse(Path::new("tax.toml"), &unknown).unwrap_err();
+        assert_eq!(err.position.unwrap().0, line_of(&unknown, "issue_date"));
+        assert!(err.message.contains("unknown variant `datetime`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_and_foreign_record_types_name_their_line() {
+        let unknown = GOOD.replace(
+            "record_type = \"no_tax_arrears_certificate\"",
+            "record_type = \"no_such_certificate\"",
+        );
+        let errors = check_errors(&unknown);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].to_string(),
+            format!(
+                "tax.toml:{}:15: record type `no_such_certificate` is not in the catalog",
+                line_of(&unknown, "record_type =")
+            )
+        );
+        let foreign = GOOD.replace(
+            "record_type = \"no_tax_arrears_certificate\"",
+            "record_type = \"marriage_registration\"",
+        );
+        let errors = check_errors(&foreign);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].position.unwrap().0,
+            line_of(&foreign, "record_type =")
+        );
+        assert!(
+            errors[0]
+                .message
+                .contains("belongs to department `civil-affairs`, not `tax`"),
+            "{}",
+            errors[0]
+        );
+        let department = GOOD.replace("department = \"tax\"", "department = \"taxes\"");
+        let errors = check_errors(&department);
+        assert_eq!(errors[0].position, Some((1, 14)));
+        assert!(
+            errors[0].message.starts_with("unknown department `taxes`"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn a_bad_query_parameter_names_the_query_line_and_column() {
+        let source = GOOD.replace("pid = :subject", "pid = ?");
+        let errors = check_errors(&source);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let col = source
+            .lines()
+            .find(|l| l.starts_with("query"))
+            .unwrap()
+            .find('?')
+            .unwrap()
+            + 1;
+        assert_eq!(errors[0].position, Some((line_of(&source, "query ="), col)));
+        assert!(
+            errors[0].message.contains("`:subject`, not `?`"),
+            "{}",
+            errors[0]
+        );
+        // in a multi-line string the line inside the string is named
+        let multi = GOOD.replace(
+            "query = \"SELECT * FROM certs WHERE pid = :subject\"",
+            "query = \"\"\"\nSELECT *\nFROM certs\nWHERE pid = :pid\n\"\"\"",
+        );
+        let errors = check_errors(&multi);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].position, Some((line_of(&multi, "WHERE pid"), 13)));
+        assert!(
+            errors[0].message.contains("unknown parameter `:pid`"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_file_order() {
+        let source = GOOD
+            .replace("pid = :subject", "pid = 'x'")
+            .replace("tax_authority = \"office\"", "tax_office = \"office\"")
+            .replace("statement_timeout_ms = 500", "statement_timeout_ms = 0");
+        let errors = check_errors(&source);
+        let lines: Vec<usize> = errors.iter().map(|e| e.position.unwrap().0).collect();
+        assert_eq!(
+            lines,
+            [
+                line_of(&source, "statement_timeout_ms"),
+                line_of(&source, "query ="),
+                line_of(&source, "[record_types.fields]"),
+                line_of(&source, "tax_office"),
+            ],
+            "{errors:?}"
+        );
+        assert!(
+            errors[3]
+                .message
+                .contains("field `tax_office` is not in the schema")
+        );
+        assert!(errors[2].message.contains("`tax_authority`"));
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_keys_name_their_place() {
+        let err =
+            Mapping::parse(Path::new("m.toml"), "department = \"tax\"\n[database\n").unwrap_err();
+        assert_eq!(err.position.unwrap().0, 2, "{err}");
+        let source = GOOD.replace("statement_timeout_ms", "timeout_ms");
+        let err = Mapping::parse(Path::new("m.toml"), &source).unwrap_err();
+        assert_eq!(
+            err.position.unwrap().0,
+            line_of(&source, "timeout_ms"),
+            "{err}"
+        );
+        assert!(err.message.contains("unknown field `timeout_ms`"), "{err}");
+        let source = GOOD.replace(r#"column = "owes", type"#, r#"col = "owes", type"#);
+        let err = Mapping::parse(Path::new("m.toml"), &source).unwrap_err();
+        assert_eq!(
+            err.position.unwrap().0,
+            line_of(&source, "has_arrears"),
+            "{err}"
+        );
+        let err = Mapping::load(Path::new("/nonexistent/m.toml")).unwrap_err();
+        assert_eq!(err.position, None);
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/m.toml: cannot read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn optional_and_nullable_fields_are_marked() {
+        let source = r#"department = "market-regulation"
+[database]
+[[record_types]]
+record_type = "special_equipment_operator_certificate"
+query = "SELECT * FROM t WHERE a = :subject OR b = :subject"
+[record_types.fields]
+certificate_no = "c"
+id_number = "a"
+name = "n"
+operation_items = { column = "items", type = "string_list", separator = ";" }
+employer_name = "e"
+issuing_authority = "i"
+issue_date = "d"
+valid_until = "v"
+status = "s"
+"#;
+        let mapping = parse(source);
+        assert_eq!(mapping.database().url, None);
+        let plans = mapping.plan(&catalog()).unwrap();
+        let employer = plans[0]
+            .fields
+            .iter()
+            .find(|f| f.field == "employer_name")
+            .unwrap();
+        assert!(employer.nullable);
+        let items = plans[0]
+            .fields
+            .iter()
+            .find(|f| f.field == "operation_items")
+            .unwrap();
+        assert_eq!(
+            (items.ty, items.separator.as_deref()),
+            (FieldType::StringList, Some(";"))
+        );
+        let bad_separator = source.replace(
+            r#"name = "n""#,
+            r#"name = { column = "n", separator = "," }"#,
+        );
+        let errors = check_errors(&bad_separator);
+        assert!(
+            errors[0].message.contains("`separator` only applies"),
+            "{errors:?}"
+        );
+    }
+}
