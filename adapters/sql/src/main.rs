@@ -44,12 +44,28 @@ struct Source {
     database_url: Option<String>,
 }
 
+// The mapping flags are repeated here rather than flattened from `Source`:
+// clap decides whether an optional flattened group is present from its own
+// direct arguments only.
 #[derive(Args, Debug, Clone)]
 struct ServeArgs {
-    #[command(flatten)]
-    source: Source,
+    /// The department's mapping file (TOML).
+    #[arg(long, value_name = "FILE", env = "XGATE_SQL_MAPPING")]
+    mapping: PathBuf,
+    /// Database URL, overriding the mapping's `[database] url`.
+    #[arg(long, value_name = "URL", env = "XGATE_SQL_DATABASE_URL")]
+    database_url: Option<String>,
     #[command(flatten)]
     adapter: AdapterArgs,
+}
+
+impl ServeArgs {
+    fn source(&self) -> Source {
+        Source {
+            mapping: self.mapping.clone(),
+            database_url: self.database_url.clone(),
+        }
+    }
 }
 
 #[tokio::main]
@@ -103,8 +119,8 @@ async fn check(source: &Source) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let department = connect(&args.source).await?;
-    tracing::info!(mapping = %args.source.mapping.display(), "mapping checked, database connected");
+    let department = connect(&args.source()).await?;
+    tracing::info!(mapping = %args.mapping.display(), "mapping checked, database connected");
     xgate_adapter_sdk::serve(department, args.adapter).await
 }
 
@@ -143,8 +159,8 @@ mod tests {
         .unwrap();
         let serve = cli.serve.unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(serve.source.mapping, PathBuf::from("m.toml"));
-        assert_eq!(serve.source.database_url.as_deref(), Some("sqlite:x.db"));
+        assert_eq!(serve.mapping, PathBuf::from("m.toml"));
+        assert_eq!(serve.database_url.as_deref(), Some("sqlite:x.db"));
         assert_eq!(serve.adapter.cert, PathBuf::from("c.pem"));
         assert_eq!(serve.adapter.listen.port(), 7000);
     }

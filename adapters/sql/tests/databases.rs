@@ -5,6 +5,8 @@
 //! (127.0.0.1:3306, root). Each server test creates its own uniquely named
 //! database and drops it afterwards, also when the test fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -335,6 +337,62 @@ mod sqlite {
         SqlDepartment::connect(&mapping, &catalog(), Some(&url))
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn the_binary_serves_a_checked_mapping_and_refuses_a_bad_one() {
+        use std::io::{BufRead as _, BufReader};
+        use std::process::Stdio;
+        use xgate_tls::Identity;
+
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(seeded(dir.path()));
+        let pki = xgate_tls::devpki::init(
+            &dir.path().join("pki"),
+            &[Identity::Department("tax".into())],
+        )
+        .unwrap();
+        let files = pki.files(&Identity::Department("tax".into()));
+        let mapping = dir.path().join("tax.toml");
+        std::fs::write(&mapping, tax_mapping("sqlite:dept.db", "", 2000)).unwrap();
+        let serve = |mapping: &Path| {
+            Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
+                .arg("--mapping")
+                .arg(mapping)
+                .arg("--cert")
+                .arg(&files.cert)
+                .arg("--key")
+                .arg(&files.key)
+                .arg("--ca")
+                .arg(&files.ca)
+                .args(["--listen", "127.0.0.1:0"])
+                .env_remove("XGATE_GATEWAY")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let mut child = serve(&mapping);
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(line.starts_with("listening on 127.0.0.1:"), "{line:?}");
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            tax_mapping("sqlite:dept.db", "", 2000).replace(":subject", ":id"),
+        )
+        .unwrap();
+        let out = serve(&bad).wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        assert!(stderr.contains("unknown parameter `:id`"), "{stderr}");
     }
 
     #[test]
