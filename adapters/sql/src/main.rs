@@ -3,35 +3,42 @@
 //! `xgate_adapter_sql`). `check` validates the mapping (and, connected, the
 //! queries' columns) and exits 1 with every problem found.
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 use xgate_adapter_sdk::AdapterArgs;
 use xgate_adapter_sql::{Mapping, SqlDepartment, SqlError};
 use xgate_catalog::Catalog;
 
 /// Generic SQL adapter for xgate: serves catalog record types from SQLite,
 /// PostgreSQL or MySQL/MariaDB tables described by a mapping file.
+// Two parsers chosen by the first argument, rather than an optional
+// subcommand beside the serve flags: the serve flags are required, the
+// check command has none of them.
 #[derive(Parser, Debug)]
-#[command(version, args_conflicts_with_subcommands = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
+#[command(
+    name = "xgate-adapter-sql",
+    version,
+    after_help = "Check a mapping without serving: xgate-adapter-sql check --mapping FILE [--database-url URL]"
+)]
+struct ServeCli {
     #[command(flatten)]
-    serve: Option<ServeArgs>,
+    source: Source,
+    #[command(flatten)]
+    adapter: AdapterArgs,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Checks the mapping against the catalog and, when the database answers,
-    /// against the queries' columns; exits 1 with every problem found.
-    Check {
-        #[command(flatten)]
-        source: Source,
-    },
+/// Checks the mapping against the catalog and, connected to the database,
+/// the queries' columns; exits 1 with every problem found.
+#[derive(Parser, Debug)]
+#[command(name = "xgate-adapter-sql check", version)]
+struct CheckCli {
+    #[command(flatten)]
+    source: Source,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -44,40 +51,28 @@ struct Source {
     database_url: Option<String>,
 }
 
-// The mapping flags are repeated here rather than flattened from `Source`:
-// clap decides whether an optional flattened group is present from its own
-// direct arguments only.
-#[derive(Args, Debug, Clone)]
-struct ServeArgs {
-    /// The department's mapping file (TOML).
-    #[arg(long, value_name = "FILE", env = "XGATE_SQL_MAPPING")]
-    mapping: PathBuf,
-    /// Database URL, overriding the mapping's `[database] url`.
-    #[arg(long, value_name = "URL", env = "XGATE_SQL_DATABASE_URL")]
-    database_url: Option<String>,
-    #[command(flatten)]
-    adapter: AdapterArgs,
+#[derive(Debug)]
+enum Invocation {
+    Serve(ServeCli),
+    Check(CheckCli),
 }
 
-impl ServeArgs {
-    fn source(&self) -> Source {
-        Source {
-            mapping: self.mapping.clone(),
-            database_url: self.database_url.clone(),
-        }
+fn parse(mut args: Vec<OsString>) -> Result<Invocation, clap::Error> {
+    if args.get(1).is_some_and(|a| a == "check") {
+        args.remove(1);
+        CheckCli::try_parse_from(args).map(Invocation::Check)
+    } else {
+        ServeCli::try_parse_from(args).map(Invocation::Serve)
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     xgate_adapter_sdk::init_tracing();
-    let cli = Cli::parse();
-    let result = match (cli.command, cli.serve) {
-        (Some(Command::Check { source }), _) => check(&source).await,
-        (None, Some(args)) => serve(args).await,
-        (None, None) => Err(anyhow::anyhow!(
-            "nothing to do: pass --mapping FILE and the adapter flags, or `check --mapping FILE`"
-        )),
+    let invocation = parse(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
+    let result = match invocation {
+        Invocation::Check(cli) => check(&cli.source).await,
+        Invocation::Serve(cli) => serve(cli).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,10 +113,10 @@ async fn check(source: &Source) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let department = connect(&args.source()).await?;
-    tracing::info!(mapping = %args.mapping.display(), "mapping checked, database connected");
-    xgate_adapter_sdk::serve(department, args.adapter).await
+async fn serve(cli: ServeCli) -> anyhow::Result<()> {
+    let department = connect(&cli.source).await?;
+    tracing::info!(mapping = %cli.source.mapping.display(), "mapping checked, database connected");
+    xgate_adapter_sdk::serve(department, cli.adapter).await
 }
 
 #[cfg(test)]
@@ -130,18 +125,19 @@ mod tests {
 
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(args)
+    fn run(args: &[&str]) -> Result<Invocation, clap::Error> {
+        parse(args.iter().map(OsString::from).collect())
     }
 
     #[test]
-    fn the_cli_is_consistent() {
-        Cli::command().debug_assert();
+    fn the_clis_are_consistent() {
+        ServeCli::command().debug_assert();
+        CheckCli::command().debug_assert();
     }
 
     #[test]
     fn serve_takes_the_mapping_and_the_sdk_flags() {
-        let cli = parse(&[
+        let invocation = run(&[
             "xgate-adapter-sql",
             "--mapping",
             "m.toml",
@@ -157,22 +153,25 @@ mod tests {
             "127.0.0.1:7000",
         ])
         .unwrap();
-        let serve = cli.serve.unwrap();
-        assert!(cli.command.is_none());
-        assert_eq!(serve.mapping, PathBuf::from("m.toml"));
-        assert_eq!(serve.database_url.as_deref(), Some("sqlite:x.db"));
-        assert_eq!(serve.adapter.cert, PathBuf::from("c.pem"));
-        assert_eq!(serve.adapter.listen.port(), 7000);
+        let Invocation::Serve(cli) = invocation else {
+            panic!("not serve: {invocation:?}");
+        };
+        assert_eq!(cli.source.mapping, PathBuf::from("m.toml"));
+        assert_eq!(cli.source.database_url.as_deref(), Some("sqlite:x.db"));
+        assert_eq!(cli.adapter.cert, PathBuf::from("c.pem"));
+        assert_eq!(cli.adapter.listen.port(), 7000);
+        let no_cert = run(&["xgate-adapter-sql", "--mapping", "m.toml"]);
+        assert!(no_cert.is_err());
     }
 
     #[test]
     fn check_needs_only_the_mapping() {
-        let cli = parse(&["xgate-adapter-sql", "check", "--mapping", "m.toml"]).unwrap();
-        let Some(Command::Check { source }) = cli.command else {
-            panic!("not check");
+        let invocation = run(&["xgate-adapter-sql", "check", "--mapping", "m.toml"]).unwrap();
+        let Invocation::Check(cli) = invocation else {
+            panic!("not check: {invocation:?}");
         };
-        assert_eq!(source.mapping, PathBuf::from("m.toml"));
-        assert!(source.database_url.is_none());
-        assert!(parse(&["xgate-adapter-sql", "check"]).is_err());
+        assert_eq!(cli.source.mapping, PathBuf::from("m.toml"));
+        assert!(cli.source.database_url.is_none());
+        assert!(run(&["xgate-adapter-sql", "check", "--cert", "c.pem"]).is_err());
     }
 }
