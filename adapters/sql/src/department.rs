@@ -608,6 +608,62 @@ fn mysql_cell(row: &MySqlRow, index: usize) -> Result<Cell, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::FieldType;
+
+    fn field(name: &str, ty: FieldType, nullable: bool, required: bool) -> (FieldPlan, usize) {
+        let plan = FieldPlan {
+            field: name.into(),
+            column: format!("c_{name}"),
+            ty,
+            separator: None,
+            nullable,
+            required,
+            position: (1, 1),
+        };
+        (plan, 0)
+    }
+
+    #[test]
+    fn null_is_null_absent_or_an_error_as_the_schema_says() {
+        let t = Runnable {
+            record_type: "t".into(),
+            sql: Arc::from("SELECT 1"),
+            binds: 1,
+            fields: vec![
+                field("nullable", FieldType::String, true, true),
+                field("optional", FieldType::Integer, false, false),
+                field("required", FieldType::Date, false, true),
+            ],
+        };
+        let text = |s: &str| Cell::Text(s.into());
+        let record = super::record(&t, vec![Cell::Null, Cell::Null, text("20240101")]).unwrap();
+        assert_eq!(
+            record,
+            serde_json::json!({"nullable": null, "required": "2024-01-01"})
+        );
+        let record = super::record(&t, vec![text("x"), Cell::Int(3), text("2024-01-01")]).unwrap();
+        assert_eq!(
+            record,
+            serde_json::json!({"nullable": "x", "optional": 3, "required": "2024-01-01"})
+        );
+        let err = super::record(&t, vec![text("x"), Cell::Int(3), Cell::Null]).unwrap_err();
+        assert_eq!(
+            err,
+            "column `c_required` is NULL, but field `required` is required"
+        );
+        let err = row_error("t", 1, &err).to_string();
+        assert!(err.contains("row 2 of `t`"), "{err}");
+    }
+
+    #[test]
+    fn database_messages_lose_the_subject_id() {
+        let error = sqlx::Error::Protocol("bad value 11010519491231002X here".into());
+        let text = redact(&error, "11010519491231002X");
+        assert!(
+            !text.contains("11010519491231002X") && text.contains("***"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn passwords_are_hidden_in_urls() {
