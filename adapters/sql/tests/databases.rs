@@ -339,18 +339,20 @@ mod sqlite {
             .unwrap();
     }
 
-    #[test]
-    fn the_binary_serves_a_checked_mapping_and_refuses_a_bad_one() {
+    #[tokio::test]
+    async fn the_binary_serves_a_checked_mapping_and_refuses_a_bad_one() {
         use std::io::{BufRead as _, BufReader};
         use std::process::Stdio;
+        use xgate_proto::v1::department_adapter_client::DepartmentAdapterClient;
+        use xgate_proto::v1::{LookupRequest, LookupStatus, Subject, SubjectKind};
         use xgate_tls::Identity;
 
         let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(seeded(dir.path()));
+        seeded(dir.path()).await;
+        let gateway = Identity::Gateway("main".into());
         let pki = xgate_tls::devpki::init(
             &dir.path().join("pki"),
-            &[Identity::Department("tax".into())],
+            &[Identity::Department("tax".into()), gateway.clone()],
         )
         .unwrap();
         let files = pki.files(&Identity::Department("tax".into()));
@@ -378,9 +380,49 @@ mod sqlite {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
+        let answers = async {
+            let addr = line.trim().strip_prefix("listening on ")?.to_owned();
+            xgate_tls::install_crypto_provider();
+            let tls = pki.files(&gateway).client_config("127.0.0.1").ok()?;
+            let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+                .ok()?
+                .tls_config(tls)
+                .ok()?
+                .connect()
+                .await
+                .ok()?;
+            let mut client = DepartmentAdapterClient::new(channel);
+            let request = |id: &str| LookupRequest {
+                subject: Some(Subject {
+                    kind: SubjectKind::ResidentId as i32,
+                    id: id.to_owned(),
+                }),
+                record_types: vec!["no_tax_arrears_certificate".into()],
+                request_id: "r1".into(),
+                purpose: "test".into(),
+            };
+            let found = client.lookup(request(PERSON)).await;
+            let hostile = client.lookup(request("1' OR '1'='1")).await;
+            Some((found, hostile))
+        }
+        .await;
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(line.starts_with("listening on 127.0.0.1:"), "{line:?}");
+        let (found, hostile) = answers.expect("a TLS connection to the adapter");
+        let answer = found.unwrap().into_inner().answers.remove(0);
+        assert_eq!(answer.status, LookupStatus::Found as i32, "{answer:?}");
+        assert_eq!(answer.records_json.len(), 2);
+        // The SDK refuses a malformed ID before the department sees it.
+        assert_eq!(hostile.unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            count(
+                &format!("sqlite:{}", dir.path().join("dept.db").display()),
+                "arrears_certs"
+            )
+            .await,
+            3
+        );
 
         let bad = dir.path().join("bad.toml");
         std::fs::write(
@@ -389,6 +431,7 @@ mod sqlite {
         )
         .unwrap();
         let out = serve(&bad).wait_with_output().unwrap();
+        // (blocking: the child exits by itself at once)
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(out.stdout.is_empty(), "{out:?}");
