@@ -95,3 +95,28 @@ pub use mapping::{
     Mapping, MappingError, TypePlan, join_errors,
 };
 pub use query::{Dialect, ParsedQuery, QueryError};
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The mapping example of the crate docs parses and passes the catalog checks.
+    #[test]
+    fn the_documented_example_is_a_valid_mapping() {
+        let docs: Vec<&str> = include_str!("lib.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .map(|l| l.strip_prefix(' ').unwrap_or(l))
+            .collect();
+        let start = docs.iter().position(|l| *l == "```toml").unwrap() + 1;
+        let end = start + docs[start..].iter().position(|l| *l == "```").unwrap();
+        let example = docs[start..end].join("\n");
+        let mapping = Mapping::parse(Path::new("civil-affairs.toml"), &example).unwrap();
+        mapping
+            .check(&xgate_catalog::Catalog::builtin().unwrap())
+            .unwrap();
+        assert_eq!(mapping.record_types(), ["marriage_registration"]);
+    }
+}
