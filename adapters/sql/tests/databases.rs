@@ -1,0 +1,662 @@
+//! Lookups against real databases through mapping files whose column names
+//! differ from the record fields and whose columns have native types (DATE,
+//! NUMERIC/DECIMAL, BOOLEAN, a JSON-array text column): SQLite (a temporary
+//! file), PostgreSQL (127.0.0.1:5432, user postgres) and MariaDB/MySQL
+//! (127.0.0.1:3306, root). Each server test creates its own uniquely named
+//! database and drops it afterwards, also when the test fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::mysql::MySqlConnection;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Executor as _};
+use xgate_adapter_sql::{Mapping, SqlDepartment, SqlError};
+use xgate_catalog::Catalog;
+
+const PERSON: &str = "11010519491231002X";
+/// Has records in no table.
+const NOBODY: &str = "110101199003070011";
+
+const SETUP: &[&str] = &[
+    "CREATE TABLE arrears_certs (cert_no VARCHAR(32) NOT NULL, person_id VARCHAR(18) NOT NULL, \
+     person_name VARCHAR(64) NOT NULL, owes BOOLEAN NOT NULL, owed NUMERIC(12,2) NOT NULL, \
+     office VARCHAR(64) NOT NULL, issued DATE NOT NULL)",
+    "INSERT INTO arrears_certs VALUES ('000000000000000001', '11010519491231002X', '张三', \
+     FALSE, 0, '北京市朝阳区税务局', '2024-03-01')",
+    "INSERT INTO arrears_certs VALUES ('000000000000000002', '11010519491231002X', '张三', \
+     TRUE, 1234.56, '北京市朝阳区税务局', '2025-01-31')",
+    "INSERT INTO arrears_certs VALUES ('000000000000000003', '110101198001010014', '李四', \
+     FALSE, 0, '北京市东城区税务局', '2024-05-06')",
+    "CREATE TABLE operator_certs (cert VARCHAR(32) NOT NULL, pid VARCHAR(18) NOT NULL, \
+     holder VARCHAR(64) NOT NULL, items TEXT NOT NULL, employer VARCHAR(64), \
+     authority VARCHAR(64) NOT NULL, issued DATE NOT NULL, expires DATE NOT NULL, \
+     state VARCHAR(16) NOT NULL)",
+    "INSERT INTO operator_certs VALUES ('T11010519491231002X', '11010519491231002X', '张三', \
+     '[\"boiler\",\"crane\"]', NULL, '北京市市场监督管理局', '2020-06-01', '2024-06-01', 'expired')",
+];
+
+/// Tax's arrears certificates; `condition` is added to the WHERE clause.
+fn tax_mapping(url: &str, condition: &str, timeout_ms: u64) -> String {
+    format!(
+        r#"department = "tax"
+
+[database]
+url = "{url}"
+max_connections = 2
+statement_timeout_ms = {timeout_ms}
+
+[[record_types]]
+record_type = "no_tax_arrears_certificate"
+query = """
+SELECT cert_no, person_id, person_name, owes, owed, office, issued
+FROM arrears_certs
+WHERE person_id = :subject {condition}
+ORDER BY cert_no
+"""
+
+[record_types.fields]
+certificate_no = "cert_no"
+id_number = "person_id"
+taxpayer_name = "person_name"
+has_arrears = {{ column = "owes", type = "boolean" }}
+outstanding_amount_cny = {{ column = "owed", type = "number" }}
+tax_authority = "office"
+issue_date = {{ column = "issued", type = "date" }}
+"#
+    )
+}
+
+/// Market regulation's operator certificates: a JSON-array text column, a
+/// NULL in a nullable field, the subject bound twice.
+fn market_mapping(url: &str) -> String {
+    format!(
+        r#"department = "market-regulation"
+
+[database]
+url = "{url}"
+
+[[record_types]]
+record_type = "special_equipment_operator_certificate"
+query = "SELECT cert, pid, holder, items, employer, authority, issued, expires, state FROM operator_certs WHERE pid = :subject OR holder = :subject"
+
+[record_types.fields]
+certificate_no = "cert"
+id_number = "pid"
+name = "holder"
+operation_items = {{ column = "items", type = "string_list" }}
+employer_name = "employer"
+issuing_authority = "authority"
+issue_date = "issued"
+valid_until = "expires"
+status = "state"
+"#
+    )
+}
+
+fn catalog() -> Catalog {
+    Catalog::builtin().unwrap()
+}
+
+async fn department(source: &str) -> Result<SqlDepartment, SqlError> {
+    let mapping = Mapping::parse(Path::new("test.toml"), source).unwrap();
+    SqlDepartment::connect(&mapping, &catalog(), None).await
+}
+
+fn assert_valid(record_type: &str, records: &[Value]) {
+    let catalog = catalog();
+    let rt = catalog.record_type(record_type).unwrap();
+    for record in records {
+        rt.validate(record)
+            .unwrap_or_else(|e| panic!("{record_type} record {record} is invalid: {e}"));
+    }
+}
+
+/// Runs the checks every driver must pass against a database set up with
+/// [`SETUP`] at `url`; `count` counts a table's rows through another
+/// connection; `slow` is a condition that makes the query run for seconds.
+async fn exercise<F, Fut>(url: &str, slow: &str, count: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: Future<Output = i64>,
+{
+    // Native types in differently named columns make schema-valid records.
+    let tax = department(&tax_mapping(url, "", 2000)).await.unwrap();
+    let records = tax
+        .lookup_id(PERSON, "no_tax_arrears_certificate")
+        .await
+        .unwrap();
+    assert_valid("no_tax_arrears_certificate", &records);
+    assert_eq!(records.len(), 2, "{records:?}");
+    let first = &records[0];
+    assert_eq!(first["certificate_no"], "000000000000000001");
+    assert_eq!(first["id_number"], PERSON);
+    assert_eq!(first["taxpayer_name"], "张三");
+    assert_eq!(first["has_arrears"], false);
+    assert_eq!(first["outstanding_amount_cny"].as_f64(), Some(0.0));
+    assert_eq!(first["tax_authority"], "北京市朝阳区税务局");
+    assert_eq!(first["issue_date"], "2024-03-01");
+    assert_eq!(records[1]["has_arrears"], true);
+    assert_eq!(records[1]["outstanding_amount_cny"].as_f64(), Some(1234.56));
+    assert_eq!(records[1]["issue_date"], "2025-01-31");
+
+    let market = department(&market_mapping(url)).await.unwrap();
+    let records = market
+        .lookup_id(PERSON, "special_equipment_operator_certificate")
+        .await
+        .unwrap();
+    assert_valid("special_equipment_operator_certificate", &records);
+    assert_eq!(
+        records,
+        [json!({
+            "certificate_no": "T11010519491231002X",
+            "id_number": PERSON,
+            "name": "张三",
+            "operation_items": ["boiler", "crane"],
+            "employer_name": null,
+            "issuing_authority": "北京市市场监督管理局",
+            "issue_date": "2020-06-01",
+            "valid_until": "2024-06-01",
+            "status": "expired",
+        })]
+    );
+
+    // No rows: an empty vector (the SDK answers NOT_FOUND).
+    let none = tax
+        .lookup_id(NOBODY, "no_tax_arrears_certificate")
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+
+    // Hostile subject IDs are bound as values: nothing matches, nothing runs.
+    for hostile in [
+        "1' OR '1'='1",
+        "x'; DROP TABLE arrears_certs; --",
+        "11010519491231002X' OR 1=1 --",
+        "' UNION SELECT cert, pid, holder, 1, 1, authority, issued FROM operator_certs --",
+        "\\'; DELETE FROM arrears_certs; --",
+    ] {
+        let found = tax
+            .lookup_id(hostile, "no_tax_arrears_certificate")
+            .await
+            .unwrap();
+        assert!(found.is_empty(), "{hostile}: {found:?}");
+        let found = market
+            .lookup_id(hostile, "special_equipment_operator_certificate")
+            .await
+            .unwrap();
+        assert!(found.is_empty(), "{hostile}: {found:?}");
+    }
+    assert_eq!(count("arrears_certs").await, 3);
+    assert_eq!(count("operator_certs").await, 1);
+    let again = tax
+        .lookup_id(PERSON, "no_tax_arrears_certificate")
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+
+    // An unserved type is an error, not an empty answer.
+    let err = tax.lookup_id(PERSON, "tax_registration").await.unwrap_err();
+    assert!(err.to_string().contains("not served"), "{err}");
+    tax.close().await;
+    market.close().await;
+
+    // The statement timeout cuts a slow query off quickly, every time (the
+    // connection is given back usable), as a lookup error.
+    let slow_tax = department(&tax_mapping(url, slow, 300)).await.unwrap();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let err = slow_tax
+            .lookup_id(PERSON, "no_tax_arrears_certificate")
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
+        assert!(
+            err.to_string().contains("statement timeout of 300 ms"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(PERSON), "{err}");
+    }
+    slow_tax.close().await;
+}
+
+/// A mapped column the query does not return is refused at start, naming
+/// the mapping line.
+async fn missing_column_is_refused(url: &str) {
+    let source = tax_mapping(url, "", 2000).replace(
+        "tax_authority = \"office\"",
+        "tax_authority = \"office_name\"",
+    );
+    let line = source
+        .lines()
+        .position(|l| l.starts_with("tax_authority"))
+        .unwrap()
+        + 1;
+    let Err(SqlError::Mapping(errors)) = department(&source).await else {
+        panic!("a missing column was accepted");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].position, Some((line, 1)));
+    assert!(
+        errors[0]
+            .message
+            .contains("column `office_name` (field `tax_authority`) is not returned"),
+        "{}",
+        errors[0]
+    );
+}
+
+mod sqlite {
+    use super::*;
+
+    async fn seeded(dir: &Path) -> String {
+        let path = dir.join("dept.db");
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        for statement in SETUP {
+            conn.execute(*statement).await.unwrap();
+        }
+        conn.close().await.unwrap();
+        format!("sqlite:{}", path.display())
+    }
+
+    async fn count(url: &str, table: &str) -> i64 {
+        let mut conn = SqliteConnection::connect(url).await.unwrap();
+        let n = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        n
+    }
+
+    #[tokio::test]
+    async fn lookups_injection_and_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = seeded(dir.path()).await;
+        // A recursive CTE that never ends.
+        let slow = "AND (WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+                    SELECT count(*) FROM r) > 0";
+        exercise(&url, slow, |table| count(&url, table)).await;
+        missing_column_is_refused(&url).await;
+    }
+
+    #[tokio::test]
+    async fn the_database_is_opened_read_only_and_relative_paths_follow_the_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        seeded(dir.path()).await;
+        let mapping_path = dir.path().join("tax.toml");
+        std::fs::write(&mapping_path, tax_mapping("sqlite:dept.db", "", 2000)).unwrap();
+        let mapping = Mapping::load(&mapping_path).unwrap();
+        let tax = SqlDepartment::connect(&mapping, &catalog(), None)
+            .await
+            .unwrap();
+        let records = tax
+            .lookup_id(PERSON, "no_tax_arrears_certificate")
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 2);
+        // A query that writes is refused by the read-only connection.
+        let writer = tax_mapping("sqlite:dept.db", "", 2000).replace(
+            "SELECT cert_no, person_id, person_name, owes, owed, office, issued\nFROM arrears_certs\nWHERE person_id = :subject \nORDER BY cert_no",
+            "DELETE FROM arrears_certs WHERE person_id = :subject RETURNING cert_no, person_id, person_name, owes, owed, office, issued",
+        );
+        assert!(writer.contains("DELETE"), "{writer}");
+        std::fs::write(&mapping_path, writer).unwrap();
+        let mapping = Mapping::load(&mapping_path).unwrap();
+        let deleter = SqlDepartment::connect(&mapping, &catalog(), None)
+            .await
+            .unwrap();
+        let err = deleter
+            .lookup_id(PERSON, "no_tax_arrears_certificate")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+        let url = format!("sqlite:{}", dir.path().join("dept.db").display());
+        assert_eq!(count(&url, "arrears_certs").await, 3);
+        // The command line URL wins over the mapping's.
+        let mapping = Mapping::parse(
+            Path::new("elsewhere/tax.toml"),
+            &tax_mapping("sqlite:missing.db", "", 2000),
+        )
+        .unwrap();
+        assert!(matches!(
+            SqlDepartment::connect(&mapping, &catalog(), None).await,
+            Err(SqlError::Connect { .. })
+        ));
+        SqlDepartment::connect(&mapping, &catalog(), Some(&url))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_binary_serves_a_checked_mapping_and_refuses_a_bad_one() {
+        use std::io::{BufRead as _, BufReader};
+        use std::process::Stdio;
+        use xgate_proto::v1::department_adapter_client::DepartmentAdapterClient;
+        use xgate_proto::v1::{LookupRequest, LookupStatus, Subject, SubjectKind};
+        use xgate_tls::Identity;
+
+        let dir = tempfile::tempdir().unwrap();
+        seeded(dir.path()).await;
+        let gateway = Identity::Gateway("main".into());
+        let pki = xgate_tls::devpki::init(
+            &dir.path().join("pki"),
+            &[Identity::Department("tax".into()), gateway.clone()],
+        )
+        .unwrap();
+        let files = pki.files(&Identity::Department("tax".into()));
+        let mapping = dir.path().join("tax.toml");
+        std::fs::write(&mapping, tax_mapping("sqlite:dept.db", "", 2000)).unwrap();
+        let serve = |mapping: &Path| {
+            Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
+                .arg("--mapping")
+                .arg(mapping)
+                .arg("--cert")
+                .arg(&files.cert)
+                .arg("--key")
+                .arg(&files.key)
+                .arg("--ca")
+                .arg(&files.ca)
+                .args(["--listen", "127.0.0.1:0"])
+                .env_remove("XGATE_GATEWAY")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let mut child = serve(&mapping);
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let answers = async {
+            let addr = line.trim().strip_prefix("listening on ")?.to_owned();
+            xgate_tls::install_crypto_provider();
+            let tls = pki.files(&gateway).client_config("127.0.0.1").ok()?;
+            let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+                .ok()?
+                .tls_config(tls)
+                .ok()?
+                .connect()
+                .await
+                .ok()?;
+            let mut client = DepartmentAdapterClient::new(channel);
+            let request = |id: &str| LookupRequest {
+                subject: Some(Subject {
+                    kind: SubjectKind::ResidentId as i32,
+                    id: id.to_owned(),
+                }),
+                record_types: vec!["no_tax_arrears_certificate".into()],
+                request_id: "r1".into(),
+                purpose: "test".into(),
+            };
+            let found = client.lookup(request(PERSON)).await;
+            let hostile = client.lookup(request("1' OR '1'='1")).await;
+            Some((found, hostile))
+        }
+        .await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(line.starts_with("listening on 127.0.0.1:"), "{line:?}");
+        let (found, hostile) = answers.expect("a TLS connection to the adapter");
+        let answer = found.unwrap().into_inner().answers.remove(0);
+        assert_eq!(answer.status, LookupStatus::Found as i32, "{answer:?}");
+        assert_eq!(answer.records_json.len(), 2);
+        // The SDK refuses a malformed ID before the department sees it.
+        assert_eq!(hostile.unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            count(
+                &format!("sqlite:{}", dir.path().join("dept.db").display()),
+                "arrears_certs"
+            )
+            .await,
+            3
+        );
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            tax_mapping("sqlite:dept.db", "", 2000).replace(":subject", ":id"),
+        )
+        .unwrap();
+        let out = serve(&bad).wait_with_output().unwrap();
+        // (blocking: the child exits by itself at once)
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        assert!(stderr.contains("unknown parameter `:id`"), "{stderr}");
+    }
+
+    #[test]
+    fn the_check_command_reports_lines_and_exits_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(seeded(dir.path()));
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, tax_mapping("sqlite:dept.db", "", 2000)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
+            .args(["check", "--mapping"])
+            .arg(&good)
+            .env_remove("XGATE_SQL_DATABASE_URL")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert!(stdout.contains("ok, 1 record type checked"), "{stdout}");
+
+        let bad = dir.path().join("bad.toml");
+        let source = tax_mapping("sqlite:dept.db", "", 2000)
+            .replace("tax_authority = \"office\"\n", "")
+            .replace("type = \"boolean\"", "type = \"string\"");
+        std::fs::write(&bad, &source).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
+            .args(["check", "--mapping"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let fields_line = source
+            .lines()
+            .position(|l| l == "[record_types.fields]")
+            .unwrap()
+            + 1;
+        let arrears_line = source
+            .lines()
+            .position(|l| l.starts_with("has_arrears"))
+            .unwrap()
+            + 1;
+        assert!(stderr.contains("the mapping has 2 problems"), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "bad.toml:{fields_line}:1: required field `tax_authority`"
+            )),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("bad.toml:{arrears_line}:15: field `has_arrears`")),
+            "{stderr}"
+        );
+    }
+}
+
+/// A database created for one test and dropped when the guard goes, even
+/// when the test panics.
+struct TempDatabase {
+    admin_url: &'static str,
+    drop_sql: String,
+    url: String,
+}
+
+impl TempDatabase {
+    async fn create(admin_url: &'static str, create: &str, drop: &str, base: &str) -> Self {
+        let name = format!("xgate_sql_test_{}", uuid::Uuid::new_v4().simple());
+        let create_sql = create.replace("{name}", &name);
+        if admin_url.starts_with("postgres") {
+            let mut conn = PgConnection::connect(admin_url)
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432");
+            conn.execute(AssertSqlSafe(create_sql)).await.unwrap();
+            conn.close().await.unwrap();
+        } else {
+            let mut conn = MySqlConnection::connect(admin_url)
+                .await
+                .expect("MariaDB/MySQL on 127.0.0.1:3306");
+            conn.execute(AssertSqlSafe(create_sql)).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        TempDatabase {
+            admin_url,
+            drop_sql: drop.replace("{name}", &name),
+            url: format!("{base}/{name}"),
+        }
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url;
+        let sql = self.drop_sql.clone();
+        // Its own thread and runtime: this may run inside a runtime, or
+        // while unwinding.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if admin_url.starts_with("postgres") {
+                    let mut conn = PgConnection::connect(admin_url).await.unwrap();
+                    conn.execute(AssertSqlSafe(sql)).await.unwrap();
+                } else {
+                    let mut conn = MySqlConnection::connect(admin_url).await.unwrap();
+                    conn.execute(AssertSqlSafe(sql)).await.unwrap();
+                }
+            });
+        })
+        .join();
+        if dropped.is_err() && !std::thread::panicking() {
+            panic!("could not drop the test database");
+        }
+    }
+}
+
+mod postgres {
+    use super::*;
+
+    const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+    async fn count(url: &str, table: &str) -> i64 {
+        let mut conn = PgConnection::connect(url).await.unwrap();
+        let n = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        n
+    }
+
+    #[tokio::test]
+    async fn lookups_injection_timeout_and_column_types() {
+        let db = TempDatabase::create(
+            ADMIN,
+            "CREATE DATABASE {name}",
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+            "postgres://postgres@127.0.0.1:5432",
+        )
+        .await;
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        for statement in SETUP {
+            conn.execute(*statement).await.unwrap();
+        }
+        conn.close().await.unwrap();
+
+        exercise(
+            &db.url,
+            "AND (SELECT count(*) FROM pg_sleep(5)) = 1",
+            |table| count(&db.url, table),
+        )
+        .await;
+        missing_column_is_refused(&db.url).await;
+
+        // A column type the adapter cannot read is refused at start with a hint.
+        let source = tax_mapping(&db.url, "", 2000).replace(
+            "SELECT cert_no, person_id, person_name, owes, owed, office, issued",
+            "SELECT cert_no, person_id, person_name, owes, owed::money AS owed, office, issued",
+        );
+        let line = source
+            .lines()
+            .position(|l| l.starts_with("outstanding_amount_cny"))
+            .unwrap()
+            + 1;
+        let Err(SqlError::Mapping(errors)) = department(&source).await else {
+            panic!("a MONEY column was accepted");
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].position.map(|p| p.0), Some(line));
+        assert!(
+            errors[0].message.contains("has type `MONEY`")
+                && errors[0]
+                    .message
+                    .contains("cast it to a double precision type"),
+            "{}",
+            errors[0]
+        );
+        // A query the database refuses names the query.
+        let source = tax_mapping(&db.url, "", 2000).replace("FROM arrears_certs", "FROM nowhere");
+        let Err(SqlError::Mapping(errors)) = department(&source).await else {
+            panic!("a query on a missing table was accepted");
+        };
+        assert!(
+            errors[0].message.contains("is refused by the database"),
+            "{}",
+            errors[0]
+        );
+    }
+}
+
+mod mysql {
+    use super::*;
+
+    const ADMIN: &str = "mysql://root@127.0.0.1:3306/mysql";
+
+    async fn count(url: &str, table: &str) -> i64 {
+        let mut conn = MySqlConnection::connect(url).await.unwrap();
+        let n = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        n
+    }
+
+    #[tokio::test]
+    async fn lookups_injection_and_timeout() {
+        let db = TempDatabase::create(
+            ADMIN,
+            "CREATE DATABASE {name} CHARACTER SET utf8mb4",
+            "DROP DATABASE IF EXISTS {name}",
+            "mysql://root@127.0.0.1:3306",
+        )
+        .await;
+        let mut conn = MySqlConnection::connect(&db.url).await.unwrap();
+        for statement in SETUP {
+            conn.execute(*statement).await.unwrap();
+        }
+        conn.close().await.unwrap();
+
+        exercise(&db.url, "AND SLEEP(5) = 0", |table| count(&db.url, table)).await;
+        missing_column_is_refused(&db.url).await;
+    }
+}
