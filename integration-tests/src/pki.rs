@@ -7,8 +7,9 @@ use xgate_tls::{Identity, TlsFiles};
 
 use crate::{ADMIN_ID, APPROVAL_HALL, DEPARTMENTS, GATEWAY_ID, NO_GRANT, PROVIDENT_FUND};
 
-/// Every identity a test may need: the gateway, an operator, three requesters and the three
-/// departments that have adapters.
+/// Every identity a test may need: the gateway, an operator, three requesters and every
+/// department of the catalog (three with adapters of their own, seventeen served by the
+/// generic SQL adapter).
 pub fn identities() -> Vec<Identity> {
     let mut ids = vec![
         Identity::Gateway(GATEWAY_ID.into()),
@@ -21,6 +22,11 @@ pub fn identities() -> Vec<Identity> {
         DEPARTMENTS
             .iter()
             .map(|d| Identity::Department((*d).into())),
+    );
+    ids.extend(
+        xgate_demo_data::DEPARTMENTS
+            .iter()
+            .map(|d| Identity::Department(d.id.into())),
     );
     ids
 }

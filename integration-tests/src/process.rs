@@ -270,6 +270,53 @@ impl AdapterProcess {
         })
     }
 
+    /// Starts the generic SQL adapter for `department` with its demo mapping (from
+    /// `xgate-demo-data`, written next to the database) on the SQLite database `db`;
+    /// registers with the gateway at `gateway_url` when given.
+    pub async fn start_sql(
+        department: &str,
+        db: &Path,
+        tls: &xgate_tls::TlsFiles,
+        gateway_url: Option<&str>,
+        log: &Path,
+    ) -> anyhow::Result<AdapterProcess> {
+        let mapping = db.with_extension("toml");
+        let text = xgate_demo_data::mapping(department)
+            .with_context(|| format!("no demo mapping for `{department}`"))?;
+        std::fs::write(&mapping, text)?;
+        let mut command = Command::new(crate::bins::binary("xgate-adapter-sql")?);
+        command
+            .arg("--mapping")
+            .arg(&mapping)
+            .arg("--database-url")
+            .arg(format!("sqlite:{}", db.display()))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--cert")
+            .arg(&tls.cert)
+            .arg("--key")
+            .arg(&tls.key)
+            .arg("--ca")
+            .arg(&tls.ca);
+        if let Some(url) = gateway_url {
+            command.args(["--gateway", url]);
+        }
+        let name = format!("xgate-adapter-sql ({department})");
+        let (process, addr) = Process::start(&name, command, log).await?;
+        Ok(AdapterProcess {
+            process,
+            department: department.to_owned(),
+            addr,
+        })
+    }
+
+    /// Seeds the demo databases of the SQL-served departments into `dir`
+    /// (`xgate-demo-seed --out DIR`), one `<department>.db` each.
+    pub async fn seed_demo_data(dir: &Path, log: &Path) -> anyhow::Result<()> {
+        let mut command = Command::new(crate::bins::binary("xgate-demo-seed")?);
+        command.arg("--out").arg(dir);
+        run_to_end("xgate-demo-seed", command, log, Duration::from_secs(120)).await
+    }
+
     /// Seeds the database of `department` at `db` (`xgate-adapter-<department> seed`).
     pub async fn seed(department: &str, db: &Path, log: &Path) -> anyhow::Result<()> {
         let name = crate::bins::adapter_name(department);

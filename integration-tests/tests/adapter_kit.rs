@@ -22,12 +22,52 @@ use xgate_integration_tests::{
 };
 use xgate_proto::v1::RecordStatus;
 
+/// The generic SQL adapter serving each of the 17 demo departments from its seeded
+/// database and mapping passes the kit, given the sample subjects with `--subject`
+/// (a mapping names no sample subjects of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_adapter_passes_the_kit_for_every_demo_department() -> anyhow::Result<()> {
+    let env = TestEnv::new()?;
+    let data = env.dir().join("sql-data");
+    std::fs::create_dir_all(&data)?;
+    AdapterProcess::seed_demo_data(&data, &env.dir().join("seed.log")).await?;
+    let departments: Vec<String> = xgate_demo_data::DEPARTMENTS
+        .iter()
+        .map(|d| d.id.to_owned())
+        .collect();
+    assert_eq!(departments.len(), 17);
+    let (citizen, company) = (&env.subjects().citizen, &env.subjects().company);
+    for department in &departments {
+        let adapter = AdapterProcess::start_sql(
+            department,
+            &data.join(format!("{department}.db")),
+            &env.pki().department(department),
+            None,
+            &env.dir().join(format!("sql-{department}.log")),
+        )
+        .await?;
+        let output = check_adapter(
+            &adapter.url(),
+            department,
+            &env.pki().admin(),
+            &[citizen.as_str(), company.as_str()],
+        )
+        .await?;
+        let report = output.describe();
+        assert!(output.success(), "{department}: {report}");
+        assert!(!output.stdout.contains("FAIL"), "{report}");
+        for rt in env.catalog().types_of_department(department) {
+            let row = output
+                .row(&format!("records: {} ", rt.id))
+                .unwrap_or_else(|| panic!("no row for {}: {report}", rt.id));
+            assert!(row.contains("PASS"), "{row}");
+        }
+    }
+    Ok(())
+}
+
 /// The repository's adapter binaries pass the kit with the subjects their Describe names
 /// (no `--subject`), checked with the operator's (admin) certificate.
-///
-/// The generic SQL adapter (`xgate-adapter-sql --mapping FILE`) belongs here too once it is
-/// in the tree: start it on a seeded database with a mapping file and run `check_adapter`
-/// with `--subject` for the sample rows of its tables, asserting exit 0 like below.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_adapter_in_the_repository_passes_the_kit() -> anyhow::Result<()> {
     let env = TestEnv::new()?;

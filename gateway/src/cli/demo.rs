@@ -198,6 +198,16 @@ async fn spawn_adapter(
     })
 }
 
+/// The synthetic population's citizen with gaps (no marriage, no vehicle...).
+pub fn gappy_citizen() -> String {
+    let population = xgate_synth::Population::generate(xgate_synth::GAPPY_CITIZEN + 1, 1);
+    population
+        .citizens
+        .get(xgate_synth::GAPPY_CITIZEN as usize)
+        .map(|c| c.id_number.clone())
+        .unwrap_or_default()
+}
+
 /// The demo subjects: the synthetic population's sample citizen and company.
 pub fn sample_subjects() -> (String, String) {
     let population = xgate_synth::Population::generate(2, 1);
@@ -296,6 +306,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         fetch_all(client.clone(), &catalog, SubjectKind::Uscc, &company),
     )?;
     let fetch_elapsed = fetch_started.elapsed();
+    // The citizen with gaps in her records: what she lacks comes back NOT_FOUND.
+    let gappy_id = gappy_citizen();
+    let gappy = fetch_all(client.clone(), &catalog, SubjectKind::ResidentId, &gappy_id).await?;
+    let gappy_missing: Vec<&str> = gappy
+        .iter()
+        .filter(|r| r.status == xgate_proto::v1::RecordStatus::NotFound as i32)
+        .map(|r| r.record_type.as_str())
+        .collect();
     let all: Vec<RecordResult> = personal.iter().chain(corporate.iter()).cloned().collect();
 
     if args.json {
@@ -325,6 +343,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "subjects": {"resident_id": citizen, "uscc": company},
             "results": results,
             "summary": {"record_types": all.len(), "by_status": by_status, "fetch_ms": fetch_elapsed.as_secs_f64() * 1000.0},
+            "gappy_citizen": {
+                "subject": gappy_id,
+                "results": gappy.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
+                "not_found": gappy_missing,
+            },
         });
         crate::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
@@ -341,6 +364,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         crate::outln!()?;
         crate::outln!("{}", summary(&all, fetch_elapsed))?;
+        crate::outln!()?;
+        crate::outln!(
+            "Citizen {gappy_id} has gaps: {} of {} personal types NOT_FOUND ({})",
+            gappy_missing.len(),
+            gappy.len(),
+            gappy_missing.join(", ")
+        )?;
     }
     progress(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
 
