@@ -64,7 +64,11 @@ pub fn plan(job: FetchJob, catalog: Arc<Catalog>, policies: &PolicySet, routes: 
         let decision = policies.decide(&AccessRequest {
             requester: &job.requester,
             record_type: id,
+            // Until fetch plans views and items: the whole record, no item.
+            view: xgate_catalog::FULL,
             purpose: &job.fetch.purpose,
+            item: None,
+            now: time::OffsetDateTime::now_utc(),
         });
         let Some(permit) = decision.permit() else {
             let error = if decision
@@ -386,7 +390,10 @@ mod tests {
             .decide(&AccessRequest {
                 requester: "r",
                 record_type,
+                view: "full",
                 purpose: "P",
+                item: None,
+                now: time::OffsetDateTime::now_utc(),
             })
             .permit()
             .expect("permitted")

@@ -13,6 +13,7 @@ pub mod certs;
 pub mod client;
 pub mod demo;
 pub mod fetch;
+pub mod policy;
 
 use std::path::PathBuf;
 
