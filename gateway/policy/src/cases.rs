@@ -120,7 +120,10 @@ pub fn run_cases(set: &PolicySet, catalog: &Catalog, files: &[(String, String)])
             };
             let targets: Vec<(String, String)> = match (&case.record_type, &case.item) {
                 (Some(t), _) => {
-                    vec![(t.clone(), case.view.clone().unwrap_or_else(|| "full".to_owned()))]
+                    vec![(
+                        t.clone(),
+                        case.view.clone().unwrap_or_else(|| "full".to_owned()),
+                    )]
                 }
                 (None, Some(code)) => match set.item(code) {
                     Some(item) => item
@@ -128,7 +131,8 @@ pub fn run_cases(set: &PolicySet, catalog: &Catalog, files: &[(String, String)])
                         .iter()
                         .filter(|e| {
                             case.subject_kind.is_none_or(|k| {
-                                catalog.record_type(&e.record_type).map(|t| t.subject_kind) == Some(k)
+                                catalog.record_type(&e.record_type).map(|t| t.subject_kind)
+                                    == Some(k)
                             })
                         })
                         .map(|e| (e.record_type.clone(), e.view.clone()))
@@ -148,9 +152,14 @@ pub fn run_cases(set: &PolicySet, catalog: &Catalog, files: &[(String, String)])
                 continue;
             }
             for (record_type, view) in targets {
-                if let (Some(kind), Some(rt)) = (case.subject_kind, catalog.record_type(&record_type)) {
+                if let (Some(kind), Some(rt)) =
+                    (case.subject_kind, catalog.record_type(&record_type))
+                {
                     if rt.subject_kind != kind {
-                        fail(format!("`{record_type}` is about `{}`, not `{kind}`", rt.subject_kind));
+                        fail(format!(
+                            "`{record_type}` is about `{}`, not `{kind}`",
+                            rt.subject_kind
+                        ));
                         continue;
                     }
                 }
@@ -180,7 +189,11 @@ pub fn run_cases(set: &PolicySet, catalog: &Catalog, files: &[(String, String)])
 
 fn mismatch(case: &Case, decision: &Decision) -> Option<String> {
     let got = if decision.allowed { "allow" } else { "deny" };
-    let want = if case.expect == Expect::Allow { "allow" } else { "deny" };
+    let want = if case.expect == Expect::Allow {
+        "allow"
+    } else {
+        "deny"
+    };
     let mut want_ids = case.policies.clone();
     want_ids.sort_unstable();
     let mut problems = Vec::new();

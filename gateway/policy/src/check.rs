@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cedar_policy_core::ast::{self, BinaryOp, EntityUID, Effect, Expr, ExprKind, Literal, Var};
+use cedar_policy_core::ast::{self, BinaryOp, Effect, EntityUID, Expr, ExprKind, Literal, Var};
 use xgate_catalog::{Catalog, SharingClass, SubjectKind};
 
 use crate::data::{Data, ITEMS_FILE, PURPOSES_FILE, REQUESTERS_FILE};
@@ -103,7 +103,10 @@ impl CatalogFacts {
             VIEW => self
                 .views
                 .contains(id)
-                .then(|| id.split_once('.').map(|(t, _)| BTreeSet::from([t.to_owned()])))
+                .then(|| {
+                    id.split_once('.')
+                        .map(|(t, _)| BTreeSet::from([t.to_owned()]))
+                })
                 .flatten(),
             _ => None,
         }
@@ -252,7 +255,14 @@ pub(crate) fn check_policy(
                     if let (Some(attr), Some(value)) =
                         (context_attr(attr_side), string_literal(value_side))
                     {
-                        check_context_value(file, facts, attr, value, offset_of(value_side), issues);
+                        check_context_value(
+                            file,
+                            facts,
+                            attr,
+                            value,
+                            offset_of(value_side),
+                            issues,
+                        );
                     }
                 }
             }

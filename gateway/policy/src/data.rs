@@ -306,7 +306,9 @@ fn check_item(
         if rt.sharing_class == SharingClass::NotShared {
             issues.push(file.issue_at(
                 e.record_type.span().start,
-                format!("record type `{type_id}` is not_shared in the catalog: no item may need it"),
+                format!(
+                    "record type `{type_id}` is not_shared in the catalog: no item may need it"
+                ),
             ));
             continue;
         }
@@ -331,7 +333,10 @@ fn check_item(
                     params_at,
                     format!("view `{type_id}.{view_name}` has no parameter `{name}`"),
                 )),
-                Some(p) if p.ty == xgate_catalog::ParamType::Integer && value.parse::<u32>().is_err() => {
+                Some(p)
+                    if p.ty == xgate_catalog::ParamType::Integer
+                        && value.parse::<u32>().is_err() =>
+                {
                     issues.push(file.issue_at(
                         params_at,
                         format!("parameter `{name}` of view `{type_id}.{view_name}` must be a non-negative integer"),

@@ -61,12 +61,22 @@ pub(crate) fn build(catalog: &Catalog, data: &Data, schema: &Schema) -> Result<B
             EntityUid::from_type_name_and_id(record_type_name.clone(), EntityId::new(&rt.id));
         let common = [
             (ATTR_DEPARTMENT.to_owned(), string(&rt.department)),
-            (ATTR_SHARING_CLASS.to_owned(), string(rt.sharing_class.as_str())),
-            (ATTR_SUBJECT_KIND.to_owned(), string(rt.subject_kind.as_str())),
+            (
+                ATTR_SHARING_CLASS.to_owned(),
+                string(rt.sharing_class.as_str()),
+            ),
+            (
+                ATTR_SUBJECT_KIND.to_owned(),
+                string(rt.subject_kind.as_str()),
+            ),
         ];
         entities.push(
-            Entity::new(type_uid.clone(), HashMap::from(common.clone()), HashSet::new())
-                .map_err(|e| format!("record type `{}`: {e}", rt.id))?,
+            Entity::new(
+                type_uid.clone(),
+                HashMap::from(common.clone()),
+                HashSet::new(),
+            )
+            .map_err(|e| format!("record type `{}`: {e}", rt.id))?,
         );
         let id: Arc<str> = rt.id.as_str().into();
         order.push(Arc::clone(&id));

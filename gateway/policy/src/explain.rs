@@ -20,8 +20,16 @@ impl fmt::Display for Explanation {
         for line in &self.lines {
             writeln!(f, "{line}")?;
         }
-        let verdict = if self.decision.allowed { "ALLOW" } else { "DENY" };
-        write!(f, "decision: {verdict} ({})", self.decision.policy_ids.join(", "))?;
+        let verdict = if self.decision.allowed {
+            "ALLOW"
+        } else {
+            "DENY"
+        };
+        write!(
+            f,
+            "decision: {verdict} ({})",
+            self.decision.policy_ids.join(", ")
+        )?;
         if let Some(quota) = self.decision.daily_quota {
             write!(f, ", daily quota {quota}")?;
         }
@@ -54,8 +62,14 @@ impl PolicySet {
             )),
         }
         match self.purpose(req.purpose) {
-            Some(p) => lines.push(format!("purpose `{}`: {} ({})", p.code, p.name, p.legal_basis)),
-            None => lines.push(format!("purpose `{}` is not declared in purposes.toml", req.purpose)),
+            Some(p) => lines.push(format!(
+                "purpose `{}`: {} ({})",
+                p.code, p.name, p.legal_basis
+            )),
+            None => lines.push(format!(
+                "purpose `{}` is not declared in purposes.toml",
+                req.purpose
+            )),
         }
         if let Some(code) = req.item {
             match self.check_item(code, req) {
@@ -69,7 +83,10 @@ impl PolicySet {
             return Explanation { decision, lines };
         };
         if view.not_shared {
-            lines.push(format!("record type `{}` is not_shared: never released", req.record_type));
+            lines.push(format!(
+                "record type `{}` is not_shared: never released",
+                req.record_type
+            ));
             return Explanation { decision, lines };
         }
         let minute = Some(req.now.unix_timestamp().div_euclid(60));
@@ -89,8 +106,14 @@ impl PolicySet {
             EntityId::new(req.requester),
         );
         let request = crate::context(req.purpose, req.item.unwrap_or(""), minute).and_then(|c| {
-            Request::new(principal, self.read_action.clone(), view.uid.clone(), c, None)
-                .map_err(|e| e.to_string())
+            Request::new(
+                principal,
+                self.read_action.clone(),
+                view.uid.clone(),
+                c,
+                None,
+            )
+            .map_err(|e| e.to_string())
         });
         match request {
             Ok(request) => {
@@ -101,20 +124,31 @@ impl PolicySet {
                     };
                     let applies = cedar_policy::PolicySet::from_policies([policy.clone()])
                         .map(|one| {
-                            let response = self.authorizer.is_authorized(&request, &one, &self.entities);
+                            let response =
+                                self.authorizer
+                                    .is_authorized(&request, &one, &self.entities);
                             response.diagnostics().reason().next().is_some()
                         })
                         .unwrap_or(false);
                     let id: &str = policy.id().as_ref();
                     lines.push(format!(
                         "{effect} `{id}`: {}",
-                        if applies { "applies" } else { "does not apply (its conditions are false for this request)" }
+                        if applies {
+                            "applies"
+                        } else {
+                            "does not apply (its conditions are false for this request)"
+                        }
                     ));
                 }
             }
             Err(e) => lines.push(format!("cannot build the request: {e}")),
         }
-        if !decision.allowed && decision.policy_ids.iter().any(|id| id == crate::DEFAULT_DENY) {
+        if !decision.allowed
+            && decision
+                .policy_ids
+                .iter()
+                .any(|id| id == crate::DEFAULT_DENY)
+        {
             lines.push("no permit policy applies: default deny".to_owned());
         }
         Explanation { decision, lines }

@@ -228,13 +228,13 @@ mod tests {
 
     use super::*;
 
-/// A resolver accepting literals of one entity type, each standing for its own id.
-fn same_type(entity_type: &str) -> impl Fn(&EntityUID) -> Option<BTreeSet<String>> + '_ {
-    move |uid| {
-        (uid.entity_type().to_string() == entity_type)
-            .then(|| BTreeSet::from([uid.eid().as_ref().to_owned()]))
+    /// A resolver accepting literals of one entity type, each standing for its own id.
+    fn same_type(entity_type: &str) -> impl Fn(&EntityUID) -> Option<BTreeSet<String>> + '_ {
+        move |uid| {
+            (uid.entity_type().to_string() == entity_type)
+                .then(|| BTreeSet::from([uid.eid().as_ref().to_owned()]))
+        }
     }
-}
 
     fn ids(src: &str, var: Var, entity_type: &str) -> Option<Vec<String>> {
         let set = parser::parse_policyset(src).unwrap();
