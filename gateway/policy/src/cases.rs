@@ -154,14 +154,13 @@ pub fn run_cases(set: &PolicySet, catalog: &Catalog, files: &[(String, String)])
             for (record_type, view) in targets {
                 if let (Some(kind), Some(rt)) =
                     (case.subject_kind, catalog.record_type(&record_type))
+                    && rt.subject_kind != kind
                 {
-                    if rt.subject_kind != kind {
-                        fail(format!(
-                            "`{record_type}` is about `{}`, not `{kind}`",
-                            rt.subject_kind
-                        ));
-                        continue;
-                    }
+                    fail(format!(
+                        "`{record_type}` is about `{}`, not `{kind}`",
+                        rt.subject_kind
+                    ));
+                    continue;
                 }
                 report.decisions += 1;
                 let decision = set.decide(&AccessRequest {

@@ -168,8 +168,10 @@ pub(crate) fn load(
 ) -> Data {
     let mut data = Data::default();
     let find = |name: &str| files.iter().find(|f| f.name == name).copied();
-    if let Some(file) = find(PURPOSES_FILE) {
-        if let Some(doc) = parse::<PurposesDoc>(file, issues) {
+    if let Some(file) = find(PURPOSES_FILE)
+        && let Some(doc) = parse::<PurposesDoc>(file, issues)
+    {
+        {
             for p in doc.purpose {
                 let code = p.code.get_ref();
                 let at = p.code.span().start;
@@ -190,8 +192,10 @@ pub(crate) fn load(
             }
         }
     }
-    if let Some(file) = find(REQUESTERS_FILE) {
-        if let Some(doc) = parse::<RequestersDoc>(file, issues) {
+    if let Some(file) = find(REQUESTERS_FILE)
+        && let Some(doc) = parse::<RequestersDoc>(file, issues)
+    {
+        {
             for r in doc.requester {
                 let id = r.id.get_ref();
                 let at = r.id.span().start;
@@ -245,8 +249,10 @@ pub(crate) fn load(
             }
         }
     }
-    if let Some(file) = find(ITEMS_FILE) {
-        if let Some(doc) = parse::<ItemsDoc>(file, issues) {
+    if let Some(file) = find(ITEMS_FILE)
+        && let Some(doc) = parse::<ItemsDoc>(file, issues)
+    {
+        {
             for item in doc.item {
                 if let Some(item) = check_item(file, item, catalog, &data.purposes, issues) {
                     if data.items.iter().any(|i| i.code == item.code) {

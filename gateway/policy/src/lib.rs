@@ -323,6 +323,16 @@ impl PolicySet {
     /// Decides one request. Unknown requesters simply meet the default deny; an unknown
     /// view or item, or a view the item does not need, is refused with an error.
     pub fn decide(&self, req: &AccessRequest<'_>) -> Decision {
+        self.decide_with(req, true)
+    }
+
+    /// [`PolicySet::decide`] without the memo: always evaluates the policies (for
+    /// benchmarks of the cold path and for tools; the answer is the same).
+    pub fn decide_uncached(&self, req: &AccessRequest<'_>) -> Decision {
+        self.decide_with(req, false)
+    }
+
+    fn decide_with(&self, req: &AccessRequest<'_>, use_memo: bool) -> Decision {
         let view_id = entities::view_id(req.record_type, req.view);
         let Some(view) = self.views.get(view_id.as_str()) else {
             return self.refusal(DEFAULT_DENY, vec![self.unknown_view(req)]);
@@ -332,10 +342,10 @@ impl PolicySet {
             // the promise even if that check were wrong.
             return self.refusal(NOT_SHARED, Vec::new());
         }
-        if let Some(code) = req.item {
-            if let Err(e) = self.check_item(code, req) {
-                return self.refusal(DEFAULT_DENY, vec![e]);
-            }
+        if let Some(code) = req.item
+            && let Err(e) = self.check_item(code, req)
+        {
+            return self.refusal(DEFAULT_DENY, vec![e]);
         }
         let bucket = match self.index.policies(req.requester, view.type_index) {
             Some(bucket) if !bucket.policies.is_empty() => bucket,
@@ -345,6 +355,9 @@ impl PolicySet {
         let minute = bucket
             .reads_time
             .then(|| req.now.unix_timestamp().div_euclid(60));
+        if !use_memo {
+            return self.evaluate(req, view, &bucket.policies, minute);
+        }
         let key = MemoKey {
             requester: req.requester.into(),
             view: view_id.into_boxed_str(),
@@ -352,10 +365,10 @@ impl PolicySet {
             item: req.item.map(Into::into),
             minute,
         };
-        if let Ok(memo) = self.memo.read() {
-            if let Some(decision) = memo.get(&key) {
-                return decision.clone();
-            }
+        if let Ok(memo) = self.memo.read()
+            && let Some(decision) = memo.get(&key)
+        {
+            return decision.clone();
         }
         let decision = self.evaluate(req, view, &bucket.policies, minute);
         if let Ok(mut memo) = self.memo.write() {
