@@ -43,6 +43,11 @@ enum Command {
     /// Run the whole exchange locally: dev PKI, seeded databases, adapters,
     /// gateway, and a fetch of every record type.
     Demo(cli::demo::DemoArgs),
+    /// Check, test and explain access policies.
+    Policy {
+        #[command(subcommand)]
+        command: cli::policy::PolicyCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Adapter { command } => cli::adapter::run(command).await,
+        Command::Policy { command } => cli::policy::run(command),
         Command::Demo(args) => {
             let logs = args.workdir.join("logs");
             std::fs::create_dir_all(&logs)?;

@@ -62,6 +62,8 @@ pub struct GatewayOptions {
     pub policies_dir: Option<PathBuf>,
     /// `[limits]` entries, e.g. `("adapter_timeout_cap_ms", 2000)`.
     pub limits: Vec<(&'static str, u64)>,
+    /// Catalog folder; the built-in catalog when `None`.
+    pub catalog_dir: Option<PathBuf>,
 }
 
 /// A temporary folder (`pki/`, `data/`, `logs/`, config files), the dev PKI, the catalog and
@@ -139,6 +141,16 @@ impl TestEnv {
         Ok(dir)
     }
 
+    /// Writes a policy folder `name` holding the repository's data files (purposes,
+    /// approval items, requesters) and, as its only policies, the given Cedar `files`.
+    pub fn write_policy_set(&self, name: &str, files: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
+        let dir = self.write_policies(name, files)?;
+        for data in ["purposes.toml", "items.toml", "requesters.toml"] {
+            std::fs::copy(Self::repo_policies().join(data), dir.join(data))?;
+        }
+        Ok(dir)
+    }
+
     /// Writes `gateway.toml` (database `data/gateway.db`, the gateway's certificate).
     pub fn write_gateway_config(&self, options: &GatewayOptions) -> anyhow::Result<PathBuf> {
         let tls = self.pki.gateway();
@@ -154,6 +166,9 @@ impl TestEnv {
             toml_string(&tls.key)?,
             toml_string(&tls.ca)?,
         );
+        if let Some(catalog) = &options.catalog_dir {
+            text.insert_str(0, &format!("catalog_dir = {}\n", toml_string(catalog)?));
+        }
         if !options.limits.is_empty() {
             text.push_str("\n[limits]\n");
             for (key, value) in &options.limits {
@@ -327,6 +342,7 @@ mod tests {
             .write_gateway_config(&GatewayOptions {
                 policies_dir: None,
                 limits: vec![("adapter_timeout_cap_ms", 1234)],
+                catalog_dir: None,
             })
             .expect("config");
         let text = std::fs::read_to_string(path).expect("read");

@@ -65,6 +65,22 @@ pub fn personal_tax_records() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// A driving licence of subject `id` that the catalog schema accepts.
+pub fn driving_licence(id: &str) -> Value {
+    serde_json::json!({
+        "id_number": id,
+        "name": "张海燕",
+        "file_no": "341600123456",
+        "licence_class": "C1",
+        "first_issue_date": "2005-06-01",
+        "valid_from": "2021-06-01",
+        "valid_until": "2031-06-01",
+        "issuing_authority": "亳州市公安局交通警察支队",
+        "penalty_points": 0,
+        "status": "valid"
+    })
+}
+
 /// `record` about subject `id`: every top-level [`SUBJECT`] replaced.
 pub fn about(mut record: Value, id: &str) -> Value {
     if let Value::Object(map) = &mut record {

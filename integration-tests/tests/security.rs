@@ -162,7 +162,7 @@ const PERMIT_ALL: &str = r#"
 permit (
     principal == Requester::"approval-hall-demo",
     action == Action::"read",
-    resource is RecordType
+    resource is View
 )
 when { resource.sharing_class != "not_shared" };
 "#;
@@ -179,7 +179,7 @@ forbid (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbid_policy_beats_a_permit_and_is_named() -> anyhow::Result<()> {
     let env = TestEnv::new()?;
-    let policies = env.write_policies(
+    let policies = env.write_policy_set(
         "policies",
         &[
             ("permit.cedar", PERMIT_ALL),
@@ -203,8 +203,8 @@ async fn a_forbid_policy_beats_a_permit_and_is_named() -> anyhow::Result<()> {
     let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
     let response = client
         .fetch(with_timeout(
-            // A purpose no repository policy knows: only the test's policies decide.
-            fetch_request(SubjectKind::ResidentId, &citizen, &types, "IT-ANY-PURPOSE"),
+            // Only the test's policies decide.
+            fetch_request(SubjectKind::ResidentId, &citizen, &types, GENERAL_APPROVAL),
             FETCH_TIMEOUT,
         ))
         .await?

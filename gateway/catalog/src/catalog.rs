@@ -7,6 +7,7 @@ use jsonschema::{Draft, Validator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::views::{self, View, ViewDoc};
 use crate::{CatalogError, SchemaViolation, SharingClass, SubjectKind};
 
 /// The repository's `records/` directory, embedded so the gateway runs without it on disk.
@@ -44,7 +45,8 @@ pub struct RecordType {
     /// JSON Schema (draft 2020-12) of one record.
     pub schema: Value,
     validator: Validator,
-    pub(crate) views: Vec<crate::views_shim::View>,
+    /// `full`, the declared field views, `exists`, the declared predicates.
+    views: Vec<View>,
 }
 
 impl RecordType {
@@ -65,6 +67,17 @@ impl RecordType {
     pub fn is_valid(&self, record: &Value) -> bool {
         self.validator.is_valid(record)
     }
+
+    /// The views: `full` first, then the declared field views, then `exists` and the
+    /// declared predicates.
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    /// The view with this name.
+    pub fn view(&self, name: &str) -> Option<&View> {
+        self.views.iter().find(|v| v.name == name)
+    }
 }
 
 impl fmt::Debug for RecordType {
@@ -78,6 +91,7 @@ impl fmt::Debug for RecordType {
             .field("freshness", &self.freshness)
             .field("sharing_class", &self.sharing_class)
             .field("schema", &self.schema)
+            .field("views", &self.views)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +114,8 @@ struct RecordTypeDoc {
     freshness_seconds: u64,
     sharing_class: SharingClass,
     schema: Value,
+    #[serde(default)]
+    views: Vec<ViewDoc>,
 }
 
 /// All departments and record types, validated and with compiled schemas. Immutable once
@@ -318,7 +334,7 @@ fn check_department_id(file: &str, id: &str) -> Result<(), CatalogError> {
 }
 
 /// Whether `id` matches `^[a-z][a-z0-9<separator>]*$`.
-fn is_id(id: &str, separator: u8) -> bool {
+pub(crate) fn is_id(id: &str, separator: u8) -> bool {
     let mut bytes = id.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_lowercase())
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == separator)
@@ -362,6 +378,40 @@ fn compile(
             record_type: doc.id.clone(),
             reason: error.to_string(),
         })?;
+    let properties: Vec<String> = doc
+        .schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    let (full, exists) = views::implicit(&properties);
+    let mut fields = vec![full];
+    let mut predicates = vec![exists];
+    for view in doc.views {
+        let view =
+            views::compile(view, &properties).map_err(|message| CatalogError::InvalidView {
+                file: file.to_owned(),
+                record_type: doc.id.clone(),
+                message,
+            })?;
+        if fields
+            .iter()
+            .chain(&predicates)
+            .any(|v| v.name == view.name)
+        {
+            return Err(CatalogError::InvalidView {
+                file: file.to_owned(),
+                record_type: doc.id,
+                message: format!("view `{}` is declared twice", view.name),
+            });
+        }
+        if view.is_predicate() {
+            predicates.push(view);
+        } else {
+            fields.push(view);
+        }
+    }
+    fields.extend(predicates);
     Ok(RecordType {
         id: doc.id,
         name: doc.name,
@@ -370,9 +420,9 @@ fn compile(
         subject_kind: doc.subject_kind,
         freshness: Duration::from_secs(doc.freshness_seconds),
         sharing_class: doc.sharing_class,
-        views: crate::views_shim::defaults(&doc.schema),
         schema: doc.schema,
         validator,
+        views: fields,
     })
 }
 

@@ -128,6 +128,16 @@ pub enum CatalogError {
         /// What the schema compiler reported.
         reason: String,
     },
+    /// A declared view is malformed: unknown field or parameter, bad name, duplicate.
+    #[error("`{file}`: record type `{record_type}`: {message}")]
+    InvalidView {
+        /// The file.
+        file: String,
+        /// The record type id.
+        record_type: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The first way in which a record breaks its type's schema.

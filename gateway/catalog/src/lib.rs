@@ -30,9 +30,12 @@ mod catalog;
 mod error;
 pub mod ids;
 mod kinds;
-mod views_shim;
+pub mod views;
 
 pub use catalog::{Catalog, Department, RecordType};
 pub use error::{CatalogError, SchemaViolation};
 pub use kinds::{SharingClass, SubjectKind};
-pub use views_shim::{Param, Predicate, View, ViewError, ViewKind, ViewOutput};
+pub use views::{
+    Cond, EXISTS, FULL, Param, ParamType, Predicate, Quantifier, View, ViewError, ViewKind,
+    ViewOutput,
+};

@@ -22,14 +22,18 @@
 //! and must be rewritten in one of those forms. `PolicySet::decide` refuses `not_shared`
 //! types too.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cedar_policy_core::ast::{self, BinaryOp, Effect, Expr, ExprKind, Literal, Var};
+use cedar_policy_core::ast::{self, BinaryOp, Effect, EntityUID, Expr, ExprKind, Literal, Var};
 use xgate_catalog::{Catalog, SharingClass, SubjectKind};
 
+use crate::data::{Data, ITEMS_FILE, PURPOSES_FILE, REQUESTERS_FILE};
 use crate::error::PolicyIssue;
-use crate::schema::{ATTR_DEPARTMENT, ATTR_SHARING_CLASS, ATTR_SUBJECT_KIND, RECORD_TYPE};
-use crate::shape::{self, resource_attr, string_literal};
+use crate::schema::{
+    ATTR_DEPARTMENT, ATTR_RECORD_TYPE, ATTR_SHARING_CLASS, ATTR_SUBJECT_KIND, ATTR_VIEW,
+    CONTEXT_ITEM, CONTEXT_PURPOSE, RECORD_TYPE, REQUESTER, REQUESTER_GROUP, VIEW,
+};
+use crate::shape::{self, context_attr, resource_attr, string_literal};
 use crate::source::SourceFile;
 use crate::{DEFAULT_DENY, NOT_SHARED};
 
@@ -48,10 +52,17 @@ pub(crate) struct CatalogFacts {
     departments: BTreeSet<String>,
     /// The `not_shared` record type ids, sorted.
     not_shared: Vec<String>,
+    /// `<record type>.<view>` of every view.
+    views: BTreeSet<String>,
+    view_names: BTreeSet<String>,
+    purposes: BTreeSet<String>,
+    items: BTreeSet<String>,
+    requesters: BTreeSet<String>,
+    groups: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl CatalogFacts {
-    pub(crate) fn new(catalog: &Catalog) -> Self {
+    pub(crate) fn new(catalog: &Catalog, data: &Data) -> Self {
         let sharing: HashMap<String, SharingClass> = catalog
             .record_types()
             .map(|rt| (rt.id.clone(), rt.sharing_class))
@@ -62,10 +73,53 @@ impl CatalogFacts {
             .map(|(id, _)| id.clone())
             .collect();
         not_shared.sort_unstable();
+        let mut views = BTreeSet::new();
+        let mut view_names = BTreeSet::new();
+        for rt in catalog.record_types() {
+            for view in rt.views() {
+                views.insert(crate::entities::view_id(&rt.id, &view.name));
+                view_names.insert(view.name.clone());
+            }
+        }
         Self {
             sharing,
             departments: catalog.departments().map(|d| d.id.clone()).collect(),
             not_shared,
+            views,
+            view_names,
+            purposes: data.purposes.iter().map(|p| p.code.clone()).collect(),
+            items: data.items.iter().map(|i| i.code.clone()).collect(),
+            requesters: data.requesters.iter().map(|r| r.id.clone()).collect(),
+            groups: data.groups.clone(),
+        }
+    }
+
+    /// The record type ids a resource literal stands for: a `RecordType` itself, a `View`
+    /// its record type.
+    pub(crate) fn resource_ids(&self, uid: &EntityUID) -> Option<BTreeSet<String>> {
+        let id = uid.eid().as_ref();
+        match uid.entity_type().to_string().as_str() {
+            RECORD_TYPE => Some(BTreeSet::from([id.to_owned()])),
+            VIEW => self
+                .views
+                .contains(id)
+                .then(|| {
+                    id.split_once('.')
+                        .map(|(t, _)| BTreeSet::from([t.to_owned()]))
+                })
+                .flatten(),
+            _ => None,
+        }
+    }
+
+    /// The requester ids a principal literal stands for: a `Requester` itself, a
+    /// `RequesterGroup` its members.
+    pub(crate) fn requester_ids(&self, uid: &EntityUID) -> Option<BTreeSet<String>> {
+        let id = uid.eid().as_ref();
+        match uid.entity_type().to_string().as_str() {
+            REQUESTER => Some(BTreeSet::from([id.to_owned()])),
+            REQUESTER_GROUP => Some(self.groups.get(id).cloned().unwrap_or_default()),
+            _ => None,
         }
     }
 
@@ -134,22 +188,57 @@ pub(crate) fn check_policy(
     let condition = policy.condition();
     for expr in condition.subexpressions() {
         match expr.expr_kind() {
-            ExprKind::Lit(Literal::EntityUID(uid))
-                if uid.entity_type().to_string() == RECORD_TYPE =>
-            {
+            ExprKind::Lit(Literal::EntityUID(uid)) => {
                 let id = uid.eid().as_ref();
                 let offset = uid
                     .loc()
                     .map_or_else(|| offset_of(expr), |loc| loc.span.offset());
-                match facts.sharing.get(id) {
-                    None => issues.push(file.issue_at(offset, format!("unknown record type `{id}`"))),
-                    Some(SharingClass::NotShared) if permit => issues.push(file.issue_at(
-                        offset,
-                        format!(
-                            "record type `{id}` is not_shared in the catalog: no permit policy may name it"
+                let entity_type = uid.entity_type().to_string();
+                let record_type = match entity_type.as_str() {
+                    RECORD_TYPE => Some(id),
+                    VIEW => {
+                        if facts.views.contains(id) {
+                            id.split_once('.').map(|(t, _)| t)
+                        } else {
+                            issues.push(file.issue_at(offset, unknown_view(facts, id)));
+                            None
+                        }
+                    }
+                    REQUESTER => {
+                        if !facts.requesters.contains(id) {
+                            issues.push(file.issue_at(
+                                offset,
+                                format!("unknown requester `{id}` (not in `{REQUESTERS_FILE}`)"),
+                            ));
+                        }
+                        None
+                    }
+                    REQUESTER_GROUP => {
+                        if !facts.groups.contains_key(id) {
+                            issues.push(file.issue_at(
+                                offset,
+                                format!(
+                                    "unknown requester group `{id}` (no requester in `{REQUESTERS_FILE}` belongs to it)"
+                                ),
+                            ));
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some(record_type) = record_type {
+                    match facts.sharing.get(record_type) {
+                        None => issues.push(
+                            file.issue_at(offset, format!("unknown record type `{record_type}`")),
                         ),
-                    )),
-                    Some(_) => {}
+                        Some(SharingClass::NotShared) if permit => issues.push(file.issue_at(
+                            offset,
+                            format!(
+                                "record type `{record_type}` is not_shared in the catalog: no permit policy may name it"
+                            ),
+                        )),
+                        Some(_) => {}
+                    }
                 }
             }
             ExprKind::BinaryApp {
@@ -163,6 +252,18 @@ pub(crate) fn check_policy(
                     {
                         check_attr_value(file, facts, attr, value, offset_of(value_side), issues);
                     }
+                    if let (Some(attr), Some(value)) =
+                        (context_attr(attr_side), string_literal(value_side))
+                    {
+                        check_context_value(
+                            file,
+                            facts,
+                            attr,
+                            value,
+                            offset_of(value_side),
+                            issues,
+                        );
+                    }
                 }
             }
             ExprKind::BinaryApp {
@@ -170,11 +271,16 @@ pub(crate) fn check_policy(
                 arg1,
                 arg2,
             } => {
-                if let (ExprKind::Set(items), Some(attr)) = (arg1.expr_kind(), resource_attr(arg2))
-                {
+                if let ExprKind::Set(items) = arg1.expr_kind() {
                     for item in items.iter() {
-                        if let Some(value) = string_literal(item) {
+                        let Some(value) = string_literal(item) else {
+                            continue;
+                        };
+                        if let Some(attr) = resource_attr(arg2) {
                             check_attr_value(file, facts, attr, value, offset_of(item), issues);
+                        }
+                        if let Some(attr) = context_attr(arg2) {
+                            check_context_value(file, facts, attr, value, offset_of(item), issues);
                         }
                     }
                 }
@@ -198,7 +304,7 @@ pub(crate) fn check_policy(
 /// Whether `policy` is limited to record types that are not `not_shared`, or guarded by
 /// a conjunct on the sharing class.
 fn excludes_not_shared(policy: &ast::Policy, facts: &CatalogFacts) -> bool {
-    let limited = shape::possible_ids(policy, Var::Resource, RECORD_TYPE)
+    let limited = shape::possible_ids(policy, Var::Resource, &|uid| facts.resource_ids(uid))
         .is_some_and(|ids| ids.iter().all(|id| !facts.is_not_shared(id)));
     limited
         || policy.non_scope_constraints().is_some_and(|conditions| {
@@ -223,18 +329,86 @@ fn check_attr_value(
     offset: usize,
     issues: &mut Vec<PolicyIssue>,
 ) {
-    let known = match attr {
-        ATTR_DEPARTMENT => facts.departments.contains(value),
-        ATTR_SHARING_CLASS => SHARING_CLASSES.iter().any(|c| c.as_str() == value),
-        ATTR_SUBJECT_KIND => SUBJECT_KINDS.iter().any(|k| k.as_str() == value),
-        _ => true,
+    let (known, what) = match attr {
+        ATTR_DEPARTMENT => (facts.departments.contains(value), "department"),
+        ATTR_SHARING_CLASS => (
+            SHARING_CLASSES.iter().any(|c| c.as_str() == value),
+            "sharing class",
+        ),
+        ATTR_SUBJECT_KIND => (
+            SUBJECT_KINDS.iter().any(|k| k.as_str() == value),
+            "subject kind",
+        ),
+        ATTR_RECORD_TYPE => (facts.sharing.contains_key(value), "record type"),
+        ATTR_VIEW => (facts.view_names.contains(value), "view name"),
+        _ => (true, ""),
     };
     if !known {
-        let what = match attr {
-            ATTR_DEPARTMENT => "department",
-            ATTR_SHARING_CLASS => "sharing class",
-            _ => "subject kind",
-        };
         issues.push(file.issue_at(offset, format!("unknown {what} `{value}`")));
+    }
+}
+
+/// A string compared with `context.purpose` or `context.item` must be a declared code.
+fn check_context_value(
+    file: &SourceFile,
+    facts: &CatalogFacts,
+    attr: &str,
+    value: &str,
+    offset: usize,
+    issues: &mut Vec<PolicyIssue>,
+) {
+    let message = match attr {
+        CONTEXT_PURPOSE if !facts.purposes.contains(value) => {
+            format!("unknown purpose `{value}` (not in `{PURPOSES_FILE}`)")
+        }
+        // `""` is the item of requests that name none.
+        CONTEXT_ITEM if !value.is_empty() && !facts.items.contains(value) => {
+            format!("unknown approval item `{value}` (not in `{ITEMS_FILE}`)")
+        }
+        _ => return,
+    };
+    issues.push(file.issue_at(offset, message));
+}
+
+fn unknown_view(facts: &CatalogFacts, id: &str) -> String {
+    match id.split_once('.') {
+        Some((record_type, view)) if facts.sharing.contains_key(record_type) => {
+            format!("record type `{record_type}` has no view `{view}`")
+        }
+        Some((record_type, _)) => format!("unknown record type `{record_type}` in view `{id}`"),
+        None => format!("view id `{id}` is not `<record type>.<view>`"),
+    }
+}
+
+/// The `@daily_quota("N")` of a policy: `Ok(None)` without one; an error message when it
+/// is not a positive integer or sits on a forbid policy.
+pub(crate) fn daily_quota(
+    file: &SourceFile,
+    policy: &ast::Policy,
+    issues: &mut Vec<PolicyIssue>,
+) -> Option<u32> {
+    let (_, annotation) = policy
+        .annotations()
+        .find(|(key, _)| key.as_ref() == crate::QUOTA_ANNOTATION)?;
+    let offset = annotation
+        .loc
+        .as_ref()
+        .map_or_else(|| policy_offset(policy), |loc| loc.span.offset());
+    if policy.effect() != Effect::Permit {
+        issues.push(file.issue_at(offset, "`@daily_quota` only applies to permit policies"));
+        return None;
+    }
+    match annotation.val.parse::<u32>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            issues.push(file.issue_at(
+                offset,
+                format!(
+                    "`@daily_quota(\"{}\")` must be a positive integer",
+                    annotation.val.as_str()
+                ),
+            ));
+            None
+        }
     }
 }

@@ -15,6 +15,15 @@ pub(crate) struct Scoped {
     pub(crate) requesters: Option<BTreeSet<String>>,
     /// Record type ids it can apply to; `None`: any.
     pub(crate) record_types: Option<BTreeSet<String>>,
+    /// Whether it reads the request time (`context.now`, `context.local_time`).
+    pub(crate) reads_time: bool,
+}
+
+/// The policies for one (requester, record type) pair.
+pub(crate) struct Bucket {
+    pub(crate) policies: PolicySet,
+    /// Whether any of them reads the request time, so decisions vary by the minute.
+    pub(crate) reads_time: bool,
 }
 
 impl Scoped {
@@ -35,8 +44,8 @@ impl Scoped {
 /// The policy subsets, per requester and per record type (by catalog position).
 pub(crate) struct PolicyIndex {
     /// For requesters no policy names.
-    others: Vec<PolicySet>,
-    named: HashMap<Box<str>, Vec<PolicySet>>,
+    others: Vec<Bucket>,
+    named: HashMap<Box<str>, Vec<Bucket>>,
 }
 
 impl PolicyIndex {
@@ -48,17 +57,21 @@ impl PolicyIndex {
             .flatten()
             .map(String::as_str)
             .collect();
-        let buckets = |requester: Option<&str>| -> Result<Vec<PolicySet>, String> {
+        let buckets = |requester: Option<&str>| -> Result<Vec<Bucket>, String> {
             record_types
                 .iter()
                 .map(|record_type| {
-                    PolicySet::from_policies(
-                        scoped
-                            .iter()
-                            .filter(|s| s.applies_to(requester, record_type))
-                            .map(|s| s.policy.clone()),
-                    )
-                    .map_err(|e| format!("cannot index the policies: {e}"))
+                    let applying: Vec<&Scoped> = scoped
+                        .iter()
+                        .filter(|s| s.applies_to(requester, record_type))
+                        .collect();
+                    let policies =
+                        PolicySet::from_policies(applying.iter().map(|s| s.policy.clone()))
+                            .map_err(|e| format!("cannot index the policies: {e}"))?;
+                    Ok(Bucket {
+                        policies,
+                        reads_time: applying.iter().any(|s| s.reads_time),
+                    })
                 })
                 .collect()
         };
@@ -74,7 +87,7 @@ impl PolicyIndex {
 
     /// The policies that could apply to `requester` reading the record type at
     /// `record_type` (its catalog position).
-    pub(crate) fn policies(&self, requester: &str, record_type: usize) -> Option<&PolicySet> {
+    pub(crate) fn policies(&self, requester: &str, record_type: usize) -> Option<&Bucket> {
         self.named
             .get(requester)
             .unwrap_or(&self.others)
@@ -96,6 +109,7 @@ mod tests {
                 .new_id(cedar_policy::PolicyId::new(id)),
             requesters: requesters.map(set),
             record_types: record_types.map(set),
+            reads_time: false,
         }
     }
 
@@ -103,6 +117,7 @@ mod tests {
         let mut ids: Vec<String> = index
             .policies(requester, record_type)
             .unwrap()
+            .policies
             .policies()
             .map(|p| p.id().to_string())
             .collect();

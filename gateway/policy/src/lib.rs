@@ -1,25 +1,34 @@
-//! Access decisions: Cedar policies from `policies/`, validated against a schema generated
-//! from the catalog.
+//! Access decisions: Cedar policies and their data files from `policies/`, validated
+//! against a schema generated from the catalog, purposes, items and requesters.
 //!
-//! A request is `Requester::"<id>"` doing `Action::"read"` on `RecordType::"<catalog id>"`
-//! (attributes `department`, `sharing_class`, `subject_kind`) with context `{ purpose }`.
+//! A request is `Requester::"<id>"` (member of its `RequesterGroup`s) doing
+//! `Action::"read"` on `View::"<record type>.<view>"` (member of `RecordType::"<type>"`),
+//! with context `{ purpose, item, now, local_time }` (see the `schema` module). Data files
+//! beside the policies: `purposes.toml`, `items.toml`, `requesters.toml` (the `data`
+//! module).
 //!
 //! Loading parses each file on its own so every problem names its `file:line:column`, and
 //! refuses the whole set on any problem: a syntax error; a policy without a unique
-//! `@id("...")`; a `RecordType` literal, department, sharing class or subject kind the
-//! catalog does not know; a strict-validation error or warning; a permit policy that names
-//! a `not_shared` record type or could reach one (the exact rule is in the `check`
-//! module). A set that loads is immutable and decides without I/O: deny by default,
-//! `forbid` beats `permit`, `not_shared` types are refused whatever the policies say, and
-//! only an allowing [`Decision`] yields the [`Permit`] that code releasing a record needs.
+//! `@id("...")`; a `RecordType`, `View`, `Requester` or `RequesterGroup` literal, purpose
+//! or item code, department, sharing class or subject kind that is not declared; a
+//! strict-validation error or warning; a bad `@daily_quota`; a permit policy that names a
+//! `not_shared` record type or could reach one (the exact rule is in the `check` module).
+//! A set that loads is immutable and decides without I/O: deny by default, `forbid` beats
+//! `permit`, `not_shared` types are refused whatever the policies say, and only an
+//! allowing [`Decision`] yields the [`Permit`] that code releasing a record needs.
 //!
-//! Each decision evaluates only the policies that could apply to its (requester, record
-//! type) pair (the `index` module), so its cost does not grow with other requesters'
-//! policies.
+//! Speed: each decision evaluates only the policies that could apply to its (requester,
+//! record type) pair (the `index` module), and decisions are memoised per set, keyed by
+//! requester, view, purpose and item, plus the minute of the request when a candidate
+//! policy reads `context.now` or `context.local_time`. That key is exact because the
+//! context carries the time truncated to the minute: policies cannot see seconds.
 
+mod cases;
 mod check;
+mod data;
 mod entities;
 mod error;
+mod explain;
 mod index;
 mod load;
 mod schema;
@@ -29,7 +38,7 @@ mod source;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use cedar_policy::{
     Authorizer, Context, Entities, EntityId, EntityTypeName, EntityUid, Request,
@@ -37,11 +46,17 @@ use cedar_policy::{
 };
 use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
+use time::{OffsetDateTime, UtcOffset};
 
+pub use cases::{CaseFailure, CaseReport, run_cases};
+pub use data::{
+    ApprovalItem, ITEMS_FILE, ItemEntry, PURPOSES_FILE, Purpose, REQUESTERS_FILE, Requester,
+};
 pub use error::{PolicyIssue, PolicyLoadError};
+pub use explain::Explanation;
 pub use xgate_catalog::Catalog;
 
-use entities::RecordTypeEntry;
+use entities::ViewEntry;
 use index::PolicyIndex;
 use source::SourceFile;
 
@@ -49,12 +64,19 @@ use source::SourceFile;
 pub const DEFAULT_DENY: &str = "default deny";
 /// The `policy_ids` of a denial because the catalog marks the record type `not_shared`.
 pub const NOT_SHARED: &str = "not shared";
+/// The annotation giving a permit policy's per-requester daily quota on a record type.
+pub const QUOTA_ANNOTATION: &str = "daily_quota";
+/// The local time zone of `context.local_time`: China Standard Time, UTC+8 all year.
+pub const LOCAL_OFFSET_SECONDS: i32 = 8 * 3600;
+/// Memoised decisions kept per set before the memo is emptied (entries keyed by minute
+/// would otherwise grow without bound).
+const MEMO_CAPACITY: usize = 65_536;
 
 /// The repository's `policies/`, embedded at build time.
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../policies");
 
-/// A loaded, validated policy set. Immutable; share it (the gateway keeps it in an
-/// `ArcSwap` and swaps in a new one on reload).
+/// A loaded, validated policy set. Immutable but for its decision memo; share it (the
+/// gateway keeps it in an `ArcSwap` and swaps in a new one on reload).
 pub struct PolicySet {
     version: Arc<str>,
     ids: Vec<String>,
@@ -62,15 +84,28 @@ pub struct PolicySet {
     index: PolicyIndex,
     entities: Entities,
     authorizer: Authorizer,
-    record_types: HashMap<Box<str>, RecordTypeEntry>,
+    views: HashMap<Box<str>, ViewEntry>,
     requester_type: EntityTypeName,
     read_action: EntityUid,
-    /// Contexts for the strings the policies mention (purpose codes): a clone is cheaper
-    /// than building one.
-    contexts: HashMap<Box<str>, Context>,
-    schema_text: String,
+    quotas: HashMap<String, Option<u32>>,
+    permits: HashMap<String, bool>,
     purposes: Vec<Purpose>,
     items: Vec<ApprovalItem>,
+    requesters: Vec<Requester>,
+    files: Vec<String>,
+    schema_text: String,
+    memo: RwLock<HashMap<MemoKey, Decision>>,
+}
+
+/// Everything a decision depends on; `minute` is `None` when no candidate policy reads the
+/// time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MemoKey {
+    requester: Box<str>,
+    view: Box<str>,
+    purpose: Box<str>,
+    item: Option<Box<str>>,
+    minute: Option<i64>,
 }
 
 impl fmt::Debug for PolicySet {
@@ -82,57 +117,38 @@ impl fmt::Debug for PolicySet {
     }
 }
 
-/// One access question.
+/// One access question: may `requester` read `view` of `record_type`?
 #[derive(Debug, Clone, Copy)]
 pub struct AccessRequest<'a> {
     /// The requester id, from its certificate URI `xgate://requester/<id>`.
     pub requester: &'a str,
     /// A catalog record type id.
     pub record_type: &'a str,
-    /// The view asked for, e.g. `summary`.
+    /// A view of that record type (`full`, `summary`, a predicate, ...).
     pub view: &'a str,
     /// The stated purpose code, e.g. `PF-WITHDRAWAL`.
     pub purpose: &'a str,
-    /// The approval item, when the fetch named one.
+    /// The approval item the request is made for, if any.
     pub item: Option<&'a str>,
-    /// When the request is decided.
-    pub now: time::OffsetDateTime,
-}
-
-// TEMPORARY stand-ins (replaced on merge).
-#[derive(Debug, Clone)]
-pub struct Purpose {
-    pub code: String,
-    pub name: String,
-    pub legal_basis: String,
-}
-#[derive(Debug, Clone)]
-pub struct ApprovalItem {
-    pub code: String,
-    pub name: String,
-    pub purpose: String,
-    pub entries: Vec<ItemEntry>,
-}
-#[derive(Debug, Clone)]
-pub struct ItemEntry {
-    pub record_type: String,
-    pub view: String,
-    pub params: std::collections::BTreeMap<String, String>,
+    /// When the request is made; policies see it truncated to the minute.
+    pub now: OffsetDateTime,
 }
 
 /// The answer to an [`AccessRequest`], with what an audit record needs.
 #[derive(Debug, Clone)]
 pub struct Decision {
-    /// Whether the record may be released.
+    /// Whether the view may be released.
     pub allowed: bool,
     /// The `@id`s of the determining policies (sorted): the permits when allowed, the
     /// forbids when one applied, else [`DEFAULT_DENY`] (or [`NOT_SHARED`]).
     pub policy_ids: Vec<String>,
     /// [`PolicySet::version`] of the set that decided.
     pub policy_set_version: Arc<str>,
-    /// Evaluation errors; never expected, since every policy passed strict validation.
+    /// Why a request could not be evaluated (unknown view or item, item mismatch) or
+    /// evaluation errors (never expected: every policy passed strict validation).
     pub errors: Vec<String>,
-    /// The daily quota the determining permits set, if all of them set one.
+    /// When allowed: `None` if some determining permit has no `@daily_quota`, else the
+    /// smallest quota among them (the gateway counts and answers RESOURCE_EXHAUSTED).
     pub daily_quota: Option<u32>,
     /// Set only by [`PolicySet::decide`] when allowing: flipping `allowed` yields nothing.
     permit: Option<Permit>,
@@ -145,8 +161,8 @@ impl Decision {
     }
 }
 
-/// Proof that the policies allowed reading one record type; cannot be built outside this
-/// crate.
+/// Proof that the policies allowed reading one view of one record type; cannot be built
+/// outside this crate.
 #[derive(Debug, Clone)]
 pub struct Permit {
     record_type: Arc<str>,
@@ -160,7 +176,7 @@ impl Permit {
         &self.record_type
     }
 
-    /// The view that may be released.
+    /// The view of it that may be released.
     pub fn view(&self) -> &str {
         &self.view
     }
@@ -172,14 +188,15 @@ impl Permit {
 }
 
 impl PolicySet {
-    /// Loads every `*.cedar` file of `dir` (not of subdirectories), in file-name order.
-    /// Errors name files by their path; the version covers the bare file names, so it
-    /// equals that of [`PolicySet::from_sources`] over the same names and texts.
+    /// Loads every `*.cedar` and `*.toml` file of `dir` (not of subdirectories), in
+    /// file-name order. Errors name files by their path; the version covers the bare file
+    /// names, so it equals that of [`PolicySet::from_sources`] over the same names and texts.
     pub fn load_dir(dir: &Path, catalog: &Catalog) -> Result<PolicySet, PolicyLoadError> {
         Self::build(load::read_dir(dir)?, catalog)
     }
 
-    /// Loads `(file name, text)` pairs; errors name the files as given.
+    /// Loads `(file name, text)` pairs (`*.cedar` policies and the `*.toml` data files);
+    /// errors name the files as given.
     pub fn from_sources(
         files: &[(String, String)],
         catalog: &Catalog,
@@ -205,12 +222,16 @@ impl PolicySet {
         Self::build(sources, catalog)
     }
 
-    /// `(file name, text)` of the repository's `policies/*.cedar`, sorted by name, so the
-    /// demo can write them out.
+    /// `(file name, text)` of the repository's `policies/*.cedar` and `policies/*.toml`,
+    /// sorted by name, so the demo can write them out.
     pub fn builtin_files() -> Vec<(String, String)> {
         let mut files: Vec<(String, String)> = BUILTIN
             .files()
-            .filter(|f| f.path().extension().is_some_and(|ext| ext == "cedar"))
+            .filter(|f| {
+                f.path()
+                    .extension()
+                    .is_some_and(|ext| ext == "cedar" || ext == "toml")
+            })
             .map(|f| {
                 let name = f.path().display().to_string();
                 (name, String::from_utf8_lossy(f.contents()).into_owned())
@@ -226,61 +247,32 @@ impl PolicySet {
         };
         let schema = schema::generate().map_err(|e| internal(e.to_string()))?;
         let checked = load::check(&files, catalog, &schema)?;
-        let built = entities::build(catalog, &schema.schema).map_err(internal)?;
+        let built = entities::build(catalog, &checked.data, &schema.schema).map_err(internal)?;
         let order: Vec<&str> = built.order.iter().map(AsRef::as_ref).collect();
         let index = PolicyIndex::build(&checked.scoped, &order).map_err(internal)?;
-        let purposes = checked
-            .strings
-            .iter()
-            .map(|code| Purpose {
-                code: code.clone(),
-                name: code.clone(),
-                legal_basis: String::new(),
-            })
-            .collect();
-        let contexts = checked
-            .strings
-            .into_iter()
-            .map(|purpose| {
-                let context = purpose_context(&purpose).map_err(internal)?;
-                Ok((purpose.into_boxed_str(), context))
-            })
-            .collect::<Result<_, PolicyLoadError>>()?;
         Ok(PolicySet {
             version: version(&files).into(),
             ids: checked.ids,
             index,
             entities: built.entities,
             authorizer: Authorizer::new(),
-            record_types: built.record_types,
+            views: built.views,
             requester_type: built.requester_type,
             read_action: built.read_action,
-            contexts,
+            quotas: checked.quotas,
+            permits: checked.permits,
+            purposes: checked.data.purposes,
+            items: checked.data.items,
+            requesters: checked.data.requesters,
+            files: files.iter().map(|f| f.name.clone()).collect(),
             schema_text: schema.text,
-            purposes,
-            items: Vec::new(),
+            memo: RwLock::new(HashMap::new()),
         })
     }
 
-    /// Content hash of the files: `sha256:` and the first 16 hex digits.
+    /// Content hash of all files (policies and data): `sha256:` and the first 16 hex digits.
     pub fn version(&self) -> &str {
         &self.version
-    }
-
-    pub fn purpose(&self, code: &str) -> Option<&Purpose> {
-        self.purposes.iter().find(|p| p.code == code)
-    }
-    pub fn purposes(&self) -> &[Purpose] {
-        &self.purposes
-    }
-    pub fn item(&self, code: &str) -> Option<&ApprovalItem> {
-        self.items.iter().find(|p| p.code == code)
-    }
-    pub fn items(&self) -> &[ApprovalItem] {
-        &self.items
-    }
-    pub fn files(&self) -> Vec<String> {
-        Vec::new()
     }
 
     /// The `@id`s of all policies, sorted.
@@ -288,42 +280,123 @@ impl PolicySet {
         self.ids.clone()
     }
 
+    /// The bare names of the files in the set, sorted.
+    pub fn files(&self) -> Vec<String> {
+        self.files.clone()
+    }
+
     /// The generated Cedar schema, human-readable.
     pub fn schema_text(&self) -> String {
         self.schema_text.clone()
     }
 
-    /// Decides one request. Unknown requesters simply meet the default deny.
+    /// The purpose with this code.
+    pub fn purpose(&self, code: &str) -> Option<&Purpose> {
+        self.purposes.iter().find(|p| p.code == code)
+    }
+
+    /// All purposes, in file order.
+    pub fn purposes(&self) -> &[Purpose] {
+        &self.purposes
+    }
+
+    /// The approval item with this code.
+    pub fn item(&self, code: &str) -> Option<&ApprovalItem> {
+        self.items.iter().find(|i| i.code == code)
+    }
+
+    /// All approval items, in file order.
+    pub fn items(&self) -> &[ApprovalItem] {
+        &self.items
+    }
+
+    /// The requester with this id.
+    pub fn requester(&self, id: &str) -> Option<&Requester> {
+        self.requesters.iter().find(|r| r.id == id)
+    }
+
+    /// All declared requesters, in file order.
+    pub fn requesters(&self) -> &[Requester] {
+        &self.requesters
+    }
+
+    /// Decides one request. Unknown requesters simply meet the default deny; an unknown
+    /// view or item, or a view the item does not need, is refused with an error.
     pub fn decide(&self, req: &AccessRequest<'_>) -> Decision {
-        let Some(record) = self.record_types.get(req.record_type) else {
-            return self.refusal(
-                DEFAULT_DENY,
-                vec![format!("unknown record type `{}`", req.record_type)],
-            );
+        self.decide_with(req, true)
+    }
+
+    /// [`PolicySet::decide`] without the memo: always evaluates the policies (for
+    /// benchmarks of the cold path and for tools; the answer is the same).
+    pub fn decide_uncached(&self, req: &AccessRequest<'_>) -> Decision {
+        self.decide_with(req, false)
+    }
+
+    fn decide_with(&self, req: &AccessRequest<'_>, use_memo: bool) -> Decision {
+        let view_id = entities::view_id(req.record_type, req.view);
+        let Some(view) = self.views.get(view_id.as_str()) else {
+            return self.refusal(DEFAULT_DENY, vec![self.unknown_view(req)]);
         };
-        if record.not_shared {
+        if view.not_shared {
             // Loading already rejects any permit that could reach such a type; this keeps
             // the promise even if that check were wrong.
             return self.refusal(NOT_SHARED, Vec::new());
         }
-        let policies = match self.index.policies(req.requester, record.index) {
-            Some(policies) if !policies.is_empty() => policies,
+        if let Some(code) = req.item
+            && let Err(e) = self.check_item(code, req)
+        {
+            return self.refusal(DEFAULT_DENY, vec![e]);
+        }
+        let bucket = match self.index.policies(req.requester, view.type_index) {
+            Some(bucket) if !bucket.policies.is_empty() => bucket,
             // Nothing could permit: skip building the request.
             _ => return self.refusal(DEFAULT_DENY, Vec::new()),
         };
+        let minute = bucket
+            .reads_time
+            .then(|| req.now.unix_timestamp().div_euclid(60));
+        if !use_memo {
+            return self.evaluate(req, view, &bucket.policies, minute);
+        }
+        let key = MemoKey {
+            requester: req.requester.into(),
+            view: view_id.into_boxed_str(),
+            purpose: req.purpose.into(),
+            item: req.item.map(Into::into),
+            minute,
+        };
+        if let Ok(memo) = self.memo.read()
+            && let Some(decision) = memo.get(&key)
+        {
+            return decision.clone();
+        }
+        let decision = self.evaluate(req, view, &bucket.policies, minute);
+        if let Ok(mut memo) = self.memo.write() {
+            if memo.len() >= MEMO_CAPACITY {
+                memo.clear();
+            }
+            memo.insert(key, decision.clone());
+        }
+        decision
+    }
+
+    /// Runs Cedar on the candidate policies.
+    fn evaluate(
+        &self,
+        req: &AccessRequest<'_>,
+        view: &ViewEntry,
+        policies: &cedar_policy::PolicySet,
+        minute: Option<i64>,
+    ) -> Decision {
         let principal = EntityUid::from_type_name_and_id(
             self.requester_type.clone(),
             EntityId::new(req.requester),
         );
-        let context = match self.contexts.get(req.purpose) {
-            Some(context) => Ok(context.clone()),
-            None => purpose_context(req.purpose),
-        };
-        let request = context.and_then(|context| {
+        let request = context(req.purpose, req.item.unwrap_or(""), minute).and_then(|context| {
             Request::new(
                 principal,
                 self.read_action.clone(),
-                record.uid.clone(),
+                view.uid.clone(),
                 context,
                 None,
             )
@@ -348,9 +421,18 @@ impl PolicySet {
         if !allowed && policy_ids.is_empty() {
             policy_ids.push(DEFAULT_DENY.to_owned());
         }
+        let daily_quota = if allowed {
+            policy_ids
+                .iter()
+                .filter(|id| self.permits.get(*id).copied().unwrap_or(false))
+                .map(|id| self.quotas.get(id).copied().flatten())
+                .try_fold(u32::MAX, |least, quota| quota.map(|q| least.min(q)))
+        } else {
+            None
+        };
         let permit = allowed.then(|| Permit {
-            record_type: Arc::clone(&record.id),
-            view: Arc::from(req.view),
+            record_type: Arc::clone(&view.record_type),
+            view: Arc::clone(&view.view),
             policy_ids: policy_ids.clone(),
         });
         Decision {
@@ -358,8 +440,46 @@ impl PolicySet {
             policy_ids,
             policy_set_version: Arc::clone(&self.version),
             errors,
-            daily_quota: None,
+            daily_quota,
             permit,
+        }
+    }
+
+    fn check_item(&self, code: &str, req: &AccessRequest<'_>) -> Result<(), String> {
+        let item = self
+            .item(code)
+            .ok_or_else(|| format!("unknown approval item `{code}`"))?;
+        if item.purpose != req.purpose {
+            return Err(format!(
+                "approval item `{code}` is for purpose `{}`, not `{}`",
+                item.purpose, req.purpose
+            ));
+        }
+        if !item
+            .entries
+            .iter()
+            .any(|e| e.record_type == req.record_type && e.view == req.view)
+        {
+            return Err(format!(
+                "approval item `{code}` does not need view `{}` of `{}`",
+                req.view, req.record_type
+            ));
+        }
+        Ok(())
+    }
+
+    fn unknown_view(&self, req: &AccessRequest<'_>) -> String {
+        let type_known = self
+            .views
+            .values()
+            .any(|v| &*v.record_type == req.record_type);
+        if type_known {
+            format!(
+                "record type `{}` has no view `{}`",
+                req.record_type, req.view
+            )
+        } else {
+            format!("unknown record type `{}`", req.record_type)
         }
     }
 
@@ -375,13 +495,53 @@ impl PolicySet {
     }
 }
 
-/// The request context `{ purpose }`.
-fn purpose_context(purpose: &str) -> Result<Context, String> {
-    Context::from_pairs([(
-        schema::CONTEXT_PURPOSE.to_owned(),
-        RestrictedExpression::new_string(purpose.to_owned()),
-    )])
-    .map_err(|e| format!("cannot build the request context: {e}"))
+/// The request context. `minute` (minutes since the Unix epoch) is given only when a
+/// candidate policy reads the time; other policies never look at `now`/`local_time`, so
+/// they are left out (cheaper, and Cedar does not check the context against the schema
+/// here).
+fn context(purpose: &str, item: &str, minute: Option<i64>) -> Result<Context, String> {
+    let mut pairs = vec![
+        (
+            schema::CONTEXT_PURPOSE.to_owned(),
+            RestrictedExpression::new_string(purpose.to_owned()),
+        ),
+        (
+            schema::CONTEXT_ITEM.to_owned(),
+            RestrictedExpression::new_string(item.to_owned()),
+        ),
+    ];
+    if let Some(minute) = minute {
+        let (now, local) = time_values(minute)?;
+        pairs.push((
+            schema::CONTEXT_NOW.to_owned(),
+            RestrictedExpression::new_datetime(now),
+        ));
+        pairs.push((
+            schema::CONTEXT_LOCAL_TIME.to_owned(),
+            RestrictedExpression::new_duration(local),
+        ));
+    }
+    Context::from_pairs(pairs).map_err(|e| format!("cannot build the request context: {e}"))
+}
+
+/// Cedar literals for a minute since the epoch: the UTC datetime and the duration since
+/// local midnight.
+fn time_values(minute: i64) -> Result<(String, String), String> {
+    let at = OffsetDateTime::from_unix_timestamp(minute.saturating_mul(60))
+        .map_err(|e| format!("request time out of range: {e}"))?;
+    let offset = UtcOffset::from_whole_seconds(LOCAL_OFFSET_SECONDS)
+        .map_err(|e| format!("local offset: {e}"))?;
+    let local = at.to_offset(offset);
+    let now = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:00Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    );
+    let since_midnight = u32::from(local.hour()) * 60 + u32::from(local.minute());
+    Ok((now, format!("{since_midnight}m")))
 }
 
 /// `sha256:<first 16 hex>` over the files sorted by name; lengths are hashed too, so no

@@ -1,24 +1,27 @@
 //! Turning policy files into a checked, validated Cedar policy set.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
 use cedar_policy::{PolicyId, ValidationMode, Validator};
-use cedar_policy_core::ast::{self, ExprKind, Literal, Var};
+use cedar_policy_core::ast::Var;
 use cedar_policy_core::parser;
 use miette::Diagnostic;
 
 use crate::Catalog;
 use crate::check::{self, CatalogFacts};
+use crate::data::{self, Data, ITEMS_FILE, PURPOSES_FILE, REQUESTERS_FILE};
 use crate::error::{PolicyIssue, PolicyLoadError};
 use crate::index::Scoped;
-use crate::schema::{GeneratedSchema, RECORD_TYPE, REQUESTER};
+use crate::schema::GeneratedSchema;
 use crate::shape;
 use crate::source::SourceFile;
 
 /// The file extension of policy files.
 const EXTENSION: &str = "cedar";
+/// The file extension of the data files.
+const DATA_EXTENSION: &str = "toml";
 
 /// A policy that passed the per-file checks, under its `@id`.
 struct Named {
@@ -28,8 +31,7 @@ struct Named {
     /// Where its `@id` annotation is, for duplicate reports.
     id_offset: usize,
     scoped: Scoped,
-    /// Its string literals, candidates for the context cache.
-    strings: Vec<String>,
+    daily_quota: Option<u32>,
 }
 
 /// The checked policies under their `@id`s.
@@ -38,11 +40,15 @@ pub(crate) struct Checked {
     pub(crate) ids: Vec<String>,
     /// The policies with the requests they are limited to.
     pub(crate) scoped: Vec<Scoped>,
-    /// The string literals of all policies (purpose codes among them).
-    pub(crate) strings: BTreeSet<String>,
+    /// Policy id -> its `@daily_quota`.
+    pub(crate) quotas: HashMap<String, Option<u32>>,
+    /// Policy id -> whether it is a permit.
+    pub(crate) permits: HashMap<String, bool>,
+    pub(crate) data: Data,
 }
 
-/// Reads every `*.cedar` file of `dir` (not of subdirectories), sorted by file name.
+/// Reads every `*.cedar` and `*.toml` file of `dir` (not of subdirectories), sorted by
+/// file name.
 pub(crate) fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, PolicyLoadError> {
     let dir_name = dir.display().to_string();
     let fail = |message: String| PolicyLoadError {
@@ -55,7 +61,11 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, PolicyLoadError> {
     for entry in entries {
         let entry = entry.map_err(|e| fail(format!("cannot read the policy directory: {e}")))?;
         let path = entry.path();
-        if path.extension().is_none_or(|ext| ext != EXTENSION) || !path.is_file() {
+        if path
+            .extension()
+            .is_none_or(|ext| ext != EXTENSION && ext != DATA_EXTENSION)
+            || !path.is_file()
+        {
             continue;
         }
         let display = path.display().to_string();
@@ -74,7 +84,7 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, PolicyLoadError> {
     if !issues.is_empty() {
         return Err(PolicyLoadError { errors: issues });
     }
-    if files.is_empty() {
+    if !files.iter().any(|f| f.name.ends_with(".cedar")) {
         // Deny-everything from a mistyped path would look like a policy problem; say so.
         return Err(fail(format!(
             "no `*.{EXTENSION}` file in the policy directory"
@@ -90,11 +100,34 @@ pub(crate) fn check(
     catalog: &Catalog,
     schema: &GeneratedSchema,
 ) -> Result<Checked, PolicyLoadError> {
-    let facts = CatalogFacts::new(catalog);
     let mut issues = Vec::new();
+    let mut data_files = Vec::new();
+    for file in files {
+        if file.name.ends_with(&format!(".{DATA_EXTENSION}")) {
+            if [PURPOSES_FILE, ITEMS_FILE, REQUESTERS_FILE].contains(&file.name.as_str()) {
+                data_files.push(file);
+            } else {
+                issues.push(PolicyIssue::whole_file(
+                    file.display.clone(),
+                    format!(
+                        "unknown data file: expected `{PURPOSES_FILE}`, `{ITEMS_FILE}` or `{REQUESTERS_FILE}`"
+                    ),
+                ));
+            }
+        } else if !file.name.ends_with(&format!(".{EXTENSION}")) {
+            issues.push(PolicyIssue::whole_file(
+                file.display.clone(),
+                format!("not a policy file: expected `*.{EXTENSION}` or `*.{DATA_EXTENSION}`"),
+            ));
+        }
+    }
+    let data = data::load(&data_files, catalog, &mut issues);
+    let facts = CatalogFacts::new(catalog, &data);
     let mut named: HashMap<String, Named> = HashMap::new();
     for (index, file) in files.iter().enumerate() {
-        check_file(index, file, files, &facts, &mut named, &mut issues);
+        if file.name.ends_with(&format!(".{EXTENSION}")) {
+            check_file(index, file, files, &facts, &mut named, &mut issues);
+        }
     }
 
     let mut policies = cedar_policy::PolicySet::new();
@@ -135,15 +168,22 @@ pub(crate) fn check(
     let mut ids: Vec<String> = named.keys().cloned().collect();
     ids.sort_unstable();
     let mut scoped = Vec::with_capacity(named.len());
-    let mut strings = BTreeSet::new();
-    for named in named.into_values() {
+    let mut quotas = HashMap::with_capacity(named.len());
+    let mut permits = HashMap::with_capacity(named.len());
+    for (id, named) in named {
+        permits.insert(
+            id.clone(),
+            named.scoped.policy.effect() == cedar_policy::Effect::Permit,
+        );
+        quotas.insert(id, named.daily_quota);
         scoped.push(named.scoped);
-        strings.extend(named.strings);
     }
     Ok(Checked {
         ids,
         scoped,
-        strings,
+        quotas,
+        permits,
+        data,
     })
 }
 
@@ -184,6 +224,7 @@ fn check_file(
     in_file.sort_by_key(|p| check::policy_offset(p));
     for policy in in_file {
         check::check_policy(file, policy, facts, issues);
+        let daily_quota = check::daily_quota(file, policy, issues);
         let Some(name) = check::policy_name(file, policy, issues) else {
             continue;
         };
@@ -213,22 +254,16 @@ fn check_file(
                 id_offset: name.offset,
                 scoped: Scoped {
                     policy: policy_text.new_id(PolicyId::new(&name.id)),
-                    requesters: shape::possible_ids(policy, Var::Principal, REQUESTER),
-                    record_types: shape::possible_ids(policy, Var::Resource, RECORD_TYPE),
+                    requesters: shape::possible_ids(policy, Var::Principal, &|uid| {
+                        facts.requester_ids(uid)
+                    }),
+                    record_types: shape::possible_ids(policy, Var::Resource, &|uid| {
+                        facts.resource_ids(uid)
+                    }),
+                    reads_time: shape::reads_time(&policy.condition()),
                 },
-                strings: string_literals(policy),
+                daily_quota,
             },
         );
     }
-}
-
-fn string_literals(policy: &ast::Policy) -> Vec<String> {
-    policy
-        .condition()
-        .subexpressions()
-        .filter_map(|e| match e.expr_kind() {
-            ExprKind::Lit(Literal::String(s)) => Some(s.to_string()),
-            _ => None,
-        })
-        .collect()
 }

@@ -1,29 +1,48 @@
 //! The Cedar schema every policy is validated against, generated here rather than kept as a
 //! file so that it cannot drift from the entities and requests this crate builds.
 //!
-//! The shape: principal `Requester` (no attributes yet), resource `RecordType` with the
-//! catalog's `department`, `sharing_class` and `subject_kind`, one action `read`, and the
-//! request context as the record type `ReadContext`. New request facts (views, approval
-//! items, time of day) are new attributes of `ReadContext`; new catalog facts are new
-//! `RecordType` attributes, filled in [`crate::entities`].
+//! The shape: principal `Requester` (member of `RequesterGroup`s, from `requesters.toml`),
+//! one action `read`, resource `View` (id `<record type>.<view>`, member of its
+//! `RecordType`, so `resource in RecordType::"x"` covers all views of `x`). Both `View`
+//! and `RecordType` carry the catalog's `department`, `sharing_class` and `subject_kind`;
+//! `View` also `record_type`, `view` and `predicate`. The context is `ReadContext`:
+//! `purpose`, `item` (`""` when the request names no approval item), `now` (a datetime,
+//! truncated to the minute) and `local_time` (the duration since local midnight, UTC+8,
+//! truncated to the minute).
 
 use cedar_policy::{Schema, SchemaError, SchemaFragment, ToCedarSchemaError};
 use serde_json::json;
 
 /// Entity type of the calling approval systems.
 pub(crate) const REQUESTER: &str = "Requester";
+/// Entity type of groups of requesters.
+pub(crate) const REQUESTER_GROUP: &str = "RequesterGroup";
 /// Entity type of the catalog's record types.
 pub(crate) const RECORD_TYPE: &str = "RecordType";
+/// Entity type of a record type's views, the resource of every request.
+pub(crate) const VIEW: &str = "View";
 /// The one action.
 pub(crate) const READ: &str = "read";
-/// `RecordType` attribute: the owning department's catalog id.
+/// Attribute: the owning department's catalog id.
 pub(crate) const ATTR_DEPARTMENT: &str = "department";
-/// `RecordType` attribute: `unconditional`, `conditional` or `not_shared`.
+/// Attribute: `unconditional`, `conditional` or `not_shared`.
 pub(crate) const ATTR_SHARING_CLASS: &str = "sharing_class";
-/// `RecordType` attribute: `resident_id` or `uscc`.
+/// Attribute: `resident_id` or `uscc`.
 pub(crate) const ATTR_SUBJECT_KIND: &str = "subject_kind";
+/// `View` attribute: the record type id.
+pub(crate) const ATTR_RECORD_TYPE: &str = "record_type";
+/// `View` attribute: the view name.
+pub(crate) const ATTR_VIEW: &str = "view";
+/// `View` attribute: whether the view is a predicate.
+pub(crate) const ATTR_PREDICATE: &str = "predicate";
 /// Context attribute: the purpose code the requester states.
 pub(crate) const CONTEXT_PURPOSE: &str = "purpose";
+/// Context attribute: the approval item code, `""` for none.
+pub(crate) const CONTEXT_ITEM: &str = "item";
+/// Context attribute: the request time (UTC, truncated to the minute).
+pub(crate) const CONTEXT_NOW: &str = "now";
+/// Context attribute: time since local midnight (truncated to the minute).
+pub(crate) const CONTEXT_LOCAL_TIME: &str = "local_time";
 /// Name of the context's record type in the schema.
 const CONTEXT_TYPE: &str = "ReadContext";
 
@@ -36,15 +55,19 @@ pub(crate) enum SchemaGenError {
     Render(#[from] Box<ToCedarSchemaError>),
 }
 
-/// The schema, and its human-readable form for `xgate policy schema`.
+/// The schema, and its human-readable form.
 #[derive(Debug)]
 pub(crate) struct GeneratedSchema {
     pub(crate) schema: Schema,
     pub(crate) text: String,
 }
 
-fn required_string() -> serde_json::Value {
-    json!({ "type": "String", "required": true })
+fn required(ty: &str) -> serde_json::Value {
+    json!({ "type": ty, "required": true })
+}
+
+fn extension(name: &str) -> serde_json::Value {
+    json!({ "type": "Extension", "name": name, "required": true })
 }
 
 pub(crate) fn generate() -> Result<GeneratedSchema, SchemaGenError> {
@@ -53,18 +76,38 @@ pub(crate) fn generate() -> Result<GeneratedSchema, SchemaGenError> {
             "commonTypes": {
                 CONTEXT_TYPE: {
                     "type": "Record",
-                    "attributes": { CONTEXT_PURPOSE: required_string() }
+                    "attributes": {
+                        CONTEXT_PURPOSE: required("String"),
+                        CONTEXT_ITEM: required("String"),
+                        CONTEXT_NOW: extension("datetime"),
+                        CONTEXT_LOCAL_TIME: extension("duration")
+                    }
                 }
             },
             "entityTypes": {
-                REQUESTER: {},
+                REQUESTER_GROUP: {},
+                REQUESTER: { "memberOfTypes": [REQUESTER_GROUP] },
                 RECORD_TYPE: {
                     "shape": {
                         "type": "Record",
                         "attributes": {
-                            ATTR_DEPARTMENT: required_string(),
-                            ATTR_SHARING_CLASS: required_string(),
-                            ATTR_SUBJECT_KIND: required_string()
+                            ATTR_DEPARTMENT: required("String"),
+                            ATTR_SHARING_CLASS: required("String"),
+                            ATTR_SUBJECT_KIND: required("String")
+                        }
+                    }
+                },
+                VIEW: {
+                    "memberOfTypes": [RECORD_TYPE],
+                    "shape": {
+                        "type": "Record",
+                        "attributes": {
+                            ATTR_RECORD_TYPE: required("String"),
+                            ATTR_VIEW: required("String"),
+                            ATTR_PREDICATE: required("Boolean"),
+                            ATTR_DEPARTMENT: required("String"),
+                            ATTR_SHARING_CLASS: required("String"),
+                            ATTR_SUBJECT_KIND: required("String")
                         }
                     }
                 }
@@ -73,7 +116,7 @@ pub(crate) fn generate() -> Result<GeneratedSchema, SchemaGenError> {
                 READ: {
                     "appliesTo": {
                         "principalTypes": [REQUESTER],
-                        "resourceTypes": [RECORD_TYPE],
+                        "resourceTypes": [VIEW],
                         "context": { "type": CONTEXT_TYPE }
                     }
                 }
@@ -95,18 +138,16 @@ mod tests {
         let generated = generate().unwrap();
         let text = &generated.text;
         for needle in [
-            "entity Requester",
-            "entity RecordType",
-            "department: __cedar::String",
-            "sharing_class: __cedar::String",
-            "subject_kind: __cedar::String",
-            "type ReadContext",
-            "purpose: __cedar::String",
+            "entity Requester in [RequesterGroup]",
+            "entity View in [RecordType]",
+            "predicate: __cedar::Bool",
+            "now: __cedar::datetime",
+            "local_time: __cedar::duration",
+            "item: __cedar::String",
             "action \"read\"",
         ] {
             assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
         }
-        // the text form parses back to the same schema
         let (reparsed, _) = Schema::from_cedarschema_str(text).unwrap();
         assert_eq!(
             reparsed.entity_types().count(),

@@ -4,10 +4,11 @@
 //!
 //! A variable is limited by its scope (`== E`, `in E`, `is T in E`) and by top-level
 //! conjuncts of the conditions (`var == E`, `var in E`, `var in [E, ..]`,
-//! `[E, ..].contains(var)`), where every `E` is a literal of the variable's own entity
-//! type. `in` counts as `==` because `Requester` and `RecordType` entities have no parents
-//! (the generated schema gives them none). Any other form, or a literal of another type,
-//! limits nothing: the answer is then "unlimited", which is always safe.
+//! `[E, ..].contains(var)`), where every `E` is a literal the caller's resolver maps to the
+//! ids it stands for: a `RecordType` or `View` literal to its record type, a `Requester`
+//! to itself, a `RequesterGroup` to its members (treating `==` like `in` only widens the
+//! set, which is safe). Any other form, or a literal the resolver does not know, limits
+//! nothing: the answer is then "unlimited", which is always safe.
 
 use std::collections::BTreeSet;
 
@@ -34,12 +35,15 @@ pub(crate) fn conjuncts(expr: &Expr) -> Vec<&Expr> {
     out
 }
 
+/// Maps an entity literal to the ids it stands for; `None` for a literal it cannot place.
+pub(crate) type Resolver<'a> = &'a dyn Fn(&EntityUID) -> Option<BTreeSet<String>>;
+
 /// The ids `var` (`principal` or `resource`) may have for `policy` to apply, `None` when
-/// the policy does not limit them. `entity_type` is the variable's one entity type.
+/// the policy does not limit them.
 pub(crate) fn possible_ids(
     policy: &ast::Policy,
     var: Var,
-    entity_type: &str,
+    entity_type: Resolver<'_>,
 ) -> Option<BTreeSet<String>> {
     let scope = match var {
         Var::Principal => policy.principal_constraint().as_inner().clone(),
@@ -69,7 +73,7 @@ pub(crate) fn possible_ids(
 }
 
 /// The ids one conjunct limits `var` to, if it is one of the recognised forms.
-fn conjunct_ids(expr: &Expr, var: Var, entity_type: &str) -> Option<BTreeSet<String>> {
+fn conjunct_ids(expr: &Expr, var: Var, entity_type: Resolver<'_>) -> Option<BTreeSet<String>> {
     match expr.expr_kind() {
         ExprKind::BinaryApp {
             op: BinaryOp::Eq,
@@ -104,16 +108,16 @@ fn conjunct_ids(expr: &Expr, var: Var, entity_type: &str) -> Option<BTreeSet<Str
     }
 }
 
-/// The ids of `uids`, if all are of `entity_type`.
+/// The ids `uids` stand for, if the resolver places all of them.
 fn ids_of<'a>(
     uids: impl IntoIterator<Item = &'a EntityUID>,
-    entity_type: &str,
+    resolve: Resolver<'_>,
 ) -> Option<BTreeSet<String>> {
-    uids.into_iter()
-        .map(|uid| {
-            (uid.entity_type().to_string() == entity_type).then(|| uid.eid().as_ref().to_owned())
-        })
-        .collect()
+    let mut ids = BTreeSet::new();
+    for uid in uids {
+        ids.extend(resolve(uid)?);
+    }
+    Some(ids)
 }
 
 fn entity_literal(expr: &Expr) -> Option<&EntityUID> {
@@ -137,6 +141,33 @@ pub(crate) fn resource_attr(expr: &Expr) -> Option<&str> {
         ExprKind::GetAttr { expr, attr } if is_var(expr, Var::Resource) => Some(attr.as_str()),
         _ => None,
     }
+}
+
+/// `context.<attr>` → `attr`.
+pub(crate) fn context_attr(expr: &Expr) -> Option<&str> {
+    match expr.expr_kind() {
+        ExprKind::GetAttr { expr, attr } if is_var(expr, Var::Context) => Some(attr.as_str()),
+        _ => None,
+    }
+}
+
+/// Whether the expression reads `context.now` or `context.local_time`, or uses `context`
+/// other than through an attribute (conservatively counted as reading them): decisions of
+/// such a policy depend on the minute of the request.
+pub(crate) fn reads_time(expr: &Expr) -> bool {
+    let mut bare = 0usize;
+    let mut through_attr = 0usize;
+    for e in expr.subexpressions() {
+        if let Some(attr) = context_attr(e) {
+            through_attr += 1;
+            if attr == crate::schema::CONTEXT_NOW || attr == crate::schema::CONTEXT_LOCAL_TIME {
+                return true;
+            }
+        } else if is_var(e, Var::Context) {
+            bare += 1;
+        }
+    }
+    bare > through_attr
 }
 
 pub(crate) fn string_literal(expr: &Expr) -> Option<&str> {
@@ -197,10 +228,18 @@ mod tests {
 
     use super::*;
 
+    /// A resolver accepting literals of one entity type, each standing for its own id.
+    fn same_type(entity_type: &str) -> impl Fn(&EntityUID) -> Option<BTreeSet<String>> + '_ {
+        move |uid| {
+            (uid.entity_type().to_string() == entity_type)
+                .then(|| BTreeSet::from([uid.eid().as_ref().to_owned()]))
+        }
+    }
+
     fn ids(src: &str, var: Var, entity_type: &str) -> Option<Vec<String>> {
         let set = parser::parse_policyset(src).unwrap();
         let policy = set.policies().next().unwrap();
-        possible_ids(policy, var, entity_type).map(|ids| ids.into_iter().collect())
+        possible_ids(policy, var, &same_type(entity_type)).map(|ids| ids.into_iter().collect())
     }
 
     fn resources(src: &str) -> Option<Vec<String>> {

@@ -15,6 +15,7 @@ pub mod client;
 pub mod conformance;
 pub mod demo;
 pub mod fetch;
+pub mod policy;
 
 use std::path::PathBuf;
 
