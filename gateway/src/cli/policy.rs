@@ -97,7 +97,9 @@ fn test(dir: &Path) -> anyhow::Result<()> {
     let (catalog, set) = load(dir)?;
     let tests = dir.join("tests");
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(&tests).with_context(|| format!("reading {}", tests.display()))? {
+    for entry in
+        std::fs::read_dir(&tests).with_context(|| format!("reading {}", tests.display()))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path)
