@@ -108,6 +108,32 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
     assert_eq!(seen.len(), 63, "every type exactly once");
     assert_eq!(by_status, BTreeMap::from([("OK".to_owned(), 63)]));
 
+    // The provident fund's withdrawal item: the title's summary and a yes/no on arrears.
+    let pf = doc["provident_fund_withdrawal"]["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no provident fund section: {}", context()));
+    let pf_result = |t: &str| {
+        pf.iter()
+            .find(|r| r["record_type"] == t)
+            .unwrap_or_else(|| panic!("no {t}: {}", context()))
+    };
+    let title = pf_result("real_estate_title");
+    assert_eq!(
+        (title["status"].as_str(), title["view"].as_str()),
+        (Some("OK"), Some("summary"))
+    );
+    for record in title["records"].as_array().expect("records") {
+        assert!(record.get("certificate_no").is_none(), "{record}");
+        assert!(record.get("owner_name").is_some(), "{record}");
+    }
+    let arrears = pf_result("no_tax_arrears_certificate");
+    assert_eq!(arrears["status"], "OK");
+    assert!(arrears["value"].is_boolean(), "{arrears}");
+    assert_eq!(arrears["record_count"], 0, "{arrears}");
+    let refused = &doc["no_grant"]["results"][0];
+    assert_eq!(refused["status"], "DENIED", "{refused}");
+    assert_eq!(refused["policy_ids"][0], "default deny", "{refused}");
+
     // The citizen with gaps: no marriage, no vehicle; everything else OK or NOT_FOUND.
     let gappy = &doc["gappy_citizen"];
     assert_eq!(gappy["subject"], env.subjects().gappy_citizen.as_str());

@@ -90,7 +90,8 @@ async fn the_withdrawal_item_releases_exactly_its_views() -> anyhow::Result<()> 
     assert_eq!(card.view, "full");
     let rt = env.catalog().record_type("resident_identity_card").unwrap();
     for record in &card.records {
-        rt.validate(&struct_to_json(record)).expect("a whole, valid record");
+        rt.validate(&struct_to_json(record))
+            .expect("a whole, valid record");
     }
     for result in &response.results {
         assert!(
@@ -105,16 +106,19 @@ async fn the_withdrawal_item_releases_exactly_its_views() -> anyhow::Result<()> 
 async fn purposes_items_and_requesters_decide() -> anyhow::Result<()> {
     let env = TestEnv::new()?;
     let gateway = env.start_gateway(&GatewayOptions::default()).await?;
-    let _adapters = env
-        .start_adapters(&["natural-resources"], &gateway)
-        .await?;
+    let _adapters = env.start_adapters(&["natural-resources"], &gateway).await?;
     let citizen = env.subjects().citizen.clone();
 
     // No grant at all: default deny.
     let mut nobody = env.exchange(gateway.addr(), NO_GRANT).await?;
     let response = nobody
         .fetch(with_timeout(
-            fetch_request(SubjectKind::ResidentId, &citizen, ["real_estate_title"], GENERAL_APPROVAL),
+            fetch_request(
+                SubjectKind::ResidentId,
+                &citizen,
+                ["real_estate_title"],
+                GENERAL_APPROVAL,
+            ),
             FETCH_TIMEOUT,
         ))
         .await?
@@ -170,7 +174,12 @@ async fn purposes_items_and_requesters_decide() -> anyhow::Result<()> {
     let mut hall = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
     let response = hall
         .fetch(with_timeout(
-            fetch_request(SubjectKind::ResidentId, &citizen, ["real_estate_title"], GENERAL_APPROVAL),
+            fetch_request(
+                SubjectKind::ResidentId,
+                &citizen,
+                ["real_estate_title"],
+                GENERAL_APPROVAL,
+            ),
             FETCH_TIMEOUT,
         ))
         .await?
@@ -208,28 +217,52 @@ async fn a_group_grant_with_a_daily_quota_is_spent() -> anyhow::Result<()> {
         })
         .await?;
     let citizen = env.subjects().citizen.clone();
-    let fixture = env.start_fixture(licence_fixture(&citizen), &gateway).await?;
+    let fixture = env
+        .start_fixture(licence_fixture(&citizen), &gateway)
+        .await?;
     // The provident fund is in the group; the no-grant bureau is not.
     let mut pf = env.exchange(gateway.addr(), PROVIDENT_FUND).await?;
     let request = || {
         with_timeout(
-            fetch_request(SubjectKind::ResidentId, &citizen, ["driving_licence"], GENERAL_APPROVAL),
+            fetch_request(
+                SubjectKind::ResidentId,
+                &citizen,
+                ["driving_licence"],
+                GENERAL_APPROVAL,
+            ),
             FETCH_TIMEOUT,
         )
     };
     for n in 0..2 {
         let result = pf.fetch(request()).await?.into_inner().results.remove(0);
-        assert_eq!(status_of(&result), RecordStatus::Ok, "fetch {n}: {result:?}");
+        assert_eq!(
+            status_of(&result),
+            RecordStatus::Ok,
+            "fetch {n}: {result:?}"
+        );
         assert_eq!(result.policy_ids, vec!["it-bureaus-licences"]);
     }
     let spent = pf.fetch(request()).await?.into_inner().results.remove(0);
-    assert_eq!(status_of(&spent), RecordStatus::ResourceExhausted, "{spent:?}");
+    assert_eq!(
+        status_of(&spent),
+        RecordStatus::ResourceExhausted,
+        "{spent:?}"
+    );
     assert!(spent.error.contains("quota of 2"), "{}", spent.error);
-    assert_eq!(fixture.lookups(), 2, "a spent quota must not reach the department");
+    assert_eq!(
+        fixture.lookups(),
+        2,
+        "a spent quota must not reach the department"
+    );
     let mut nobody = env.exchange(gateway.addr(), NO_GRANT).await?;
     let outsider = nobody
         .fetch(with_timeout(
-            fetch_request(SubjectKind::ResidentId, &citizen, ["driving_licence"], GENERAL_APPROVAL),
+            fetch_request(
+                SubjectKind::ResidentId,
+                &citizen,
+                ["driving_licence"],
+                GENERAL_APPROVAL,
+            ),
             FETCH_TIMEOUT,
         ))
         .await?
@@ -240,17 +273,24 @@ async fn a_group_grant_with_a_daily_quota_is_spent() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Local (UTC+8) hour now.
-fn local_hour() -> i64 {
-    let now = time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap());
-    i64::from(now.hour())
+/// Minutes since local (UTC+8) midnight, now.
+fn local_minutes() -> i64 {
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap();
+    let now = time::OffsetDateTime::now_utc().to_offset(offset);
+    i64::from(now.hour()) * 60 + i64::from(now.minute())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validity_periods_and_time_of_day_decide() -> anyhow::Result<()> {
     let env = TestEnv::new()?;
-    // An hour-long window starting two hours from now (local), so never now.
-    let start = (local_hour() + 2) % 24;
+    let now = local_minutes();
+    // A window around now (clamped to the day), and one that cannot contain now.
+    let (open_from, open_to) = ((now - 60).max(0), (now + 60).min(24 * 60));
+    let (closed_from, closed_to) = if now < 12 * 60 {
+        (now + 120, now + 180)
+    } else {
+        (now - 180, now - 120)
+    };
     let policies = env.write_policy_set(
         "time",
         &[(
@@ -264,15 +304,19 @@ when {{ context.now < datetime("2020-01-01T00:00:00Z") }};
 
 @id("it-current")
 permit (principal == Requester::"approval-hall-demo", action == Action::"read",
-        resource == View::"driving_licence.summary")
+        resource == View::"driving_licence.exists")
 when {{ context.now >= datetime("2020-01-01T00:00:00Z") && context.now < datetime("2100-01-01T00:00:00Z") }};
 
-@id("it-later-today")
-permit (principal == Requester::"approval-hall-demo", action == Action::"read",
-        resource == View::"driving_licence.exists")
-when {{ context.local_time >= duration("{start}h") && context.local_time < duration("{}h") }};
-"#,
-                start + 1
+@id("it-office-hours-now")
+permit (principal == Requester::"provident-fund-bozhou", action == Action::"read",
+        resource == View::"driving_licence.full")
+when {{ context.local_time >= duration("{open_from}m") && context.local_time < duration("{open_to}m") }};
+
+@id("it-office-hours-later")
+permit (principal == Requester::"no-grant-bureau", action == Action::"read",
+        resource == View::"driving_licence.full")
+when {{ context.local_time >= duration("{closed_from}m") && context.local_time < duration("{closed_to}m") }};
+"#
             ),
         )],
     )?;
@@ -283,32 +327,39 @@ when {{ context.local_time >= duration("{start}h") && context.local_time < durat
         })
         .await?;
     let citizen = env.subjects().citizen.clone();
-    let _fixture = env.start_fixture(licence_fixture(&citizen), &gateway).await?;
-    let mut hall = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
-    let mut status_at = async |view: &str| {
-        let result = hall
-            .fetch(with_timeout(
-                at_view(&citizen, "driving_licence", view, GENERAL_APPROVAL),
-                FETCH_TIMEOUT,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .results
-            .remove(0);
-        (status_of(&result), result.policy_ids)
-    };
+    let _fixture = env
+        .start_fixture(licence_fixture(&citizen), &gateway)
+        .await?;
+    let decided =
+        async |requester: &str, view: &str| -> anyhow::Result<(RecordStatus, Vec<String>)> {
+            let mut client = env.exchange(gateway.addr(), requester).await?;
+            let result = client
+                .fetch(with_timeout(
+                    at_view(&citizen, "driving_licence", view, GENERAL_APPROVAL),
+                    FETCH_TIMEOUT,
+                ))
+                .await?
+                .into_inner()
+                .results
+                .remove(0);
+            Ok((status_of(&result), result.policy_ids))
+        };
     assert_eq!(
-        status_at("full").await,
+        decided(APPROVAL_HALL, "full").await?,
         (RecordStatus::Denied, vec!["default deny".to_owned()]),
         "an expired grant"
     );
     assert_eq!(
-        status_at("summary").await,
+        decided(APPROVAL_HALL, "exists").await?,
         (RecordStatus::Ok, vec!["it-current".to_owned()])
     );
     assert_eq!(
-        status_at("exists").await.0,
+        decided(PROVIDENT_FUND, "full").await?,
+        (RecordStatus::Ok, vec!["it-office-hours-now".to_owned()]),
+        "inside the grant's hours"
+    );
+    assert_eq!(
+        decided(NO_GRANT, "full").await?.0,
         RecordStatus::Denied,
         "outside the grant's hours"
     );
@@ -334,16 +385,27 @@ async fn reload_rejects_a_bad_set_and_applies_a_good_one() -> anyhow::Result<()>
         })
         .await?;
     let citizen = env.subjects().citizen.clone();
-    let _fixture = env.start_fixture(licence_fixture(&citizen), &gateway).await?;
-    let mut admin = PolicyAdminClient::new(client::connect(gateway.addr(), &env.pki().admin()).await?);
+    let _fixture = env
+        .start_fixture(licence_fixture(&citizen), &gateway)
+        .await?;
+    let mut admin =
+        PolicyAdminClient::new(client::connect(gateway.addr(), &env.pki().admin()).await?);
     let mut hall = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
     let licence = || {
         with_timeout(
-            fetch_request(SubjectKind::ResidentId, &citizen, ["driving_licence"], GENERAL_APPROVAL),
+            fetch_request(
+                SubjectKind::ResidentId,
+                &citizen,
+                ["driving_licence"],
+                GENERAL_APPROVAL,
+            ),
             FETCH_TIMEOUT,
         )
     };
-    let first = admin.get_policy_set(GetPolicySetRequest {}).await?.into_inner();
+    let first = admin
+        .get_policy_set(GetPolicySetRequest {})
+        .await?
+        .into_inner();
     let result = hall.fetch(licence()).await?.into_inner().results.remove(0);
     assert_eq!(status_of(&result), RecordStatus::Ok);
     assert_eq!(result.policy_set_version, first.version);
@@ -360,13 +422,22 @@ async fn reload_rejects_a_bad_set_and_applies_a_good_one() -> anyhow::Result<()>
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     let violations = xgate_proto::status::violations(&status);
     assert!(
-        violations.iter().any(|v| v.field.contains("broken.cedar:2:")),
+        violations
+            .iter()
+            .any(|v| v.field.contains("broken.cedar:2:")),
         "{violations:?}"
     );
-    let still = admin.get_policy_set(GetPolicySetRequest {}).await?.into_inner();
+    let still = admin
+        .get_policy_set(GetPolicySetRequest {})
+        .await?
+        .into_inner();
     assert_eq!(still.version, first.version);
     let result = hall.fetch(licence()).await?.into_inner().results.remove(0);
-    assert_eq!(status_of(&result), RecordStatus::Ok, "the old set stays in force");
+    assert_eq!(
+        status_of(&result),
+        RecordStatus::Ok,
+        "the old set stays in force"
+    );
 
     // A good change: forbid the licence. It applies without a restart.
     std::fs::remove_file(dir.join("broken.cedar"))?;
@@ -374,13 +445,20 @@ async fn reload_rejects_a_bad_set_and_applies_a_good_one() -> anyhow::Result<()>
         dir.join("forbid.cedar"),
         "@id(\"it-forbid-licence\")\nforbid (principal, action, resource in RecordType::\"driving_licence\");\n",
     )?;
-    let reloaded = admin.reload_policies(ReloadPoliciesRequest {}).await?.into_inner();
+    let reloaded = admin
+        .reload_policies(ReloadPoliciesRequest {})
+        .await?
+        .into_inner();
     assert!(reloaded.changed);
     let active = reloaded.active.unwrap();
     assert_ne!(active.version, first.version);
     assert!(active.policy_ids.contains(&"it-forbid-licence".to_owned()));
     let result = hall.fetch(licence()).await?.into_inner().results.remove(0);
-    assert_eq!(status_of(&result), RecordStatus::Denied, "forbid beats permit");
+    assert_eq!(
+        status_of(&result),
+        RecordStatus::Denied,
+        "forbid beats permit"
+    );
     assert_eq!(result.policy_ids, vec!["it-forbid-licence"]);
     assert_eq!(result.policy_set_version, active.version);
 
@@ -403,7 +481,10 @@ async fn wait_for_new_version(
 ) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let now = admin.get_policy_set(GetPolicySetRequest {}).await?.into_inner();
+        let now = admin
+            .get_policy_set(GetPolicySetRequest {})
+            .await?
+            .into_inner();
         if now.version != version {
             return Ok(now.version);
         }
@@ -422,8 +503,13 @@ async fn sighup_and_file_changes_reload() -> anyhow::Result<()> {
             ..GatewayOptions::default()
         })
         .await?;
-    let mut admin = PolicyAdminClient::new(client::connect(gateway.addr(), &env.pki().admin()).await?);
-    let first = admin.get_policy_set(GetPolicySetRequest {}).await?.into_inner().version;
+    let mut admin =
+        PolicyAdminClient::new(client::connect(gateway.addr(), &env.pki().admin()).await?);
+    let first = admin
+        .get_policy_set(GetPolicySetRequest {})
+        .await?
+        .into_inner()
+        .version;
 
     // A file change is picked up by the watcher.
     std::fs::write(
@@ -443,7 +529,10 @@ async fn sighup_and_file_changes_reload() -> anyhow::Result<()> {
         .status()?;
     assert!(status.success());
     let third = wait_for_new_version(&mut admin, &second).await?;
-    let set = admin.get_policy_set(GetPolicySetRequest {}).await?.into_inner();
+    let set = admin
+        .get_policy_set(GetPolicySetRequest {})
+        .await?
+        .into_inner();
     assert_eq!(set.version, third);
     assert!(set.policy_ids.contains(&"it-extra-2".to_owned()), "{set:?}");
     assert!(gateway.process().log_text().contains("policy set loaded"));
@@ -479,7 +568,8 @@ async fn a_grant_of_a_not_shared_type_is_rejected() -> anyhow::Result<()> {
             ..GatewayOptions::default()
         })
         .await?;
-    let mut admin = PolicyAdminClient::new(client::connect(gateway.addr(), &env.pki().admin()).await?);
+    let mut admin =
+        PolicyAdminClient::new(client::connect(gateway.addr(), &env.pki().admin()).await?);
     std::fs::write(
         dir.join("exit.cedar"),
         "@id(\"it-exit\")\npermit (principal, action, resource == View::\"exit_entry_record.full\");\n",

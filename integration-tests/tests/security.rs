@@ -172,7 +172,7 @@ const FORBID_DRIVING_LICENCE: &str = r#"
 forbid (
     principal,
     action == Action::"read",
-    resource == RecordType::"driving_licence"
+    resource in RecordType::"driving_licence"
 );
 "#;
 

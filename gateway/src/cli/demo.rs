@@ -58,6 +58,9 @@ fn source_of(department: &str) -> Source {
 
 const DEMO_REQUESTER: &str = "approval-hall-demo";
 const DEMO_PURPOSE: &str = "GENERAL-APPROVAL";
+const PF_REQUESTER: &str = "provident-fund-bozhou";
+const PF_ITEM: &str = "PF-WITHDRAWAL";
+const NO_GRANT_REQUESTER: &str = "no-grant-bureau";
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -309,6 +312,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The citizen with gaps in her records: what she lacks comes back NOT_FOUND.
     let gappy_id = gappy_citizen();
     let gappy = fetch_all(client.clone(), &catalog, SubjectKind::ResidentId, &gappy_id).await?;
+    // Policies at work: the provident fund's withdrawal item gets exactly the
+    // views the item names; a bureau without a grant gets nothing.
+    let pf_files = pki.files(&Identity::Requester(PF_REQUESTER.into()));
+    let pf_client = ExchangeClient::new(super::client::connect(&url, &pf_files).await?);
+    let withdrawal = fetch_request(
+        pf_client,
+        FetchRequest {
+            approval_item: PF_ITEM.into(),
+            ..subject_request(SubjectKind::ResidentId, &citizen)
+        },
+    )
+    .await?;
+    let nobody_files = pki.files(&Identity::Requester(NO_GRANT_REQUESTER.into()));
+    let nobody_client = ExchangeClient::new(super::client::connect(&url, &nobody_files).await?);
+    let refused = fetch_request(
+        nobody_client,
+        FetchRequest {
+            record_types: vec!["real_estate_title".into()],
+            purpose: DEMO_PURPOSE.into(),
+            ..subject_request(SubjectKind::ResidentId, &citizen)
+        },
+    )
+    .await?;
     let gappy_missing: Vec<&str> = gappy
         .iter()
         .filter(|r| r.status == xgate_proto::v1::RecordStatus::NotFound as i32)
@@ -343,6 +369,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "subjects": {"resident_id": citizen, "uscc": company},
             "results": results,
             "summary": {"record_types": all.len(), "by_status": by_status, "fetch_ms": fetch_elapsed.as_secs_f64() * 1000.0},
+            "provident_fund_withdrawal": {
+                "requester": PF_REQUESTER,
+                "approval_item": PF_ITEM,
+                "results": withdrawal.iter().map(|r| result_json(r, true)).collect::<Vec<_>>(),
+            },
+            "no_grant": {
+                "requester": NO_GRANT_REQUESTER,
+                "results": refused.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
+            },
             "gappy_citizen": {
                 "subject": gappy_id,
                 "results": gappy.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
@@ -364,6 +399,33 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         crate::outln!()?;
         crate::outln!("{}", summary(&all, fetch_elapsed))?;
+        crate::outln!()?;
+        crate::outln!(
+            "{PF_REQUESTER} fetches approval item {PF_ITEM} for {citizen}: only the views the item names"
+        )?;
+        crate::outln!("{}", header())?;
+        for r in &withdrawal {
+            crate::outln!("{}", row(r))?;
+        }
+        if let Some(title) = withdrawal
+            .iter()
+            .find(|r| r.record_type == "real_estate_title")
+            .and_then(|r| r.records.first())
+        {
+            crate::outln!(
+                "  real_estate_title (summary) = {}",
+                xgate_proto::json::struct_to_json(title)
+            )?;
+        }
+        crate::outln!()?;
+        for r in &refused {
+            crate::outln!(
+                "{NO_GRANT_REQUESTER} asks for {}: {} ({})",
+                r.record_type,
+                super::status_name(r.status),
+                r.error
+            )?;
+        }
         crate::outln!()?;
         crate::outln!(
             "Citizen {gappy_id} has gaps: {} of {} personal types NOT_FOUND ({})",
@@ -427,8 +489,32 @@ async fn wait_for_registrations(
     }
 }
 
-async fn fetch_all(
+/// A request about one subject, with the demo's case and operator.
+fn subject_request(kind: SubjectKind, id: &str) -> FetchRequest {
+    FetchRequest {
+        subject: Some(Subject {
+            kind: proto_kind(kind) as i32,
+            id: id.to_owned(),
+        }),
+        case_id: "DEMO-2026-0001".into(),
+        operator_id: "demo-operator".into(),
+        ..FetchRequest::default()
+    }
+}
+
+async fn fetch_request(
     mut client: ExchangeClient<tonic::transport::Channel>,
+    message: FetchRequest,
+) -> anyhow::Result<Vec<RecordResult>> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(Duration::from_secs(10));
+    let response = client.fetch(request).await.map_err(super::fetch::explain)?;
+    Ok(response.into_inner().results)
+}
+
+/// Every record type of the subject's kind, as the demo approval hall.
+async fn fetch_all(
+    client: ExchangeClient<tonic::transport::Channel>,
     catalog: &Catalog,
     kind: SubjectKind,
     id: &str,
@@ -438,20 +524,15 @@ async fn fetch_all(
         .filter(|t| t.subject_kind == kind)
         .map(|t| t.id.clone())
         .collect();
-    let mut request = tonic::Request::new(FetchRequest {
-        subject: Some(Subject {
-            kind: proto_kind(kind) as i32,
-            id: id.to_owned(),
-        }),
-        record_types,
-        purpose: DEMO_PURPOSE.into(),
-        case_id: "DEMO-2026-0001".into(),
-        operator_id: "demo-operator".into(),
-        ..FetchRequest::default()
-    });
-    request.set_timeout(Duration::from_secs(10));
-    let response = client.fetch(request).await.map_err(super::fetch::explain)?;
-    Ok(response.into_inner().results)
+    fetch_request(
+        client,
+        FetchRequest {
+            record_types,
+            purpose: DEMO_PURPOSE.into(),
+            ..subject_request(kind, id)
+        },
+    )
+    .await
 }
 
 fn print_how_to_call(url: &str, work: &Path, citizen: &str) -> std::io::Result<()> {
