@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "xgate/v1/exchange.proto",
     "xgate/v1/registry.proto",
     "xgate/v1/adapter.proto",
+    "xgate/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
