@@ -9,6 +9,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { { use std::io::Write as _; writeln!(std::io::stdout().lock(), $($arg)*) } };
 }
 
+pub mod audit;
 pub mod certs;
 pub mod client;
 pub mod demo;
