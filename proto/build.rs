@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "xgate/v1/registry.proto",
     "xgate/v1/adapter.proto",
     "xgate/v1/admin.proto",
+    "xgate/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -28,6 +28,55 @@ pub struct Config {
     pub database: PathBuf,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: the tamper-evident access log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// `sqlite:PATH` or `postgres://...`; `sqlite:<database dir>/audit.db`
+    /// when absent.
+    pub database: Option<String>,
+    /// Directory of the signing and subject keys (created 0600 on first
+    /// start); `<database dir>/audit-keys` when absent.
+    pub key_dir: Option<PathBuf>,
+    /// Seconds between signed checkpoints.
+    pub checkpoint_interval_secs: u64,
+    /// Most entries committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            database: None,
+            key_dir: None,
+            checkpoint_interval_secs: 60,
+            max_batch: 5_000,
+        }
+    }
+}
+
+impl Config {
+    /// The audit store URL, defaulting next to the gateway database.
+    pub fn audit_database(&self) -> String {
+        self.audit.database.clone().unwrap_or_else(|| {
+            let dir = self.database.parent().unwrap_or(Path::new("."));
+            format!("sqlite:{}", dir.join("audit.db").display())
+        })
+    }
+
+    /// The audit key directory, defaulting next to the gateway database.
+    pub fn audit_key_dir(&self) -> PathBuf {
+        self.audit.key_dir.clone().unwrap_or_else(|| {
+            self.database
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("audit-keys")
+        })
+    }
 }
 
 fn default_true() -> bool {
@@ -146,6 +195,18 @@ impl Config {
         if let Some(dir) = &mut self.catalog_dir {
             fix(dir);
         }
+        if let Some(dir) = &mut self.audit.key_dir {
+            fix(dir);
+        }
+        // A relative SQLite audit path is relative to the file, like the rest.
+        if let Some(url) = &mut self.audit.database
+            && let Some(path) = url.strip_prefix("sqlite:")
+            && !path.starts_with('/')
+            && !path.starts_with("//")
+            && !path.starts_with(":memory:")
+        {
+            *url = format!("sqlite:{}", base.join(path).display());
+        }
     }
 
     /// Checks the values serde cannot: non-zero limits, ordered timeouts.
@@ -158,6 +219,18 @@ impl Config {
         }
         if l.default_fetch_timeout_ms == 0 || l.adapter_timeout_cap_ms == 0 {
             return Err("limits: timeouts must be positive".into());
+        }
+        if self.audit.checkpoint_interval_secs == 0 || self.audit.max_batch == 0 {
+            return Err(
+                "audit.checkpoint_interval_secs and audit.max_batch must be positive".into(),
+            );
+        }
+        if let Some(url) = &self.audit.database
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+        {
+            return Err("audit.database must start with `sqlite:` or `postgres://`".into());
         }
         if l.default_fetch_timeout_ms > l.max_fetch_timeout_ms {
             return Err(format!(
@@ -197,6 +270,27 @@ ca = "/etc/xgate/ca.pem"
         assert_eq!(config.tls.cert, dir.path().join("pki/gateway.pem"));
         assert_eq!(config.tls.ca, PathBuf::from("/etc/xgate/ca.pem"));
         assert_eq!(config.limits.max_request_bytes, 64 * 1024);
+        assert_eq!(
+            config.audit_database(),
+            format!("sqlite:{}", dir.path().join("audit.db").display())
+        );
+        assert_eq!(config.audit_key_dir(), dir.path().join("audit-keys"));
+    }
+
+    #[test]
+    fn audit_section_resolves_paths_and_rejects_bad_urls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text =
+            format!("{MINIMAL}\n[audit]\ndatabase = \"sqlite:a/audit.db\"\nkey_dir = \"keys\"\n");
+        let config = Config::load(&write(dir.path(), &text)).expect("load");
+        assert_eq!(
+            config.audit_database(),
+            format!("sqlite:{}", dir.path().join("a/audit.db").display())
+        );
+        assert_eq!(config.audit_key_dir(), dir.path().join("keys"));
+        let text = format!("{MINIMAL}\n[audit]\ndatabase = \"mysql://x\"\n");
+        let err = Config::load(&write(dir.path(), &text)).expect_err("bad url");
+        assert!(err.to_string().contains("audit.database"), "{err}");
     }
 
     #[test]

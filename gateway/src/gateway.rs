@@ -25,6 +25,7 @@ use xgate_proto::v1::{
 };
 use xgate_tls::{Identity, TlsFiles};
 
+use crate::audit::{self, AdminEvent, Auditor, FetchContext};
 use crate::config::Limits;
 use crate::fetch::{self, FetchJob};
 use crate::policy_admin::PolicyMeta;
@@ -51,6 +52,8 @@ pub struct GatewayState {
     pub policy_meta: ArcSwap<PolicyMeta>,
     /// Serialises policy reloads.
     pub(crate) policy_reload_lock: tokio::sync::Mutex<()>,
+    /// The access log every released record is written to first.
+    pub auditor: Auditor,
     /// Serialises registry changes so the routes always match the store.
     registry_lock: tokio::sync::Mutex<()>,
 }
@@ -63,6 +66,7 @@ impl GatewayState {
         store: Store,
         tls: TlsFiles,
         limits: Limits,
+        auditor: Auditor,
     ) -> Result<Arc<GatewayState>, crate::store::StoreError> {
         let registrations = store.all().await?;
         let routes = Routes::build(&registrations, &tls);
@@ -79,6 +83,7 @@ impl GatewayState {
                 source: policies_dir,
             }),
             policy_reload_lock: tokio::sync::Mutex::new(()),
+            auditor,
             registry_lock: tokio::sync::Mutex::new(()),
         }))
     }
@@ -136,14 +141,23 @@ impl GatewayState {
         ))
     }
 
-    fn plan(&self, (job, policies): (FetchJob, Arc<PolicySet>)) -> fetch::Plan {
+    /// Plans the fetch; the context carries what its audit entries share.
+    fn plan(
+        &self,
+        (job, policies): (FetchJob, Arc<PolicySet>),
+        trace_id: String,
+    ) -> (fetch::Plan, Arc<FetchContext>) {
         let routes = self.routes.load();
-        fetch::plan(
-            job,
-            Arc::clone(&self.catalog),
-            &policies,
-            &routes,
-            &self.quotas,
+        let ctx = FetchContext::new(&self.auditor, &job, trace_id, policies.version());
+        (
+            fetch::plan(
+                job,
+                Arc::clone(&self.catalog),
+                &policies,
+                &routes,
+                &self.quotas,
+            ),
+            Arc::new(ctx),
         )
     }
 }
@@ -187,6 +201,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
+        let trace_id = audit::trace_id(&request);
         let (job, policies) = self.0.start_fetch(request)?;
         let (request_id, requester, purpose, started) = (
             job.request_id.clone(),
@@ -194,7 +209,15 @@ impl Exchange for ExchangeService {
             job.fetch.purpose.clone(),
             job.started,
         );
-        let results = fetch::collect(self.0.plan((job, policies))).await;
+        let (plan, ctx) = self.0.plan((job, policies), trace_id);
+        // Nothing of a unary fetch leaves before the end: one audit append
+        // for all of its results.
+        let results = fetch::collect(plan).await.into_iter().enumerate().collect();
+        let results: Vec<_> = audit::seal(&self.0.auditor, &ctx, results)
+            .await
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         log_fetch(&request_id, &requester, &purpose, &results, started);
         let mut response = Response::new(FetchResponse {
             request_id: request_id.clone(),
@@ -212,9 +235,10 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<Self::FetchStreamStream>, Status> {
+        let trace_id = audit::trace_id(&request);
         let job = self.0.start_fetch(request)?;
         let request_id = job.0.request_id.clone();
-        let fetch::Plan { immediate, calls } = self.0.plan(job);
+        let (fetch::Plan { immediate, calls }, ctx) = self.0.plan(job, trace_id);
         let wrap = {
             let request_id = request_id.clone();
             move |(_, result)| {
@@ -224,9 +248,20 @@ impl Exchange for ExchangeService {
                 })
             }
         };
-        // Known results first, then each department's as soon as it answers.
-        let stream = futures::stream::iter(immediate.into_iter().map(wrap.clone()))
-            .chain(calls.flat_map(futures::stream::iter).map(wrap));
+        // Known results first, then each department's as soon as it answers;
+        // every batch only after its audit entries are durable.
+        let seal = {
+            let auditor = Arc::clone(&self.0.auditor);
+            move |batch: Vec<fetch::Indexed>| {
+                let auditor = Arc::clone(&auditor);
+                let ctx = Arc::clone(&ctx);
+                async move { audit::seal(&auditor, &ctx, batch).await }
+            }
+        };
+        let stream = futures::stream::once(seal.clone()(immediate))
+            .chain(calls.then(seal))
+            .flat_map(futures::stream::iter)
+            .map(wrap);
         let mut response = Response::new(Box::pin(stream) as ResultStream);
         if let Ok(value) = request_id.parse() {
             response.metadata_mut().insert("x-request-id", value);
@@ -449,6 +484,17 @@ impl Registry for RegistryService {
             .find(|r| r.department == department && r.adapter_id == adapter_id)
             .unwrap_or(registration);
         tracing::info!(department, adapter_id, types = stored.record_types.len(), endpoints = ?stored.endpoints, "adapter registered");
+        audit::admin_event(
+            &gw.auditor,
+            &department,
+            AdminEvent::AdapterRegistered {
+                department: department.clone(),
+                adapter_id: adapter_id.clone(),
+                endpoints: stored.endpoints.clone(),
+                record_types: stored.record_types.clone(),
+            },
+        )
+        .await;
         Ok(Response::new(RegisterResponse {
             registration: Some(to_proto(&stored)),
         }))
@@ -503,6 +549,18 @@ impl Registry for RegistryService {
             by_admin,
             "adapter deregistered"
         );
+        if removed {
+            audit::admin_event(
+                &gw.auditor,
+                &department,
+                AdminEvent::AdapterRemoved {
+                    department: department.clone(),
+                    adapter_id: adapter_id.clone(),
+                    by_admin,
+                },
+            )
+            .await;
+        }
         Ok(Response::new(DeregisterResponse { removed }))
     }
 

@@ -11,9 +11,11 @@
 //! checks), [`fetch`] (policy, fan-out, schema check, merge) with
 //! [`routing`] (type -> adapter channels); [`gateway`] holds the gRPC
 //! services and shared state, [`store`] the persisted registrations,
-//! [`server`] start-up, [`config`] the configuration file. [`cli`] is the
+//! [`server`] start-up, [`config`] the configuration file, [`audit`] the
+//! access log (written before release) and the auditors' service. [`cli`] is the
 //! `xgate` command line (client, dev PKI, demo).
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod fetch;

@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::adapter::AdapterCommand,
     },
+    /// The audit log: query, verify, subject access report, export.
+    Audit {
+        #[command(subcommand)]
+        command: cli::audit::AuditCommand,
+    },
     /// Run the whole exchange locally: dev PKI, seeded databases, adapters,
     /// gateway, and a fetch of every record type.
     Demo(cli::demo::DemoArgs),
@@ -88,6 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Fetch(args) => cli::fetch::run(args).await,
         Command::Types(args) => cli::fetch::types(args).await,
+        Command::Audit { command } => cli::audit::run(command).await,
         Command::Certs {
             command: CertsCommand::Init { out },
         } => {

@@ -22,6 +22,7 @@ use xgate_proto::v1::{
 };
 use xgate_tls::Identity;
 
+use crate::audit::AdminEvent;
 use crate::gateway::GatewayState;
 
 /// Quiet time after the last file event before reloading, so an editor's
@@ -68,6 +69,14 @@ impl GatewayState {
         match loaded {
             Err(e) => {
                 tracing::error!(trigger, active = from, errors = %e, "policy set rejected; the active set stays");
+                crate::audit::admin_event(
+                    &self.auditor,
+                    trigger,
+                    AdminEvent::PolicySetRejected {
+                        reason: e.to_string(),
+                    },
+                )
+                .await;
                 Err(e)
             }
             Ok(set) if set.version() == from => Ok(Reloaded::Unchanged { version: from }),
@@ -80,6 +89,16 @@ impl GatewayState {
                     source,
                 }));
                 tracing::info!(trigger, from, to, "policy set loaded");
+                let policies = self.policies.load().policy_ids().len();
+                crate::audit::admin_event(
+                    &self.auditor,
+                    trigger,
+                    AdminEvent::PolicySetLoaded {
+                        version: to.clone(),
+                        policies,
+                    },
+                )
+                .await;
                 Ok(Reloaded::Swapped { from, to })
             }
         }

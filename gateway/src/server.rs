@@ -13,10 +13,12 @@ use xgate_policy::PolicySet;
 use xgate_proto::v1::exchange_server::ExchangeServer;
 use xgate_proto::v1::registry_server::RegistryServer;
 
+use crate::audit::{AdminEvent, AuditService};
 use crate::config::Config;
 use crate::gateway::{ExchangeService, GatewayState, RegistryService};
 use crate::policy_admin::{self, PolicyAdminService};
 use crate::store::Store;
+use xgate_proto::v1::audit_server::AuditServer;
 use xgate_proto::v1::policy_admin_server::PolicyAdminServer;
 
 /// Decoded-message ceiling for every service: far above any valid request,
@@ -44,6 +46,11 @@ impl RunningGateway {
         (&mut self.task).await.context("gateway task")??;
         self.sighup.abort();
         self.state.store.close().await;
+        // A final signed checkpoint, then the store closes.
+        if let Err(e) = self.state.auditor.checkpoint().await {
+            tracing::warn!(error = %e, "final audit checkpoint failed");
+        }
+        self.state.auditor.store().close().await;
         Ok(())
     }
 
@@ -62,8 +69,31 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         Some(dir) => Catalog::load_dir(dir)?,
         None => Catalog::builtin()?,
     };
-    let policies = PolicySet::load_dir(&config.policies_dir, &catalog)
-        .map_err(|e| anyhow::anyhow!("policy set rejected:\n{e}"))?;
+    let auditor = crate::audit::open(config).await?;
+    let policies = match PolicySet::load_dir(&config.policies_dir, &catalog) {
+        Ok(p) => p,
+        Err(e) => {
+            crate::audit::admin_event(
+                &auditor,
+                "gateway",
+                AdminEvent::PolicySetRejected {
+                    reason: e.to_string(),
+                },
+            )
+            .await;
+            close_auditor(auditor).await;
+            anyhow::bail!("policy set rejected:\n{e}");
+        }
+    };
+    crate::audit::admin_event(
+        &auditor,
+        "gateway",
+        AdminEvent::PolicySetLoaded {
+            version: policies.version().to_owned(),
+            policies: policies.policy_ids().len(),
+        },
+    )
+    .await;
     let store = Store::open(&config.database).await?;
     let tls = config.tls.files();
     let server_tls = tls.server_config()?;
@@ -81,6 +111,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         store,
         tls,
         config.limits.clone(),
+        Arc::clone(&auditor),
     )
     .await?;
     let sighup = policy_admin::reload_on_sighup(Arc::clone(&state))
@@ -109,6 +140,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     health_reporter
         .set_serving::<PolicyAdminServer<PolicyAdminService>>()
         .await;
+    health_reporter
+        .set_serving::<AuditServer<AuditService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -118,12 +152,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let registry = RegistryServer::new(RegistryService(Arc::clone(&state)))
         .max_decoding_message_size(MAX_DECODING_BYTES);
+    let audit =
+        AuditServer::new(AuditService(auditor)).max_decoding_message_size(MAX_DECODING_BYTES);
     let router = Server::builder()
         .tls_config(server_tls)?
         .add_service(health_service)
         .add_service(reflection)
         .add_service(exchange)
         .add_service(registry)
+        .add_service(audit)
         .add_service(PolicyAdminServer::new(PolicyAdminService(Arc::clone(
             &state,
         ))));
@@ -150,4 +187,11 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+async fn close_auditor(auditor: crate::audit::Auditor) {
+    match Arc::try_unwrap(auditor) {
+        Ok(log) => log.close().await,
+        Err(shared) => shared.store().close().await,
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`v1::exchange_server`] / [`v1::exchange_client`]: what approval systems call.
 //! - [`v1::registry_server`] / [`v1::registry_client`]: what department IT calls.
+//! - [`v1::audit_server`] / [`v1::audit_client`]: what auditors call.
 //! - [`v1::department_adapter_server`] / [`v1::department_adapter_client`]: what
 //!   adapters implement and the gateway calls.
 //!

@@ -278,6 +278,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         watch_policies: false,
         database: work.join("data").join("gateway.db"),
         limits: Limits::default(),
+        audit: crate::config::AuditConfig::default(),
     };
     let gateway = crate::server::start(&config).await?;
     let url = format!("https://{}", gateway.addr);
@@ -434,6 +435,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             gappy_missing.join(", ")
         )?;
     }
+    // Every decision above is in the audit log; sign the head and check it.
+    let auditor = &gateway.state.auditor;
+    auditor.checkpoint().await?;
+    let report = auditor.verify().await?;
+    if args.json {
+        progress(&report.to_string());
+    } else {
+        crate::outln!()?;
+        crate::outln!("{report}")?;
+    }
     progress(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
 
     if !args.once {
@@ -554,6 +565,22 @@ fn print_how_to_call(url: &str, work: &Path, citizen: &str) -> std::io::Result<(
         p("ca.pem"),
         p("requester-approval-hall-demo.pem"),
         p("requester-approval-hall-demo-key.pem")
+    )?;
+    crate::outln!()?;
+    crate::outln!(
+        "  As the auditor: who accessed the sample citizen's data, and is the log intact?"
+    )?;
+    crate::outln!(
+        "  xgate audit report --gateway {url} --cert {} --key {} --ca {} --subject {citizen}",
+        p("auditor-auditor.pem"),
+        p("auditor-auditor-key.pem"),
+        p("ca.pem")
+    )?;
+    crate::outln!(
+        "  xgate audit verify --gateway {url} --cert {} --key {} --ca {}",
+        p("auditor-auditor.pem"),
+        p("auditor-auditor-key.pem"),
+        p("ca.pem")
     )?;
     crate::outln!()?;
     crate::outln!("  Logs: {}", work.join("logs").display())

@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 pub mod adapter;
+pub mod audit;
 pub mod certs;
 pub mod client;
 pub mod conformance;

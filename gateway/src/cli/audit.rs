@@ -1,0 +1,282 @@
+//! `xgate audit`: the auditor's commands over the `Audit` API, offline
+//! verification of an export, and the gateway's public key.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use xgate_proto::v1::audit_client::AuditClient;
+use xgate_proto::v1::{
+    AuditEntry, AuditExportRequest, AuditQueryRequest, AuditVerifyRequest, Subject,
+    SubjectReportRequest,
+};
+
+use super::ClientTls;
+use super::fetch::guess_kind;
+use xgate_proto::kind::to_proto as proto_kind;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Entries matching a filter, one JSON object per line.
+    Query(QueryArgs),
+    /// Check the hash chain and checkpoint signatures (of the gateway's
+    /// store, or offline of an export with `--file` and `--public-key`).
+    Verify(VerifyArgs),
+    /// Who accessed a subject's data: when, what, why.
+    Report(ReportArgs),
+    /// The whole log as JSON lines, for offline verification.
+    Export(ExportArgs),
+    /// Print the gateway's audit public key(s) from its key directory.
+    Pubkey {
+        /// Gateway configuration file (its `[audit] key_dir`).
+        #[arg(long, env = "XGATE_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub tls: ClientTls,
+    /// Subject ID number (matched through its keyed hash at the gateway).
+    #[arg(long)]
+    pub subject: Option<String>,
+    #[arg(long)]
+    pub requester: Option<String>,
+    #[arg(long = "type")]
+    pub record_type: Option<String>,
+    #[arg(long)]
+    pub department: Option<String>,
+    /// `permit` or `deny`.
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// Most entries to print (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// An export file to verify offline (no gateway).
+    #[arg(long, requires = "public_key")]
+    pub file: Option<PathBuf>,
+    /// The gateway's public key: 64 hex digits, or a file holding them.
+    #[arg(long)]
+    pub public_key: Option<String>,
+    #[arg(long, env = "XGATE_GATEWAY", default_value = "https://127.0.0.1:50051")]
+    pub gateway: String,
+    #[arg(long, env = "XGATE_CERT")]
+    pub cert: Option<PathBuf>,
+    #[arg(long, env = "XGATE_KEY")]
+    pub key: Option<PathBuf>,
+    #[arg(long, env = "XGATE_CA")]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub tls: ClientTls,
+    /// The subject's ID number.
+    #[arg(long)]
+    pub subject: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub tls: ClientTls,
+    /// Output file; stdout when absent.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+async fn client(tls: &ClientTls) -> anyhow::Result<AuditClient<tonic::transport::Channel>> {
+    let channel = super::client::connect(&tls.gateway, &tls.files()).await?;
+    Ok(AuditClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+fn subject(id: &str) -> Subject {
+    Subject {
+        kind: proto_kind(guess_kind(id)) as i32,
+        id: id.to_owned(),
+    }
+}
+
+fn entry_json(e: &AuditEntry) -> serde_json::Value {
+    let time = e
+        .time
+        .as_ref()
+        .map(|t| xgate_audit::entry::format_time(t.seconds * 1_000_000 + i64::from(t.nanos) / 1000))
+        .unwrap_or_default();
+    serde_json::json!({
+        "seq": e.seq, "time": time, "kind": e.kind, "gateway": e.gateway,
+        "request_id": e.request_id, "trace_id": e.trace_id, "requester": e.requester,
+        "operator_id": e.operator_id, "purpose": e.purpose, "case_id": e.case_id,
+        "approval_item": e.approval_item, "subject_hmac": e.subject_hmac,
+        "record_type": e.record_type, "view": e.view, "decision": e.decision,
+        "policy_ids": e.policy_ids, "policy_set_version": e.policy_set_version,
+        "status": e.status, "department": e.department, "latency_us": e.latency_us,
+        "event": e.event, "detail": e.detail, "hash": e.hash,
+    })
+}
+
+pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Query(args) => {
+            let mut client = client(&args.tls).await?;
+            let request = AuditQueryRequest {
+                subject: args.subject.as_deref().map(subject),
+                requester: args.requester.unwrap_or_default(),
+                record_type: args.record_type.unwrap_or_default(),
+                department: args.department.unwrap_or_default(),
+                decision: args.decision.unwrap_or_default(),
+                max_entries: args.limit,
+                ..AuditQueryRequest::default()
+            };
+            let mut pages = client
+                .query(request)
+                .await
+                .map_err(super::fetch::explain)?
+                .into_inner();
+            while let Some(page) = pages.next().await {
+                for e in page.map_err(super::fetch::explain)?.entries {
+                    crate::outln!("{}", entry_json(&e))?;
+                }
+            }
+            Ok(())
+        }
+        AuditCommand::Verify(args) => verify(args).await,
+        AuditCommand::Report(args) => {
+            let mut client = client(&args.tls).await?;
+            let report = client
+                .subject_report(SubjectReportRequest {
+                    subject: Some(subject(&args.subject)),
+                    ..SubjectReportRequest::default()
+                })
+                .await
+                .map_err(super::fetch::explain)?
+                .into_inner();
+            crate::outln!(
+                "Subject access report (subject key {}…): {} decisions, {} released, {} denied",
+                report.subject_hmac.get(..12).unwrap_or_default(),
+                report.accesses.len(),
+                report.released,
+                report.denied
+            )?;
+            crate::outln!(
+                "{:<27} {:<24} {:<14} {:<18} {:<16} {:<34} {:<6} STATUS",
+                "TIME",
+                "REQUESTER",
+                "OPERATOR",
+                "PURPOSE",
+                "CASE",
+                "RECORD TYPE",
+                "DECIS."
+            )?;
+            for e in &report.accesses {
+                let time = entry_json(e)["time"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                crate::outln!(
+                    "{:<27} {:<24} {:<14} {:<18} {:<16} {:<34} {:<6} {}",
+                    time,
+                    e.requester,
+                    e.operator_id,
+                    e.purpose,
+                    e.case_id,
+                    e.record_type,
+                    e.decision,
+                    e.status
+                )?;
+            }
+            Ok(())
+        }
+        AuditCommand::Export(args) => {
+            let mut client = client(&args.tls).await?;
+            let mut chunks = client
+                .export(AuditExportRequest {})
+                .await
+                .map_err(super::fetch::explain)?
+                .into_inner();
+            let mut out: Box<dyn std::io::Write> = match &args.out {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating `{}`", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            while let Some(chunk) = chunks.next().await {
+                for line in chunk.map_err(super::fetch::explain)?.lines {
+                    writeln!(out, "{line}")?;
+                }
+            }
+            out.flush()?;
+            Ok(())
+        }
+        AuditCommand::Pubkey { config } => {
+            let config = crate::config::Config::load(&config)?;
+            let keys = xgate_audit::Keys::public_keys_in(&config.audit_key_dir())?;
+            for key in &keys.0 {
+                crate::outln!("{key}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    if let Some(file) = &args.file {
+        let key = args.public_key.as_deref().unwrap_or_default();
+        let text = if std::path::Path::new(key).exists() {
+            std::fs::read_to_string(key).with_context(|| format!("reading `{key}`"))?
+        } else {
+            key.to_owned()
+        };
+        let anchors = xgate_audit::PublicKeys::parse(&text)?;
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("opening `{}`", file.display()))?,
+        );
+        let report = xgate_audit::verify_export(reader, &anchors)?;
+        crate::outln!("{report}")?;
+        anyhow::ensure!(report.is_ok(), "verification failed");
+        return Ok(());
+    }
+    let (Some(cert), Some(key), Some(ca)) = (args.cert, args.key, args.ca) else {
+        anyhow::bail!(
+            "give --cert, --key and --ca of an auditor certificate, or --file and --public-key to verify an export offline"
+        );
+    };
+    let tls = ClientTls {
+        gateway: args.gateway,
+        cert,
+        key,
+        ca,
+    };
+    let mut client = client(&tls).await?;
+    let r = client
+        .verify(AuditVerifyRequest {})
+        .await
+        .map_err(super::fetch::explain)?
+        .into_inner();
+    if r.ok {
+        crate::outln!(
+            "audit log OK: {} entries, hash chain intact, {} of {} checkpoints verified",
+            r.entries,
+            r.checkpoints_verified,
+            r.checkpoints
+        )?;
+        Ok(())
+    } else {
+        crate::outln!(
+            "audit log BROKEN at entry {}: {} ({} entries, {} checkpoints read)",
+            r.first_bad_seq,
+            r.reason,
+            r.entries,
+            r.checkpoints
+        )?;
+        anyhow::bail!("verification failed")
+    }
+}

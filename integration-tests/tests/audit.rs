@@ -1,0 +1,580 @@
+//! The audit log end to end: one entry per record decision (denied ones
+//! too), written before release, tamper-evident, auditor-only, no plain ID
+//! numbers anywhere; SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use sqlx::Connection as _;
+use xgate_audit::{Filter, Keys, Store, verify_store};
+use xgate_catalog::SubjectKind;
+use xgate_integration_tests::client::{self, fetch_request, status_of, with_timeout};
+use xgate_integration_tests::{
+    APPROVAL_HALL, FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, NO_GRANT, TestEnv,
+};
+use xgate_proto::v1::audit_client::AuditClient;
+use xgate_proto::v1::{
+    AuditExportRequest, AuditQueryRequest, AuditVerifyRequest, RecordStatus, Subject,
+    SubjectReportRequest,
+};
+use xgate_tls::Identity;
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+async fn auditor(
+    env: &TestEnv,
+    addr: std::net::SocketAddr,
+) -> AuditClient<tonic::transport::Channel> {
+    let pki = env.dir().join("pki");
+    let tls = xgate_tls::devpki::issue(&pki, &Identity::Auditor("it-auditor".into()), &pki)
+        .expect("auditor certificate");
+    AuditClient::new(client::connect(addr, &tls).await.expect("connect"))
+}
+
+fn citizen_subject(env: &TestEnv) -> Subject {
+    Subject {
+        kind: client::proto_kind(SubjectKind::ResidentId) as i32,
+        id: env.subjects().citizen.clone(),
+    }
+}
+
+fn public_security_types(env: &TestEnv) -> Vec<String> {
+    client::types_of(
+        env.catalog(),
+        SubjectKind::ResidentId,
+        Some("public-security"),
+    )
+}
+
+/// Bytes of every file in `dir` (recursively) containing `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_decision_is_logged_and_only_auditors_read_it() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env
+        .start_gateway(&GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let _adapter = env
+        .start_adapter("public-security", &gateway)
+        .await
+        .expect("adapter");
+    let types = public_security_types(&env);
+    let citizen = env.subjects().citizen.clone();
+
+    let mut hall = env
+        .exchange(gateway.addr(), APPROVAL_HALL)
+        .await
+        .expect("client");
+    let allowed = hall
+        .fetch(with_timeout(
+            fetch_request(
+                SubjectKind::ResidentId,
+                &citizen,
+                types.clone(),
+                GENERAL_APPROVAL,
+            ),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect("fetch")
+        .into_inner();
+    assert!(
+        allowed
+            .results
+            .iter()
+            .any(|r| status_of(r) == RecordStatus::Ok)
+    );
+    let mut stranger = env
+        .exchange(gateway.addr(), NO_GRANT)
+        .await
+        .expect("client");
+    let denied = stranger
+        .fetch(with_timeout(
+            fetch_request(
+                SubjectKind::ResidentId,
+                &citizen,
+                types.clone(),
+                GENERAL_APPROVAL,
+            ),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect("fetch")
+        .into_inner();
+    assert!(
+        denied
+            .results
+            .iter()
+            .all(|r| status_of(r) == RecordStatus::Denied)
+    );
+
+    // Non-auditors are refused.
+    let mut as_requester = AuditClient::new(
+        client::connect(gateway.addr(), &env.pki().requester(APPROVAL_HALL))
+            .await
+            .expect("connect"),
+    );
+    let refused = as_requester
+        .verify(AuditVerifyRequest {})
+        .await
+        .expect_err("requester refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+
+    let mut audit = auditor(&env, gateway.addr()).await;
+    let report = audit
+        .subject_report(SubjectReportRequest {
+            subject: Some(citizen_subject(&env)),
+            ..SubjectReportRequest::default()
+        })
+        .await
+        .expect("report")
+        .into_inner();
+    assert_eq!(
+        report.accesses.len(),
+        2 * types.len(),
+        "one entry per record decision"
+    );
+    for (response, requester) in [(&allowed, APPROVAL_HALL), (&denied, NO_GRANT)] {
+        for result in &response.results {
+            let entry = report
+                .accesses
+                .iter()
+                .find(|e| {
+                    e.request_id == response.request_id && e.record_type == result.record_type
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no entry for {} {}",
+                        response.request_id, result.record_type
+                    )
+                });
+            assert_eq!(entry.requester, requester);
+            let status = status_of(result)
+                .as_str_name()
+                .trim_start_matches("RECORD_STATUS_");
+            assert_eq!(entry.status, status);
+            assert_eq!(entry.case_id, client::CASE_ID);
+            assert_eq!(entry.operator_id, client::OPERATOR_ID);
+        }
+    }
+    assert_eq!(report.denied, types.len() as u64);
+
+    let mut pages = audit
+        .query(AuditQueryRequest {
+            decision: "deny".into(),
+            page_size: 1,
+            ..AuditQueryRequest::default()
+        })
+        .await
+        .expect("query")
+        .into_inner();
+    let mut denied_entries = 0;
+    while let Some(page) = pages.next().await {
+        denied_entries += page.expect("page").entries.len();
+    }
+    assert_eq!(denied_entries, types.len());
+
+    let verified = audit
+        .verify(AuditVerifyRequest {})
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(verified.ok, "{verified:?}");
+
+    // An export verifies offline with only the public key.
+    let mut chunks = audit
+        .export(AuditExportRequest {})
+        .await
+        .expect("export")
+        .into_inner();
+    let mut text = String::new();
+    while let Some(chunk) = chunks.next().await {
+        for line in chunk.expect("chunk").lines {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let anchors = xgate_audit::PublicKeys::parse(&verified.public_keys.join("\n")).expect("keys");
+    let offline = xgate_audit::verify_export(text.as_bytes(), &anchors).expect("offline");
+    assert!(offline.is_ok(), "{offline}");
+    assert!(
+        !text.contains(&citizen),
+        "the export holds a plain ID number"
+    );
+
+    gateway.stop().await.expect("stop");
+    // No plain ID number in the database files or the logs.
+    assert_eq!(
+        files_containing(&env.dir().join("data").join("audit.db"), &citizen),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        files_containing(&env.dir().join("logs"), &citizen),
+        Vec::<String>::new()
+    );
+    let wal = files_containing(&env.dir().join("data"), &citizen);
+    assert!(wal.iter().all(|f| !f.contains("audit")), "{wal:?}");
+}
+
+/// Tampers with rows of an SQLite or PostgreSQL store and checks verify
+/// names the entry.
+async fn tampering_is_named(url: &str, keys: &xgate_audit::PublicKeys) {
+    let store = Store::open(url).await.expect("open");
+    let first_bad = || async { verify_store(&store, keys).await.expect("verify").first_bad };
+    assert_eq!(first_bad().await, None);
+    let exec = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            match &store {
+                Store::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+                Store::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            }
+            .expect(sql)
+        }
+    };
+    exec("UPDATE audit_entries SET requester = 'someone-else' WHERE seq = 5").await;
+    let bad = first_bad().await.expect("edit detected");
+    assert_eq!(bad.0, 5, "{bad:?}");
+    assert!(bad.1.contains("modified"), "{bad:?}");
+    exec("UPDATE audit_entries SET requester = (SELECT requester FROM audit_entries WHERE seq = 6) WHERE seq = 5").await;
+    exec("UPDATE audit_entries SET seq = 1000 WHERE seq = 3").await;
+    exec("UPDATE audit_entries SET seq = 3 WHERE seq = 4").await;
+    exec("UPDATE audit_entries SET seq = 4 WHERE seq = 1000").await;
+    assert_eq!(first_bad().await.expect("reorder detected").0, 3);
+    exec("UPDATE audit_entries SET seq = 1000 WHERE seq = 3").await;
+    exec("UPDATE audit_entries SET seq = 3 WHERE seq = 4").await;
+    exec("UPDATE audit_entries SET seq = 4 WHERE seq = 1000").await;
+    exec("INSERT INTO audit_entries SELECT seq + 10000, time_us, kind, gateway, request_id, trace_id, 'forger', operator_id, purpose, case_id, approval_item, subject_hmac, record_type, view, decision, policy_ids, policy_set_version, status, department, latency_us, event, detail, prev_hash, hash FROM audit_entries WHERE seq = (SELECT MAX(seq) FROM audit_entries)").await;
+    let bad = first_bad().await.expect("insert detected");
+    assert!(bad.0 > 1, "{bad:?}");
+    exec("DELETE FROM audit_entries WHERE seq > 10000").await;
+    exec("DELETE FROM audit_entries WHERE seq = 7").await;
+    assert_eq!(first_bad().await.expect("delete detected").0, 7);
+    store.close().await;
+}
+
+async fn fill_log(env: &TestEnv, config: &Path) -> xgate_audit::PublicKeys {
+    let gateway = env
+        .start_gateway_with_config(config)
+        .await
+        .expect("gateway");
+    let _adapter = env
+        .start_adapter("public-security", &gateway)
+        .await
+        .expect("adapter");
+    let mut hall = env
+        .exchange(gateway.addr(), APPROVAL_HALL)
+        .await
+        .expect("client");
+    hall.fetch(with_timeout(
+        fetch_request(
+            SubjectKind::ResidentId,
+            &env.subjects().citizen,
+            public_security_types(env),
+            GENERAL_APPROVAL,
+        ),
+        FETCH_TIMEOUT,
+    ))
+    .await
+    .expect("fetch");
+    gateway.stop().await.expect("stop");
+    Keys::public_keys_in(&env.dir().join("data").join("audit-keys")).expect("public keys")
+}
+
+#[tokio::test]
+async fn tampering_in_sqlite_is_detected_and_named() {
+    let env = TestEnv::new().expect("env");
+    let config = env
+        .write_gateway_config(&GatewayOptions::default())
+        .expect("config");
+    let keys = fill_log(&env, &config).await;
+    let url = format!(
+        "sqlite:{}",
+        env.dir().join("data").join("audit.db").display()
+    );
+    tampering_is_named(&url, &keys).await;
+}
+
+/// A database (and role) of its own on the local PostgreSQL.
+struct PgDb {
+    name: String,
+}
+
+impl PgDb {
+    async fn create() -> PgDb {
+        let name = format!("xgate_audit_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(PG_ADMIN)
+            .await
+            .expect("postgres");
+        for sql in [
+            format!("CREATE ROLE {name} LOGIN"),
+            format!("CREATE DATABASE {name} OWNER {name}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("create");
+        }
+        PgDb { name }
+    }
+
+    /// As the database's own (non-superuser) role, so privileges apply.
+    fn url(&self) -> String {
+        format!("postgres://{0}@127.0.0.1:5432/{0}", self.name)
+    }
+
+    async fn admin(&self, sql: String) {
+        let url = format!("postgres://postgres@127.0.0.1:5432/{}", self.name);
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("postgres");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("admin sql");
+    }
+
+    async fn drop_db(self) {
+        let mut conn = sqlx::PgConnection::connect(PG_ADMIN)
+            .await
+            .expect("postgres");
+        for sql in [
+            format!("DROP DATABASE {} WITH (FORCE)", self.name),
+            format!("DROP ROLE {}", self.name),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("drop");
+        }
+    }
+}
+
+fn with_audit_database(env: &TestEnv, url: &str) -> std::path::PathBuf {
+    let config = env
+        .write_gateway_config(&GatewayOptions::default())
+        .expect("config");
+    let mut text = std::fs::read_to_string(&config).expect("read config");
+    text.push_str(&format!("\n[audit]\ndatabase = \"{url}\"\n"));
+    std::fs::write(&config, text).expect("write config");
+    config
+}
+
+#[tokio::test]
+async fn tampering_in_postgres_is_detected_and_named() {
+    let db = PgDb::create().await;
+    let env = TestEnv::new().expect("env");
+    let config = with_audit_database(&env, &db.url());
+    let keys = fill_log(&env, &config).await;
+    tampering_is_named(&db.url(), &keys).await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn an_unwritable_store_releases_nothing_then_recovers() {
+    let db = PgDb::create().await;
+    let env = TestEnv::new().expect("env");
+    let config = with_audit_database(&env, &db.url());
+    let gateway = env
+        .start_gateway_with_config(&config)
+        .await
+        .expect("gateway");
+    let _adapter = env
+        .start_adapter("public-security", &gateway)
+        .await
+        .expect("adapter");
+    let types = public_security_types(&env);
+    let mut hall = env
+        .exchange(gateway.addr(), APPROVAL_HALL)
+        .await
+        .expect("client");
+    let request = || {
+        with_timeout(
+            fetch_request(
+                SubjectKind::ResidentId,
+                &env.subjects().citizen,
+                types.clone(),
+                GENERAL_APPROVAL,
+            ),
+            FETCH_TIMEOUT,
+        )
+    };
+    let ok = hall.fetch(request()).await.expect("fetch").into_inner();
+    assert!(ok.results.iter().any(|r| status_of(r) == RecordStatus::Ok));
+
+    db.admin(format!("REVOKE INSERT ON audit_entries FROM {}", db.name))
+        .await;
+    let withheld = hall.fetch(request()).await.expect("fetch").into_inner();
+    for r in &withheld.results {
+        assert_eq!(
+            status_of(r),
+            RecordStatus::Unavailable,
+            "{}",
+            client::describe(&withheld.results)
+        );
+        assert!(r.records.is_empty());
+        assert!(r.error.contains("audit log unavailable"), "{}", r.error);
+    }
+    let mut stream = hall
+        .fetch_stream(request())
+        .await
+        .expect("stream")
+        .into_inner();
+    while let Some(item) = stream.next().await {
+        let result = item.expect("item").result.expect("result");
+        assert_eq!(status_of(&result), RecordStatus::Unavailable);
+        assert!(result.records.is_empty());
+    }
+
+    db.admin(format!("GRANT INSERT ON audit_entries TO {}", db.name))
+        .await;
+    let recovered =
+        xgate_integration_tests::wait::until("audit recovery", Duration::from_secs(20), || {
+            let mut hall = hall.clone();
+            let request = request();
+            async move {
+                let r = hall.fetch(request).await?.into_inner();
+                if r.results.iter().any(|r| status_of(r) == RecordStatus::Ok) {
+                    Ok(Some(r))
+                } else {
+                    Err(anyhow::anyhow!("still withheld"))
+                }
+            }
+        })
+        .await
+        .expect("recovered");
+    assert!(!recovered.results.is_empty());
+    gateway.stop().await.expect("stop");
+    let keys = Keys::public_keys_in(&env.dir().join("data").join("audit-keys")).expect("keys");
+    let store = Store::open(&db.url()).await.expect("open");
+    let report = verify_store(&store, &keys).await.expect("verify");
+    assert!(report.is_ok(), "{report}");
+    // Exactly the released fetches (first and recovered) have entries.
+    let entries = store
+        .query(&Filter::default(), 0, 10_000)
+        .await
+        .expect("query");
+    for response in [&ok, &recovered] {
+        for r in &response.results {
+            assert!(
+                entries
+                    .iter()
+                    .any(|e| e.body.request_id == response.request_id
+                        && e.body.record_type == r.record_type),
+                "no entry for {} of {}",
+                r.record_type,
+                response.request_id
+            );
+        }
+    }
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.body.request_id == withheld.request_id)
+    );
+    store.close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_killed_gateway_leaves_an_entry_for_every_released_record() {
+    let env = TestEnv::new().expect("env");
+    let config = env
+        .write_gateway_config(&GatewayOptions::default())
+        .expect("config");
+    let mut gateway = env
+        .start_gateway_with_config(&config)
+        .await
+        .expect("gateway");
+    let _adapter = env
+        .start_adapter("public-security", &gateway)
+        .await
+        .expect("adapter");
+    let types = public_security_types(&env);
+    let hall = env
+        .exchange(gateway.addr(), APPROVAL_HALL)
+        .await
+        .expect("client");
+    let citizen = env.subjects().citizen.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let client_task = tokio::spawn(async move {
+        loop {
+            let mut hall = hall.clone();
+            let request = with_timeout(
+                fetch_request(
+                    SubjectKind::ResidentId,
+                    &citizen,
+                    types.clone(),
+                    GENERAL_APPROVAL,
+                ),
+                FETCH_TIMEOUT,
+            );
+            let Ok(stream) = hall.fetch_stream(request).await else {
+                break;
+            };
+            let mut stream = stream.into_inner();
+            while let Some(Ok(item)) = stream.next().await {
+                if let Some(r) = item.result
+                    && !r.records.is_empty()
+                {
+                    let _ = tx.send((item.request_id.clone(), r.record_type));
+                }
+            }
+        }
+    });
+    // Let some fetches through, then SIGKILL mid-stream.
+    let mut received = Vec::new();
+    while received.len() < 20 {
+        received.push(rx.recv().await.expect("records"));
+    }
+    gateway.process().kill().await.expect("kill");
+    let _ = client_task.await;
+    while let Ok(item) = rx.try_recv() {
+        received.push(item);
+    }
+
+    let restarted = env
+        .start_gateway_with_config(&config)
+        .await
+        .expect("restart");
+    restarted.stop().await.expect("stop");
+    let keys = Keys::public_keys_in(&env.dir().join("data").join("audit-keys")).expect("keys");
+    let url = format!(
+        "sqlite:{}",
+        env.dir().join("data").join("audit.db").display()
+    );
+    let store = Store::open(&url).await.expect("open");
+    let report = verify_store(&store, &keys).await.expect("verify");
+    assert!(report.is_ok(), "{report}");
+    let entries = store
+        .query(&Filter::default(), 0, 1_000_000)
+        .await
+        .expect("query");
+    for (request_id, record_type) in &received {
+        assert!(
+            entries
+                .iter()
+                .any(|e| &e.body.request_id == request_id && &e.body.record_type == record_type),
+            "released {record_type} of {request_id} has no audit entry"
+        );
+    }
+    store.close().await;
+}
