@@ -30,8 +30,6 @@ pub mod human_resources_social_security;
 mod issuing;
 pub mod justice;
 mod kin;
-#[cfg(test)]
-mod mapping_tests;
 pub mod market_regulation;
 pub mod medical_security;
 pub mod transport;
