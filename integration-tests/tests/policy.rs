@@ -588,3 +588,65 @@ async fn a_grant_of_a_not_shared_type_is_rejected() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The policy author's tooling on the repository's policies, as CI runs it: `check` and
+/// `test` pass; a broken file fails `check` with its file:line; `explain` says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_check_test_and_explain_run_on_the_repository() -> anyhow::Result<()> {
+    use xgate_integration_tests::kit::xgate;
+    let repo = TestEnv::repo_policies();
+    let check = xgate([
+        "policy".into(),
+        "check".into(),
+        repo.clone().into_os_string(),
+    ])
+    .await?;
+    assert!(check.success(), "{}", check.describe());
+    assert!(check.stdout.contains("ok"), "{}", check.describe());
+
+    let test = xgate([
+        "policy".into(),
+        "test".into(),
+        repo.clone().into_os_string(),
+    ])
+    .await?;
+    assert!(test.success(), "{}", test.describe());
+    assert!(
+        test.stdout.contains("0 failed, 0 policies uncovered"),
+        "{}",
+        test.describe()
+    );
+
+    let explain = xgate([
+        "policy",
+        "explain",
+        "--requester",
+        NO_GRANT,
+        "--type",
+        "real_estate_title",
+        "--purpose",
+        GENERAL_APPROVAL,
+        repo.to_str().unwrap(),
+    ])
+    .await?;
+    assert!(explain.success(), "{}", explain.describe());
+    assert!(
+        explain.stdout.contains("default deny"),
+        "{}",
+        explain.describe()
+    );
+
+    let env = TestEnv::new()?;
+    let broken = env.write_policy_set(
+        "broken",
+        &[(
+            "bad.cedar",
+            "@id(\"x\")\npermit (principal, action, resource == View::\"nope.full\");\n",
+        )],
+    )?;
+    let check = xgate(["policy".into(), "check".into(), broken.into_os_string()]).await?;
+    assert!(!check.success(), "{}", check.describe());
+    let out = format!("{}{}", check.stdout, check.stderr);
+    assert!(out.contains("bad.cedar:2:"), "{}", check.describe());
+    Ok(())
+}
