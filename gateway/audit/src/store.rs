@@ -102,7 +102,9 @@ impl InsertRows for sqlx::PgConnection {
     /// The batch as one array per column, zipped back into rows by `UNNEST`.
     async fn insert_rows(&mut self, entries: &[Entry]) -> Result<(), sqlx::Error> {
         let mut ints: [Vec<i64>; 3] = Default::default();
-        let mut texts: Vec<Vec<String>> = vec![Vec::with_capacity(entries.len()); COLUMN_COUNT - 3];
+        let mut texts: Vec<Vec<String>> = (0..COLUMN_COUNT - 3)
+            .map(|_| Vec::with_capacity(entries.len()))
+            .collect();
         for e in entries {
             let mut t = 0;
             for (i, value) in row_values(e).into_iter().enumerate() {
