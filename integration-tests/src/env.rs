@@ -64,6 +64,8 @@ pub struct GatewayOptions {
     pub limits: Vec<(&'static str, u64)>,
     /// Catalog folder; the built-in catalog when `None`.
     pub catalog_dir: Option<PathBuf>,
+    /// `watch_policies = false` when set: reloads only on SIGHUP or the admin RPC.
+    pub no_policy_watch: bool,
 }
 
 /// A temporary folder (`pki/`, `data/`, `logs/`, config files), the dev PKI, the catalog and
@@ -166,6 +168,9 @@ impl TestEnv {
             toml_string(&tls.key)?,
             toml_string(&tls.ca)?,
         );
+        if options.no_policy_watch {
+            text.insert_str(0, "watch_policies = false\n");
+        }
         if let Some(catalog) = &options.catalog_dir {
             text.insert_str(0, &format!("catalog_dir = {}\n", toml_string(catalog)?));
         }
@@ -342,7 +347,7 @@ mod tests {
             .write_gateway_config(&GatewayOptions {
                 policies_dir: None,
                 limits: vec![("adapter_timeout_cap_ms", 1234)],
-                catalog_dir: None,
+                ..GatewayOptions::default()
             })
             .expect("config");
         let text = std::fs::read_to_string(path).expect("read");
