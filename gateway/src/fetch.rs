@@ -15,7 +15,6 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
-use tonic::Request;
 use xgate_catalog::{Catalog, RecordType, ViewOutput};
 use xgate_policy::{AccessRequest, Decision, Permit, PolicySet};
 use xgate_proto::v1::{
@@ -23,7 +22,7 @@ use xgate_proto::v1::{
 };
 
 use crate::quota::Quotas;
-use crate::routing::{AdapterRoute, Routes};
+use crate::routing::{AdapterRoute, Answered, CallError, Routes};
 use crate::validate::{ValidFetch, Wanted};
 
 /// China Standard Time: quotas reset and predicates' "today" turn over at
@@ -273,12 +272,6 @@ async fn call(
             })
             .collect()
     };
-    let Some((endpoint, mut client)) = route.pick() else {
-        return fail_all(
-            RecordStatus::Unavailable,
-            format!("adapter `{}` has no endpoint", route.adapter_id),
-        );
-    };
     if budget.is_zero() {
         return fail_all(
             RecordStatus::Unavailable,
@@ -286,7 +279,7 @@ async fn call(
         );
     }
     let kind = xgate_proto::kind::to_proto(job.fetch.subject_kind);
-    let mut request = Request::new(LookupRequest {
+    let request = LookupRequest {
         subject: Some(Subject {
             kind: kind as i32,
             id: job.fetch.subject_id.clone(),
@@ -303,13 +296,18 @@ async fn call(
         },
         request_id: job.request_id.clone(),
         purpose: job.fetch.purpose.clone(),
-    });
-    // Sent as grpc-timeout, so the adapter gives up when we do.
-    request.set_timeout(budget);
-    let answer = tokio::time::timeout(budget, client.lookup(request)).await;
+    };
+    let answer = route.lookup(request, now + budget).await;
     let retrieved_at = SystemTime::now();
-    let response = match answer {
-        Err(_) => {
+    let Answered { response, endpoint } = match answer {
+        Ok(answered) => answered,
+        Err(CallError::NoEndpoint) => {
+            return fail_all(
+                RecordStatus::Unavailable,
+                format!("adapter `{}` has no endpoint", route.adapter_id),
+            );
+        }
+        Err(CallError::Timeout(budget)) => {
             return fail_all(
                 RecordStatus::Unavailable,
                 format!(
@@ -318,29 +316,17 @@ async fn call(
                 ),
             );
         }
-        Ok(Err(status)) => {
-            tracing::warn!(department, adapter = route.adapter_id, code = ?status.code(), message = status.message(), "adapter call failed");
-            let reason = if status.code() == tonic::Code::DeadlineExceeded
-                || status.code() == tonic::Code::Cancelled
-            {
-                format!(
-                    "department `{department}` did not answer within {} ms",
-                    budget.as_millis()
-                )
-            } else {
-                format!(
-                    "department `{department}` unavailable: {}",
-                    status.message()
-                )
-            };
-            return fail_all(RecordStatus::Unavailable, reason);
+        Err(CallError::Unavailable(message)) => {
+            return fail_all(
+                RecordStatus::Unavailable,
+                format!("department `{department}` unavailable: {message}"),
+            );
         }
-        Ok(Ok(response)) => response.into_inner(),
     };
     let provenance = Provenance {
         department: department.clone(),
         adapter_id: route.adapter_id.clone(),
-        endpoint: endpoint.to_owned(),
+        endpoint,
         retrieved_at: Some(prost_types::Timestamp::from(retrieved_at)),
     };
     let mut answers: HashMap<String, TypeAnswer> = response

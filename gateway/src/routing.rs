@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use tonic::transport::{Channel, Endpoint};
 use xgate_proto::v1::department_adapter_client::DepartmentAdapterClient;
+use xgate_proto::v1::{LookupRequest, LookupResponse};
 use xgate_tls::{Identity, TlsFiles};
 
 use crate::store::Registration;
@@ -52,6 +53,66 @@ impl AdapterRoute {
         self.endpoints
             .get(i)
             .map(|(url, client)| (url.as_str(), client.clone()))
+    }
+}
+
+/// A successful adapter call.
+#[derive(Debug)]
+pub struct Answered {
+    pub response: LookupResponse,
+    /// The endpoint whose answer this is.
+    pub endpoint: String,
+}
+
+/// Why an adapter call produced no answer. The text is shown to the
+/// requester in each record's error, so it names the department, never the
+/// subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The deadline (the fetch's, capped per call) passed.
+    Timeout(Duration),
+    /// The adapter answered with a gRPC error or could not be reached.
+    Unavailable(String),
+    /// The adapter has no endpoint.
+    NoEndpoint,
+}
+
+impl AdapterRoute {
+    /// Calls the adapter once, bounded by `deadline`; the deadline is also
+    /// sent as grpc-timeout so the adapter gives up when we do.
+    pub async fn lookup(
+        &self,
+        request: LookupRequest,
+        deadline: Instant,
+    ) -> Result<Answered, CallError> {
+        let Some((endpoint, mut client)) = self.pick() else {
+            return Err(CallError::NoEndpoint);
+        };
+        let budget = deadline.saturating_duration_since(Instant::now());
+        if budget.is_zero() {
+            return Err(CallError::Timeout(budget));
+        }
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(budget);
+        crate::telemetry::inject_trace_context(request.metadata_mut());
+        match tokio::time::timeout(budget, client.lookup(request)).await {
+            Err(_) => Err(CallError::Timeout(budget)),
+            Ok(Err(status)) => {
+                tracing::warn!(department = self.department, adapter = self.adapter_id, code = ?status.code(), message = status.message(), "adapter call failed");
+                if matches!(
+                    status.code(),
+                    tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+                ) {
+                    Err(CallError::Timeout(budget))
+                } else {
+                    Err(CallError::Unavailable(status.message().to_owned()))
+                }
+            }
+            Ok(Ok(response)) => Ok(Answered {
+                response: response.into_inner(),
+                endpoint: endpoint.to_owned(),
+            }),
+        }
     }
 }
 

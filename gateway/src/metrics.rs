@@ -1,0 +1,250 @@
+//! Prometheus metrics of one gateway process, served as text by the
+//! metrics endpoint (see [`crate::telemetry`]).
+//!
+//! One process-wide registry ([`metrics`]): the families are cheap to
+//! update from any task (atomics), and label values are bounded sets
+//! (departments, statuses, RPC names), never requesters' subjects.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// `Fetch` or `FetchStream`.
+    pub rpc: &'static str,
+    /// The gRPC code the call ended with (`OK`, `INVALID_ARGUMENT`, ...).
+    pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecordLabels {
+    pub department: String,
+    /// The per-record status (`OK`, `DENIED`, `NOT_FOUND`, ...).
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DepartmentLabels {
+    pub department: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub department: String,
+    /// `ok`, `error`, `timeout`, `breaker_open`, `bulkhead_full`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum CacheOutcome {
+    /// Served from the cache.
+    Hit,
+    /// Not cached: this fetch called the adapter.
+    Miss,
+    /// Not cached, but another fetch was already calling the adapter for
+    /// the same key: this one waited for that answer.
+    Coalesced,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub outcome: CacheOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    /// `overloaded` (gateway-wide limit) or `rate_limited` (per requester).
+    pub reason: &'static str,
+}
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Exchange RPCs answered, by RPC and gRPC code.
+    pub requests: Family<RpcLabels, Counter>,
+    /// Whole-fetch latency, seconds.
+    pub fetch_seconds: Histogram,
+    /// Per-record results, by department and status.
+    pub records: Family<RecordLabels, Counter>,
+    /// Adapter call latency per department (all attempts of one call,
+    /// hedges and retries included), seconds.
+    pub adapter_call_seconds: Family<DepartmentLabels, Histogram>,
+    /// Adapter calls by department and outcome.
+    pub adapter_calls: Family<CallLabels, Counter>,
+    /// Hedged second requests sent, by department.
+    pub adapter_hedges: Family<DepartmentLabels, Counter>,
+    /// Retries sent (within the retry budget), by department.
+    pub adapter_retries: Family<DepartmentLabels, Counter>,
+    /// Circuit breaker state per department: 0 closed, 1 half-open, 2 open.
+    pub breaker_state: Family<DepartmentLabels, Gauge>,
+    /// Record cache lookups by outcome.
+    pub cache_lookups: Family<CacheLabels, Counter>,
+    /// Bytes held by the record cache.
+    pub cache_bytes: Gauge,
+    /// Audit entries waiting to be committed.
+    pub audit_queue_depth: Gauge,
+    /// Fetches in progress.
+    pub in_flight: Gauge,
+    /// Fetches refused before any work, by reason.
+    pub shed: Family<ShedLabels, Counter>,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 100 µs .. ~26 s
+    exponential_buckets(0.0001, 2.0, 19)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("xgate");
+        let requests = Family::<RpcLabels, Counter>::default();
+        registry.register("requests", "Exchange RPCs answered", requests.clone());
+        let fetch_seconds = Histogram::new(latency_buckets());
+        registry.register(
+            "fetch_duration_seconds",
+            "Whole-fetch latency",
+            fetch_seconds.clone(),
+        );
+        let records = Family::<RecordLabels, Counter>::default();
+        registry.register(
+            "records",
+            "Per-record results by department and status",
+            records.clone(),
+        );
+        let adapter_call_seconds =
+            Family::<DepartmentLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(latency_buckets())
+            });
+        registry.register(
+            "adapter_call_duration_seconds",
+            "Adapter call latency per department",
+            adapter_call_seconds.clone(),
+        );
+        let adapter_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "adapter_calls",
+            "Adapter calls by department and outcome",
+            adapter_calls.clone(),
+        );
+        let adapter_hedges = Family::<DepartmentLabels, Counter>::default();
+        registry.register(
+            "adapter_hedges",
+            "Hedged second requests sent",
+            adapter_hedges.clone(),
+        );
+        let adapter_retries = Family::<DepartmentLabels, Counter>::default();
+        registry.register(
+            "adapter_retries",
+            "Adapter retries sent within the retry budget",
+            adapter_retries.clone(),
+        );
+        let breaker_state = Family::<DepartmentLabels, Gauge>::default();
+        registry.register(
+            "breaker_state",
+            "Circuit breaker state per department (0 closed, 1 half-open, 2 open)",
+            breaker_state.clone(),
+        );
+        let cache_lookups = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Record cache lookups by outcome",
+            cache_lookups.clone(),
+        );
+        let cache_bytes = Gauge::default();
+        registry.register(
+            "cache_bytes",
+            "Bytes held by the record cache",
+            cache_bytes.clone(),
+        );
+        let audit_queue_depth = Gauge::default();
+        registry.register(
+            "audit_queue_depth",
+            "Audit entries waiting to be committed",
+            audit_queue_depth.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "in_flight_fetches",
+            "Fetches in progress",
+            in_flight.clone(),
+        );
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register("shed", "Fetches refused before any work", shed.clone());
+        Metrics {
+            registry,
+            requests,
+            fetch_seconds,
+            records,
+            adapter_call_seconds,
+            adapter_calls,
+            adapter_hedges,
+            adapter_retries,
+            breaker_state,
+            cache_lookups,
+            cache_bytes,
+            audit_queue_depth,
+            in_flight,
+            shed,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// One department label value.
+pub fn department(department: &str) -> DepartmentLabels {
+    DepartmentLabels {
+        department: department.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_appear_in_the_exposition() {
+        let m = metrics();
+        m.cache_lookups
+            .get_or_create(&CacheLabels {
+                outcome: CacheOutcome::Hit,
+            })
+            .inc();
+        m.breaker_state.get_or_create(&department("tax")).set(2);
+        m.adapter_call_seconds
+            .get_or_create(&department("tax"))
+            .observe(0.003);
+        let text = m.encode();
+        assert!(
+            text.contains("xgate_cache_lookups_total{outcome=\"Hit\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("xgate_breaker_state{department=\"tax\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("xgate_adapter_call_duration_seconds_bucket{le="),
+            "{text}"
+        );
+    }
+}
