@@ -17,7 +17,7 @@ use xgate_proto::status::{Violation, invalid_argument};
 use xgate_proto::v1::exchange_server::Exchange;
 use xgate_proto::v1::registry_server::Registry;
 use xgate_proto::v1::{
-    AdapterRegistration, ApprovalItemInfo, DeregisterRequest, DeregisterResponse, FetchRequest,
+    AdapterRegistration, ApprovalItemInfo, BreakerState as ProtoBreakerState, EndpointState, DeregisterRequest, DeregisterResponse, FetchRequest,
     FetchResponse, FetchStreamResponse, HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest,
     ListAdaptersResponse, ListApprovalItemsRequest, ListApprovalItemsResponse,
     ListRecordTypesRequest, ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordStatus,
@@ -31,6 +31,7 @@ use crate::fetch::{self, FetchJob};
 use crate::policy_admin::PolicyMeta;
 use crate::quota::Quotas;
 use crate::routing::{Routes, endpoint_host};
+use crate::upstream::{BreakerState, Upstream};
 use crate::store::{Registration, Store};
 use crate::validate;
 
@@ -56,6 +57,10 @@ pub struct GatewayState {
     pub auditor: Auditor,
     /// Serialises registry changes so the routes always match the store.
     registry_lock: tokio::sync::Mutex<()>,
+    /// Checked records served again for their freshness.
+    pub cache: Arc<fetch::Cache>,
+    /// What adapter routes share: `[upstream]` and adapter health.
+    pub upstream: Arc<Upstream>,
 }
 
 impl GatewayState {
@@ -67,9 +72,12 @@ impl GatewayState {
         tls: TlsFiles,
         limits: Limits,
         auditor: Auditor,
+        cache: &crate::config::CacheConfig,
+        upstream: crate::config::UpstreamConfig,
     ) -> Result<Arc<GatewayState>, crate::store::StoreError> {
         let registrations = store.all().await?;
-        let routes = Routes::build(&registrations, &tls);
+        let upstream = Arc::new(Upstream::new(upstream));
+        let routes = Routes::build(&registrations, &tls, &upstream, None);
         Ok(Arc::new(GatewayState {
             catalog: Arc::new(catalog),
             policies: ArcSwap::from_pointee(policies),
@@ -85,14 +93,23 @@ impl GatewayState {
             policy_reload_lock: tokio::sync::Mutex::new(()),
             auditor,
             registry_lock: tokio::sync::Mutex::new(()),
+            cache: Arc::new(fetch::Cache::new(cache)),
+            upstream,
         }))
     }
 
     /// Rebuilds the routes from the store; returns the registrations read.
     async fn reload_routes(&self) -> Result<Vec<Registration>, Status> {
         let registrations = self.store.all().await.map_err(internal)?;
-        self.routes
-            .store(Arc::new(Routes::build(&registrations, &self.tls)));
+        let previous = self.routes.load_full();
+        let routes = Arc::new(Routes::build(
+            &registrations,
+            &self.tls,
+            &self.upstream,
+            Some(&previous),
+        ));
+        self.routes.store(Arc::clone(&routes));
+        routes.announce(&self.upstream, Some(&previous)).await;
         Ok(registrations)
     }
 
@@ -156,6 +173,7 @@ impl GatewayState {
                 &policies,
                 &routes,
                 &self.quotas,
+                &self.cache,
             ),
             Arc::new(ctx),
         )
@@ -373,8 +391,27 @@ fn valid_adapter_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn to_proto(r: &Registration) -> AdapterRegistration {
+fn to_proto(r: &Registration, routes: &Routes) -> AdapterRegistration {
+    let endpoint_states = routes
+        .adapter(&r.department, &r.adapter_id)
+        .map(|route| {
+            route
+                .endpoint_states()
+                .into_iter()
+                .map(|(endpoint, breaker, outstanding)| EndpointState {
+                    endpoint,
+                    breaker: match breaker {
+                        BreakerState::Closed => ProtoBreakerState::Closed,
+                        BreakerState::HalfOpen => ProtoBreakerState::HalfOpen,
+                        BreakerState::Open => ProtoBreakerState::Open,
+                    } as i32,
+                    outstanding: u32::try_from(outstanding).unwrap_or(u32::MAX),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     AdapterRegistration {
+        endpoint_states,
         department: r.department.clone(),
         adapter_id: r.adapter_id.clone(),
         endpoints: r.endpoints.clone(),
@@ -496,7 +533,7 @@ impl Registry for RegistryService {
         )
         .await;
         Ok(Response::new(RegisterResponse {
-            registration: Some(to_proto(&stored)),
+            registration: Some(to_proto(&stored, &gw.routes.load())),
         }))
     }
 
@@ -577,6 +614,7 @@ impl Registry for RegistryService {
                 )));
             }
         };
+        let routes = self.0.routes.load();
         let adapters = self
             .0
             .store
@@ -585,7 +623,7 @@ impl Registry for RegistryService {
             .map_err(internal)?
             .iter()
             .filter(|r| only.as_ref().is_none_or(|d| &r.department == d))
-            .map(to_proto)
+            .map(|r| to_proto(r, &routes))
             .collect();
         Ok(Response::new(ListAdaptersResponse { adapters }))
     }
