@@ -206,7 +206,11 @@ impl<T> Drop for Flight<T> {
 }
 
 /// Waits (until `deadline`) for the leader's outcome.
-pub async fn follow<T: Clone>(mut rx: Receiver<T>, deadline: Instant, budget: Duration) -> Shared<T> {
+pub async fn follow<T: Clone>(
+    mut rx: Receiver<T>,
+    deadline: Instant,
+    budget: Duration,
+) -> Shared<T> {
     match tokio::time::timeout_at(deadline.into(), rx.wait_for(Option::is_some)).await {
         Err(_) => Err(CallError::Timeout(budget)),
         Ok(Err(_)) => Err(CallError::Unavailable(
@@ -267,10 +271,21 @@ mod tests {
         let k = key("341602197703051725", &rt.id);
         c.insert(k.clone(), rt, entry(100, now, rt.freshness)).await;
         let hit = c.get(&k, now).await.expect("hit");
-        assert_eq!(hit.age(now + Duration::from_secs(3)), Duration::from_secs(3));
-        assert!(c.get(&k, now + rt.freshness - Duration::from_millis(1)).await.is_some());
+        assert_eq!(
+            hit.age(now + Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
+        assert!(
+            c.get(&k, now + rt.freshness - Duration::from_millis(1))
+                .await
+                .is_some()
+        );
         assert!(c.get(&k, now + rt.freshness).await.is_none(), "stale");
-        assert!(c.get(&key("11010519491231002X", &rt.id), now).await.is_none());
+        assert!(
+            c.get(&key("11010519491231002X", &rt.id), now)
+                .await
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -283,7 +298,8 @@ mod tests {
         assert!(!c.caches(secret));
         let now = Instant::now();
         let k = key("341602197703051725", &secret.id);
-        c.insert(k.clone(), secret, entry(100, now, secret.freshness)).await;
+        c.insert(k.clone(), secret, entry(100, now, secret.freshness))
+            .await;
         assert!(c.get(&k, now).await.is_none());
 
         let rt = catalog.record_type("driving_licence").expect("type");
@@ -293,7 +309,8 @@ mod tests {
         });
         assert!(!off.caches(rt));
         let k = key("341602197703051725", &rt.id);
-        off.insert(k.clone(), rt, entry(100, now, rt.freshness)).await;
+        off.insert(k.clone(), rt, entry(100, now, rt.freshness))
+            .await;
         assert!(off.get(&k, now).await.is_none());
     }
 
@@ -311,7 +328,10 @@ mod tests {
         assert!(c.weighted_size() <= 10_000, "{}", c.weighted_size());
         let mut held = 0;
         for i in 0..50 {
-            if c.get(&key(&format!("subject-{i}"), &rt.id), now).await.is_some() {
+            if c.get(&key(&format!("subject-{i}"), &rt.id), now)
+                .await
+                .is_some()
+            {
                 held += 1;
             }
         }

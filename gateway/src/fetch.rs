@@ -388,7 +388,10 @@ fn cached_source(entry: &Entry, now: Instant) -> Source {
             records,
             error: String::new(),
         },
-        Err(e) => Judged::refused(RecordStatus::Invalid, format!("cached record unreadable: {e}")),
+        Err(e) => Judged::refused(
+            RecordStatus::Invalid,
+            format!("cached record unreadable: {e}"),
+        ),
     };
     Source {
         verdict: Arc::new(verdict),
@@ -477,13 +480,14 @@ async fn sources(
             let task = tokio::spawn(async move {
                 let mut answered = call.await;
                 for (t, flight) in leading {
-                    let shared = answered.get(&t).cloned().unwrap_or(Err(CallError::Unavailable(
-                        "no answer for the type".into(),
-                    )));
+                    let shared = answered
+                        .get(&t)
+                        .cloned()
+                        .unwrap_or(Err(CallError::Unavailable("no answer for the type".into())));
                     flight.complete(shared);
-                    answered.entry(t).or_insert(Err(CallError::Unavailable(
-                        "no answer for the type".into(),
-                    )));
+                    answered
+                        .entry(t)
+                        .or_insert(Err(CallError::Unavailable("no answer for the type".into())));
                 }
                 answered
             });
@@ -550,9 +554,10 @@ async fn call(
     items
         .into_iter()
         .map(|item| {
-            let source = sources.get(&item.record_type).cloned().unwrap_or_else(|| {
-                Err(CallError::Unavailable("no answer for the type".into()))
-            });
+            let source = sources
+                .get(&item.record_type)
+                .cloned()
+                .unwrap_or_else(|| Err(CallError::Unavailable("no answer for the type".into())));
             let mut result = match source {
                 Err(error) => failed(
                     &item.record_type,

@@ -17,11 +17,12 @@ use xgate_proto::status::{Violation, invalid_argument};
 use xgate_proto::v1::exchange_server::Exchange;
 use xgate_proto::v1::registry_server::Registry;
 use xgate_proto::v1::{
-    AdapterRegistration, ApprovalItemInfo, BreakerState as ProtoBreakerState, EndpointState, DeregisterRequest, DeregisterResponse, FetchRequest,
-    FetchResponse, FetchStreamResponse, HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest,
-    ListAdaptersResponse, ListApprovalItemsRequest, ListApprovalItemsResponse,
-    ListRecordTypesRequest, ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordStatus,
-    RecordTypeInfo, RegisterRequest, RegisterResponse,
+    AdapterRegistration, ApprovalItemInfo, BreakerState as ProtoBreakerState, DeregisterRequest,
+    DeregisterResponse, EndpointState, FetchRequest, FetchResponse, FetchStreamResponse,
+    HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest, ListAdaptersResponse,
+    ListApprovalItemsRequest, ListApprovalItemsResponse, ListRecordTypesRequest,
+    ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordStatus, RecordTypeInfo,
+    RegisterRequest, RegisterResponse,
 };
 use xgate_tls::{Identity, TlsFiles};
 
@@ -31,8 +32,8 @@ use crate::fetch::{self, FetchJob};
 use crate::policy_admin::PolicyMeta;
 use crate::quota::Quotas;
 use crate::routing::{Routes, endpoint_host};
-use crate::upstream::{BreakerState, Upstream};
 use crate::store::{Registration, Store};
+use crate::upstream::{BreakerState, Upstream};
 use crate::validate;
 
 /// Most endpoints one adapter may register.

@@ -22,7 +22,9 @@ use xgate_tls::{Identity, TlsFiles};
 
 use crate::metrics::{self, CallLabels};
 use crate::store::Registration;
-use crate::upstream::{Admission, Breaker, BreakerState, LatencyWindow, RetryBudget, Upstream, lock};
+use crate::upstream::{
+    Admission, Breaker, BreakerState, LatencyWindow, RetryBudget, Upstream, lock,
+};
 
 /// One endpoint of an adapter: its channel and what we know of its health.
 struct EndpointSlot {
@@ -77,11 +79,7 @@ impl AdapterRoute {
             upstream: Arc::clone(upstream),
             bulkhead: Arc::new(Semaphore::new(config.max_concurrent_calls)),
             latencies: Mutex::new(LatencyWindow::new(config.latency_window)),
-            budget: RetryBudget::new(
-                config.retry_ratio,
-                config.retry_min_per_sec,
-                Instant::now(),
-            ),
+            budget: RetryBudget::new(config.retry_ratio, config.retry_min_per_sec, Instant::now()),
             down: AtomicBool::new(false),
         })
     }
@@ -581,7 +579,11 @@ impl Routes {
             );
             let kept = previous
                 .and_then(|p| p.by_adapter.get(&key))
-                .filter(|route| route.endpoints().eq(registration.endpoints.iter().map(String::as_str)))
+                .filter(|route| {
+                    route
+                        .endpoints()
+                        .eq(registration.endpoints.iter().map(String::as_str))
+                })
                 .cloned();
             let route = match kept {
                 Some(route) => route,

@@ -333,7 +333,11 @@ mod tests {
         b.on_success();
         b.on_failure(t);
         b.on_failure(t);
-        assert_eq!(b.state(t), BreakerState::Closed, "a success resets the count");
+        assert_eq!(
+            b.state(t),
+            BreakerState::Closed,
+            "a success resets the count"
+        );
         assert_eq!(b.admit(t), Admission::Call);
         b.on_failure(t);
         assert_eq!(b.state(t), BreakerState::Open);
@@ -415,7 +419,11 @@ mod tests {
         let ms = Duration::from_millis;
         let mut w = LatencyWindow::new(100);
         assert_eq!(w.p95(), None);
-        assert_eq!(w.hedge_delay(20, ms(100), ms(2)), ms(100), "no samples: default");
+        assert_eq!(
+            w.hedge_delay(20, ms(100), ms(2)),
+            ms(100),
+            "no samples: default"
+        );
         for i in 1..=100 {
             w.record(ms(i));
         }
@@ -432,6 +440,10 @@ mod tests {
         for _ in 0..5 {
             few.record(ms(1));
         }
-        assert_eq!(few.hedge_delay(20, ms(50), ms(2)), ms(50), "too few samples");
+        assert_eq!(
+            few.hedge_delay(20, ms(50), ms(2)),
+            ms(50),
+            "too few samples"
+        );
     }
 }

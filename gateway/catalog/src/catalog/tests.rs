@@ -733,7 +733,10 @@ fn cache_opt_out_is_read_and_checked() {
     .unwrap();
     assert!(!catalog.record_type("test_record").unwrap().cache);
     let catalog = Catalog::from_sources(&sources(&[("x.json", with_type_change(|_| {}))])).unwrap();
-    assert!(catalog.record_type("test_record").unwrap().cache, "absent means cacheable");
+    assert!(
+        catalog.record_type("test_record").unwrap().cache,
+        "absent means cacheable"
+    );
     let wrong = load_err(&[("x.json", with_type_change(|t| t["cache"] = json!("no")))]);
     assert!(wrong.starts_with("`x.json:"), "{wrong}");
     assert!(wrong.contains("expected a boolean"), "{wrong}");
@@ -742,7 +745,11 @@ fn cache_opt_out_is_read_and_checked() {
 #[test]
 fn sensitive_builtin_types_are_never_cached() {
     let catalog = Catalog::builtin().unwrap();
-    for id in ["no_criminal_record_certificate", "exit_entry_record", "disability_certificate"] {
+    for id in [
+        "no_criminal_record_certificate",
+        "exit_entry_record",
+        "disability_certificate",
+    ] {
         assert!(!catalog.record_type(id).unwrap().cache, "{id}");
     }
     assert!(catalog.record_type("driving_licence").unwrap().cache);
