@@ -19,8 +19,8 @@
 //! for the types not already on their way.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -70,11 +70,11 @@ impl Entry {
 
 struct FreshnessExpiry;
 
-impl moka::Expiry<Key, std::sync::Arc<Entry>> for FreshnessExpiry {
+impl moka::Expiry<Key, Arc<Entry>> for FreshnessExpiry {
     fn expire_after_create(
         &self,
         _key: &Key,
-        value: &std::sync::Arc<Entry>,
+        value: &Arc<Entry>,
         created_at: Instant,
     ) -> Option<Duration> {
         Some(value.fresh_until.saturating_duration_since(created_at))
@@ -87,6 +87,9 @@ pub type Shared<T> = Result<T, CallError>;
 
 type Receiver<T> = watch::Receiver<Option<Shared<T>>>;
 
+/// The calls in flight: key -> (flight id, the receiver followers clone).
+type Flights<T> = Arc<Mutex<HashMap<Key, (u64, Receiver<T>)>>>;
+
 /// Whether this fetch calls the adapter for a key or waits for the fetch
 /// that already does.
 pub enum Claim<T: Clone> {
@@ -97,8 +100,8 @@ pub enum Claim<T: Clone> {
 /// The record cache plus the calls in flight. `T` is what a call shares
 /// (the fetch's judged answer).
 pub struct RecordCache<T: Clone> {
-    entries: Option<moka::future::Cache<Key, std::sync::Arc<Entry>>>,
-    flights: std::sync::Arc<Mutex<HashMap<Key, (u64, Receiver<T>)>>>,
+    entries: Option<moka::future::Cache<Key, Arc<Entry>>>,
+    flights: Flights<T>,
     serial: AtomicU64,
 }
 
@@ -107,13 +110,13 @@ impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
         let entries = config.enabled.then(|| {
             moka::future::Cache::builder()
                 .max_capacity(config.max_bytes)
-                .weigher(|key: &Key, entry: &std::sync::Arc<Entry>| entry.weight(key))
+                .weigher(|key: &Key, entry: &Arc<Entry>| entry.weight(key))
                 .expire_after(FreshnessExpiry)
                 .build()
         });
         RecordCache {
             entries,
-            flights: std::sync::Arc::new(Mutex::new(HashMap::new())),
+            flights: Arc::new(Mutex::new(HashMap::new())),
             serial: AtomicU64::new(0),
         }
     }
@@ -124,7 +127,7 @@ impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
     }
 
     /// The fresh entry of `key`, if any.
-    pub async fn get(&self, key: &Key, now: Instant) -> Option<std::sync::Arc<Entry>> {
+    pub async fn get(&self, key: &Key, now: Instant) -> Option<Arc<Entry>> {
         let entries = self.entries.as_ref()?;
         entries
             .get(key)
@@ -138,7 +141,7 @@ impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
             return;
         }
         if let Some(entries) = &self.entries {
-            entries.insert(key, std::sync::Arc::new(entry)).await;
+            entries.insert(key, Arc::new(entry)).await;
             crate::metrics::metrics()
                 .cache_bytes
                 .set(i64::try_from(entries.weighted_size()).unwrap_or(i64::MAX));
@@ -158,7 +161,7 @@ impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
             key: key.clone(),
             id,
             tx,
-            flights: std::sync::Arc::clone(&self.flights),
+            flights: Arc::clone(&self.flights),
         })
     }
 
@@ -181,7 +184,7 @@ pub struct Flight<T> {
     key: Key,
     id: u64,
     tx: watch::Sender<Option<Shared<T>>>,
-    flights: std::sync::Arc<Mutex<HashMap<Key, (u64, Receiver<T>)>>>,
+    flights: Flights<T>,
 }
 
 impl<T> Flight<T> {

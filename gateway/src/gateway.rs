@@ -65,6 +65,8 @@ pub struct GatewayState {
 }
 
 impl GatewayState {
+    // One argument per separately loaded part of the configuration.
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         catalog: Catalog,
         policies: PolicySet,
