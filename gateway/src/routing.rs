@@ -644,6 +644,93 @@ impl Routes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::UpstreamConfig;
+    use std::time::SystemTime;
+
+    /// A gateway identity (the channels are lazy: nothing connects).
+    fn tls(dir: &std::path::Path) -> TlsFiles {
+        let gateway = Identity::Gateway("xgate".into());
+        let pki = xgate_tls::devpki::init(dir, std::slice::from_ref(&gateway)).expect("pki");
+        pki.files(&gateway)
+    }
+
+    fn registration(endpoints: &[&str]) -> Registration {
+        Registration {
+            department: "tax".into(),
+            adapter_id: "tax".into(),
+            endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
+            record_types: vec!["tax_registration".into()],
+            registered_at: SystemTime::now(),
+            last_seen: SystemTime::now(),
+        }
+    }
+
+    fn open(route: &AdapterRoute, index: usize) {
+        let slot = &route.endpoints[index];
+        for _ in 0..route.upstream.config.breaker_failures {
+            lock(&slot.breaker).on_failure(Instant::now());
+        }
+    }
+
+    #[tokio::test]
+    async fn picks_the_least_outstanding_admitted_endpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let upstream = Arc::new(Upstream::new(UpstreamConfig::default()));
+        let route = AdapterRoute::new(
+            &registration(&[
+                "https://127.0.0.1:1",
+                "https://127.0.0.1:2",
+                "https://127.0.0.1:3",
+            ]),
+            &tls(dir.path()),
+            &upstream,
+        )
+        .expect("route");
+        let now = Instant::now();
+        let first = |tried: &[usize]| route.pick(tried, now).map(|(i, _)| i);
+        // Ties rotate.
+        assert_eq!(
+            [first(&[]), first(&[]), first(&[]), first(&[])],
+            [Some(0), Some(1), Some(2), Some(0)]
+        );
+        // Busy endpoints are avoided.
+        route.endpoints[0].outstanding.store(3, Ordering::Relaxed);
+        route.endpoints[1].outstanding.store(1, Ordering::Relaxed);
+        route.endpoints[2].outstanding.store(2, Ordering::Relaxed);
+        assert_eq!(first(&[]), Some(1));
+        assert_eq!(first(&[1]), Some(2), "not one already tried");
+        // An open breaker is skipped however idle its endpoint.
+        open(&route, 1);
+        assert_eq!(first(&[]), Some(2));
+        open(&route, 0);
+        open(&route, 2);
+        assert_eq!(first(&[]), None, "every breaker open");
+        let states: Vec<BreakerState> = route.endpoint_states().into_iter().map(|s| s.1).collect();
+        assert_eq!(states, vec![BreakerState::Open; 3]);
+    }
+
+    #[tokio::test]
+    async fn rebuilt_routes_keep_the_state_of_unchanged_adapters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = tls(dir.path());
+        let upstream = Arc::new(Upstream::new(UpstreamConfig::default()));
+        let one = [registration(&["https://127.0.0.1:1"])];
+        let first = Routes::build(&one, &tls, &upstream, None);
+        let again = Routes::build(&one, &tls, &upstream, Some(&first));
+        let (a, b) = (
+            first.get("tax_registration").expect("routed"),
+            again.get("tax_registration").expect("routed"),
+        );
+        assert!(
+            Arc::ptr_eq(a, b),
+            "same endpoints: same route, breakers and all"
+        );
+        let moved = [registration(&["https://127.0.0.1:2"])];
+        let changed = Routes::build(&moved, &tls, &upstream, Some(&again));
+        let c = changed.get("tax_registration").expect("routed");
+        assert!(!Arc::ptr_eq(b, c));
+        assert!(changed.adapter("tax", "tax").is_some());
+    }
 
     #[test]
     fn endpoint_urls_must_be_https_with_port() {

@@ -446,3 +446,45 @@ async fn retries_go_to_another_endpoint_only_within_the_budget() {
         }
     }
 }
+
+/// A full bulkhead fails further calls to that adapter at once, without calling it, while
+/// other departments are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_bulkhead_fails_fast_without_calling_the_adapter() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env
+        .start_gateway(&uncached("max_concurrent_calls = 1\nhedge = false\n"))
+        .await
+        .expect("gateway");
+    let tax = env
+        .start_fixture(tax_fixture().in_mode(Mode::Hanging), &gateway)
+        .await
+        .expect("fixture");
+    // The one permitted call hangs (until its own 20 s deadline at most).
+    let mut first_client = env
+        .exchange(gateway.addr(), APPROVAL_HALL)
+        .await
+        .expect("client");
+    let mut first_request = request(&env, &[CERTIFICATE]);
+    first_request.set_timeout(Duration::from_secs(20));
+    let first = tokio::spawn(async move { first_client.fetch(first_request).await });
+    wait::until(
+        "the first call to reach the adapter",
+        Duration::from_secs(15),
+        || {
+            let n = tax.lookups();
+            async move { Ok((n == 1).then_some(())) }
+        },
+    )
+    .await
+    .expect("first call");
+    for _ in 0..3 {
+        let result = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE])
+            .await
+            .remove(0);
+        assert_eq!(status_of(&result), RecordStatus::Unavailable, "{result:?}");
+        assert!(result.error.contains("bulkhead full"), "{}", result.error);
+    }
+    assert_eq!(tax.lookups(), 1, "refused calls never reach the department");
+    first.abort();
+}
