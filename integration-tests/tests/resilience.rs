@@ -154,6 +154,11 @@ async fn a_cache_hit_is_policy_checked_and_audited() {
     );
     assert_eq!(second.policy_ids, first.policy_ids);
     assert_eq!(tax.lookups(), 1, "a hit does not call the department");
+    // For the record (not asserted): time inside the gateway, miss then hit.
+    eprintln!(
+        "latency_us: miss {} hit {}",
+        first.latency_us, second.latency_us
+    );
 
     let denied = fetch(&env, &gateway, NO_GRANT, &[CERTIFICATE])
         .await
