@@ -7,7 +7,7 @@
 //! are in [`crate::upstream`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,8 +46,9 @@ pub struct AdapterRoute {
     bulkhead: Arc<Semaphore>,
     latencies: Mutex<LatencyWindow>,
     budget: RetryBudget,
-    /// Whether no endpoint's breaker is closed (last published to health).
-    down: AtomicBool,
+    /// Whether the adapter is down (no endpoint's breaker closed), as last
+    /// published to health; `None` before the first publication.
+    published: tokio::sync::Mutex<Option<bool>>,
 }
 
 impl AdapterRoute {
@@ -80,7 +81,7 @@ impl AdapterRoute {
             bulkhead: Arc::new(Semaphore::new(config.max_concurrent_calls)),
             latencies: Mutex::new(LatencyWindow::new(config.latency_window)),
             budget: RetryBudget::new(config.retry_ratio, config.retry_min_per_sec, Instant::now()),
-            down: AtomicBool::new(false),
+            published: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -141,28 +142,36 @@ impl AdapterRoute {
         )
     }
 
-    /// The aggregate breaker state (metric and health): open when no
-    /// endpoint is closed; half-open when some are not closed.
-    async fn refresh_health(&self) {
+    /// The aggregate breaker state: open when no endpoint is closed (the
+    /// adapter is down), half-open when some are not closed.
+    fn aggregate(&self) -> BreakerState {
         let now = Instant::now();
         let states: Vec<BreakerState> = self
             .endpoints
             .iter()
             .map(|slot| lock(&slot.breaker).state(now))
             .collect();
-        let down = !states.is_empty() && states.iter().all(|s| *s != BreakerState::Closed);
-        let aggregate = if down {
+        if !states.is_empty() && states.iter().all(|s| *s != BreakerState::Closed) {
             BreakerState::Open
         } else if states.iter().any(|s| *s != BreakerState::Closed) {
             BreakerState::HalfOpen
         } else {
             BreakerState::Closed
-        };
+        }
+    }
+
+    /// Brings the metric and, when the adapter went down or came back, the
+    /// health status up to date. Serialised, and what was published is
+    /// recorded only once it was: a refresh cancelled half-way (a hedge's
+    /// loser) leaves the next one to publish.
+    async fn refresh_health(&self) {
         metrics::metrics()
             .breaker_state
             .get_or_create(&metrics::department(&self.department))
-            .set(aggregate.gauge());
-        if self.down.swap(down, Ordering::SeqCst) != down {
+            .set(self.aggregate().gauge());
+        let mut published = self.published.lock().await;
+        let down = self.aggregate() == BreakerState::Open;
+        if *published != Some(down) {
             tracing::warn!(
                 department = self.department,
                 adapter = self.adapter_id,
@@ -172,15 +181,18 @@ impl AdapterRoute {
             self.upstream
                 .publish(&self.department, &self.adapter_id, down)
                 .await;
+            *published = Some(down);
         }
     }
 
     /// Publishes this adapter's current health (at registration and start).
     pub async fn announce(&self) {
-        let down = self.down.load(Ordering::SeqCst);
+        let mut published = self.published.lock().await;
+        let down = self.aggregate() == BreakerState::Open;
         self.upstream
             .publish(&self.department, &self.adapter_id, down)
             .await;
+        *published = Some(down);
     }
 }
 
