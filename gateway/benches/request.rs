@@ -86,6 +86,7 @@ fn benches(c: &mut Criterion) {
                 view: "full".into(),
                 value: None,
                 policy_set_version: "sha256:0123456789abcdef".into(),
+                ..RecordResult::default()
             })
             .collect(),
     };

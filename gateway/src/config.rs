@@ -30,6 +30,72 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+}
+
+/// `[cache]`: the record cache (see [`crate::cache`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Serve records again for their catalog freshness.
+    pub enabled: bool,
+    /// Most bytes of cached record JSON (plus keys) held.
+    pub max_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[upstream]`: fault isolation of adapter calls (see [`crate::upstream`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Most calls in flight to one adapter (bulkhead); more fail at once.
+    pub max_concurrent_calls: usize,
+    /// Consecutive failures that open an endpoint's circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses calls before one probe, in ms.
+    pub breaker_cooldown_ms: u64,
+    /// Send a second request to another endpoint when the first is slow.
+    pub hedge: bool,
+    /// Hedge delay until `hedge_min_samples` latencies are known, in ms.
+    pub hedge_default_ms: u64,
+    /// Shortest hedge delay, in ms, whatever the observed p95.
+    pub hedge_floor_ms: u64,
+    /// Latencies needed before the hedge delay follows the adapter's p95.
+    pub hedge_min_samples: usize,
+    /// Recent latencies kept per adapter for the p95.
+    pub latency_window: usize,
+    /// Retries (and hedges) earned per call: 0.1 allows 10% extra attempts.
+    pub retry_ratio: f64,
+    /// Retries (and hedges) allowed per second per adapter whatever the ratio.
+    pub retry_min_per_sec: f64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 64,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 5_000,
+            hedge: true,
+            hedge_default_ms: 100,
+            hedge_floor_ms: 2,
+            hedge_min_samples: 20,
+            latency_window: 256,
+            retry_ratio: 0.1,
+            retry_min_per_sec: 10.0,
+        }
+    }
 }
 
 /// `[audit]`: the tamper-evident access log.
@@ -232,6 +298,22 @@ impl Config {
         {
             return Err("audit.database must start with `sqlite:` or `postgres://`".into());
         }
+        let u = &self.upstream;
+        if u.max_concurrent_calls == 0
+            || u.breaker_failures == 0
+            || u.breaker_cooldown_ms == 0
+            || u.latency_window == 0
+        {
+            return Err("upstream.max_concurrent_calls, breaker_failures, breaker_cooldown_ms and latency_window must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&u.retry_ratio)
+            || !u.retry_min_per_sec.is_finite()
+            || u.retry_min_per_sec < 0.0
+        {
+            return Err(
+                "upstream.retry_ratio must be within 0..=1 and retry_min_per_sec at least 0".into(),
+            );
+        }
         if l.default_fetch_timeout_ms > l.max_fetch_timeout_ms {
             return Err(format!(
                 "limits.default_fetch_timeout_ms ({}) exceeds limits.max_fetch_timeout_ms ({})",
@@ -301,6 +383,30 @@ ca = "/etc/xgate/ca.pem"
         let message = err.to_string();
         assert!(message.contains("frobnicate"), "{message}");
         assert!(message.contains("gateway.toml"), "{message}");
+    }
+
+    #[test]
+    fn cache_and_upstream_sections_have_defaults_and_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::load(&write(dir.path(), MINIMAL)).expect("load");
+        assert!(config.cache.enabled);
+        assert_eq!(config.cache.max_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.upstream.max_concurrent_calls, 64);
+        let text = format!(
+            "{MINIMAL}\n[cache]\nenabled = false\n[upstream]\nbreaker_failures = 2\nretry_ratio = 0.5\n"
+        );
+        let config = Config::load(&write(dir.path(), &text)).expect("load");
+        assert!(!config.cache.enabled);
+        assert_eq!(config.upstream.breaker_failures, 2);
+        assert_eq!(config.upstream.retry_ratio, 0.5);
+        let text = format!("{MINIMAL}\n[upstream]\nretry_ratio = 2.0\n");
+        let err = Config::load(&write(dir.path(), &text)).expect_err("bad ratio");
+        assert!(err.to_string().contains("retry_ratio"), "{err}");
+        let text = format!("{MINIMAL}\n[upstream]\nmax_concurrent_calls = 0\n");
+        assert!(Config::load(&write(dir.path(), &text)).is_err());
+        let text = format!("{MINIMAL}\n[cache]\nttl = 5\n");
+        let err = Config::load(&write(dir.path(), &text)).expect_err("unknown key");
+        assert!(err.to_string().contains("ttl"), "{err}");
     }
 
     #[test]

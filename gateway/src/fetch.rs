@@ -4,9 +4,12 @@
 //! Order for each requested record type (see ARCHITECTURE.md):
 //! policy decision on (requester, type, view, purpose, item, time) ->
 //! (denied: DENIED, never fetched) -> daily quota (spent: RESOURCE_EXHAUSTED)
-//! -> route lookup (none: NO_SOURCE) -> one call per adapter for all of its
-//! types -> per-record schema and subject check -> the granted view (field
-//! subset or predicate value) -> release under the decision's [`Permit`].
+//! -> route lookup (none: NO_SOURCE) -> record cache (hit: the cached,
+//! already checked records; concurrent misses share one call, see
+//! [`crate::cache`]) -> one call per adapter for the rest of its types
+//! (resilient: [`crate::routing`]) -> per-record schema and subject check ->
+//! the granted view (field subset or predicate value) -> release under the
+//! decision's [`Permit`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,6 +24,10 @@ use xgate_proto::v1::{
     LookupRequest, LookupStatus, Provenance, RecordResult, RecordStatus, Subject, TypeAnswer,
 };
 
+use tracing::Instrument as _;
+
+use crate::cache::{Claim, Entry, Key, RecordCache};
+use crate::metrics::{CacheLabels, CacheOutcome};
 use crate::quota::Quotas;
 use crate::routing::{AdapterRoute, Answered, CallError, Routes};
 use crate::validate::{ValidFetch, Wanted};
@@ -124,6 +131,7 @@ pub fn plan(
     policies: &PolicySet,
     routes: &Routes,
     quotas: &Quotas,
+    cache: &Arc<Cache>,
 ) -> Plan {
     let job = Arc::new(job);
     let mut immediate = Vec::new();
@@ -199,7 +207,8 @@ pub fn plan(
         .map(|(route, items)| {
             let job = Arc::clone(&job);
             let catalog = Arc::clone(&catalog);
-            Box::pin(async move { call(route, items, job, catalog).await })
+            let cache = Arc::clone(cache);
+            Box::pin(async move { call(route, items, job, catalog, cache).await })
                 as futures::future::BoxFuture<'static, Vec<Indexed>>
         })
         .collect();
@@ -238,6 +247,8 @@ fn failed(
         view: String::new(),
         value: None,
         policy_set_version: String::new(),
+        from_cache: false,
+        age_ms: 0,
     }
 }
 
@@ -245,13 +256,266 @@ fn micros_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// One call to one adapter for all of its permitted types; every item gets
-/// exactly one result, whatever happens.
+/// The record cache of a gateway: it shares a type's [`Source`] between
+/// concurrent fetches.
+pub type Cache = RecordCache<Source>;
+
+/// Where one type's answer came from, judged: a fresh adapter answer, one
+/// shared by a concurrent fetch's call, or the cache.
+#[derive(Clone)]
+pub struct Source {
+    verdict: Arc<Judged>,
+    endpoint: String,
+    retrieved_at: SystemTime,
+    /// The cached answer's age when served from the cache.
+    cached_age: Option<Duration>,
+}
+
+/// The text a requester sees when a department could not be asked.
+fn call_error_text(error: &CallError, department: &str, adapter_id: &str) -> String {
+    match error {
+        CallError::NoEndpoint => format!("adapter `{adapter_id}` has no endpoint"),
+        CallError::Timeout(budget) => format!(
+            "department `{department}` did not answer within {} ms",
+            budget.as_millis()
+        ),
+        CallError::Unavailable(message) => {
+            format!("department `{department}` unavailable: {message}")
+        }
+        CallError::CircuitOpen => format!(
+            "department `{department}` unavailable: circuit open (its adapter failed repeatedly; not called until a probe succeeds)"
+        ),
+        CallError::Busy(limit) => format!(
+            "department `{department}` busy: {limit} calls already in flight (bulkhead full); try again"
+        ),
+    }
+}
+
+/// Calls `route` for `types` and judges each answer; checked answers of
+/// cacheable types are cached.
+async fn fetch_types(
+    route: Arc<AdapterRoute>,
+    types: Vec<String>,
+    job: Arc<FetchJob>,
+    catalog: Arc<Catalog>,
+    cache: Arc<Cache>,
+    deadline: Instant,
+) -> HashMap<String, Result<Source, CallError>> {
+    let kind = xgate_proto::kind::to_proto(job.fetch.subject_kind);
+    let request = LookupRequest {
+        subject: Some(Subject {
+            kind: kind as i32,
+            id: job.fetch.subject_id.clone(),
+        }),
+        record_types: types.clone(),
+        request_id: job.request_id.clone(),
+        purpose: job.fetch.purpose.clone(),
+    };
+    let answer = route.lookup(request, deadline).await;
+    let retrieved_at = SystemTime::now();
+    let stored = Instant::now();
+    let Answered { response, endpoint } = match answer {
+        Ok(answered) => answered,
+        Err(e) => return types.into_iter().map(|t| (t, Err(e.clone()))).collect(),
+    };
+    let department = &route.department;
+    let mut answers: HashMap<String, TypeAnswer> = response
+        .answers
+        .into_iter()
+        .map(|a| (a.record_type.clone(), a))
+        .collect();
+    let mut sources = HashMap::with_capacity(types.len());
+    for t in types {
+        let rt = catalog.record_type(&t);
+        let verdict = match (answers.remove(&t), rt) {
+            (Some(answer), Some(rt)) => {
+                let records_json = answer.records_json.clone();
+                let verdict = judge(answer, rt, &job.fetch);
+                if verdict.status == RecordStatus::Ok {
+                    let key = cache_key(&job, &t);
+                    let entry = Entry {
+                        records_json,
+                        endpoint: endpoint.clone(),
+                        retrieved_at,
+                        stored,
+                        fresh_until: stored + rt.freshness,
+                    };
+                    cache.insert(key, rt, entry).await;
+                }
+                verdict
+            }
+            (None, _) => Judged::refused(
+                RecordStatus::Invalid,
+                format!("department `{department}` gave no answer for `{t}`"),
+            ),
+            (Some(_), None) => Judged::refused(
+                RecordStatus::Invalid,
+                format!("record type `{t}` left the catalog"),
+            ),
+        };
+        sources.insert(
+            t,
+            Ok(Source {
+                verdict: Arc::new(verdict),
+                endpoint: endpoint.clone(),
+                retrieved_at,
+                cached_age: None,
+            }),
+        );
+    }
+    sources
+}
+
+fn cache_key(job: &FetchJob, record_type: &str) -> Key {
+    Key {
+        kind: job.fetch.subject_kind,
+        subject: job.fetch.subject_id.clone(),
+        record_type: record_type.to_owned(),
+    }
+}
+
+/// A cache hit as a [`Source`]: the records were checked when they were
+/// cached, so they are only parsed again.
+fn cached_source(entry: &Entry, now: Instant) -> Source {
+    let records: Result<Vec<Value>, _> = entry
+        .records_json
+        .iter()
+        .map(|bytes| serde_json::from_slice(bytes))
+        .collect();
+    let verdict = match records {
+        Ok(records) => Judged {
+            status: RecordStatus::Ok,
+            records,
+            error: String::new(),
+        },
+        Err(e) => Judged::refused(
+            RecordStatus::Invalid,
+            format!("cached record unreadable: {e}"),
+        ),
+    };
+    Source {
+        verdict: Arc::new(verdict),
+        endpoint: entry.endpoint.clone(),
+        retrieved_at: entry.retrieved_at,
+        cached_age: Some(entry.age(now)),
+    }
+}
+
+fn count_cache(outcome: CacheOutcome, n: usize) {
+    if n > 0 {
+        crate::metrics::metrics()
+            .cache_lookups
+            .get_or_create(&CacheLabels { outcome })
+            .inc_by(n as u64);
+    }
+}
+
+/// Every type's [`Source`]: from the cache, from a concurrent fetch's call
+/// of the same key, or from one call to the adapter for the rest.
+async fn sources(
+    route: &Arc<AdapterRoute>,
+    types: Vec<String>,
+    job: &Arc<FetchJob>,
+    catalog: &Arc<Catalog>,
+    cache: &Arc<Cache>,
+    deadline: Instant,
+    budget: Duration,
+) -> HashMap<String, Result<Source, CallError>> {
+    let mut found = HashMap::with_capacity(types.len());
+    let mut leading = Vec::new();
+    let mut following = Vec::new();
+    let mut direct = Vec::new();
+    let span = tracing::info_span!(
+        "cache",
+        department = %route.department,
+        types = types.len(),
+        hits = tracing::field::Empty,
+        coalesced = tracing::field::Empty,
+        misses = tracing::field::Empty,
+    );
+    async {
+        let now = Instant::now();
+        for t in types {
+            if !catalog.record_type(&t).is_some_and(|rt| cache.caches(rt)) {
+                direct.push(t);
+                continue;
+            }
+            let key = cache_key(job, &t);
+            if let Some(entry) = cache.get(&key, now).await {
+                found.insert(t, Ok(cached_source(&entry, now)));
+                continue;
+            }
+            match cache.claim(&key) {
+                Claim::Lead(flight) => leading.push((t, flight)),
+                Claim::Follow(rx) => following.push((t, rx)),
+            }
+        }
+        let span = tracing::Span::current();
+        span.record("hits", found.len());
+        span.record("coalesced", following.len());
+        span.record("misses", leading.len());
+    }
+    .instrument(span)
+    .await;
+    count_cache(CacheOutcome::Hit, found.len());
+    count_cache(CacheOutcome::Coalesced, following.len());
+    count_cache(CacheOutcome::Miss, leading.len());
+
+    let mut call_types: Vec<String> = direct;
+    call_types.extend(leading.iter().map(|(t, _)| t.clone()));
+    if !call_types.is_empty() {
+        let call = fetch_types(
+            Arc::clone(route),
+            call_types,
+            Arc::clone(job),
+            Arc::clone(catalog),
+            Arc::clone(cache),
+            deadline,
+        );
+        let mut answered = if leading.is_empty() {
+            call.await
+        } else {
+            // Others wait for this call: it runs on even if this fetch is
+            // cancelled, and hands every led type's outcome over.
+            let task = tokio::spawn(async move {
+                let mut answered = call.await;
+                for (t, flight) in leading {
+                    let shared = answered
+                        .get(&t)
+                        .cloned()
+                        .unwrap_or(Err(CallError::Unavailable("no answer for the type".into())));
+                    flight.complete(shared);
+                    answered
+                        .entry(t)
+                        .or_insert(Err(CallError::Unavailable("no answer for the type".into())));
+                }
+                answered
+            });
+            match task.await {
+                Ok(answered) => answered,
+                Err(e) => {
+                    tracing::error!(error = %e, "adapter call task failed");
+                    HashMap::new()
+                }
+            }
+        };
+        found.extend(answered.drain());
+    }
+    for (t, rx) in following {
+        found.insert(t, crate::cache::follow(rx, deadline, budget).await);
+    }
+    found
+}
+
+/// One call to one adapter for all of its permitted types (less those the
+/// cache or a concurrent fetch answers); every item gets exactly one
+/// result, whatever happens.
 async fn call(
     route: Arc<AdapterRoute>,
     items: Vec<Item>,
     job: Arc<FetchJob>,
     catalog: Arc<Catalog>,
+    cache: Arc<Cache>,
 ) -> Vec<Indexed> {
     let department = route.department.clone();
     let now = Instant::now();
@@ -259,122 +523,79 @@ async fn call(
         .deadline
         .saturating_duration_since(now)
         .min(job.adapter_cap);
-    let fail_all = |status: RecordStatus, error: String| -> Vec<Indexed> {
-        items
+    if budget.is_zero() {
+        let error = "the fetch deadline passed before the department was called";
+        return items
             .iter()
             .map(|item| {
-                let mut result =
-                    failed(&item.record_type, &department, status, error.clone(), &job);
+                let mut result = failed(
+                    &item.record_type,
+                    &department,
+                    RecordStatus::Unavailable,
+                    error.into(),
+                    &job,
+                );
                 result.policy_ids = item.permit.policy_ids().to_vec();
                 result.view = item.permit.view().to_owned();
                 result.policy_set_version = item.policy_set_version.clone();
                 (item.index, result)
             })
-            .collect()
-    };
-    if budget.is_zero() {
-        return fail_all(
-            RecordStatus::Unavailable,
-            "the fetch deadline passed before the department was called".into(),
-        );
+            .collect();
     }
-    let kind = xgate_proto::kind::to_proto(job.fetch.subject_kind);
-    let request = LookupRequest {
-        subject: Some(Subject {
-            kind: kind as i32,
-            id: job.fetch.subject_id.clone(),
-        }),
-        // A type wanted at several views is fetched once.
-        record_types: {
-            let mut types: Vec<String> = Vec::with_capacity(items.len());
-            for item in &items {
-                if !types.contains(&item.record_type) {
-                    types.push(item.record_type.clone());
-                }
-            }
-            types
-        },
-        request_id: job.request_id.clone(),
-        purpose: job.fetch.purpose.clone(),
-    };
-    let answer = route.lookup(request, now + budget).await;
-    let retrieved_at = SystemTime::now();
-    let Answered { response, endpoint } = match answer {
-        Ok(answered) => answered,
-        Err(CallError::NoEndpoint) => {
-            return fail_all(
-                RecordStatus::Unavailable,
-                format!("adapter `{}` has no endpoint", route.adapter_id),
-            );
+    // A type wanted at several views is fetched once.
+    let mut types: Vec<String> = Vec::with_capacity(items.len());
+    for item in &items {
+        if !types.contains(&item.record_type) {
+            types.push(item.record_type.clone());
         }
-        Err(CallError::Timeout(budget)) => {
-            return fail_all(
-                RecordStatus::Unavailable,
-                format!(
-                    "department `{department}` did not answer within {} ms",
-                    budget.as_millis()
-                ),
-            );
-        }
-        Err(CallError::Unavailable(message)) => {
-            return fail_all(
-                RecordStatus::Unavailable,
-                format!("department `{department}` unavailable: {message}"),
-            );
-        }
-    };
-    let provenance = Provenance {
-        department: department.clone(),
-        adapter_id: route.adapter_id.clone(),
-        endpoint,
-        retrieved_at: Some(prost_types::Timestamp::from(retrieved_at)),
-    };
-    let mut answers: HashMap<String, TypeAnswer> = response
-        .answers
-        .into_iter()
-        .map(|a| (a.record_type.clone(), a))
-        .collect();
-    // Each type judged once, whatever number of views of it were asked for.
-    let mut judged: HashMap<String, Judged> = HashMap::new();
+    }
+    let sources = sources(&route, types, &job, &catalog, &cache, now + budget, budget).await;
     let today = job.now.to_offset(LOCAL_OFFSET).date();
     items
         .into_iter()
         .map(|item| {
-            let rt = catalog.record_type(&item.record_type);
-            let verdict = judged.entry(item.record_type.clone()).or_insert_with(|| {
-                match (answers.remove(&item.record_type), rt) {
-                    (Some(answer), Some(rt)) => judge(answer, rt, &job.fetch),
-                    (None, _) => Judged::refused(
-                        RecordStatus::Invalid,
-                        format!(
-                            "department `{department}` gave no answer for `{}`",
-                            item.record_type
-                        ),
-                    ),
-                    (Some(_), None) => Judged::refused(
-                        RecordStatus::Invalid,
-                        format!("record type `{}` left the catalog", item.record_type),
-                    ),
+            let source = sources
+                .get(&item.record_type)
+                .cloned()
+                .unwrap_or_else(|| Err(CallError::Unavailable("no answer for the type".into())));
+            let mut result = match source {
+                Err(error) => failed(
+                    &item.record_type,
+                    &department,
+                    RecordStatus::Unavailable,
+                    call_error_text(&error, &department, &route.adapter_id),
+                    &job,
+                ),
+                Ok(source) => {
+                    let verdict = &source.verdict;
+                    let mut result = RecordResult {
+                        record_type: item.record_type.clone(),
+                        department: department.clone(),
+                        status: verdict.status as i32,
+                        provenance: Some(Provenance {
+                            department: department.clone(),
+                            adapter_id: route.adapter_id.clone(),
+                            endpoint: source.endpoint.clone(),
+                            retrieved_at: Some(prost_types::Timestamp::from(source.retrieved_at)),
+                        }),
+                        error: verdict.error.clone(),
+                        from_cache: source.cached_age.is_some(),
+                        age_ms: source
+                            .cached_age
+                            .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
+                        ..RecordResult::default()
+                    };
+                    if verdict.status == RecordStatus::Ok
+                        && let Some(rt) = catalog.record_type(&item.record_type)
+                    {
+                        release(&mut result, rt, &item, &verdict.records, today);
+                    }
+                    result
                 }
-            });
-            let mut result = RecordResult {
-                record_type: item.record_type.clone(),
-                department: department.clone(),
-                status: verdict.status as i32,
-                records: Vec::new(),
-                provenance: Some(provenance.clone()),
-                error: verdict.error.clone(),
-                policy_ids: item.permit.policy_ids().to_vec(),
-                latency_us: 0,
-                view: item.permit.view().to_owned(),
-                value: None,
-                policy_set_version: item.policy_set_version.clone(),
             };
-            if verdict.status == RecordStatus::Ok
-                && let Some(rt) = rt
-            {
-                release(&mut result, rt, &item, &verdict.records, today);
-            }
+            result.policy_ids = item.permit.policy_ids().to_vec();
+            result.view = item.permit.view().to_owned();
+            result.policy_set_version = item.policy_set_version.clone();
             result.latency_us = micros_since(job.started);
             (item.index, result)
         })
@@ -419,7 +640,7 @@ fn release(
 
 /// The gateway's verdict on one adapter answer: its status, the records
 /// (only when every one is valid and about the subject), an error text.
-struct Judged {
+pub struct Judged {
     status: RecordStatus,
     records: Vec<Value>,
     error: String,

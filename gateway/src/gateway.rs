@@ -17,11 +17,12 @@ use xgate_proto::status::{Violation, invalid_argument};
 use xgate_proto::v1::exchange_server::Exchange;
 use xgate_proto::v1::registry_server::Registry;
 use xgate_proto::v1::{
-    AdapterRegistration, ApprovalItemInfo, DeregisterRequest, DeregisterResponse, FetchRequest,
-    FetchResponse, FetchStreamResponse, HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest,
-    ListAdaptersResponse, ListApprovalItemsRequest, ListApprovalItemsResponse,
-    ListRecordTypesRequest, ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordStatus,
-    RecordTypeInfo, RegisterRequest, RegisterResponse,
+    AdapterRegistration, ApprovalItemInfo, BreakerState as ProtoBreakerState, DeregisterRequest,
+    DeregisterResponse, EndpointState, FetchRequest, FetchResponse, FetchStreamResponse,
+    HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest, ListAdaptersResponse,
+    ListApprovalItemsRequest, ListApprovalItemsResponse, ListRecordTypesRequest,
+    ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordStatus, RecordTypeInfo,
+    RegisterRequest, RegisterResponse,
 };
 use xgate_tls::{Identity, TlsFiles};
 
@@ -32,6 +33,7 @@ use crate::policy_admin::PolicyMeta;
 use crate::quota::Quotas;
 use crate::routing::{Routes, endpoint_host};
 use crate::store::{Registration, Store};
+use crate::upstream::{BreakerState, Upstream};
 use crate::validate;
 
 /// Most endpoints one adapter may register.
@@ -56,9 +58,15 @@ pub struct GatewayState {
     pub auditor: Auditor,
     /// Serialises registry changes so the routes always match the store.
     registry_lock: tokio::sync::Mutex<()>,
+    /// Checked records served again for their freshness.
+    pub cache: Arc<fetch::Cache>,
+    /// What adapter routes share: `[upstream]` and adapter health.
+    pub upstream: Arc<Upstream>,
 }
 
 impl GatewayState {
+    // One argument per separately loaded part of the configuration.
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         catalog: Catalog,
         policies: PolicySet,
@@ -67,9 +75,12 @@ impl GatewayState {
         tls: TlsFiles,
         limits: Limits,
         auditor: Auditor,
+        cache: &crate::config::CacheConfig,
+        upstream: crate::config::UpstreamConfig,
     ) -> Result<Arc<GatewayState>, crate::store::StoreError> {
         let registrations = store.all().await?;
-        let routes = Routes::build(&registrations, &tls);
+        let upstream = Arc::new(Upstream::new(upstream));
+        let routes = Routes::build(&registrations, &tls, &upstream, None);
         Ok(Arc::new(GatewayState {
             catalog: Arc::new(catalog),
             policies: ArcSwap::from_pointee(policies),
@@ -85,14 +96,23 @@ impl GatewayState {
             policy_reload_lock: tokio::sync::Mutex::new(()),
             auditor,
             registry_lock: tokio::sync::Mutex::new(()),
+            cache: Arc::new(fetch::Cache::new(cache)),
+            upstream,
         }))
     }
 
     /// Rebuilds the routes from the store; returns the registrations read.
     async fn reload_routes(&self) -> Result<Vec<Registration>, Status> {
         let registrations = self.store.all().await.map_err(internal)?;
-        self.routes
-            .store(Arc::new(Routes::build(&registrations, &self.tls)));
+        let previous = self.routes.load_full();
+        let routes = Arc::new(Routes::build(
+            &registrations,
+            &self.tls,
+            &self.upstream,
+            Some(&previous),
+        ));
+        self.routes.store(Arc::clone(&routes));
+        routes.announce(&self.upstream, Some(&previous)).await;
         Ok(registrations)
     }
 
@@ -156,6 +176,7 @@ impl GatewayState {
                 &policies,
                 &routes,
                 &self.quotas,
+                &self.cache,
             ),
             Arc::new(ctx),
         )
@@ -373,8 +394,27 @@ fn valid_adapter_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn to_proto(r: &Registration) -> AdapterRegistration {
+fn to_proto(r: &Registration, routes: &Routes) -> AdapterRegistration {
+    let endpoint_states = routes
+        .adapter(&r.department, &r.adapter_id)
+        .map(|route| {
+            route
+                .endpoint_states()
+                .into_iter()
+                .map(|(endpoint, breaker, outstanding)| EndpointState {
+                    endpoint,
+                    breaker: match breaker {
+                        BreakerState::Closed => ProtoBreakerState::Closed,
+                        BreakerState::HalfOpen => ProtoBreakerState::HalfOpen,
+                        BreakerState::Open => ProtoBreakerState::Open,
+                    } as i32,
+                    outstanding: u32::try_from(outstanding).unwrap_or(u32::MAX),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     AdapterRegistration {
+        endpoint_states,
         department: r.department.clone(),
         adapter_id: r.adapter_id.clone(),
         endpoints: r.endpoints.clone(),
@@ -496,7 +536,7 @@ impl Registry for RegistryService {
         )
         .await;
         Ok(Response::new(RegisterResponse {
-            registration: Some(to_proto(&stored)),
+            registration: Some(to_proto(&stored, &gw.routes.load())),
         }))
     }
 
@@ -577,6 +617,7 @@ impl Registry for RegistryService {
                 )));
             }
         };
+        let routes = self.0.routes.load();
         let adapters = self
             .0
             .store
@@ -585,7 +626,7 @@ impl Registry for RegistryService {
             .map_err(internal)?
             .iter()
             .filter(|r| only.as_ref().is_none_or(|d| &r.department == d))
-            .map(to_proto)
+            .map(|r| to_proto(r, &routes))
             .collect();
         Ok(Response::new(ListAdaptersResponse { adapters }))
     }

@@ -9,13 +9,15 @@
 //!
 //! Modules, in the order a fetch passes through them: [`validate`] (request
 //! checks), [`fetch`] (policy, fan-out, schema check, merge) with
-//! [`routing`] (type -> adapter channels); [`gateway`] holds the gRPC
+//! [`cache`] (record cache, single-flight) and [`routing`] (type -> adapter
+//! channels; resilient calls with [`upstream`]); [`gateway`] holds the gRPC
 //! services and shared state, [`store`] the persisted registrations,
 //! [`server`] start-up, [`config`] the configuration file, [`audit`] the
 //! access log (written before release) and the auditors' service. [`cli`] is the
 //! `xgate` command line (client, dev PKI, demo).
 
 pub mod audit;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod fetch;
@@ -27,4 +29,5 @@ pub mod routing;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod upstream;
 pub mod validate;

@@ -112,6 +112,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         tls,
         config.limits.clone(),
         Arc::clone(&auditor),
+        &config.cache,
+        config.upstream.clone(),
     )
     .await?;
     let sighup = policy_admin::reload_on_sighup(Arc::clone(&state))
@@ -143,6 +145,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     health_reporter
         .set_serving::<AuditServer<AuditService>>()
         .await;
+    // `xgate.adapter.<department>`: NOT_SERVING while its adapter's breakers are open.
+    state.upstream.set_health_reporter(health_reporter.clone());
+    state.routes.load().announce(&state.upstream, None).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

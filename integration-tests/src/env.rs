@@ -66,6 +66,8 @@ pub struct GatewayOptions {
     pub catalog_dir: Option<PathBuf>,
     /// `watch_policies = false` when set: reloads only on SIGHUP or the admin RPC.
     pub no_policy_watch: bool,
+    /// TOML appended to the file, e.g. `"[cache]\nenabled = false\n"`.
+    pub extra_toml: String,
 }
 
 /// A temporary folder (`pki/`, `data/`, `logs/`, config files), the dev PKI, the catalog and
@@ -179,6 +181,10 @@ impl TestEnv {
             for (key, value) in &options.limits {
                 text.push_str(&format!("{key} = {value}\n"));
             }
+        }
+        if !options.extra_toml.is_empty() {
+            text.push('\n');
+            text.push_str(&options.extra_toml);
         }
         let path = self.dir().join("gateway.toml");
         std::fs::write(&path, text)?;

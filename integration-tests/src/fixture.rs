@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,6 +17,36 @@ use xgate_tls::TlsFiles;
 
 use crate::records::about;
 
+/// How a fixture's lookups behave; switchable while it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    /// Answers the canned records.
+    Ok = 0,
+    /// Every lookup fails (the department's backend is down): ERROR answers.
+    Failing = 1,
+    /// Never answers.
+    Hanging = 2,
+}
+
+/// The switch of a serving fixture's [`Mode`].
+#[derive(Debug, Clone)]
+pub struct ModeSwitch(Arc<AtomicU8>);
+
+impl ModeSwitch {
+    pub fn set(&self, mode: Mode) {
+        self.0.store(mode as u8, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> Mode {
+        match self.0.load(Ordering::SeqCst) {
+            1 => Mode::Failing,
+            2 => Mode::Hanging,
+            _ => Mode::Ok,
+        }
+    }
+}
+
 /// A department whose lookups answer canned records, after a delay or never.
 #[derive(Debug, Clone)]
 pub struct FixtureDepartment {
@@ -24,6 +54,7 @@ pub struct FixtureDepartment {
     records: BTreeMap<String, Vec<Value>>,
     delay: Duration,
     hang: bool,
+    mode: ModeSwitch,
     lookups: Arc<AtomicUsize>,
 }
 
@@ -35,8 +66,15 @@ impl FixtureDepartment {
             records: BTreeMap::new(),
             delay: Duration::ZERO,
             hang: false,
+            mode: ModeSwitch(Arc::new(AtomicU8::new(Mode::Ok as u8))),
             lookups: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Starts in `mode` (see [`FixtureAdapter::mode`] to switch it later).
+    pub fn in_mode(self, mode: Mode) -> FixtureDepartment {
+        self.mode.set(mode);
+        self
     }
 
     /// Serves `record_type` with `records` (each with [`crate::records::SUBJECT`] replaced by
@@ -84,8 +122,13 @@ impl Department for FixtureDepartment {
         record_type: &str,
     ) -> Result<Vec<Value>, LookupError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
-        if self.hang {
-            std::future::pending::<()>().await;
+        match self.mode.get() {
+            _ if self.hang => std::future::pending::<()>().await,
+            Mode::Hanging => std::future::pending::<()>().await,
+            Mode::Failing => {
+                return Err(LookupError::Backend("fixture backend down".into()));
+            }
+            Mode::Ok => {}
         }
         tokio::time::sleep(self.delay).await;
         Ok(self
@@ -107,6 +150,9 @@ pub struct FixtureAdapter {
     department: String,
     types: Vec<String>,
     lookups: Arc<AtomicUsize>,
+    mode: ModeSwitch,
+    /// Where it listens, when started by [`FixtureAdapter::spawn_unregistered`].
+    addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -130,6 +176,7 @@ impl FixtureAdapter {
         let department = dept.department.clone();
         let types = dept.types();
         let lookups = Arc::clone(&dept.lookups);
+        let mode = dept.mode.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(xgate_adapter_sdk::serve_with_shutdown(dept, args, async {
             let _ = rx.await;
@@ -138,9 +185,65 @@ impl FixtureAdapter {
             department,
             types,
             lookups,
+            mode,
+            addr: None,
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Serves `dept` with the SDK's adapter service on `127.0.0.1:0` over mTLS with `tls`, but
+    /// registers nowhere: the test registers it (e.g. as one of several endpoints of one
+    /// adapter) through the Registry itself. Its URL is [`FixtureAdapter::url`].
+    pub async fn spawn_unregistered(
+        dept: FixtureDepartment,
+        tls: &TlsFiles,
+    ) -> anyhow::Result<FixtureAdapter> {
+        use xgate_proto::v1::department_adapter_server::DepartmentAdapterServer;
+        xgate_tls::install_crypto_provider();
+        xgate_adapter_sdk::init_tracing();
+        let catalog = xgate_catalog::Catalog::builtin()?;
+        let department = dept.department.clone();
+        let types = dept.types();
+        let lookups = Arc::clone(&dept.lookups);
+        let mode = dept.mode.clone();
+        let service = xgate_adapter_sdk::AdapterService::new(dept, &catalog)?;
+        let incoming =
+            tonic::transport::server::TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .map_err(|e| anyhow::anyhow!("binding the fixture: {e}"))?
+                .with_nodelay(Some(true));
+        let addr = incoming.local_addr()?;
+        let router = tonic::transport::Server::builder()
+            .tls_config(tls.server_config()?)?
+            .add_service(DepartmentAdapterServer::new(service));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            router
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = rx.await;
+                })
+                .await
+                .context("serving the fixture")
+        });
+        Ok(FixtureAdapter {
+            department,
+            types,
+            lookups,
+            mode,
+            addr: Some(addr),
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// The endpoint URL of a fixture started by [`FixtureAdapter::spawn_unregistered`].
+    pub fn url(&self) -> Option<String> {
+        self.addr.map(|addr| format!("https://{addr}"))
+    }
+
+    /// Switches how its lookups behave from now on.
+    pub fn mode(&self) -> &ModeSwitch {
+        &self.mode
     }
 
     pub fn department(&self) -> &str {

@@ -262,7 +262,13 @@ async fn fetch_stream_delivers_fast_departments_before_a_slow_one() -> anyhow::R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_adapter_makes_only_its_records_unavailable() -> anyhow::Result<()> {
     let env = TestEnv::new()?;
-    let gateway = env.start_gateway(&GatewayOptions::default()).await?;
+    // Without the record cache, which would rightly serve the first fetch's records again.
+    let gateway = env
+        .start_gateway(&GatewayOptions {
+            extra_toml: "[cache]\nenabled = false\n".into(),
+            ..GatewayOptions::default()
+        })
+        .await?;
     let mut adapters = env.start_adapters(&DEPARTMENTS, &gateway).await?;
     let citizen = env.subjects().citizen.clone();
     let types: Vec<String> = DEPARTMENTS

@@ -242,6 +242,8 @@ async fn a_group_grant_with_a_daily_quota_is_spent() -> anyhow::Result<()> {
         );
         assert_eq!(result.policy_ids, vec!["it-bureaus-licences"]);
     }
+    // The second fetch may be a cache hit; either way the spent one adds no lookup.
+    let before_spent = fixture.lookups();
     let spent = pf.fetch(request()).await?.into_inner().results.remove(0);
     assert_eq!(
         status_of(&spent),
@@ -251,7 +253,7 @@ async fn a_group_grant_with_a_daily_quota_is_spent() -> anyhow::Result<()> {
     assert!(spent.error.contains("quota of 2"), "{}", spent.error);
     assert_eq!(
         fixture.lookups(),
-        2,
+        before_spent,
         "a spent quota must not reach the department"
     );
     let mut nobody = env.exchange(gateway.addr(), NO_GRANT).await?;

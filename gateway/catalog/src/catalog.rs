@@ -40,6 +40,9 @@ pub struct RecordType {
     pub subject_kind: SubjectKind,
     /// How long a fetched record may be served from cache; never zero.
     pub freshness: Duration,
+    /// Whether the gateway may cache records of this type at all (`"cache": false` in the
+    /// catalog JSON opts a sensitive type out: every fetch then asks the department).
+    pub cache: bool,
     /// On what terms the record is shared.
     pub sharing_class: SharingClass,
     /// JSON Schema (draft 2020-12) of one record.
@@ -89,6 +92,7 @@ impl fmt::Debug for RecordType {
             .field("department", &self.department)
             .field("subject_kind", &self.subject_kind)
             .field("freshness", &self.freshness)
+            .field("cache", &self.cache)
             .field("sharing_class", &self.sharing_class)
             .field("schema", &self.schema)
             .field("views", &self.views)
@@ -112,10 +116,17 @@ struct RecordTypeDoc {
     name_zh: String,
     subject_kind: SubjectKind,
     freshness_seconds: u64,
+    /// Absent means cacheable.
+    #[serde(default = "cacheable")]
+    cache: bool,
     sharing_class: SharingClass,
     schema: Value,
     #[serde(default)]
     views: Vec<ViewDoc>,
+}
+
+fn cacheable() -> bool {
+    true
 }
 
 /// All departments and record types, validated and with compiled schemas. Immutable once
@@ -419,6 +430,7 @@ fn compile(
         department: department.to_owned(),
         subject_kind: doc.subject_kind,
         freshness: Duration::from_secs(doc.freshness_seconds),
+        cache: doc.cache,
         sharing_class: doc.sharing_class,
         schema: doc.schema,
         validator,

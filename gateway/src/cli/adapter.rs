@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use xgate_catalog::Catalog;
 use xgate_proto::v1::registry_client::RegistryClient;
 use xgate_proto::v1::{
-    AdapterRegistration, DeregisterRequest, ListAdaptersRequest, RegisterRequest,
+    AdapterRegistration, BreakerState, DeregisterRequest, ListAdaptersRequest, RegisterRequest,
 };
 use xgate_tls::{Identity, TlsFiles};
 
@@ -255,6 +255,22 @@ fn print_registration(r: &AdapterRegistration) -> anyhow::Result<()> {
     crate::outln!("{}/{}", r.department, r.adapter_id)?;
     crate::outln!("  endpoints:  {}", r.endpoints.join(", "))?;
     crate::outln!("  types:      {}", r.record_types.join(", "))?;
+    if !r.endpoint_states.is_empty() {
+        let states: Vec<String> = r
+            .endpoint_states
+            .iter()
+            .map(|s| {
+                let breaker = match BreakerState::try_from(s.breaker) {
+                    Ok(BreakerState::Closed) => "closed",
+                    Ok(BreakerState::HalfOpen) => "half-open",
+                    Ok(BreakerState::Open) => "open",
+                    _ => "unknown",
+                };
+                format!("{} {breaker} ({} in flight)", s.endpoint, s.outstanding)
+            })
+            .collect();
+        crate::outln!("  breakers:   {}", states.join(", "))?;
+    }
     crate::outln!(
         "  registered: {}   last seen: {}",
         timestamp(r.registered_at.as_ref()),

@@ -279,6 +279,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         database: work.join("data").join("gateway.db"),
         limits: Limits::default(),
         audit: crate::config::AuditConfig::default(),
+        cache: crate::config::CacheConfig::default(),
+        upstream: crate::config::UpstreamConfig::default(),
     };
     let gateway = crate::server::start(&config).await?;
     let url = format!("https://{}", gateway.addr);

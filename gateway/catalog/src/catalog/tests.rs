@@ -723,3 +723,34 @@ fn builtin_schemas_accept_realistic_records_and_reject_broken_ones() {
     });
     assert_eq!(debtor.validate(&record), Ok(()));
 }
+
+#[test]
+fn cache_opt_out_is_read_and_checked() {
+    let catalog = Catalog::from_sources(&sources(&[(
+        "x.json",
+        with_type_change(|t| t["cache"] = json!(false)),
+    )]))
+    .unwrap();
+    assert!(!catalog.record_type("test_record").unwrap().cache);
+    let catalog = Catalog::from_sources(&sources(&[("x.json", with_type_change(|_| {}))])).unwrap();
+    assert!(
+        catalog.record_type("test_record").unwrap().cache,
+        "absent means cacheable"
+    );
+    let wrong = load_err(&[("x.json", with_type_change(|t| t["cache"] = json!("no")))]);
+    assert!(wrong.starts_with("`x.json:"), "{wrong}");
+    assert!(wrong.contains("expected a boolean"), "{wrong}");
+}
+
+#[test]
+fn sensitive_builtin_types_are_never_cached() {
+    let catalog = Catalog::builtin().unwrap();
+    for id in [
+        "no_criminal_record_certificate",
+        "exit_entry_record",
+        "disability_certificate",
+    ] {
+        assert!(!catalog.record_type(id).unwrap().cache, "{id}");
+    }
+    assert!(catalog.record_type("driving_licence").unwrap().cache);
+}
