@@ -29,6 +29,9 @@ const MAX_DECODING_BYTES: usize = 4 * 1024 * 1024;
 /// A gateway serving in this process.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served (`[telemetry] metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_task: Option<JoinHandle<()>>,
     pub state: Arc<GatewayState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -45,6 +48,9 @@ impl RunningGateway {
         }
         (&mut self.task).await.context("gateway task")??;
         self.sighup.abort();
+        if let Some(task) = self.metrics_task.take() {
+            task.abort();
+        }
         self.state.store.close().await;
         // A final signed checkpoint, then the store closes.
         if let Err(e) = self.state.auditor.checkpoint().await {
@@ -154,7 +160,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let audit =
         AuditServer::new(AuditService(auditor)).max_decoding_message_size(MAX_DECODING_BYTES);
+    let metrics = match config.telemetry.metrics_listen {
+        Some(listen) => Some(crate::telemetry::serve_metrics(listen, Arc::clone(&state)).await?),
+        None => None,
+    };
     let router = Server::builder()
+        // HTTP/2 bounds per connection; oversized headers are refused by
+        // the HTTP/2 layer before any service runs.
+        .max_concurrent_streams(Some(config.limits.http2_max_concurrent_streams))
+        .http2_max_header_list_size(Some(config.limits.http2_max_header_list_bytes))
         .tls_config(server_tls)?
         .add_service(health_service)
         .add_service(reflection)
@@ -171,6 +185,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     tracing::info!(%addr, "gateway serving");
     Ok(RunningGateway {
         addr,
+        metrics_addr: metrics.as_ref().map(|(addr, _)| *addr),
+        metrics_task: metrics.map(|(_, task)| task),
         state,
         shutdown: Some(tx),
         task,

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -25,6 +25,16 @@ pub struct FixtureDepartment {
     delay: Duration,
     hang: bool,
     lookups: Arc<AtomicUsize>,
+    traces: Arc<Mutex<Vec<SeenTrace>>>,
+}
+
+/// The trace context one lookup ran in, as the SDK exposes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenTrace {
+    /// The `traceparent` the gateway sent.
+    pub incoming: Option<String>,
+    /// The trace id of the SDK's current span inside the lookup.
+    pub trace_id: Option<String>,
 }
 
 impl FixtureDepartment {
@@ -36,6 +46,7 @@ impl FixtureDepartment {
             delay: Duration::ZERO,
             hang: false,
             lookups: Arc::new(AtomicUsize::new(0)),
+            traces: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -84,6 +95,14 @@ impl Department for FixtureDepartment {
         record_type: &str,
     ) -> Result<Vec<Value>, LookupError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
+        let seen = SeenTrace {
+            incoming: xgate_adapter_sdk::trace::incoming_traceparent(),
+            trace_id: xgate_adapter_sdk::trace::current_trace_id(),
+        };
+        match self.traces.lock() {
+            Ok(mut traces) => traces.push(seen),
+            Err(poisoned) => poisoned.into_inner().push(seen),
+        }
         if self.hang {
             std::future::pending::<()>().await;
         }
@@ -107,6 +126,7 @@ pub struct FixtureAdapter {
     department: String,
     types: Vec<String>,
     lookups: Arc<AtomicUsize>,
+    traces: Arc<Mutex<Vec<SeenTrace>>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -130,6 +150,7 @@ impl FixtureAdapter {
         let department = dept.department.clone();
         let types = dept.types();
         let lookups = Arc::clone(&dept.lookups);
+        let traces = Arc::clone(&dept.traces);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(xgate_adapter_sdk::serve_with_shutdown(dept, args, async {
             let _ = rx.await;
@@ -138,6 +159,7 @@ impl FixtureAdapter {
             department,
             types,
             lookups,
+            traces,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -155,6 +177,14 @@ impl FixtureAdapter {
     /// How many record-type lookups the gateway has asked for so far.
     pub fn lookups(&self) -> usize {
         self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// The trace context of every lookup so far, in order.
+    pub fn traces(&self) -> Vec<SeenTrace> {
+        match self.traces.lock() {
+            Ok(traces) => traces.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Whether the server task has ended (it ends early only on a start-up error).
