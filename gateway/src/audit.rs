@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{Stream, StreamExt as _};
-use tracing::Instrument as _;
 use serde_json::json;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 use xgate_audit::{AuditLog, Entry, Filter, Kind, NewEntry};
 use xgate_proto::v1::audit_server::Audit;
 use xgate_proto::v1::{

@@ -207,9 +207,9 @@ impl Limits {
     pub fn default_rate_limit(&self) -> Option<RateLimit> {
         (self.requester_rate > 0.0).then(|| RateLimit {
             rate: self.requester_rate,
-            burst: self
-                .requester_burst
-                .unwrap_or_else(|| self.requester_rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32),
+            burst: self.requester_burst.unwrap_or_else(|| {
+                self.requester_rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+            }),
         })
     }
 }

@@ -325,7 +325,9 @@ impl Exchange for ExchangeService {
         };
         count_request(
             "Fetch",
-            result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok),
+            result
+                .as_ref()
+                .map_or_else(Status::code, |_| tonic::Code::Ok),
         );
         result
     }
@@ -346,14 +348,13 @@ impl Exchange for ExchangeService {
         let (span, trace_id) = crate::telemetry::fetch_span("FetchStream", request.metadata());
         let trace_id = audit_trace_id(trace_id, &request);
         let started = Instant::now();
-        let (stream, request_id) =
-            match span.in_scope(|| self.fetch_streaming(request, trace_id)) {
-                Ok(started) => started,
-                Err(status) => {
-                    count_request("FetchStream", status.code());
-                    return Err(status);
-                }
-            };
+        let (stream, request_id) = match span.in_scope(|| self.fetch_streaming(request, trace_id)) {
+            Ok(started) => started,
+            Err(status) => {
+                count_request("FetchStream", status.code());
+                return Err(status);
+            }
+        };
         count_request("FetchStream", tonic::Code::Ok);
         // The slot is held, and the span entered, until the last result
         // has been sent.

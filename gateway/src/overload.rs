@@ -61,10 +61,7 @@ impl Overload {
         details.set_error_info(
             "OVERLOADED",
             "xgate",
-            [(
-                "max_in_flight".to_owned(),
-                limits.max_in_flight.to_string(),
-            )],
+            [("max_in_flight".to_owned(), limits.max_in_flight.to_string())],
         );
         Overload {
             slots: Arc::new(Semaphore::new(limits.max_in_flight)),
@@ -243,7 +240,12 @@ impl ShedLog {
         if now >= next
             && self
                 .next_ms
-                .compare_exchange(next, now.saturating_add(every), Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    next,
+                    now.saturating_add(every),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
         {
             tracing::warn!(
@@ -302,7 +304,6 @@ impl<S: Stream> Stream for HeldStream<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tonic_types::StatusExt as _;
 
     fn limits(max_in_flight: usize) -> Limits {
         Limits {

@@ -11,13 +11,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use xgate_proto::telemetry::TracerProvider;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::metadata::MetadataMap;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
+use xgate_proto::telemetry::TracerProvider;
 
 use crate::gateway::GatewayState;
 use crate::metrics::metrics;

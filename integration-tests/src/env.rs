@@ -66,6 +66,10 @@ pub struct GatewayOptions {
     pub catalog_dir: Option<PathBuf>,
     /// `watch_policies = false` when set: reloads only on SIGHUP or the admin RPC.
     pub no_policy_watch: bool,
+    /// `[telemetry] metrics_listen = "127.0.0.1:0"` when set (address in the gateway log).
+    pub metrics: bool,
+    /// TOML appended verbatim at the end, e.g. `[limits.requester_limits.X]` tables.
+    pub extra_toml: Option<String>,
 }
 
 /// A temporary folder (`pki/`, `data/`, `logs/`, config files), the dev PKI, the catalog and
@@ -179,6 +183,13 @@ impl TestEnv {
             for (key, value) in &options.limits {
                 text.push_str(&format!("{key} = {value}\n"));
             }
+        }
+        if options.metrics {
+            text.push_str("\n[telemetry]\nmetrics_listen = \"127.0.0.1:0\"\n");
+        }
+        if let Some(extra) = &options.extra_toml {
+            text.push('\n');
+            text.push_str(extra);
         }
         let path = self.dir().join("gateway.toml");
         std::fs::write(&path, text)?;

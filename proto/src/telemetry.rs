@@ -17,6 +17,8 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tonic::metadata::{KeyRef, MetadataKey, MetadataMap, MetadataValue};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+pub use opentelemetry_sdk::trace::SdkTracerProvider as TracerProvider;
+
 /// The standard variable naming an OTLP collector (`http://host:4317`).
 pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 

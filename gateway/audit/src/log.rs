@@ -721,7 +721,9 @@ mod tests {
         let log = Arc::new(AuditLog::open(&url, keys, options()).await.expect("open"));
         assert_eq!(log.queue_depth(), 0);
         // Another connection holds the write lock: the batch cannot commit.
-        let mut blocker = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+        let mut blocker = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
         sqlx::query("BEGIN EXCLUSIVE")
             .execute(&mut blocker)
             .await
