@@ -76,10 +76,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
                 config.telemetry.otlp_endpoint().as_deref(),
             )?;
+            let shutdown = xgate::server::shutdown_signal_armed()?;
             let gateway = xgate::server::start(&config).await?;
             // The line launchers wait for; logs go to stderr.
             xgate::outln!("listening on {}", gateway.addr)?;
-            xgate::server::shutdown_signal().await?;
+            shutdown.await;
             tracing::info!("shutting down");
             let stopped = gateway.stop().await;
             // Flushes spans not yet exported.

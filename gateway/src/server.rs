@@ -197,12 +197,24 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() -> std::io::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
+    shutdown_signal_armed()?.await;
     Ok(())
+}
+
+/// Installs the SIGINT and SIGTERM handlers now and returns the future that
+/// completes on either. Arm it before announcing the listening address: a
+/// launcher may send SIGTERM as soon as it reads that line, and a signal
+/// arriving before the handler exists kills the process uncleanly.
+pub fn shutdown_signal_armed() -> std::io::Result<impl Future<Output = ()> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 async fn close_auditor(auditor: crate::audit::Auditor) {
