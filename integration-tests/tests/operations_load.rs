@@ -260,10 +260,47 @@ async fn oversized_metadata_is_refused_by_http2_and_the_gateway_serves_on() -> a
         .metadata_mut()
         .insert("x-padding", "p".repeat(8192).parse().expect("ascii"));
     let refused = client.fetch(request).await.expect_err("headers too large");
-    assert_ne!(refused.code(), Code::Ok);
+    // Refused by HTTP/2 before any service: 431 Request Header Fields Too Large (tonic's client
+    // maps a response without grpc-status to UNKNOWN, keeping the HTTP code in the message).
+    assert_eq!(refused.code(), Code::Unknown, "{refused:?}");
+    assert!(refused.message().contains("431"), "{refused:?}");
     let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
     let response = client.fetch(with_timeout(tax_request(&env))).await?;
     assert!(!response.into_inner().results.is_empty());
+    gateway.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_get_precise_statuses() -> anyhow::Result<()> {
+    let env = TestEnv::new()?;
+    let gateway = env.start_gateway(&GatewayOptions::default()).await?;
+    let fixture = env.start_fixture(tax(Duration::ZERO), &gateway).await?;
+    let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
+    // Above limits.max_request_bytes (64 KiB): INVALID_ARGUMENT naming the request.
+    let mut big = tax_request(&env);
+    big.case_id = "c".repeat(100 * 1024);
+    let refused = client
+        .fetch(with_timeout(big))
+        .await
+        .expect_err("too large");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let fields: Vec<String> = xgate_proto::status::violations(&refused)
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, vec!["request"], "{refused:?}");
+    // Above the transport's decode ceiling (4 MiB): refused by the decoder, not a reset.
+    let mut huge = tax_request(&env);
+    huge.case_id = "c".repeat(5 * 1024 * 1024);
+    let refused = client
+        .fetch(with_timeout(huge))
+        .await
+        .expect_err("far too large");
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert!(refused.message().contains("too large"), "{refused:?}");
+    assert_eq!(fixture.lookups(), 0);
+    // The connection serves on.
+    client.fetch(with_timeout(tax_request(&env))).await?;
     gateway.stop().await
 }
 
