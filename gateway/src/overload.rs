@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
@@ -42,6 +43,10 @@ pub struct Overload {
     overloaded: Status,
     rates: RateLimiter,
     log: ShedLog,
+    /// The `shed{reason}` counters, looked up once (a family lookup takes
+    /// a lock and hashes the labels).
+    shed_overloaded: Counter,
+    shed_rate_limited: Counter,
 }
 
 /// A fetch's place among those in progress; released when dropped.
@@ -76,6 +81,8 @@ impl Overload {
             ),
             rates: RateLimiter::new(limits),
             log: ShedLog::new(),
+            shed_overloaded: shed_counter(OVERLOADED),
+            shed_rate_limited: shed_counter(RATE_LIMITED),
         }
     }
 
@@ -106,9 +113,17 @@ impl Overload {
     }
 
     fn shed(&self, reason: &'static str) {
-        metrics().shed.get_or_create(&ShedLabels { reason }).inc();
+        if reason == OVERLOADED {
+            self.shed_overloaded.inc();
+        } else {
+            self.shed_rate_limited.inc();
+        }
         self.log.shed(reason);
     }
+}
+
+fn shed_counter(reason: &'static str) -> Counter {
+    metrics().shed.get_or_create(&ShedLabels { reason }).clone()
 }
 
 fn rate_limited(requester: &str, limit: RateLimit, wait: Duration) -> Status {
