@@ -438,3 +438,77 @@ async fn the_metrics_endpoint_exposes_requests_latency_records_and_the_audit_que
     assert_eq!(status, 404);
     gateway.stop().await
 }
+
+/// A measurement, not a check (run on demand; the figures go to BENCHMARKS.md): goodput of a
+/// gateway whose capacity is set by `max_in_flight` = 8 over a 50 ms department (160
+/// fetches/s), offered 1x, 2x and 4x its capacity by closed-loop clients that either retry a
+/// shed fetch at once (the harshest caller: every shed costs the gateway a full request) or
+/// wait the RetryInfo delay first.
+///
+/// `cargo nextest run -p xgate-integration-tests --run-ignored only -E 'test(goodput)' --no-capture`
+#[ignore = "measurement; prints goodput at 1x, 2x and 4x offered load"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goodput_under_overload() -> anyhow::Result<()> {
+    const SLOTS: u64 = 8;
+    const RUN: Duration = Duration::from_secs(4);
+    let env = TestEnv::new()?;
+    let gateway = env
+        .start_gateway(&GatewayOptions {
+            limits: vec![("max_in_flight", SLOTS)],
+            ..GatewayOptions::default()
+        })
+        .await?;
+    let _fixture = env
+        .start_fixture(tax(Duration::from_millis(50)), &gateway)
+        .await?;
+    for (factor, honour_retry) in [(1, false), (2, false), (4, false), (2, true), (4, true)] {
+        let workers = SLOTS * factor;
+        let stop = std::time::Instant::now() + RUN;
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            // One connection per 8 workers, like a pool of client channels.
+            let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
+            let request = tax_request(&env);
+            tasks.push(tokio::spawn(async move {
+                let (mut ok, mut shed, mut other) = (0u64, 0u64, 0u64);
+                while std::time::Instant::now() < stop {
+                    match client.fetch(with_timeout(request.clone())).await {
+                        Ok(_) => ok += 1,
+                        Err(s) if s.code() == Code::ResourceExhausted => {
+                            shed += 1;
+                            if honour_retry
+                                && let Some(delay) =
+                                    s.get_details_retry_info().and_then(|r| r.retry_delay)
+                            {
+                                tokio::time::sleep(delay).await;
+                            }
+                        }
+                        Err(_) => other += 1,
+                    }
+                }
+                (ok, shed, other)
+            }));
+        }
+        let (mut ok, mut shed, mut other) = (0, 0, 0);
+        for task in tasks {
+            let (o, s, x) = task.await?;
+            ok += o;
+            shed += s;
+            other += x;
+        }
+        let secs = RUN.as_secs_f64();
+        eprintln!(
+            "MEASURE offered {factor}x ({workers} closed-loop clients, {}): goodput {:.0} \
+             fetches/s (capacity {}), shed {:.0}/s, other errors {other}",
+            if honour_retry {
+                "waiting RetryInfo"
+            } else {
+                "retrying at once"
+            },
+            ok as f64 / secs,
+            SLOTS * 20,
+            shed as f64 / secs,
+        );
+    }
+    gateway.stop().await
+}
