@@ -512,3 +512,117 @@ async fn goodput_under_overload() -> anyhow::Result<()> {
     }
     gateway.stop().await
 }
+
+/// An OTLP/gRPC collector in the test process: keeps every export request it receives.
+#[derive(Default, Clone)]
+struct Collector {
+    received: std::sync::Arc<
+        std::sync::Mutex<
+            Vec<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+        >,
+    >,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Collector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        self.received
+            .lock()
+            .expect("collector lock")
+            .push(request.into_inner());
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_otlp_endpoint_the_fetch_spans_are_exported_without_subjects() -> anyhow::Result<()>
+{
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    use prost::Message as _;
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let collector = Collector::default();
+    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse()?)?;
+    let collector_addr = incoming.local_addr()?;
+    let (stop_collector, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            }),
+    );
+
+    let env = TestEnv::new()?;
+    let gateway = env
+        .start_gateway(&GatewayOptions {
+            extra_toml: Some(format!(
+                "[telemetry]\notlp_endpoint = \"http://{collector_addr}\"\n"
+            )),
+            ..GatewayOptions::default()
+        })
+        .await?;
+    let _fixture = env.start_fixture(tax(Duration::ZERO), &gateway).await?;
+    let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
+    let mut request = with_timeout(tax_request(&env));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE}-00f067aa0ba902b7-01").parse()?,
+    );
+    client.fetch(request).await?;
+    // SIGTERM: the gateway flushes its batch of spans before it exits.
+    gateway.stop().await?;
+    let _ = stop_collector.send(());
+    server.await??;
+
+    let received = collector.received.lock().expect("collector lock").clone();
+    assert!(!received.is_empty(), "nothing exported");
+    let mut names = Vec::new();
+    for export in &received {
+        for resource_spans in &export.resource_spans {
+            let resource = resource_spans.resource.as_ref().expect("a resource");
+            let service = resource
+                .attributes
+                .iter()
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .map(|v| format!("{:?}", v.value));
+            assert!(
+                service.as_deref().is_some_and(|s| s.contains("\"xgate\"")),
+                "{service:?}"
+            );
+            for scope in &resource_spans.scope_spans {
+                for span in &scope.spans {
+                    names.push(span.name.clone());
+                    let trace: String = span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+                    assert_eq!(trace, TRACE, "span {}", span.name);
+                }
+            }
+        }
+        // No subject ID anywhere in what left the gateway.
+        let bytes = export.encode_to_vec();
+        let citizen = env.subjects().citizen.as_bytes();
+        assert!(
+            !bytes.windows(citizen.len()).any(|w| w == citizen),
+            "the subject's ID was exported"
+        );
+    }
+    for expected in ["fetch", "policy", "audit"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing: {names:?}"
+        );
+    }
+    Ok(())
+}
