@@ -26,6 +26,18 @@ pub struct FixtureDepartment {
     hang: bool,
     lookups: Arc<AtomicUsize>,
     traces: Arc<Mutex<Vec<SeenTrace>>>,
+    /// Record-type lookups running now, and the most ever at once.
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+/// Counts one running lookup while alive (also when the lookup is cancelled).
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The trace context one lookup ran in, as the SDK exposes it.
@@ -47,6 +59,8 @@ impl FixtureDepartment {
             hang: false,
             lookups: Arc::new(AtomicUsize::new(0)),
             traces: Arc::new(Mutex::new(Vec::new())),
+            running: Arc::new(AtomicUsize::new(0)),
+            peak: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -95,6 +109,9 @@ impl Department for FixtureDepartment {
         record_type: &str,
     ) -> Result<Vec<Value>, LookupError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        let _running = Running(Arc::clone(&self.running));
+        self.peak.fetch_max(now, Ordering::SeqCst);
         let seen = SeenTrace {
             incoming: xgate_adapter_sdk::trace::incoming_traceparent(),
             trace_id: xgate_adapter_sdk::trace::current_trace_id(),
@@ -127,6 +144,7 @@ pub struct FixtureAdapter {
     types: Vec<String>,
     lookups: Arc<AtomicUsize>,
     traces: Arc<Mutex<Vec<SeenTrace>>>,
+    peak: Arc<AtomicUsize>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -151,6 +169,7 @@ impl FixtureAdapter {
         let types = dept.types();
         let lookups = Arc::clone(&dept.lookups);
         let traces = Arc::clone(&dept.traces);
+        let peak = Arc::clone(&dept.peak);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(xgate_adapter_sdk::serve_with_shutdown(dept, args, async {
             let _ = rx.await;
@@ -160,6 +179,7 @@ impl FixtureAdapter {
             types,
             lookups,
             traces,
+            peak,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -177,6 +197,11 @@ impl FixtureAdapter {
     /// How many record-type lookups the gateway has asked for so far.
     pub fn lookups(&self) -> usize {
         self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// The most record-type lookups that ever ran at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
     }
 
     /// The trace context of every lookup so far, in order.

@@ -271,6 +271,41 @@ async fn oversized_metadata_is_refused_by_http2_and_the_gateway_serves_on() -> a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_runs_at_most_its_http2_stream_limit_at_once() -> anyhow::Result<()> {
+    const STREAMS: u64 = 2;
+    const FETCHES: usize = 6;
+    let env = TestEnv::new()?;
+    let gateway = env
+        .start_gateway(&GatewayOptions {
+            limits: vec![("http2_max_concurrent_streams", STREAMS)],
+            ..GatewayOptions::default()
+        })
+        .await?;
+    let fixture = env
+        .start_fixture(tax(Duration::from_millis(500)), &gateway)
+        .await?;
+    // One connection: calls beyond the server's stream limit wait in the client (not refused).
+    let client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
+    let fetches: Vec<_> = (0..FETCHES)
+        .map(|_| {
+            let mut client = client.clone();
+            let request = tax_request(&env);
+            tokio::spawn(async move { client.fetch(with_timeout(request)).await })
+        })
+        .collect();
+    for fetch in fetches {
+        fetch.await??;
+    }
+    let tax_types = types_of(env.catalog(), SubjectKind::ResidentId, Some("tax")).len();
+    assert_eq!(fixture.lookups(), FETCHES * tax_types);
+    // Each fetch is one Lookup of all tax types at once: at most STREAMS fetches overlapped.
+    let peak = fixture.peak_concurrency();
+    assert!(peak <= STREAMS as usize * tax_types, "peak {peak}");
+    assert!(peak >= tax_types, "peak {peak}");
+    gateway.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_messages_get_precise_statuses() -> anyhow::Result<()> {
     let env = TestEnv::new()?;
     let gateway = env.start_gateway(&GatewayOptions::default()).await?;
