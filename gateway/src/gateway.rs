@@ -129,7 +129,6 @@ impl GatewayState {
         self.overload.check_rate(&requester)?;
         let span = tracing::Span::current();
         span.record("requester", requester.as_str());
-        span.record("purpose", request.get_ref().purpose.as_str());
         span.record(
             "record_types",
             request.get_ref().record_types.len() + request.get_ref().requests.len(),
@@ -142,6 +141,8 @@ impl GatewayState {
         // One set for validation (purposes, items) and every decision.
         let policies = self.policies.load_full();
         let valid = validate::fetch(request.get_ref(), &self.catalog, &policies, &self.limits)?;
+        // Only a validated purpose (one of the policy set's codes) is recorded.
+        span.record("purpose", valid.purpose.as_str());
         Ok((
             FetchJob {
                 request_id: uuid::Uuid::now_v7().to_string(),

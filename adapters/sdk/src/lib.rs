@@ -6,7 +6,8 @@
 //! server reflection, validates every subject ID before the department sees
 //! it, answers every requested type even when some lookups fail, honours the
 //! gateway's deadline, and — given `--gateway` — registers the adapter with
-//! the gateway's Registry and keeps it alive with heartbeats.
+//! the gateway's Registry and keeps it alive with heartbeats. Each lookup
+//! runs in a `lookup` span continuing the gateway's W3C trace ([`trace`]).
 //!
 //! ```no_run
 //! # use xgate_adapter_sdk::{AdapterArgs, Department, LookupError, Subject};
