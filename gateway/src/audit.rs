@@ -9,6 +9,7 @@ use std::time::Instant;
 use futures::{Stream, StreamExt as _};
 use serde_json::json;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 use xgate_audit::{AuditLog, Entry, Filter, Kind, NewEntry};
 use xgate_proto::v1::audit_server::Audit;
 use xgate_proto::v1::{
@@ -124,7 +125,8 @@ pub async fn seal(auditor: &AuditLog, ctx: &FetchContext, results: Vec<Indexed>)
         return results;
     }
     let entries = results.iter().map(|(_, r)| entry_for(ctx, r)).collect();
-    match auditor.append(entries).await {
+    let span = tracing::info_span!("audit", entries = results.len());
+    match auditor.append(entries).instrument(span).await {
         Ok(_) => results,
         Err(e) => {
             tracing::error!(request_id = ctx.request_id, error = %e, "records withheld: audit log unavailable");

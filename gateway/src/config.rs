@@ -1,6 +1,7 @@
 //! Gateway configuration: one TOML file, unknown keys rejected, validated at
 //! load, immutable afterwards.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[cache]`: the record cache (see [`crate::cache`]).
@@ -95,6 +98,31 @@ impl Default for UpstreamConfig {
             retry_ratio: 0.1,
             retry_min_per_sec: 10.0,
         }
+    }
+}
+
+/// `[telemetry]`: tracing export and the Prometheus endpoint, both off by
+/// default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector (`http://host:4317`) spans are exported to; when
+    /// absent, the `OTEL_EXPORTER_OTLP_ENDPOINT` environment variable; when
+    /// neither is set nothing is exported (trace ids still propagate).
+    pub otlp_endpoint: Option<String>,
+    /// Address of the plain-HTTP `GET /metrics` endpoint (Prometheus text);
+    /// port 0 lets the OS choose (logged as `metrics serving`). Off when
+    /// absent.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl TelemetryConfig {
+    /// The OTLP endpoint: the configured one, else the standard variable's.
+    pub fn otlp_endpoint(&self) -> Option<String> {
+        self.otlp_endpoint
+            .clone()
+            .filter(|e| !e.trim().is_empty())
+            .or_else(xgate_proto::telemetry::endpoint_from_env)
     }
 }
 
@@ -183,6 +211,31 @@ pub struct Limits {
     pub max_fetch_timeout_ms: u64,
     /// Upper bound on one adapter call, in ms, whatever the fetch's deadline.
     pub adapter_timeout_cap_ms: u64,
+    /// Most Fetch/FetchStream calls in progress at once, gateway-wide; more
+    /// are refused at once with RESOURCE_EXHAUSTED (a stream holds its slot
+    /// until it ends). Fetches mostly wait on adapters, so this bounds
+    /// memory and queueing rather than CPU.
+    pub max_in_flight: usize,
+    /// Fetches per second each requester may start (token bucket refill);
+    /// 0 means no per-requester limit.
+    pub requester_rate: f64,
+    /// Fetches a requester may start at once above its rate (bucket size);
+    /// defaults to one second's worth of `requester_rate`.
+    pub requester_burst: Option<u32>,
+    /// Per-requester overrides of rate and burst, keyed by requester id.
+    pub requester_limits: HashMap<String, RateLimit>,
+    /// Most concurrent HTTP/2 streams (calls) one client connection may open.
+    pub http2_max_concurrent_streams: u32,
+    /// Largest HTTP/2 header list (gRPC metadata) accepted, in bytes.
+    pub http2_max_header_list_bytes: u32,
+}
+
+/// A token bucket: `rate` fetches per second, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub rate: f64,
+    pub burst: u32,
 }
 
 impl Default for Limits {
@@ -193,6 +246,14 @@ impl Default for Limits {
             default_fetch_timeout_ms: 5_000,
             max_fetch_timeout_ms: 30_000,
             adapter_timeout_cap_ms: 5_000,
+            // 2,000 in-flight fetches stay within the 300 MiB memory target
+            // on a 2-core box; beyond that more waiting only adds latency.
+            max_in_flight: 2_048,
+            requester_rate: 0.0,
+            requester_burst: None,
+            requester_limits: HashMap::new(),
+            http2_max_concurrent_streams: 1_024,
+            http2_max_header_list_bytes: 16 * 1024,
         }
     }
 }
@@ -206,6 +267,16 @@ impl Limits {
     }
     pub fn adapter_timeout_cap(&self) -> Duration {
         Duration::from_millis(self.adapter_timeout_cap_ms)
+    }
+
+    /// The default per-requester bucket; `None` when unlimited.
+    pub fn default_rate_limit(&self) -> Option<RateLimit> {
+        (self.requester_rate > 0.0).then(|| RateLimit {
+            rate: self.requester_rate,
+            burst: self.requester_burst.unwrap_or_else(|| {
+                self.requester_rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+            }),
+        })
     }
 }
 
@@ -285,6 +356,25 @@ impl Config {
         }
         if l.default_fetch_timeout_ms == 0 || l.adapter_timeout_cap_ms == 0 {
             return Err("limits: timeouts must be positive".into());
+        }
+        if l.max_in_flight == 0
+            || l.http2_max_concurrent_streams == 0
+            || l.http2_max_header_list_bytes == 0
+        {
+            return Err("limits.max_in_flight and limits.http2_* must be positive".into());
+        }
+        let bad_rate = |r: f64| !r.is_finite() || r < 0.0;
+        if bad_rate(l.requester_rate) || l.requester_burst == Some(0) {
+            return Err(
+                "limits.requester_rate must be >= 0 and limits.requester_burst positive".into(),
+            );
+        }
+        for (requester, limit) in &l.requester_limits {
+            if bad_rate(limit.rate) || limit.rate == 0.0 || limit.burst == 0 {
+                return Err(format!(
+                    "limits.requester_limits.{requester}: rate and burst must be positive"
+                ));
+            }
         }
         if self.audit.checkpoint_interval_secs == 0 || self.audit.max_batch == 0 {
             return Err(
@@ -407,6 +497,52 @@ ca = "/etc/xgate/ca.pem"
         let text = format!("{MINIMAL}\n[cache]\nttl = 5\n");
         let err = Config::load(&write(dir.path(), &text)).expect_err("unknown key");
         assert!(err.to_string().contains("ttl"), "{err}");
+    }
+
+    #[test]
+    fn overload_and_telemetry_keys_load_and_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::load(&write(dir.path(), MINIMAL)).expect("load");
+        assert_eq!(config.limits.max_in_flight, 2_048);
+        assert_eq!(config.limits.default_rate_limit(), None);
+        assert_eq!(config.telemetry.metrics_listen, None);
+        let text = MINIMAL.replace(
+            "[tls]",
+            "[limits]\nmax_in_flight = 8\nrequester_rate = 2.5\n\
+             [limits.requester_limits.bulk-importer]\nrate = 100.0\nburst = 20\n\
+             [telemetry]\nmetrics_listen = \"127.0.0.1:0\"\notlp_endpoint = \"http://127.0.0.1:4317\"\n[tls]",
+        );
+        let config = Config::load(&write(dir.path(), &text)).expect("load");
+        assert_eq!(config.limits.max_in_flight, 8);
+        assert_eq!(
+            config.limits.default_rate_limit(),
+            Some(RateLimit {
+                rate: 2.5,
+                burst: 3
+            })
+        );
+        assert_eq!(
+            config.limits.requester_limits["bulk-importer"],
+            RateLimit {
+                rate: 100.0,
+                burst: 20
+            }
+        );
+        assert_eq!(
+            config.telemetry.otlp_endpoint().as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert!(config.telemetry.metrics_listen.is_some());
+        for bad in [
+            "max_in_flight = 0",
+            "requester_rate = -1.0",
+            "requester_burst = 0",
+            "[limits.requester_limits.x]\nrate = 0.0\nburst = 1",
+        ] {
+            let text = MINIMAL.replace("[tls]", &format!("[limits]\n{bad}\n[tls]"));
+            let err = Config::load(&write(dir.path(), &text)).expect_err(bad);
+            assert!(err.to_string().contains("limits"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -472,33 +472,39 @@ async fn sources(
             Arc::clone(cache),
             deadline,
         );
-        let mut answered = if leading.is_empty() {
-            call.await
-        } else {
-            // Others wait for this call: it runs on even if this fetch is
-            // cancelled, and hands every led type's outcome over.
-            let task = tokio::spawn(async move {
-                let mut answered = call.await;
-                for (t, flight) in leading {
-                    let shared = answered
-                        .get(&t)
-                        .cloned()
-                        .unwrap_or(Err(CallError::Unavailable("no answer for the type".into())));
-                    flight.complete(shared);
-                    answered
-                        .entry(t)
-                        .or_insert(Err(CallError::Unavailable("no answer for the type".into())));
+        let mut answered =
+            if leading.is_empty() {
+                call.await
+            } else {
+                // Others wait for this call: it runs on even if this fetch is
+                // cancelled, and hands every led type's outcome over.
+                let task =
+                    tokio::spawn(
+                        async move {
+                            let mut answered = call.await;
+                            for (t, flight) in leading {
+                                let shared = answered.get(&t).cloned().unwrap_or(Err(
+                                    CallError::Unavailable("no answer for the type".into()),
+                                ));
+                                flight.complete(shared);
+                                answered.entry(t).or_insert(Err(CallError::Unavailable(
+                                    "no answer for the type".into(),
+                                )));
+                            }
+                            answered
+                        }
+                        // The adapter call's spans (and the trace context it sends)
+                        // stay in this fetch's trace.
+                        .in_current_span(),
+                    );
+                match task.await {
+                    Ok(answered) => answered,
+                    Err(e) => {
+                        tracing::error!(error = %e, "adapter call task failed");
+                        HashMap::new()
+                    }
                 }
-                answered
-            });
-            match task.await {
-                Ok(answered) => answered,
-                Err(e) => {
-                    tracing::error!(error = %e, "adapter call task failed");
-                    HashMap::new()
-                }
-            }
-        };
+            };
         found.extend(answered.drain());
     }
     for (t, rx) in following {

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use futures::Stream;
 use futures::StreamExt as _;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 use xgate_catalog::{Catalog, SharingClass};
 use xgate_policy::PolicySet;
 
@@ -29,6 +30,8 @@ use xgate_tls::{Identity, TlsFiles};
 use crate::audit::{self, AdminEvent, Auditor, FetchContext};
 use crate::config::Limits;
 use crate::fetch::{self, FetchJob};
+use crate::metrics::{count_records, count_request, metrics};
+use crate::overload::{HeldStream, Overload};
 use crate::policy_admin::PolicyMeta;
 use crate::quota::Quotas;
 use crate::routing::{Routes, endpoint_host};
@@ -62,6 +65,8 @@ pub struct GatewayState {
     pub cache: Arc<fetch::Cache>,
     /// What adapter routes share: `[upstream]` and adapter health.
     pub upstream: Arc<Upstream>,
+    /// Fetch admission: in-flight limit and per-requester rates.
+    pub overload: Overload,
 }
 
 impl GatewayState {
@@ -87,6 +92,7 @@ impl GatewayState {
             routes: ArcSwap::from_pointee(routes),
             store,
             tls,
+            overload: Overload::new(&limits),
             limits,
             quotas: Quotas::default(),
             policy_meta: ArcSwap::from_pointee(PolicyMeta {
@@ -126,7 +132,8 @@ impl GatewayState {
         now + budget.min(self.limits.max_fetch_timeout())
     }
 
-    /// Authenticates the caller and validates the request.
+    /// Authenticates the caller, spends one of its rate tokens and
+    /// validates the request.
     fn start_fetch(
         &self,
         request: Request<FetchRequest>,
@@ -139,6 +146,13 @@ impl GatewayState {
                 )));
             }
         };
+        self.overload.check_rate(&requester)?;
+        let span = tracing::Span::current();
+        span.record("requester", requester.as_str());
+        span.record(
+            "record_types",
+            request.get_ref().record_types.len() + request.get_ref().requests.len(),
+        );
         let started = Instant::now();
         let deadline = self.deadline(
             xgate_proto::deadline::from_metadata(request.metadata()),
@@ -147,6 +161,8 @@ impl GatewayState {
         // One set for validation (purposes, items) and every decision.
         let policies = self.policies.load_full();
         let valid = validate::fetch(request.get_ref(), &self.catalog, &policies, &self.limits)?;
+        // Only a validated purpose (one of the policy set's codes) is recorded.
+        span.record("purpose", valid.purpose.as_str());
         Ok((
             FetchJob {
                 request_id: uuid::Uuid::now_v7().to_string(),
@@ -169,7 +185,14 @@ impl GatewayState {
     ) -> (fetch::Plan, Arc<FetchContext>) {
         let routes = self.routes.load();
         let ctx = FetchContext::new(&self.auditor, &job, trace_id, policies.version());
-        (
+        tracing::Span::current().record("request_id", job.request_id.as_str());
+        let span = tracing::info_span!(
+            "policy",
+            policy_set = policies.version(),
+            decisions = job.fetch.wanted.len(),
+            settled = tracing::field::Empty,
+        );
+        let plan = span.in_scope(|| {
             fetch::plan(
                 job,
                 Arc::clone(&self.catalog),
@@ -177,9 +200,12 @@ impl GatewayState {
                 &routes,
                 &self.quotas,
                 &self.cache,
-            ),
-            Arc::new(ctx),
-        )
+            )
+        });
+        // Results known without an adapter call: denials, spent quotas,
+        // types without a source.
+        span.record("settled", plan.immediate.len());
+        (plan, Arc::new(ctx))
     }
 }
 
@@ -216,13 +242,21 @@ pub struct ExchangeService(pub Arc<GatewayState>);
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<FetchStreamResponse, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl Exchange for ExchangeService {
-    async fn fetch(
+/// The audit trace id of a fetch: its span's, else the caller's header's.
+fn audit_trace_id<T>(span_trace_id: String, request: &Request<T>) -> String {
+    if span_trace_id.is_empty() {
+        audit::trace_id(request)
+    } else {
+        span_trace_id
+    }
+}
+
+impl ExchangeService {
+    async fn fetch_unary(
         &self,
         request: Request<FetchRequest>,
+        trace_id: String,
     ) -> Result<Response<FetchResponse>, Status> {
-        let trace_id = audit::trace_id(&request);
         let (job, policies) = self.0.start_fetch(request)?;
         let (request_id, requester, purpose, started) = (
             job.request_id.clone(),
@@ -239,6 +273,7 @@ impl Exchange for ExchangeService {
             .into_iter()
             .map(|(_, r)| r)
             .collect();
+        count_records(&results);
         log_fetch(&request_id, &requester, &purpose, &results, started);
         let mut response = Response::new(FetchResponse {
             request_id: request_id.clone(),
@@ -250,13 +285,11 @@ impl Exchange for ExchangeService {
         Ok(response)
     }
 
-    type FetchStreamStream = ResultStream;
-
-    async fn fetch_stream(
+    fn fetch_streaming(
         &self,
         request: Request<FetchRequest>,
-    ) -> Result<Response<Self::FetchStreamStream>, Status> {
-        let trace_id = audit::trace_id(&request);
+        trace_id: String,
+    ) -> Result<(ResultStream, String), Status> {
         let job = self.0.start_fetch(request)?;
         let request_id = job.0.request_id.clone();
         let (fetch::Plan { immediate, calls }, ctx) = self.0.plan(job, trace_id);
@@ -276,13 +309,82 @@ impl Exchange for ExchangeService {
             move |batch: Vec<fetch::Indexed>| {
                 let auditor = Arc::clone(&auditor);
                 let ctx = Arc::clone(&ctx);
-                async move { audit::seal(&auditor, &ctx, batch).await }
+                async move {
+                    let sealed = audit::seal(&auditor, &ctx, batch).await;
+                    count_records(sealed.iter().map(|(_, r)| r));
+                    sealed
+                }
             }
         };
         let stream = futures::stream::once(seal.clone()(immediate))
             .chain(calls.then(seal))
             .flat_map(futures::stream::iter)
             .map(wrap);
+        Ok((Box::pin(stream) as ResultStream, request_id))
+    }
+}
+
+#[tonic::async_trait]
+impl Exchange for ExchangeService {
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchResponse>, Status> {
+        // Shed first: an over-limit call costs no validation, policy or
+        // adapter work.
+        let result = match self.0.overload.admit() {
+            Err(status) => Err(status),
+            Ok(_slot) => {
+                let (span, trace_id) = crate::telemetry::fetch_span("Fetch", request.metadata());
+                let trace_id = audit_trace_id(trace_id, &request);
+                let started = Instant::now();
+                let result = self.fetch_unary(request, trace_id).instrument(span).await;
+                metrics()
+                    .fetch_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                result
+            }
+        };
+        count_request(
+            "Fetch",
+            result
+                .as_ref()
+                .map_or_else(Status::code, |_| tonic::Code::Ok),
+        );
+        result
+    }
+
+    type FetchStreamStream = ResultStream;
+
+    async fn fetch_stream(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<Self::FetchStreamStream>, Status> {
+        let slot = match self.0.overload.admit() {
+            Ok(slot) => slot,
+            Err(status) => {
+                count_request("FetchStream", status.code());
+                return Err(status);
+            }
+        };
+        let (span, trace_id) = crate::telemetry::fetch_span("FetchStream", request.metadata());
+        let trace_id = audit_trace_id(trace_id, &request);
+        let started = Instant::now();
+        let (stream, request_id) = match span.in_scope(|| self.fetch_streaming(request, trace_id)) {
+            Ok(started) => started,
+            Err(status) => {
+                count_request("FetchStream", status.code());
+                return Err(status);
+            }
+        };
+        count_request("FetchStream", tonic::Code::Ok);
+        // The slot is held, and the span entered, until the last result
+        // has been sent.
+        let stream = HeldStream::new(stream, span, slot, move || {
+            metrics()
+                .fetch_seconds
+                .observe(started.elapsed().as_secs_f64());
+        });
         let mut response = Response::new(Box::pin(stream) as ResultStream);
         if let Ok(value) = request_id.parse() {
             response.metadata_mut().insert("x-request-id", value);

@@ -13,8 +13,10 @@
 //! channels; resilient calls with [`upstream`]); [`gateway`] holds the gRPC
 //! services and shared state, [`store`] the persisted registrations,
 //! [`server`] start-up, [`config`] the configuration file, [`audit`] the
-//! access log (written before release) and the auditors' service. [`cli`] is the
-//! `xgate` command line (client, dev PKI, demo).
+//! access log (written before release) and the auditors' service, [`overload`]
+//! load shedding and rate limits, [`telemetry`] spans, trace propagation and
+//! the metrics endpoint ([`metrics`]). [`cli`] is the `xgate` command line
+//! (client, dev PKI, demo).
 
 pub mod audit;
 pub mod cache;
@@ -23,6 +25,7 @@ pub mod config;
 pub mod fetch;
 pub mod gateway;
 pub mod metrics;
+pub mod overload;
 pub mod policy_admin;
 pub mod quota;
 pub mod routing;

@@ -68,28 +68,26 @@ enum CertsCommand {
     Issue(cli::certs::IssueArgs),
 }
 
-fn init_tracing(writer: tracing_subscriber::fmt::writer::BoxMakeWriter) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .try_init();
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
-            init_tracing(tracing_subscriber::fmt::writer::BoxMakeWriter::new(
-                std::io::stderr,
-            ));
             let config = xgate::config::Config::load(&config)?;
+            let tracer = xgate::telemetry::init_tracing(
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+                config.telemetry.otlp_endpoint().as_deref(),
+            )?;
+            let shutdown = xgate::server::shutdown_signal_armed()?;
             let gateway = xgate::server::start(&config).await?;
             // The line launchers wait for; logs go to stderr.
             xgate::outln!("listening on {}", gateway.addr)?;
-            xgate::server::shutdown_signal().await?;
+            shutdown.await;
             tracing::info!("shutting down");
-            gateway.stop().await
+            let stopped = gateway.stop().await;
+            // Flushes spans not yet exported.
+            if let Err(e) = tracer.shutdown() {
+                tracing::debug!(error = %e, "tracer shutdown");
+            }
+            stopped
         }
         Command::Fetch(args) => cli::fetch::run(args).await,
         Command::Types(args) => cli::fetch::types(args).await,
@@ -126,9 +124,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let logs = args.workdir.join("logs");
             std::fs::create_dir_all(&logs)?;
             let log = std::fs::File::create(logs.join("gateway.log"))?;
-            init_tracing(tracing_subscriber::fmt::writer::BoxMakeWriter::new(
-                std::sync::Mutex::new(log),
-            ));
+            let _tracer = xgate::telemetry::init_tracing(
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(log)),
+                xgate_proto::telemetry::endpoint_from_env().as_deref(),
+            )?;
             cli::demo::run(args).await
         }
     }

@@ -26,7 +26,7 @@ pub struct RpcLabels {
 pub struct RecordLabels {
     pub department: String,
     /// The per-record status (`OK`, `DENIED`, `NOT_FOUND`, ...).
-    pub status: String,
+    pub status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -210,6 +210,54 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
+/// The canonical name of a gRPC code (`OK`, `RESOURCE_EXHAUSTED`, ...).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Counts one answered Exchange call.
+pub fn count_request(rpc: &'static str, code: tonic::Code) {
+    metrics()
+        .requests
+        .get_or_create(&RpcLabels {
+            rpc,
+            code: code_name(code),
+        })
+        .inc();
+}
+
+/// Counts released (sealed) per-record results by department and status.
+pub fn count_records<'a>(results: impl IntoIterator<Item = &'a xgate_proto::v1::RecordResult>) {
+    let m = metrics();
+    for r in results {
+        m.records
+            .get_or_create(&RecordLabels {
+                department: r.department.clone(),
+                status: crate::cli::status_name(r.status),
+            })
+            .inc();
+    }
+}
+
 /// One department label value.
 pub fn department(department: &str) -> DepartmentLabels {
     DepartmentLabels {
@@ -233,7 +281,21 @@ mod tests {
         m.adapter_call_seconds
             .get_or_create(&department("tax"))
             .observe(0.003);
+        count_request("Fetch", tonic::Code::ResourceExhausted);
+        count_records(&[xgate_proto::v1::RecordResult {
+            department: "tax".into(),
+            status: xgate_proto::v1::RecordStatus::Denied as i32,
+            ..Default::default()
+        }]);
         let text = m.encode();
+        assert!(
+            text.contains("xgate_requests_total{rpc=\"Fetch\",code=\"RESOURCE_EXHAUSTED\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("xgate_records_total{department=\"tax\",status=\"DENIED\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("xgate_cache_lookups_total{outcome=\"Hit\"}"),
             "{text}"

@@ -29,6 +29,9 @@ const MAX_DECODING_BYTES: usize = 4 * 1024 * 1024;
 /// A gateway serving in this process.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served (`[telemetry] metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_task: Option<JoinHandle<()>>,
     pub state: Arc<GatewayState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -45,6 +48,9 @@ impl RunningGateway {
         }
         (&mut self.task).await.context("gateway task")??;
         self.sighup.abort();
+        if let Some(task) = self.metrics_task.take() {
+            task.abort();
+        }
         self.state.store.close().await;
         // A final signed checkpoint, then the store closes.
         if let Err(e) = self.state.auditor.checkpoint().await {
@@ -159,7 +165,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let audit =
         AuditServer::new(AuditService(auditor)).max_decoding_message_size(MAX_DECODING_BYTES);
+    let metrics = match config.telemetry.metrics_listen {
+        Some(listen) => Some(crate::telemetry::serve_metrics(listen, Arc::clone(&state)).await?),
+        None => None,
+    };
     let router = Server::builder()
+        // HTTP/2 bounds per connection; oversized headers are refused by
+        // the HTTP/2 layer before any service runs.
+        .max_concurrent_streams(Some(config.limits.http2_max_concurrent_streams))
+        .http2_max_header_list_size(Some(config.limits.http2_max_header_list_bytes))
         .tls_config(server_tls)?
         .add_service(health_service)
         .add_service(reflection)
@@ -176,6 +190,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     tracing::info!(%addr, "gateway serving");
     Ok(RunningGateway {
         addr,
+        metrics_addr: metrics.as_ref().map(|(addr, _)| *addr),
+        metrics_task: metrics.map(|(_, task)| task),
         state,
         shutdown: Some(tx),
         task,
@@ -186,12 +202,24 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() -> std::io::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
+    shutdown_signal_armed()?.await;
     Ok(())
+}
+
+/// Installs the SIGINT and SIGTERM handlers now and returns the future that
+/// completes on either. Arm it before announcing the listening address: a
+/// launcher may send SIGTERM as soon as it reads that line, and a signal
+/// arriving before the handler exists kills the process uncleanly.
+pub fn shutdown_signal_armed() -> std::io::Result<impl Future<Output = ()> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 async fn close_auditor(auditor: crate::audit::Auditor) {

@@ -1,12 +1,155 @@
-//! Tracing export (OpenTelemetry, OTLP; off by default), W3C trace context
-//! propagation into adapter calls, and the Prometheus metrics endpoint.
+//! Tracing (OpenTelemetry spans, OTLP export off by default), W3C trace
+//! context propagation into adapter calls, and the Prometheus metrics
+//! endpoint.
+//!
+//! Spans of a fetch: `fetch` (continues the caller's `traceparent` when
+//! sent), `policy` (its decisions), `audit` (sealing its results), and the
+//! adapter call and cache spans below them. Span attributes name the
+//! requester, purpose, request id and counts — never a subject id.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tonic::metadata::MetadataMap;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use xgate_proto::telemetry::TracerProvider;
+
+use crate::gateway::GatewayState;
+use crate::metrics::metrics;
+
+/// The `service.name` of the gateway's spans.
+pub const SERVICE_NAME: &str = "xgate";
+
+/// Installs the process's subscriber: log lines to `writer` filtered by
+/// `RUST_LOG` (default `info`), and OpenTelemetry spans (INFO and above,
+/// whatever `RUST_LOG` says, so trace context always propagates) exported
+/// to `otlp_endpoint` when given. Keep the provider and shut it down at
+/// exit to flush the last spans. Must run inside the Tokio runtime.
+pub fn init_tracing(
+    writer: tracing_subscriber::fmt::writer::BoxMakeWriter,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<TracerProvider> {
+    let provider = xgate_proto::telemetry::provider(SERVICE_NAME, otlp_endpoint)
+        .context("building the OTLP span exporter")?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let spans = xgate_proto::telemetry::layer(&provider, SERVICE_NAME)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_filter(filter);
+    // A second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(spans)
+        .with(logs)
+        .try_init();
+    Ok(provider)
+}
 
 /// Writes the current span's W3C trace context (`traceparent`,
 /// `tracestate`) into an outgoing adapter request, so the adapter's spans
 /// continue the fetch's trace.
-pub fn inject_trace_context(_metadata: &mut MetadataMap) {
-    // Filled in by the telemetry work (issue 5): the current tracing span's
-    // OpenTelemetry context through the W3C propagator.
+pub fn inject_trace_context(metadata: &mut MetadataMap) {
+    xgate_proto::telemetry::inject(&tracing::Span::current(), metadata);
+}
+
+/// The server span of one Exchange fetch, continuing the caller's trace
+/// when its metadata carries a `traceparent`. Returns the span and its
+/// trace id (empty without a tracing layer).
+pub fn fetch_span(rpc: &'static str, metadata: &MetadataMap) -> (tracing::Span, String) {
+    let span = tracing::info_span!(
+        "fetch",
+        otel.kind = "server",
+        rpc,
+        trace_id = tracing::field::Empty,
+        request_id = tracing::field::Empty,
+        requester = tracing::field::Empty,
+        purpose = tracing::field::Empty,
+        record_types = tracing::field::Empty,
+    );
+    let trace_id = xgate_proto::telemetry::continue_trace(&span, metadata).unwrap_or_default();
+    if !trace_id.is_empty() {
+        // On the span itself too, so every log line of the fetch shows it.
+        span.record("trace_id", trace_id.as_str());
+    }
+    (span, trace_id)
+}
+
+/// Serves `GET /metrics` (Prometheus/OpenMetrics text) on `listen` over
+/// plain HTTP/1.1 until the task is aborted. Returns the bound address.
+pub async fn serve_metrics(
+    listen: SocketAddr,
+    state: Arc<GatewayState>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the metrics endpoint {listen}"))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, std::convert::Infallible>(answer(&request, &state)) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "metrics connection ended");
+                }
+            });
+        }
+    });
+    tracing::info!(%addr, "metrics serving");
+    Ok((addr, task))
+}
+
+fn answer<B>(request: &http::Request<B>, state: &GatewayState) -> http::Response<String> {
+    let response = |status: http::StatusCode, content_type: &str, body: String| {
+        let mut r = http::Response::new(body);
+        *r.status_mut() = status;
+        if let Ok(v) = http::HeaderValue::from_str(content_type) {
+            r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    if request.uri().path() != "/metrics" {
+        return response(
+            http::StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found; metrics are at /metrics\n".into(),
+        );
+    }
+    if request.method() != http::Method::GET && request.method() != http::Method::HEAD {
+        return response(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "use GET\n".into(),
+        );
+    }
+    // Gauges read from their owners at scrape time.
+    metrics()
+        .audit_queue_depth
+        .set(i64::try_from(state.auditor.queue_depth()).unwrap_or(i64::MAX));
+    response(
+        http::StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        metrics().encode(),
+    )
 }

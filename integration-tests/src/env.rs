@@ -66,6 +66,8 @@ pub struct GatewayOptions {
     pub catalog_dir: Option<PathBuf>,
     /// `watch_policies = false` when set: reloads only on SIGHUP or the admin RPC.
     pub no_policy_watch: bool,
+    /// `[telemetry] metrics_listen = "127.0.0.1:0"` when set (address in the gateway log).
+    pub metrics: bool,
     /// TOML appended to the file, e.g. `"[cache]\nenabled = false\n"`.
     pub extra_toml: String,
 }
@@ -181,6 +183,9 @@ impl TestEnv {
             for (key, value) in &options.limits {
                 text.push_str(&format!("{key} = {value}\n"));
             }
+        }
+        if options.metrics {
+            text.push_str("\n[telemetry]\nmetrics_listen = \"127.0.0.1:0\"\n");
         }
         if !options.extra_toml.is_empty() {
             text.push('\n');

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -56,6 +56,28 @@ pub struct FixtureDepartment {
     hang: bool,
     mode: ModeSwitch,
     lookups: Arc<AtomicUsize>,
+    traces: Arc<Mutex<Vec<SeenTrace>>>,
+    /// Record-type lookups running now, and the most ever at once.
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+/// Counts one running lookup while alive (also when the lookup is cancelled).
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The trace context one lookup ran in, as the SDK exposes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenTrace {
+    /// The `traceparent` the gateway sent.
+    pub incoming: Option<String>,
+    /// The trace id of the SDK's current span inside the lookup.
+    pub trace_id: Option<String>,
 }
 
 impl FixtureDepartment {
@@ -68,6 +90,9 @@ impl FixtureDepartment {
             hang: false,
             mode: ModeSwitch(Arc::new(AtomicU8::new(Mode::Ok as u8))),
             lookups: Arc::new(AtomicUsize::new(0)),
+            traces: Arc::new(Mutex::new(Vec::new())),
+            running: Arc::new(AtomicUsize::new(0)),
+            peak: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -122,6 +147,17 @@ impl Department for FixtureDepartment {
         record_type: &str,
     ) -> Result<Vec<Value>, LookupError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        let _running = Running(Arc::clone(&self.running));
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let seen = SeenTrace {
+            incoming: xgate_adapter_sdk::trace::incoming_traceparent(),
+            trace_id: xgate_adapter_sdk::trace::current_trace_id(),
+        };
+        match self.traces.lock() {
+            Ok(mut traces) => traces.push(seen),
+            Err(poisoned) => poisoned.into_inner().push(seen),
+        }
         match self.mode.get() {
             _ if self.hang => std::future::pending::<()>().await,
             Mode::Hanging => std::future::pending::<()>().await,
@@ -153,6 +189,8 @@ pub struct FixtureAdapter {
     mode: ModeSwitch,
     /// Where it listens, when started by [`FixtureAdapter::spawn_unregistered`].
     addr: Option<SocketAddr>,
+    traces: Arc<Mutex<Vec<SeenTrace>>>,
+    peak: Arc<AtomicUsize>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -177,6 +215,8 @@ impl FixtureAdapter {
         let types = dept.types();
         let lookups = Arc::clone(&dept.lookups);
         let mode = dept.mode.clone();
+        let traces = Arc::clone(&dept.traces);
+        let peak = Arc::clone(&dept.peak);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(xgate_adapter_sdk::serve_with_shutdown(dept, args, async {
             let _ = rx.await;
@@ -187,6 +227,8 @@ impl FixtureAdapter {
             lookups,
             mode,
             addr: None,
+            traces,
+            peak,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -207,6 +249,8 @@ impl FixtureAdapter {
         let types = dept.types();
         let lookups = Arc::clone(&dept.lookups);
         let mode = dept.mode.clone();
+        let traces = Arc::clone(&dept.traces);
+        let peak = Arc::clone(&dept.peak);
         let service = xgate_adapter_sdk::AdapterService::new(dept, &catalog)?;
         let incoming =
             tonic::transport::server::TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -231,6 +275,8 @@ impl FixtureAdapter {
             lookups,
             mode,
             addr: Some(addr),
+            traces,
+            peak,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -258,6 +304,19 @@ impl FixtureAdapter {
     /// How many record-type lookups the gateway has asked for so far.
     pub fn lookups(&self) -> usize {
         self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// The most record-type lookups that ever ran at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    /// The trace context of every lookup so far, in order.
+    pub fn traces(&self) -> Vec<SeenTrace> {
+        match self.traces.lock() {
+            Ok(traces) => traces.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Whether the server task has ended (it ends early only on a start-up error).

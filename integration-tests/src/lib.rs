@@ -13,6 +13,7 @@
 //! - [`kit`]: the `xgate adapter` / `xgate certs issue` commands run as a department would,
 //!   and an adapter that ignores deadlines.
 //! - [`records`]: valid sample records for fixtures, checked against the catalog.
+//! - [`scrape`]: the gateway's `/metrics` endpoint, found in its log.
 //! - [`bins`]: where the binaries are (next to the test executable's `deps` folder).
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`); a missing one is
@@ -26,6 +27,7 @@ pub mod kit;
 pub mod pki;
 pub mod process;
 pub mod records;
+pub mod scrape;
 pub mod wait;
 
 pub use env::{GatewayOptions, Subjects, TestEnv};

@@ -23,5 +23,6 @@ pub mod deadline;
 pub mod json;
 pub mod kind;
 pub mod status;
+pub mod telemetry;
 
 pub use prost_types;

@@ -14,6 +14,7 @@ use futures::future::join_all;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 use xgate_catalog::{Catalog, SubjectKind};
 use xgate_proto::status::{Violation, invalid_argument};
 use xgate_proto::v1::department_adapter_server::{DepartmentAdapter, DepartmentAdapterServer};
@@ -54,7 +55,10 @@ pub struct AdapterArgs {
 
 /// Serves `dept` until SIGINT or SIGTERM.
 pub async fn serve<D: Department>(dept: D, args: AdapterArgs) -> anyhow::Result<()> {
-    serve_with_shutdown(dept, args, shutdown_signal()).await
+    let served = serve_with_shutdown(dept, args, shutdown_signal()).await;
+    // The process is about to exit: export what is buffered.
+    crate::trace::shutdown();
+    served
 }
 
 /// Serves `dept` until `shutdown` completes.
@@ -141,25 +145,34 @@ fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGINT/SIGTERM handlers at once (not on first poll): the
+/// `listening on` line is printed before the server polls its shutdown
+/// future, and a launcher may signal as soon as it reads it.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::terminate())
+            .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
+        async move {
+            match handlers {
+                Ok((mut term, mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -298,13 +311,11 @@ fn subject_of(request: &LookupRequest) -> Result<Subject, Status> {
     })
 }
 
-#[tonic::async_trait]
-impl<D: Department> DepartmentAdapter for AdapterService<D> {
-    async fn lookup(
+impl<D: Department> AdapterService<D> {
+    async fn lookup_traced(
         &self,
         request: Request<LookupRequest>,
     ) -> Result<Response<LookupResponse>, Status> {
-        authorize(&request)?;
         let deadline = xgate_proto::deadline::from_metadata(request.metadata());
         let request = request.into_inner();
         let subject = subject_of(&request)?;
@@ -320,6 +331,37 @@ impl<D: Department> DepartmentAdapter for AdapterService<D> {
             .await?;
         tracing::debug!(request_id = request.request_id, "lookup answered");
         Ok(Response::new(LookupResponse { answers }))
+    }
+}
+
+#[tonic::async_trait]
+impl<D: Department> DepartmentAdapter for AdapterService<D> {
+    async fn lookup(
+        &self,
+        request: Request<LookupRequest>,
+    ) -> Result<Response<LookupResponse>, Status> {
+        authorize(&request)?;
+        // The handler span continues the gateway's trace; the subject is
+        // never a span attribute.
+        let span = tracing::info_span!(
+            "lookup",
+            otel.kind = "server",
+            department = self.dept.department(),
+            request_id = request.get_ref().request_id.as_str(),
+            record_types = request.get_ref().record_types.len(),
+            trace_id = tracing::field::Empty,
+        );
+        if let Some(id) = xgate_proto::telemetry::continue_trace(&span, request.metadata()) {
+            span.record("trace_id", id.as_str());
+        }
+        let incoming = request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        crate::trace::with_incoming(incoming, self.lookup_traced(request))
+            .instrument(span)
+            .await
     }
 
     async fn describe(

@@ -2,6 +2,7 @@
 //! whole-log operations built on a store (verify, export).
 
 use std::io::BufRead;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ pub struct AuditLog {
     store: Store,
     keys: Arc<RwLock<Keys>>,
     tx: mpsc::Sender<Job>,
+    /// Entries appended but not yet committed (or failed).
+    pending: Arc<AtomicUsize>,
     instance: String,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -78,11 +81,13 @@ impl AuditLog {
     pub fn with_store(store: Store, keys: Keys, options: Options) -> AuditLog {
         let keys = Arc::new(RwLock::new(keys));
         let (tx, rx) = mpsc::channel(4096);
+        let pending = Arc::new(AtomicUsize::new(0));
         let mut tasks = vec![tokio::spawn(writer(
             store.clone(),
             Arc::clone(&keys),
             rx,
             options.max_batch.max(1),
+            Arc::clone(&pending),
         ))];
         if !options.checkpoint_interval.is_zero() {
             let tx = tx.clone();
@@ -106,6 +111,7 @@ impl AuditLog {
             store,
             keys,
             tx,
+            pending,
             instance: options.instance,
             tasks,
         }
@@ -136,6 +142,12 @@ impl AuditLog {
         self.with_keys(Keys::trusted).unwrap_or_default()
     }
 
+    /// Entries waiting to be committed (queued or in the batch being
+    /// written), for the queue-depth gauge.
+    pub fn queue_depth(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
     /// Appends `entries`; resolves once the batch holding them committed.
     pub async fn append(&self, mut entries: Vec<NewEntry>) -> Result<AppendReceipt, AuditError> {
         if entries.is_empty() {
@@ -150,10 +162,12 @@ impl AuditLog {
             }
         }
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Append(entries, reply))
-            .await
-            .map_err(|_| AuditError::Unavailable("the audit writer stopped".into()))?;
+        let n = entries.len();
+        self.pending.fetch_add(n, Ordering::Relaxed);
+        if self.tx.send(Job::Append(entries, reply)).await.is_err() {
+            self.pending.fetch_sub(n, Ordering::Relaxed);
+            return Err(AuditError::Unavailable("the audit writer stopped".into()));
+        }
         rx.await
             .map_err(|_| AuditError::Unavailable("the audit writer stopped".into()))?
     }
@@ -230,6 +244,7 @@ async fn writer(
     keys: Arc<RwLock<Keys>>,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
+    pending: Arc<AtomicUsize>,
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut dirty = false;
@@ -252,7 +267,10 @@ async fn writer(
             }
         }
         if !bodies.is_empty() {
-            match store.append(bodies).await {
+            let n = bodies.len();
+            let appended = store.append(bodies).await;
+            pending.fetch_sub(n, Ordering::Relaxed);
+            match appended {
                 Ok(entries) => {
                     dirty = true;
                     backoff = BACKOFF_MIN;
@@ -692,6 +710,43 @@ mod tests {
         let receipt = log.append(vec![e]).await.expect("recovered");
         assert_eq!(receipt.first_seq, 1);
         log.close().await;
+    }
+
+    #[tokio::test]
+    async fn queue_depth_counts_entries_until_their_batch_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("audit.db").display());
+        let keys = Keys::generate().expect("keys");
+        let entries: Vec<NewEntry> = (0..3).map(|i| access(i, &keys)).collect();
+        let log = Arc::new(AuditLog::open(&url, keys, options()).await.expect("open"));
+        assert_eq!(log.queue_depth(), 0);
+        // Another connection holds the write lock: the batch cannot commit.
+        let mut blocker = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut blocker)
+            .await
+            .expect("lock");
+        let append = tokio::spawn({
+            let log = Arc::clone(&log);
+            async move { log.append(entries).await }
+        });
+        let mut seen = 0;
+        for _ in 0..400 {
+            seen = log.queue_depth();
+            if seen == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(seen, 3);
+        sqlx::query("COMMIT")
+            .execute(&mut blocker)
+            .await
+            .expect("unlock");
+        append.await.expect("task").expect("committed");
+        assert_eq!(log.queue_depth(), 0);
     }
 
     #[test]

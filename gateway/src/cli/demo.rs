@@ -281,10 +281,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         audit: crate::config::AuditConfig::default(),
         cache: crate::config::CacheConfig::default(),
         upstream: crate::config::UpstreamConfig::default(),
+        telemetry: crate::config::TelemetryConfig {
+            otlp_endpoint: None,
+            metrics_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        },
     };
     let gateway = crate::server::start(&config).await?;
     let url = format!("https://{}", gateway.addr);
     progress(&format!("gateway listening on {url}"));
+    if let Some(addr) = gateway.metrics_addr {
+        progress(&format!("metrics at http://{addr}/metrics"));
+    }
 
     let starting = departments.iter().map(|d| {
         let tls = pki.files(&Identity::Department(d.clone()));
