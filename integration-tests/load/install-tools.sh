@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end benchmark (`xgate-bench e2e`) drives besides our own binaries:
+# Debian's nginx (arm b: grpc_pass with mTLS both ways) and h2load from nghttp2-client (the
+# plaintext cross-check of the load client). Idempotent: installs only what is missing.
+set -euo pipefail
+
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "nginx and h2load are installed"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+echo "installing: ${missing[*]}"
+$SUDO apt-get update -qq
+# No service start during install: the benchmark runs its own nginx on loopback ports.
+DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
