@@ -201,6 +201,11 @@ pub fn row(r: &RecordResult) -> String {
     } else {
         format!("{} record(s)", r.records.len())
     };
+    let detail = if r.from_cache {
+        format!("{detail} (cached, {} old)", age(r.age_ms))
+    } else {
+        detail
+    };
     format!(
         "{:<44} {:<22} {:<32} {:<12} {:>7.1}  {}",
         r.record_type,
@@ -210,6 +215,15 @@ pub fn row(r: &RecordResult) -> String {
         r.latency_us as f64 / 1000.0,
         detail
     )
+}
+
+/// A cached answer's age, e.g. `850 ms`, `42 s`, `3 min`.
+fn age(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..120_000 => format!("{} s", ms / 1_000),
+        _ => format!("{} min", ms / 60_000),
+    }
 }
 
 /// Counts per status, e.g. `63 record types: 18 OK, 45 NO_SOURCE in 41.3 ms`.
@@ -255,6 +269,8 @@ pub fn result_json(r: &RecordResult, with_records: bool) -> serde_json::Value {
         "policy_ids": r.policy_ids,
         "view": r.view,
         "policy_set_version": r.policy_set_version,
+        "from_cache": r.from_cache,
+        "age_ms": r.age_ms,
     });
     if let Some(value) = &r.value {
         v["value"] = xgate_proto::json::from_value(value);
@@ -319,4 +335,31 @@ pub async fn types(args: TypesArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xgate_proto::v1::RecordStatus;
+
+    fn result(from_cache: bool, age_ms: u64) -> RecordResult {
+        RecordResult {
+            record_type: "driving_licence".into(),
+            department: "public-security".into(),
+            status: RecordStatus::Ok as i32,
+            from_cache,
+            age_ms,
+            ..RecordResult::default()
+        }
+    }
+
+    #[test]
+    fn cached_results_say_so_with_their_age() {
+        assert!(row(&result(true, 42_500)).ends_with("0 record(s) (cached, 42 s old)"));
+        assert!(row(&result(false, 0)).ends_with("0 record(s)"));
+        let v = result_json(&result(true, 850), false);
+        assert_eq!(v["from_cache"], true);
+        assert_eq!(v["age_ms"], 850);
+        assert_eq!(age(180_000), "3 min");
+    }
 }
