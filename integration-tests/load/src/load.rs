@@ -186,32 +186,18 @@ async fn call(channel: Channel, call: &Call, timeout: Duration) -> Outcome {
             let mut req = tonic::Request::new(request.clone());
             req.set_timeout(timeout);
             match client.fetch(req).await {
-                Ok(resp) => {
-                    let mut error = None;
-                    let records = resp
-                        .into_inner()
-                        .results
-                        .iter()
-                        .map(|r| {
-                            let status = RecordStatus::try_from(r.status)
-                                .unwrap_or(RecordStatus::Unspecified);
-                            if status != RecordStatus::Ok && error.is_none() {
-                                error = Some(format!(
-                                    "{}: {} {}",
-                                    r.record_type,
-                                    status.as_str_name(),
-                                    r.error
-                                ));
-                            }
-                            status.as_str_name().to_owned()
-                        })
-                        .collect();
-                    Outcome {
-                        grpc: tonic::Code::Ok,
-                        records,
-                        error,
-                    }
-                }
+                Ok(resp) => tally(
+                    resp.into_inner().results.iter().map(|r| {
+                        let status =
+                            RecordStatus::try_from(r.status).unwrap_or(RecordStatus::Unspecified);
+                        (
+                            r.record_type.as_str(),
+                            status.as_str_name(),
+                            r.error.as_str(),
+                        )
+                    }),
+                    RecordStatus::Ok.as_str_name(),
+                ),
                 Err(status) => failed(status),
             }
         }
@@ -221,35 +207,40 @@ async fn call(channel: Channel, call: &Call, timeout: Duration) -> Outcome {
             let mut req = tonic::Request::new(request.clone());
             req.set_timeout(timeout);
             match client.lookup(req).await {
-                Ok(resp) => {
-                    let mut error = None;
-                    let records = resp
-                        .into_inner()
-                        .answers
-                        .iter()
-                        .map(|a| {
-                            let status = LookupStatus::try_from(a.status)
-                                .unwrap_or(LookupStatus::Unspecified);
-                            if status != LookupStatus::Found && error.is_none() {
-                                error = Some(format!(
-                                    "{}: {} {}",
-                                    a.record_type,
-                                    status.as_str_name(),
-                                    a.error
-                                ));
-                            }
-                            status.as_str_name().to_owned()
-                        })
-                        .collect();
-                    Outcome {
-                        grpc: tonic::Code::Ok,
-                        records,
-                        error,
-                    }
-                }
+                Ok(resp) => tally(
+                    resp.into_inner().answers.iter().map(|a| {
+                        let status =
+                            LookupStatus::try_from(a.status).unwrap_or(LookupStatus::Unspecified);
+                        (
+                            a.record_type.as_str(),
+                            status.as_str_name(),
+                            a.error.as_str(),
+                        )
+                    }),
+                    LookupStatus::Found.as_str_name(),
+                ),
                 Err(status) => failed(status),
             }
         }
+    }
+}
+
+/// An answered call: each record's status (type, status name, error text), the first one that
+/// is not `ok` being the operation's error.
+fn tally<'a>(rows: impl Iterator<Item = (&'a str, &'static str, &'a str)>, ok: &str) -> Outcome {
+    let mut error = None;
+    let records = rows
+        .map(|(record_type, status, text)| {
+            if status != ok && error.is_none() {
+                error = Some(format!("{record_type}: {status} {text}"));
+            }
+            status.to_owned()
+        })
+        .collect();
+    Outcome {
+        grpc: tonic::Code::Ok,
+        records,
+        error,
     }
 }
 
