@@ -281,16 +281,7 @@ impl Upstream {
             adapters.insert(adapter_id.to_owned(), down);
             adapters.values().any(|d| *d)
         };
-        if let Some(reporter) = self.health.get() {
-            let status = if department_down {
-                ServingStatus::NotServing
-            } else {
-                ServingStatus::Serving
-            };
-            reporter
-                .set_service_status(Self::health_service(department), status)
-                .await;
-        }
+        self.set_health(department, department_down).await;
     }
 
     /// Forgets an adapter that is no longer routed.
@@ -305,7 +296,14 @@ impl Upstream {
                 None => None,
             }
         };
-        if let (Some(down), Some(reporter)) = (remaining, self.health.get()) {
+        if let Some(down) = remaining {
+            self.set_health(department, down).await;
+        }
+    }
+
+    /// Sets the department's health service, once the reporter exists.
+    async fn set_health(&self, department: &str, down: bool) {
+        if let Some(reporter) = self.health.get() {
             let status = if down {
                 ServingStatus::NotServing
             } else {
