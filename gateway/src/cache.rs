@@ -4,13 +4,14 @@
 //! decision and quota and before the view and audit, so a hit is decided,
 //! filtered and audited exactly as a miss. It holds, per (subject, record
 //! type), the records once the gateway's schema and subject check passed
-//! them, already parsed, so a hit is neither parsed nor checked again (never
-//! an invalid answer, a department
-//! error, a timeout, nor NOT_FOUND: a record created a minute ago must not
-//! stay invisible for the type's freshness), for the type's catalog
-//! freshness. Types with `"cache": false` in the catalog are never cached
-//! nor shared between fetches. The cache is bounded by bytes: the weight of
-//! an entry is the size of its record JSON as received plus its key.
+//! them, already parsed, so a hit is neither parsed nor checked again
+//! (never an invalid answer, a department error, a timeout, nor NOT_FOUND:
+//! a record created a minute ago must not stay invisible for the type's
+//! freshness), for the type's catalog freshness. Types with `"cache": false`
+//! in the catalog are never cached nor shared between fetches. The cache is
+//! bounded by bytes: the weight of an entry is the size of its record JSON
+//! as received plus its key (the parsed records take a small multiple of
+//! that in memory).
 //!
 //! Concurrent misses of the same key make one adapter call: the first fetch
 //! leads (its call runs in its own task, so a cancelled leader does not fail
