@@ -972,14 +972,16 @@ async fn rss(args: RssArgs) -> anyhow::Result<()> {
     // Admission above the load: the whole load is in flight, none shed.
     limits.push(("max_in_flight".into(), 2 * args.in_flight as u64));
     limits.extend(args.limits.iter().cloned());
-    let mut options = GatewayOptions::default();
     // Cache off: the load repeats one subject, and cache hits (or fetches
     // coalesced onto one call) would not stay in flight. The per-adapter
     // bulkhead above the load, so every fetch waits on its own adapter call.
-    options.extra_toml = format!(
-        "[cache]\nenabled = false\n\n[upstream]\nmax_concurrent_calls = {}\n",
-        2 * args.in_flight
-    );
+    let mut options = GatewayOptions {
+        extra_toml: format!(
+            "[cache]\nenabled = false\n\n[upstream]\nmax_concurrent_calls = {}\n",
+            2 * args.in_flight
+        ),
+        ..GatewayOptions::default()
+    };
     for (key, value) in limits {
         // GatewayOptions takes 'static keys: the few limit names are leaked once per run.
         options
