@@ -209,8 +209,10 @@ pub async fn open(config: &crate::config::Config) -> anyhow::Result<Auditor> {
         checkpoint_interval: std::time::Duration::from_secs(config.audit.checkpoint_interval_secs),
         instance: uuid::Uuid::now_v7().to_string(),
     };
-    let log = AuditLog::open(&config.audit_database(), keys, options).await?;
-    Ok(Arc::new(log))
+    let store =
+        xgate_audit::Store::open_with(&config.audit_database(), config.audit.sqlite_synchronous)
+            .await?;
+    Ok(Arc::new(AuditLog::with_store(store, keys, options)))
 }
 
 fn to_proto(e: Entry) -> AuditEntry {

@@ -3,13 +3,15 @@
 //! The cache sits where the adapter would be called, after the policy
 //! decision and quota and before the view and audit, so a hit is decided,
 //! filtered and audited exactly as a miss. It holds, per (subject, record
-//! type), the records as the department sent them once the gateway's schema
-//! and subject check passed them (never an invalid answer, a department
-//! error, a timeout, nor NOT_FOUND: a record created a minute ago must not
-//! stay invisible for the type's freshness), for the type's catalog
-//! freshness. Types with `"cache": false` in the catalog are never cached
-//! nor shared between fetches. The cache is bounded by bytes: the weight of
-//! an entry is its record JSON plus its key.
+//! type), the records once the gateway's schema and subject check passed
+//! them, already parsed, so a hit is neither parsed nor checked again
+//! (never an invalid answer, a department error, a timeout, nor NOT_FOUND:
+//! a record created a minute ago must not stay invisible for the type's
+//! freshness), for the type's catalog freshness. Types with `"cache": false`
+//! in the catalog are never cached nor shared between fetches. The cache is
+//! bounded by bytes: the weight of an entry is the size of its record JSON
+//! as received plus its key (the parsed records take a small multiple of
+//! that in memory).
 //!
 //! Concurrent misses of the same key make one adapter call: the first fetch
 //! leads (its call runs in its own task, so a cancelled leader does not fail
@@ -23,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use tokio::sync::watch;
 use xgate_catalog::{RecordType, SubjectKind};
 
@@ -42,8 +43,10 @@ pub struct Key {
 /// A cached answer: the checked records and where they came from.
 #[derive(Debug)]
 pub struct Entry {
-    /// The records' JSON as the department sent it.
-    pub records_json: Vec<Bytes>,
+    /// The checked records, shared by every hit.
+    pub records: Arc<[serde_json::Value]>,
+    /// Bytes of the records' JSON as the department sent it.
+    pub json_bytes: usize,
     /// The endpoint that answered.
     pub endpoint: String,
     /// When the gateway received them.
@@ -57,8 +60,8 @@ pub struct Entry {
 impl Entry {
     /// Bytes the entry counts for against `max_bytes`.
     fn weight(&self, key: &Key) -> u32 {
-        let records: usize = self.records_json.iter().map(Bytes::len).sum();
-        let total = records + key.subject.len() + key.record_type.len() + self.endpoint.len();
+        let total =
+            self.json_bytes + key.subject.len() + key.record_type.len() + self.endpoint.len();
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 
@@ -137,7 +140,7 @@ impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
 
     /// Caches checked records of `rt` (nothing when `rt` is not cached).
     pub async fn insert(&self, key: Key, rt: &RecordType, entry: Entry) {
-        if !self.caches(rt) || entry.records_json.is_empty() {
+        if !self.caches(rt) || entry.records.is_empty() {
             return;
         }
         if let Some(entries) = &self.entries {
@@ -240,7 +243,8 @@ mod tests {
 
     fn entry(bytes: usize, now: Instant, fresh: Duration) -> Entry {
         Entry {
-            records_json: vec![Bytes::from(vec![b'x'; bytes])],
+            records: Arc::from(vec![serde_json::Value::Null]),
+            json_bytes: bytes,
             endpoint: "https://127.0.0.1:1".into(),
             retrieved_at: SystemTime::now(),
             stored: now,

@@ -140,6 +140,10 @@ pub struct AuditConfig {
     pub checkpoint_interval_secs: u64,
     /// Most entries committed in one transaction.
     pub max_batch: usize,
+    /// SQLite `synchronous`: `"full"` (default; every commit is fsynced
+    /// before the fetch is answered) or `"normal"` (WAL: durable across a
+    /// process crash, not a power loss; shorter commits).
+    pub sqlite_synchronous: xgate_audit::SqliteSync,
 }
 
 impl Default for AuditConfig {
@@ -149,6 +153,7 @@ impl Default for AuditConfig {
             key_dir: None,
             checkpoint_interval_secs: 60,
             max_batch: 5_000,
+            sqlite_synchronous: xgate_audit::SqliteSync::Full,
         }
     }
 }
@@ -463,6 +468,28 @@ ca = "/etc/xgate/ca.pem"
         let text = format!("{MINIMAL}\n[audit]\ndatabase = \"mysql://x\"\n");
         let err = Config::load(&write(dir.path(), &text)).expect_err("bad url");
         assert!(err.to_string().contains("audit.database"), "{err}");
+    }
+
+    #[test]
+    fn audit_sqlite_synchronous_defaults_to_full_and_accepts_normal_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::load(&write(dir.path(), MINIMAL)).expect("load");
+        assert_eq!(
+            config.audit.sqlite_synchronous,
+            xgate_audit::SqliteSync::Full
+        );
+        let text = format!("{MINIMAL}\n[audit]\nsqlite_synchronous = \"normal\"\n");
+        let config = Config::load(&write(dir.path(), &text)).expect("load");
+        assert_eq!(
+            config.audit.sqlite_synchronous,
+            xgate_audit::SqliteSync::Normal
+        );
+        let text = format!("{MINIMAL}\n[audit]\nsqlite_synchronous = \"off\"\n");
+        let err = Config::load(&write(dir.path(), &text)).expect_err("off is refused");
+        assert!(
+            err.to_string().contains("sqlite_synchronous") || err.to_string().contains("off"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -329,12 +329,13 @@ async fn fetch_types(
         let rt = catalog.record_type(&t);
         let verdict = match (answers.remove(&t), rt) {
             (Some(answer), Some(rt)) => {
-                let records_json = answer.records_json.clone();
+                let json_bytes = answer.records_json.iter().map(|b| b.len()).sum();
                 let verdict = judge(answer, rt, &job.fetch);
                 if verdict.status == RecordStatus::Ok {
                     let key = cache_key(&job, &t);
                     let entry = Entry {
-                        records_json,
+                        records: Arc::clone(&verdict.records),
+                        json_bytes,
                         endpoint: endpoint.clone(),
                         retrieved_at,
                         stored,
@@ -374,24 +375,13 @@ fn cache_key(job: &FetchJob, record_type: &str) -> Key {
     }
 }
 
-/// A cache hit as a [`Source`]: the records were checked when they were
-/// cached, so they are only parsed again.
+/// A cache hit as a [`Source`]: the records were parsed and checked when
+/// they were cached and are shared, not parsed again.
 fn cached_source(entry: &Entry, now: Instant) -> Source {
-    let records: Result<Vec<Value>, _> = entry
-        .records_json
-        .iter()
-        .map(|bytes| serde_json::from_slice(bytes))
-        .collect();
-    let verdict = match records {
-        Ok(records) => Judged {
-            status: RecordStatus::Ok,
-            records,
-            error: String::new(),
-        },
-        Err(e) => Judged::refused(
-            RecordStatus::Invalid,
-            format!("cached record unreadable: {e}"),
-        ),
+    let verdict = Judged {
+        status: RecordStatus::Ok,
+        records: Arc::clone(&entry.records),
+        error: String::new(),
     };
     Source {
         verdict: Arc::new(verdict),
@@ -648,7 +638,8 @@ fn release(
 /// (only when every one is valid and about the subject), an error text.
 pub struct Judged {
     status: RecordStatus,
-    records: Vec<Value>,
+    /// Shared with the cache entry when the answer was cached.
+    records: Arc<[Value]>,
     error: String,
 }
 
@@ -656,7 +647,7 @@ impl Judged {
     fn refused(status: RecordStatus, error: String) -> Judged {
         Judged {
             status,
-            records: Vec::new(),
+            records: Arc::from([]),
             error,
         }
     }
@@ -702,7 +693,7 @@ fn judge(answer: TypeAnswer, rt: &RecordType, fetch: &ValidFetch) -> Judged {
     }
     Judged {
         status: RecordStatus::Ok,
-        records,
+        records: records.into(),
         error: String::new(),
     }
 }

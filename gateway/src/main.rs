@@ -141,6 +141,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+// mimalloc instead of glibc malloc: under load glibc's arena locks and
+// consolidation took ~20 % of the gateway's CPU (BENCHMARKS.md, issue 5).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -25,11 +25,27 @@ use crate::metrics::metrics;
 /// The `service.name` of the gateway's spans.
 pub const SERVICE_NAME: &str = "xgate";
 
+/// The spans that carry trace context when nothing is exported: the
+/// fetch (continues the caller's trace, names the audit entries' trace id)
+/// and the adapter call (its id is the parent the adapter sees).
+const PROPAGATING_SPANS: [&str; 2] = ["fetch", "adapter.call"];
+
+/// Whether the OpenTelemetry layer handles `meta`: every INFO-or-above span
+/// and event when exporting; otherwise only [`PROPAGATING_SPANS`], since
+/// OpenTelemetry data of the other spans (policy, audit, cache) and of log
+/// events would be built on every fetch only to be dropped unsampled.
+fn otel_wants(meta: &tracing::Metadata<'_>, exporting: bool) -> bool {
+    *meta.level() <= tracing::Level::INFO
+        && (exporting || (meta.is_span() && PROPAGATING_SPANS.contains(&meta.name())))
+}
+
 /// Installs the process's subscriber: log lines to `writer` filtered by
 /// `RUST_LOG` (default `info`), and OpenTelemetry spans (INFO and above,
 /// whatever `RUST_LOG` says, so trace context always propagates) exported
-/// to `otlp_endpoint` when given. Keep the provider and shut it down at
-/// exit to flush the last spans. Must run inside the Tokio runtime.
+/// to `otlp_endpoint` when given; without an endpoint only the spans that
+/// propagate trace context get OpenTelemetry data. Keep the provider and
+/// shut it down at exit to flush the last spans. Must run inside the Tokio
+/// runtime.
 pub fn init_tracing(
     writer: tracing_subscriber::fmt::writer::BoxMakeWriter,
     otlp_endpoint: Option<&str>,
@@ -38,8 +54,10 @@ pub fn init_tracing(
         .context("building the OTLP span exporter")?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let spans = xgate_proto::telemetry::layer(&provider, SERVICE_NAME)
-        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    let exporting = otlp_endpoint.is_some();
+    let spans = xgate_proto::telemetry::layer(&provider, SERVICE_NAME).with_filter(
+        tracing_subscriber::filter::filter_fn(move |meta| otel_wants(meta, exporting)),
+    );
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_filter(filter);
@@ -152,4 +170,45 @@ fn answer<B>(request: &http::Request<B>, state: &GatewayState) -> http::Response
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
         metrics().encode(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trace ids of a `fetch`, an `adapter.call` inside it and a `policy`
+    /// span, under the OpenTelemetry layer filtered as `init_tracing` does.
+    fn trace_ids(exporting: bool) -> [Option<String>; 3] {
+        let provider = xgate_proto::telemetry::provider("test", None).expect("provider");
+        let spans = xgate_proto::telemetry::layer(&provider, "test").with_filter(
+            tracing_subscriber::filter::filter_fn(move |meta| otel_wants(meta, exporting)),
+        );
+        let subscriber = tracing_subscriber::registry().with(spans);
+        tracing::subscriber::with_default(subscriber, || {
+            let fetch = tracing::info_span!("fetch");
+            let (call, policy) = fetch.in_scope(|| {
+                (
+                    tracing::info_span!("adapter.call"),
+                    tracing::info_span!("policy"),
+                )
+            });
+            [&fetch, &call, &policy].map(xgate_proto::telemetry::trace_id)
+        })
+    }
+
+    #[test]
+    fn without_export_only_the_propagating_spans_get_trace_context() {
+        let [fetch, call, policy] = trace_ids(false);
+        assert!(fetch.is_some());
+        assert_eq!(call, fetch, "the adapter call continues the fetch's trace");
+        assert_eq!(policy, None);
+    }
+
+    #[test]
+    fn when_exporting_every_span_gets_trace_context() {
+        let [fetch, call, policy] = trace_ids(true);
+        assert!(fetch.is_some());
+        assert_eq!(call, fetch);
+        assert_eq!(policy, fetch);
+    }
 }

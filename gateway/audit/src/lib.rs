@@ -21,7 +21,7 @@ pub mod verify;
 pub use entry::{Entry, Kind, NewEntry};
 pub use keys::{Keys, PublicKey, PublicKeys};
 pub use log::{AppendReceipt, AuditLog, Options, export_lines, verify_export, verify_store};
-pub use store::{Filter, Store};
+pub use store::{Filter, SqliteSync, Store};
 pub use verify::{Checkpoint, KEY_ROTATED, VerifyReport};
 
 /// Why an audit operation failed.

@@ -212,10 +212,28 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// SQLite's `synchronous` setting for the audit log (WAL mode either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// fsync at every commit: a committed entry survives power loss.
+    #[default]
+    Full,
+    /// fsync only at WAL checkpoints: a committed entry survives a crash of
+    /// the process, not of the machine; commits no longer wait on the disk.
+    Normal,
+}
+
 impl Store {
     /// Opens `sqlite:PATH` (created if missing; WAL, synchronous=FULL) or
     /// `postgres://...`, and applies the backend's migrations.
     pub async fn open(url: &str) -> Result<Store, AuditError> {
+        Store::open_with(url, SqliteSync::Full).await
+    }
+
+    /// [`Store::open`] with SQLite's `synchronous` setting chosen (ignored
+    /// for PostgreSQL).
+    pub async fn open_with(url: &str, sync: SqliteSync) -> Result<Store, AuditError> {
         let open = |source: sqlx::Error| AuditError::Open {
             url: redact(url),
             source,
@@ -225,7 +243,10 @@ impl Store {
                 .map_err(open)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
+                .synchronous(match sync {
+                    SqliteSync::Full => SqliteSynchronous::Full,
+                    SqliteSync::Normal => SqliteSynchronous::Normal,
+                })
                 .busy_timeout(Duration::from_secs(5));
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
@@ -463,5 +484,28 @@ mod tests {
             "postgres://u@h:5432/db"
         );
         assert_eq!(redact("sqlite:/tmp/a.db"), "sqlite:/tmp/a.db");
+    }
+
+    async fn synchronous_of(store: &Store) -> i64 {
+        let Store::Sqlite(pool) = store else {
+            panic!("a SQLite store")
+        };
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .expect("pragma")
+    }
+
+    #[tokio::test]
+    async fn sqlite_synchronous_is_full_unless_normal_is_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = |name: &str| format!("sqlite:{}", dir.path().join(name).display());
+        // SQLite's numbering: 1 = NORMAL, 2 = FULL.
+        let full = Store::open(&url("full.db")).await.expect("open");
+        assert_eq!(synchronous_of(&full).await, 2);
+        let normal = Store::open_with(&url("normal.db"), SqliteSync::Normal)
+            .await
+            .expect("open");
+        assert_eq!(synchronous_of(&normal).await, 1);
     }
 }

@@ -69,6 +69,39 @@ struct LoadArgs {
     /// Write every report and the summary as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Extra `[limits]` entries for the gateway, e.g. `max_in_flight=4000` (repeatable).
+    #[arg(long = "limit", value_parser = parse_limit)]
+    limits: Vec<(String, u64)>,
+    /// The gateway's record cache (`[cache] enabled`). Off by default, so every fetch calls
+    /// the adapter like arms (a) and (b) do; the load repeats one subject, so with the cache
+    /// on nearly every fetch is a hit.
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    cache: String,
+    /// The audit log's SQLite `synchronous` setting (`[audit] sqlite_synchronous`).
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    audit_sync: String,
+}
+
+impl LoadArgs {
+    /// The gateway's options for these arguments, with the cache on or off.
+    fn gateway_options(&self, cache_on: bool) -> GatewayOptions {
+        let mut options = GatewayOptions::default();
+        for (key, value) in &self.limits {
+            // GatewayOptions takes 'static keys: the few limit names are leaked once per run.
+            options
+                .limits
+                .push((Box::leak(key.clone().into_boxed_str()), *value));
+        }
+        options.extra_toml = format!("[cache]\nenabled = {cache_on}\n");
+        // Only when asked: gateways built before the option existed refuse the key.
+        if self.audit_sync != "full" {
+            options.extra_toml.push_str(&format!(
+                "\n[audit]\nsqlite_synchronous = \"{}\"\n",
+                self.audit_sync
+            ));
+        }
+        options
+    }
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +120,9 @@ struct E2eArgs {
     /// Skip the h2load cross-check.
     #[arg(long)]
     no_h2load: bool,
+    /// Add arm (c'): a second gateway with the record cache on (and its own bench adapter).
+    #[arg(long)]
+    cache_on_arm: bool,
 }
 
 #[derive(Args, Debug)]
@@ -285,15 +321,8 @@ async fn start_bench_adapter(
 
 /// A gateway with the repository's policies (the approval hall may read every shared type for
 /// GENERAL-APPROVAL), the default audit log (SQLite, group commit) and schema checks.
-async fn start_gateway(env: &TestEnv, limits: &[(String, u64)]) -> anyhow::Result<GatewayProcess> {
-    let mut options = GatewayOptions::default();
-    for (key, value) in limits {
-        // GatewayOptions takes 'static keys: the few limit names are leaked once per run.
-        options
-            .limits
-            .push((Box::leak(key.clone().into_boxed_str()), *value));
-    }
-    env.start_gateway(&options).await
+async fn start_gateway(env: &TestEnv, options: &GatewayOptions) -> anyhow::Result<GatewayProcess> {
+    env.start_gateway(options).await
 }
 
 async fn wait_listening(addr: SocketAddr, what: &str) -> anyhow::Result<()> {
@@ -388,7 +417,7 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
         "`{}` has no personal record types",
         args.department
     );
-    let gateway = start_gateway(&env, &[]).await?;
+    let gateway = start_gateway(&env, &args.load.gateway_options(args.load.cache == "on")).await?;
     let plaintext: SocketAddr = format!("127.0.0.1:{}", xgate_load::free_port()?).parse()?;
     let plaintext = (!args.no_h2load).then_some(plaintext);
     let (_adapter, adapter_addr) = start_bench_adapter(
@@ -401,6 +430,23 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
     )
     .await?;
     env.wait_for_sources(gateway.addr(), &types).await?;
+    // Arm (c'): the same gateway configuration with the cache on, its own adapter.
+    let cached = if args.cache_on_arm {
+        let gateway = start_gateway(&env, &args.load.gateway_options(true)).await?;
+        let (adapter, _) = start_bench_adapter(
+            &env,
+            &args.department,
+            args.delay_ms,
+            Some(&gateway),
+            None,
+            None,
+        )
+        .await?;
+        env.wait_for_sources(gateway.addr(), &types).await?;
+        Some((gateway, adapter))
+    } else {
+        None
+    };
     let nginx = if args.no_nginx {
         println!("arm (b) skipped: --no-nginx");
         None
@@ -442,13 +488,27 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
         ));
     }
     arms.push((
-        "(c) xgate (policy+audit+schema)",
+        if args.load.cache == "on" {
+            "(c) xgate (policy+audit+schema), cache on"
+        } else {
+            "(c) xgate (policy+audit+schema)"
+        },
         Target {
             addr: gateway.addr(),
-            tls: Some(requester),
+            tls: Some(requester.clone()),
         },
-        fetch,
+        fetch.clone(),
     ));
+    if let Some((cached, _)) = &cached {
+        arms.push((
+            "(c') xgate, record cache on",
+            Target {
+                addr: cached.addr(),
+                tls: Some(requester),
+            },
+            fetch,
+        ));
+    }
     let spec = spec(&args.load);
     let mut results: Vec<Vec<Report>> = arms.iter().map(|_| Vec::new()).collect();
     for run in 1..=args.load.runs {
@@ -503,6 +563,9 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
     write_json(args.load.json.as_deref(), &output)?;
     drop(nginx);
     gateway.stop().await?;
+    if let Some((cached, _)) = cached {
+        cached.stop().await?;
+    }
     anyhow::ensure!(total_errors == 0, "{total_errors} operations failed");
     Ok(())
 }
@@ -713,9 +776,9 @@ fn departments(env: &TestEnv) -> Vec<String> {
 async fn twenty(
     env: &TestEnv,
     delay_ms: u64,
-    limits: &[(String, u64)],
+    options: &GatewayOptions,
 ) -> anyhow::Result<(GatewayProcess, Vec<(String, Process, SocketAddr)>)> {
-    let gateway = start_gateway(env, limits).await?;
+    let gateway = start_gateway(env, options).await?;
     let own: Vec<&str> = xgate_integration_tests::DEPARTMENTS.to_vec();
     let mut adapters = Vec::new();
     for department in departments(env) {
@@ -757,7 +820,12 @@ struct FanoutOutput {
 
 async fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
     let env = TestEnv::new()?;
-    let (gateway, adapters) = twenty(&env, args.delay_ms, &[]).await?;
+    let (gateway, adapters) = twenty(
+        &env,
+        args.delay_ms,
+        &args.load.gateway_options(args.load.cache == "on"),
+    )
+    .await?;
     println!("machine: {}", machine());
     println!(
         "{} departments, adapter delay {} ms, concurrency {}, {} runs x {} s (+{} s warm-up)",
@@ -901,8 +969,26 @@ async fn rss(args: RssArgs) -> anyhow::Result<()> {
         ("max_fetch_timeout_ms".into(), 120_000),
         ("adapter_timeout_cap_ms".into(), 120_000),
     ];
+    // Admission above the load: the whole load is in flight, none shed.
+    limits.push(("max_in_flight".into(), 2 * args.in_flight as u64));
     limits.extend(args.limits.iter().cloned());
-    let mut gateway = start_gateway(&env, &limits).await?;
+    // Cache off: the load repeats one subject, and cache hits (or fetches
+    // coalesced onto one call) would not stay in flight. The per-adapter
+    // bulkhead above the load, so every fetch waits on its own adapter call.
+    let mut options = GatewayOptions {
+        extra_toml: format!(
+            "[cache]\nenabled = false\n\n[upstream]\nmax_concurrent_calls = {}\n",
+            2 * args.in_flight
+        ),
+        ..GatewayOptions::default()
+    };
+    for (key, value) in limits {
+        // GatewayOptions takes 'static keys: the few limit names are leaked once per run.
+        options
+            .limits
+            .push((Box::leak(key.into_boxed_str()), value));
+    }
+    let mut gateway = start_gateway(&env, &options).await?;
     let types = load::types_of(
         env.catalog(),
         Some(&args.department),
