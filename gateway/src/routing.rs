@@ -39,6 +39,8 @@ struct EndpointSlot {
 pub struct AdapterRoute {
     pub department: String,
     pub adapter_id: String,
+    /// The department's metric label, built once rather than on every call.
+    labels: metrics::DepartmentLabels,
     endpoints: Vec<EndpointSlot>,
     /// Rotates the start of the least-outstanding scan so ties spread evenly.
     next: AtomicUsize,
@@ -75,6 +77,7 @@ impl AdapterRoute {
         Ok(AdapterRoute {
             department: registration.department.clone(),
             adapter_id: registration.adapter_id.clone(),
+            labels: metrics::department(&registration.department),
             endpoints,
             next: AtomicUsize::new(0),
             upstream: Arc::clone(upstream),
@@ -167,7 +170,7 @@ impl AdapterRoute {
     async fn refresh_health(&self) {
         metrics::metrics()
             .breaker_state
-            .get_or_create(&metrics::department(&self.department))
+            .get_or_create(&self.labels)
             .set(self.aggregate().gauge());
         let mut published = self.published.lock().await;
         let down = self.aggregate() == BreakerState::Open;
@@ -335,7 +338,7 @@ impl AdapterRoute {
         let result = self.lookup_inner(request, deadline, started).await;
         let m = metrics::metrics();
         m.adapter_call_seconds
-            .get_or_create(&metrics::department(&self.department))
+            .get_or_create(&self.labels)
             .observe(started.elapsed().as_secs_f64());
         m.adapter_calls
             .get_or_create(&CallLabels {
@@ -395,7 +398,7 @@ impl AdapterRoute {
                             tried.push(next);
                             metrics::metrics()
                                 .adapter_retries
-                                .get_or_create(&metrics::department(&self.department))
+                                .get_or_create(&self.labels)
                                 .inc();
                             let n = u32::try_from(tried.len()).unwrap_or(u32::MAX);
                             attempts.push(self.attempt(next, admission, request.clone(), deadline, n, false));
@@ -413,7 +416,7 @@ impl AdapterRoute {
                         tried.push(next);
                         metrics::metrics()
                             .adapter_hedges
-                            .get_or_create(&metrics::department(&self.department))
+                            .get_or_create(&self.labels)
                             .inc();
                         let n = u32::try_from(tried.len()).unwrap_or(u32::MAX);
                         attempts.push(self.attempt(next, admission, request.clone(), deadline, n, true));
