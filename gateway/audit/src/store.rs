@@ -192,6 +192,28 @@ macro_rules! on_pool {
     };
 }
 
+/// Inside [`on_pool!`]: begins the transaction every chain write runs in
+/// (`BEGIN IMMEDIATE` on SQLite; the advisory append lock on PostgreSQL, so
+/// several gateways take turns) and reads the head row `(seq, hash)` under it.
+macro_rules! begin_at_head {
+    ($store:expr, $pool:ident) => {{
+        let mut tx = match $store {
+            Store::Sqlite(_) => $pool.begin_with("BEGIN IMMEDIATE").await?,
+            Store::Postgres(_) => $pool.begin().await?,
+        };
+        if matches!($store, Store::Postgres(_)) {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(APPEND_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let head = sqlx::query("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        (tx, head)
+    }};
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -279,19 +301,7 @@ impl Store {
     /// Appends `bodies` in one transaction; returns them linked.
     pub async fn append(&self, bodies: Vec<NewEntry>) -> Result<Vec<Entry>, AuditError> {
         on_pool!(self, pool, Db => {
-            let mut tx = match self {
-                Store::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Store::Postgres(_) => pool.begin().await?,
-            };
-            if matches!(self, Store::Postgres(_)) {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(APPEND_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let head = sqlx::query("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
+            let (mut tx, head) = begin_at_head!(self, pool);
             let (seq, hash) = match head {
                 None => (0, GENESIS),
                 Some(row) => {
@@ -319,20 +329,8 @@ impl Store {
         sign: impl FnOnce(&[u8]) -> Result<(String, Vec<u8>), AuditError>,
     ) -> Result<Option<Checkpoint>, AuditError> {
         on_pool!(self, pool, Db => {
-            let mut tx = match self {
-                Store::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Store::Postgres(_) => pool.begin().await?,
-            };
-            if matches!(self, Store::Postgres(_)) {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(APPEND_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let Some(row) = sqlx::query("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
+            let (mut tx, head) = begin_at_head!(self, pool);
+            let Some(row) = head else {
                 return Ok(None);
             };
             let entries: i64 = row.try_get("seq")?;
