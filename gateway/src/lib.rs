@@ -8,7 +8,8 @@
 //! registers adapters through the `Registry` service.
 //!
 //! Modules, in the order a fetch passes through them: [`validate`] (request
-//! checks), [`fetch`] (policy, fan-out, schema check, merge) with
+//! checks), [`fetch`] (policy, fan-out, schema check, view) ending in
+//! [`outcome`]s that only [`audit`] can seal into results, with
 //! [`cache`] (record cache, single-flight) and [`routing`] (type -> adapter
 //! channels; resilient calls with [`upstream`]); [`gateway`] holds the gRPC
 //! services and shared state, [`store`] the persisted registrations,
@@ -25,6 +26,7 @@ pub mod config;
 pub mod fetch;
 pub mod gateway;
 pub mod metrics;
+pub mod outcome;
 pub mod overload;
 pub mod policy_admin;
 pub mod quota;
