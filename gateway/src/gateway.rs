@@ -30,6 +30,7 @@ use xgate_tls::role::{Department, DepartmentOrAdmin, Requester, Role as _};
 
 use crate::audit::{self, AdminEvent, Auditor, FetchContext};
 use crate::config::Limits;
+use crate::error;
 use crate::fetch::{self, FetchJob};
 use crate::metrics::{count_records, count_request, metrics};
 use crate::outcome::Settled;
@@ -111,7 +112,7 @@ impl GatewayState {
 
     /// Rebuilds the routes from the store; returns the registrations read.
     async fn reload_routes(&self) -> Result<Vec<Registration>, Status> {
-        let registrations = self.store.all().await.map_err(internal)?;
+        let registrations = self.store.all().await.map_err(error::status)?;
         let previous = self.routes.load_full();
         let routes = Arc::new(Routes::build(
             &registrations,
@@ -211,11 +212,6 @@ impl GatewayState {
         span.record("settled", plan.immediate.len());
         (plan, Arc::new(ctx))
     }
-}
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    tracing::error!(error = %e, "internal error");
-    Status::internal("the gateway could not complete the request; see its log")
 }
 
 fn log_fetch(
@@ -596,7 +592,7 @@ impl Registry for RegistryService {
         }
 
         let _guard = gw.registry_lock.lock().await;
-        let existing = gw.store.all().await.map_err(internal)?;
+        let existing = gw.store.all().await.map_err(error::status)?;
         for other in existing
             .iter()
             .filter(|r| r.department == department && r.adapter_id != adapter_id)
@@ -621,7 +617,10 @@ impl Registry for RegistryService {
             registered_at: now,
             last_seen: now,
         };
-        gw.store.upsert(&registration).await.map_err(internal)?;
+        gw.store
+            .upsert(&registration)
+            .await
+            .map_err(error::status)?;
         let stored = gw
             .reload_routes()
             .await?
@@ -658,7 +657,7 @@ impl Registry for RegistryService {
             .store
             .touch(&department, &adapter_id, now)
             .await
-            .map_err(internal)?
+            .map_err(error::status)?
         {
             return Err(Status::not_found(format!(
                 "adapter `{adapter_id}` of department `{department}` is not registered"
@@ -684,7 +683,7 @@ impl Registry for RegistryService {
             .store
             .remove(&department, &adapter_id)
             .await
-            .map_err(internal)?;
+            .map_err(error::status)?;
         gw.reload_routes().await?;
         tracing::info!(
             department,
@@ -722,7 +721,7 @@ impl Registry for RegistryService {
             .store
             .all()
             .await
-            .map_err(internal)?
+            .map_err(error::status)?
             .iter()
             .filter(|r| only.as_ref().is_none_or(|d| &r.department == d))
             .map(|r| to_proto(r, &routes))

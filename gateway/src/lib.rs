@@ -23,6 +23,7 @@ pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod fetch;
 pub mod gateway;
 pub mod metrics;

@@ -150,11 +150,6 @@ fn micros(t: &Option<prost_types::Timestamp>) -> Option<i64> {
         .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
-    tracing::error!(error = %e, "audit service error");
-    Status::unavailable(format!("audit store: {e}"))
-}
-
 /// The `Audit` service; every call needs an auditor certificate.
 #[derive(Clone)]
 pub struct AuditService(pub Auditor);
@@ -240,7 +235,7 @@ impl Audit for AuditService {
                             };
                             Some((Ok(page), (next, sent + n, last_page)))
                         }
-                        Err(e) => Some((Err(internal(e)), (after, sent, true))),
+                        Err(e) => Some((Err(crate::error::status(e)), (after, sent, true))),
                     }
                 }
             });
@@ -252,7 +247,7 @@ impl Audit for AuditService {
         request: Request<AuditVerifyRequest>,
     ) -> Result<Response<AuditVerifyResponse>, Status> {
         auditor_only(&request)?;
-        let report = self.0.verify().await.map_err(internal)?;
+        let report = self.0.verify().await.map_err(crate::error::status)?;
         let (first_bad_seq, reason) = report.first_bad.clone().unwrap_or_default();
         Ok(Response::new(AuditVerifyResponse {
             ok: report.is_ok(),
@@ -290,7 +285,7 @@ impl Audit for AuditService {
                 .0
                 .query(&filter, after, 5_000)
                 .await
-                .map_err(internal)?;
+                .map_err(crate::error::status)?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             accesses.extend(page.into_iter().map(to_proto));
@@ -312,8 +307,10 @@ impl Audit for AuditService {
         request: Request<AuditExportRequest>,
     ) -> Result<Response<Chunks>, Status> {
         auditor_only(&request)?;
-        let stream = xgate_audit::export_lines(self.0.store().clone())
-            .map(|r| r.map(|lines| AuditExportChunk { lines }).map_err(internal));
+        let stream = xgate_audit::export_lines(self.0.store().clone()).map(|r| {
+            r.map(|lines| AuditExportChunk { lines })
+                .map_err(crate::error::status)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 }
