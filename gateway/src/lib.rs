@@ -20,6 +20,9 @@
 //! (client, dev PKI, demo).
 
 pub mod audit;
+/// The wire types this crate's API speaks (`RecordResult`, ...), so users
+/// and the compile-fail test name the very crate versions it was built with.
+pub use xgate_proto;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use xgate_catalog::{RecordType, ViewOutput};
+use xgate_catalog::RecordType;
+pub use xgate_catalog::ViewOutput;
 use xgate_policy::Permit;
 use xgate_proto::v1::{Provenance, RecordStatus};
 

@@ -1,6 +1,6 @@
 // The one way to a result: a sealed outcome (compiles).
 use xgate::audit::Sealed;
-use xgate_proto::v1::RecordResult;
+use xgate::xgate_proto::v1::RecordResult;
 
 pub fn respond(sealed: Sealed) -> RecordResult {
     RecordResult::from(sealed)

@@ -2,6 +2,6 @@
 // A release's records leave only through a sealed outcome.
 use xgate::outcome::Release;
 
-pub fn leak(release: Release) -> xgate_catalog::ViewOutput {
+pub fn leak(release: Release) -> xgate::outcome::ViewOutput {
     release.into_output()
 }
