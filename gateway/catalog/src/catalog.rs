@@ -65,6 +65,28 @@ impl RecordType {
             })
     }
 
+    /// The one record check, shared by the gateway, the conformance kit and the demo
+    /// data's tests: `bytes` parse as a JSON object, satisfy the schema (formats
+    /// included), and name `subject` in the subject field (which every catalog schema
+    /// requires). A record about somebody else never passes, whatever the schema says.
+    pub fn check_record(&self, bytes: &[u8], subject: &str) -> Result<Value, RecordProblem> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| RecordProblem::NotJson(e.to_string()))?;
+        if !value.is_object() {
+            return Err(RecordProblem::NotAnObject);
+        }
+        self.validate(&value)
+            .map_err(|violation| RecordProblem::Schema {
+                record_type: self.id.clone(),
+                violation,
+            })?;
+        let field = self.subject_kind.record_field();
+        if value.get(field).and_then(Value::as_str) != Some(subject) {
+            return Err(RecordProblem::OtherSubject { field });
+        }
+        Ok(value)
+    }
+
     /// Whether `record` satisfies the schema; cheaper than [`RecordType::validate`] when the
     /// reason is not needed.
     pub fn is_valid(&self, record: &Value) -> bool {
@@ -81,6 +103,24 @@ impl RecordType {
     pub fn view(&self, name: &str) -> Option<&View> {
         self.views.iter().find(|v| v.name == name)
     }
+}
+
+/// Why a record fails [`RecordType::check_record`]. Messages never repeat the
+/// record's values (they may be personal data).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordProblem {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("breaks the `{record_type}` schema: {violation}")]
+    Schema {
+        record_type: String,
+        violation: SchemaViolation,
+    },
+    /// The subject field names another subject (or is missing).
+    #[error("belongs to another subject (`{field}` is not the requested subject's)")]
+    OtherSubject { field: &'static str },
 }
 
 impl fmt::Debug for RecordType {
@@ -389,6 +429,24 @@ fn compile(
             record_type: doc.id.clone(),
             reason: error.to_string(),
         })?;
+    let field = doc.subject_kind.record_field();
+    let required = doc
+        .schema
+        .get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|r| r.iter().any(|f| f.as_str() == Some(field)));
+    let string = doc
+        .schema
+        .pointer(&format!("/properties/{field}/type"))
+        .and_then(Value::as_str)
+        == Some("string");
+    if !(required && string) {
+        return Err(CatalogError::SubjectFieldNotRequired {
+            file: file.to_owned(),
+            record_type: doc.id,
+            field,
+        });
+    }
     let properties: Vec<String> = doc
         .schema
         .get("properties")

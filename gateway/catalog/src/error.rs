@@ -118,6 +118,19 @@ pub enum CatalogError {
         /// The record type id.
         record_type: String,
     },
+    /// A record schema does not require the subject field, so a record without it would
+    /// pass the gateway's check that the record is the subject's.
+    #[error(
+        "`{file}`: schema of record type `{record_type}` must list `{field}` (the subject's number) in `required` as a `string` property"
+    )]
+    SubjectFieldNotRequired {
+        /// The file.
+        file: String,
+        /// The record type id.
+        record_type: String,
+        /// The subject kind's record field (`id_number`, `uscc`).
+        field: &'static str,
+    },
     /// A record schema is not a valid JSON Schema (draft 2020-12) or uses an unknown format.
     #[error("`{file}`: schema of record type `{record_type}` does not compile: {reason}")]
     InvalidSchema {

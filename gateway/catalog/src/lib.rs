@@ -32,7 +32,7 @@ pub mod ids;
 mod kinds;
 pub mod views;
 
-pub use catalog::{Catalog, Department, RecordType};
+pub use catalog::{Catalog, Department, RecordProblem, RecordType};
 pub use error::{CatalogError, SchemaViolation};
 pub use kinds::{SharingClass, SubjectKind};
 pub use views::{

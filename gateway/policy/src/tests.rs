@@ -10,8 +10,10 @@ use super::*;
 /// A catalog with two departments and each sharing class.
 fn small_catalog() -> Catalog {
     let record = |id: &str, kind: &str, class: &str| {
+        // Every catalog schema requires its subject field.
+        let field = if kind == "uscc" { "uscc" } else { "id_number" };
         format!(
-            r#"{{"id":"{id}","name":"{id}","name_zh":"{id}","subject_kind":"{kind}","freshness_seconds":86400,"sharing_class":"{class}","schema":{{"type":"object","properties":{{}}}}}}"#
+            r#"{{"id":"{id}","name":"{id}","name_zh":"{id}","subject_kind":"{kind}","freshness_seconds":86400,"sharing_class":"{class}","schema":{{"type":"object","required":["{field}"],"properties":{{"{field}":{{"type":"string"}}}}}}}}"#
         )
     };
     let department = |id: &str, records: &[String]| {
@@ -377,7 +379,7 @@ fn permits_that_exclude_not_shared_types_load() {
 fn broad_permits_are_fine_when_nothing_is_not_shared() {
     let catalog = Catalog::from_sources(&[(
         "tax.json".to_owned(),
-        r#"{"department":{"id":"tax","name":"t","name_zh":"t"},"record_types":[{"id":"tax_registration","name":"t","name_zh":"t","subject_kind":"uscc","freshness_seconds":60,"sharing_class":"unconditional","schema":{"type":"object","properties":{}}}]}"#.to_owned(),
+        r#"{"department":{"id":"tax","name":"t","name_zh":"t"},"record_types":[{"id":"tax_registration","name":"t","name_zh":"t","subject_kind":"uscc","freshness_seconds":60,"sharing_class":"unconditional","schema":{"type":"object","required":["uscc"],"properties":{"uscc":{"type":"string"}}}}]}"#.to_owned(),
     )])
     .unwrap();
     let files = sources(&[(

@@ -285,6 +285,18 @@ fn catalog_is_shareable() {
 // ---- small catalogs built by hand ----
 
 fn record_type(id: &str, kind: &str) -> Value {
+    let mut t = record_type_of_resident(id, kind);
+    if kind == "uscc" {
+        let schema = &mut t["schema"];
+        schema["required"] = json!(["uscc", "issue_date", "items"]);
+        let props = schema["properties"].as_object_mut().unwrap();
+        props.remove("id_number");
+        props.insert("uscc".into(), json!({"type": "string"}));
+    }
+    t
+}
+
+fn record_type_of_resident(id: &str, kind: &str) -> Value {
     json!({
         "id": id,
         "name": "Test record",
@@ -753,4 +765,58 @@ fn sensitive_builtin_types_are_never_cached() {
         assert!(!catalog.record_type(id).unwrap().cache, "{id}");
     }
     assert!(catalog.record_type("driving_licence").unwrap().cache);
+}
+
+#[test]
+fn a_schema_must_require_the_subject_field() {
+    let without = with_type_change(|t| {
+        t["schema"]["required"] = json!(["issue_date", "items"]);
+    });
+    assert_eq!(
+        load_err(&[("s.json", without)]),
+        "`s.json`: schema of record type `test_record` must list `id_number` (the subject's number) in `required` as a `string` property"
+    );
+    let not_a_string = with_type_change(|t| {
+        t["schema"]["properties"]["id_number"] = json!({"type": "integer"});
+    });
+    assert!(load_err(&[("s.json", not_a_string)]).contains("must list `id_number`"));
+}
+
+#[test]
+fn check_record_is_the_one_record_check() {
+    let catalog = Catalog::builtin().unwrap();
+    let rt = catalog.record_type("driving_licence").unwrap();
+    let subject = "341602197703051725";
+    let good = json!({
+        "id_number": subject,
+        "name": "张海燕",
+        "file_no": "341600123456",
+        "licence_class": "C1",
+        "first_issue_date": "2005-06-01",
+        "valid_from": "2021-06-01",
+        "valid_until": "2031-06-01",
+        "issuing_authority": "亳州市公安局交通警察支队",
+        "penalty_points": 0,
+        "status": "valid"
+    });
+    let bytes = |v: &Value| v.to_string().into_bytes();
+    assert_eq!(rt.check_record(&bytes(&good), subject).unwrap(), good);
+    assert!(matches!(
+        rt.check_record(&bytes(&good), "11010519491231002X"),
+        Err(RecordProblem::OtherSubject { field: "id_number" })
+    ));
+    let mut without = good.clone();
+    without.as_object_mut().unwrap().remove("id_number");
+    assert!(matches!(
+        rt.check_record(&bytes(&without), subject),
+        Err(RecordProblem::Schema { .. })
+    ));
+    assert_eq!(
+        rt.check_record(b"[1]", subject),
+        Err(RecordProblem::NotAnObject)
+    );
+    assert!(matches!(
+        rt.check_record(b"{", subject),
+        Err(RecordProblem::NotJson(_))
+    ));
 }

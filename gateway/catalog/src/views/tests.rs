@@ -35,7 +35,7 @@ fn value(view: &View, records: &[Value], p: &[(&str, &str)]) -> Value {
 /// A catalog file with one record type carrying `views`.
 fn catalog_with_views(views: &str) -> Result<Catalog, crate::CatalogError> {
     let file = format!(
-        r#"{{"department":{{"id":"d","name":"d","name_zh":"d"}},"record_types":[{{"id":"t","name":"t","name_zh":"t","subject_kind":"resident_id","freshness_seconds":1,"sharing_class":"unconditional","views":{views},"schema":{{"type":"object","properties":{{"id_number":{{"type":"string"}},"city":{{"type":"string"}},"born":{{"type":"string"}}}}}}}}]}}"#
+        r#"{{"department":{{"id":"d","name":"d","name_zh":"d"}},"record_types":[{{"id":"t","name":"t","name_zh":"t","subject_kind":"resident_id","freshness_seconds":1,"sharing_class":"unconditional","views":{views},"schema":{{"type":"object","required":["id_number"],"properties":{{"id_number":{{"type":"string"}},"city":{{"type":"string"}},"born":{{"type":"string"}}}}}}}}]}}"#
     );
     Catalog::from_sources(&[("d.json".to_owned(), file)])
 }
