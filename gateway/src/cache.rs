@@ -88,7 +88,7 @@ impl moka::Expiry<Key, Arc<Entry>> for FreshnessExpiry {
 /// waited for it.
 pub type Shared<T> = Result<T, CallError>;
 
-type Receiver<T> = watch::Receiver<Option<Shared<T>>>;
+pub type Receiver<T> = watch::Receiver<Option<Shared<T>>>;
 
 /// The calls in flight: key -> (flight id, the receiver followers clone).
 type Flights<T> = Arc<Mutex<HashMap<Key, (u64, Receiver<T>)>>>;

@@ -346,21 +346,33 @@ fn count_cache(outcome: CacheOutcome, n: usize) {
     }
 }
 
-/// Every type's [`Source`]: from the cache, from a concurrent fetch's call
-/// of the same key, or from one call to the adapter for the rest.
-async fn sources(
-    route: &Arc<AdapterRoute>,
+/// Types sorted by where their answer will come from.
+struct Triage {
+    /// Fresh in the cache.
+    hits: HashMap<String, Result<Source, CallError>>,
+    /// Missing from the cache; this fetch calls for them and shares the answer.
+    leading: Vec<(String, crate::cache::Flight<Source>)>,
+    /// Missing, but already being fetched by a concurrent fetch.
+    following: Vec<(String, crate::cache::Receiver<Source>)>,
+    /// Not cached at all (opted out): called for, shared with nobody.
+    direct: Vec<String>,
+}
+
+/// Looks every type up in the cache (claiming the misses) and counts the
+/// outcomes.
+async fn triage(
+    route: &AdapterRoute,
     types: Vec<String>,
-    job: &Arc<FetchJob>,
-    catalog: &Arc<Catalog>,
-    cache: &Arc<Cache>,
-    deadline: Instant,
-    budget: Duration,
-) -> HashMap<String, Result<Source, CallError>> {
-    let mut found = HashMap::with_capacity(types.len());
-    let mut leading = Vec::new();
-    let mut following = Vec::new();
-    let mut direct = Vec::new();
+    job: &FetchJob,
+    catalog: &Catalog,
+    cache: &Cache,
+) -> Triage {
+    let mut triage = Triage {
+        hits: HashMap::with_capacity(types.len()),
+        leading: Vec::new(),
+        following: Vec::new(),
+        direct: Vec::new(),
+    };
     let span = tracing::info_span!(
         "cache",
         department = %route.department,
@@ -373,30 +385,78 @@ async fn sources(
         let now = Instant::now();
         for t in types {
             if !catalog.record_type(&t).is_some_and(|rt| cache.caches(rt)) {
-                direct.push(t);
+                triage.direct.push(t);
                 continue;
             }
             let key = cache_key(job, &t);
             if let Some(entry) = cache.get(&key, now).await {
-                found.insert(t, Ok(cached_source(&entry, now)));
+                triage.hits.insert(t, Ok(cached_source(&entry, now)));
                 continue;
             }
             match cache.claim(&key) {
-                Claim::Lead(flight) => leading.push((t, flight)),
-                Claim::Follow(rx) => following.push((t, rx)),
+                Claim::Lead(flight) => triage.leading.push((t, flight)),
+                Claim::Follow(rx) => triage.following.push((t, rx)),
             }
         }
         let span = tracing::Span::current();
-        span.record("hits", found.len());
-        span.record("coalesced", following.len());
-        span.record("misses", leading.len());
+        span.record("hits", triage.hits.len());
+        span.record("coalesced", triage.following.len());
+        span.record("misses", triage.leading.len());
     }
     .instrument(span)
     .await;
-    count_cache(CacheOutcome::Hit, found.len());
-    count_cache(CacheOutcome::Coalesced, following.len());
-    count_cache(CacheOutcome::Miss, leading.len());
+    count_cache(CacheOutcome::Hit, triage.hits.len());
+    count_cache(CacheOutcome::Coalesced, triage.following.len());
+    count_cache(CacheOutcome::Miss, triage.leading.len());
+    triage
+}
 
+/// Runs an adapter call others wait for: as its own task, so it runs on
+/// even if this fetch is cancelled, handing every led type's outcome over.
+async fn call_for_others(
+    call: impl Future<Output = HashMap<String, Result<Source, CallError>>> + Send + 'static,
+    leading: Vec<(String, crate::cache::Flight<Source>)>,
+) -> HashMap<String, Result<Source, CallError>> {
+    let missing = || Err(CallError::Unavailable("no answer for the type".into()));
+    let task = tokio::spawn(
+        async move {
+            let mut answered = call.await;
+            for (t, flight) in leading {
+                flight.complete(answered.get(&t).cloned().unwrap_or_else(missing));
+                answered.entry(t).or_insert_with(missing);
+            }
+            answered
+        }
+        // The adapter call's spans (and the trace context it sends) stay in
+        // this fetch's trace.
+        .in_current_span(),
+    );
+    match task.await {
+        Ok(answered) => answered,
+        Err(e) => {
+            tracing::error!(error = %e, "adapter call task failed");
+            HashMap::new()
+        }
+    }
+}
+
+/// Every type's [`Source`]: from the cache, from a concurrent fetch's call
+/// of the same key, or from one call to the adapter for the rest.
+async fn sources(
+    route: &Arc<AdapterRoute>,
+    types: Vec<String>,
+    job: &Arc<FetchJob>,
+    catalog: &Arc<Catalog>,
+    cache: &Arc<Cache>,
+    deadline: Instant,
+    budget: Duration,
+) -> HashMap<String, Result<Source, CallError>> {
+    let Triage {
+        mut hits,
+        leading,
+        following,
+        direct,
+    } = triage(route, types, job, catalog, cache).await;
     let mut call_types: Vec<String> = direct;
     call_types.extend(leading.iter().map(|(t, _)| t.clone()));
     if !call_types.is_empty() {
@@ -408,45 +468,17 @@ async fn sources(
             Arc::clone(cache),
             deadline,
         );
-        let mut answered =
-            if leading.is_empty() {
-                call.await
-            } else {
-                // Others wait for this call: it runs on even if this fetch is
-                // cancelled, and hands every led type's outcome over.
-                let task =
-                    tokio::spawn(
-                        async move {
-                            let mut answered = call.await;
-                            for (t, flight) in leading {
-                                let shared = answered.get(&t).cloned().unwrap_or(Err(
-                                    CallError::Unavailable("no answer for the type".into()),
-                                ));
-                                flight.complete(shared);
-                                answered.entry(t).or_insert(Err(CallError::Unavailable(
-                                    "no answer for the type".into(),
-                                )));
-                            }
-                            answered
-                        }
-                        // The adapter call's spans (and the trace context it sends)
-                        // stay in this fetch's trace.
-                        .in_current_span(),
-                    );
-                match task.await {
-                    Ok(answered) => answered,
-                    Err(e) => {
-                        tracing::error!(error = %e, "adapter call task failed");
-                        HashMap::new()
-                    }
-                }
-            };
-        found.extend(answered.drain());
+        let answered = if leading.is_empty() {
+            call.await
+        } else {
+            call_for_others(call, leading).await
+        };
+        hits.extend(answered);
     }
     for (t, rx) in following {
-        found.insert(t, crate::cache::follow(rx, deadline, budget).await);
+        hits.insert(t, crate::cache::follow(rx, deadline, budget).await);
     }
-    found
+    hits
 }
 
 /// One call to one adapter for all of its permitted types (less those the

@@ -479,6 +479,93 @@ fn own_department<T>(request: &Request<T>, department: &str) -> Result<(), Statu
     DepartmentOrAdmin::Department(own).may_act_for(department)
 }
 
+/// The request's own faults (unknown department or types, bad ids or
+/// endpoints) as one INVALID_ARGUMENT; another department's types as
+/// PERMISSION_DENIED.
+fn check_registration(
+    catalog: &Catalog,
+    department: &str,
+    adapter_id: &str,
+    req: &RegisterRequest,
+) -> Result<(), Status> {
+    let mut violations = Vec::new();
+    if catalog.department(department).is_none() {
+        violations.push(Violation::new(
+            "department",
+            format!("unknown department `{department}`"),
+        ));
+    }
+    if !valid_adapter_id(adapter_id) {
+        violations.push(Violation::new(
+            "adapter_id",
+            "must be 1-64 characters of a-z, 0-9 and `-`",
+        ));
+    }
+    if req.endpoints.is_empty() || req.endpoints.len() > MAX_ENDPOINTS {
+        violations.push(Violation::new(
+            "endpoints",
+            format!("must name 1 to {MAX_ENDPOINTS} endpoints"),
+        ));
+    }
+    for (i, url) in req.endpoints.iter().enumerate() {
+        if let Err(e) = endpoint_host(url) {
+            violations.push(Violation::new(format!("endpoints[{i}]"), e));
+        }
+    }
+    if req.record_types.is_empty() {
+        violations.push(Violation::new(
+            "record_types",
+            "at least one record type is required",
+        ));
+    }
+    let mut foreign = Vec::new();
+    for (i, id) in req.record_types.iter().enumerate() {
+        match catalog.record_type(id) {
+            None => violations.push(Violation::new(
+                format!("record_types[{i}]"),
+                format!("unknown record type `{id}`"),
+            )),
+            Some(rt) if rt.department != department => {
+                foreign.push(format!("`{id}` belongs to department `{}`", rt.department));
+            }
+            Some(_) => {}
+        }
+    }
+    if !violations.is_empty() {
+        return Err(invalid_argument(&violations));
+    }
+    if !foreign.is_empty() {
+        tracing::warn!(department, "registration refused: foreign record types");
+        return Err(Status::permission_denied(format!(
+            "department `{department}` may register only its own record types: {}",
+            foreign.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A type is served by one adapter of its department: ALREADY_EXISTS when
+/// another adapter of `department` serves one of `types`.
+fn refuse_shared_types(
+    existing: &[Registration],
+    department: &str,
+    adapter_id: &str,
+    types: &[String],
+) -> Result<(), Status> {
+    for other in existing
+        .iter()
+        .filter(|r| r.department == department && r.adapter_id != adapter_id)
+    {
+        if let Some(t) = types.iter().find(|t| other.record_types.contains(t)) {
+            return Err(Status::already_exists(format!(
+                "record type `{t}` is already served by adapter `{}` of department `{department}`; deregister it first",
+                other.adapter_id
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn adapter_id_of(department: &str, adapter_id: &str) -> String {
     if adapter_id.is_empty() {
         department.to_owned()
@@ -537,77 +624,11 @@ impl Registry for RegistryService {
         let gw = &self.0;
         let adapter_id = adapter_id_of(&department, &req.adapter_id);
 
-        let mut violations = Vec::new();
-        if gw.catalog.department(&department).is_none() {
-            violations.push(Violation::new(
-                "department",
-                format!("unknown department `{department}`"),
-            ));
-        }
-        if !valid_adapter_id(&adapter_id) {
-            violations.push(Violation::new(
-                "adapter_id",
-                "must be 1-64 characters of a-z, 0-9 and `-`",
-            ));
-        }
-        if req.endpoints.is_empty() || req.endpoints.len() > MAX_ENDPOINTS {
-            violations.push(Violation::new(
-                "endpoints",
-                format!("must name 1 to {MAX_ENDPOINTS} endpoints"),
-            ));
-        }
-        for (i, url) in req.endpoints.iter().enumerate() {
-            if let Err(e) = endpoint_host(url) {
-                violations.push(Violation::new(format!("endpoints[{i}]"), e));
-            }
-        }
-        if req.record_types.is_empty() {
-            violations.push(Violation::new(
-                "record_types",
-                "at least one record type is required",
-            ));
-        }
-        let mut foreign = Vec::new();
-        for (i, id) in req.record_types.iter().enumerate() {
-            match gw.catalog.record_type(id) {
-                None => violations.push(Violation::new(
-                    format!("record_types[{i}]"),
-                    format!("unknown record type `{id}`"),
-                )),
-                Some(rt) if rt.department != department => {
-                    foreign.push(format!("`{id}` belongs to department `{}`", rt.department));
-                }
-                Some(_) => {}
-            }
-        }
-        if !violations.is_empty() {
-            return Err(invalid_argument(&violations));
-        }
-        if !foreign.is_empty() {
-            tracing::warn!(department, "registration refused: foreign record types");
-            return Err(Status::permission_denied(format!(
-                "department `{department}` may register only its own record types: {}",
-                foreign.join(", ")
-            )));
-        }
+        check_registration(&gw.catalog, &department, &adapter_id, &req)?;
 
         let _guard = gw.registry_lock.lock().await;
         let existing = gw.store.all().await.map_err(error::status)?;
-        for other in existing
-            .iter()
-            .filter(|r| r.department == department && r.adapter_id != adapter_id)
-        {
-            if let Some(t) = req
-                .record_types
-                .iter()
-                .find(|t| other.record_types.contains(t))
-            {
-                return Err(Status::already_exists(format!(
-                    "record type `{t}` is already served by adapter `{}` of department `{department}`; deregister it first",
-                    other.adapter_id
-                )));
-            }
-        }
+        refuse_shared_types(&existing, &department, &adapter_id, &req.record_types)?;
         let now = SystemTime::now();
         let registration = Registration {
             department: department.clone(),
