@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use xgate_catalog::{RecordType, SubjectKind};
 
 use crate::config::CacheConfig;
-use crate::routing::CallError;
+use crate::upstream::CallError;
 use crate::upstream::lock;
 
 /// What is cached about one subject.

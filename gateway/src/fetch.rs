@@ -28,7 +28,8 @@ use crate::cache::{Claim, Entry, Key, RecordCache};
 use crate::metrics::{CacheLabels, CacheOutcome};
 use crate::outcome::{Origin, Outcome, Release, Settled, Unavailable};
 use crate::quota::Quotas;
-use crate::routing::{AdapterRoute, Answered, CallError, Routes};
+use crate::routing::{AdapterRoute, Answered, Routes};
+use crate::upstream::CallError;
 use crate::validate::{ValidFetch, Wanted};
 
 /// China Standard Time: quotas reset and predicates' "today" turn over at

@@ -35,7 +35,7 @@ use crate::fetch::{self, FetchJob};
 use crate::metrics::{count_records, count_request, metrics};
 use crate::outcome::Settled;
 use crate::overload::{HeldStream, Overload};
-use crate::policy_admin::PolicyMeta;
+use crate::policy_admin::PolicyStore;
 use crate::quota::Quotas;
 use crate::routing::{Routes, endpoint_host};
 use crate::store::{Registration, Store};
@@ -49,17 +49,14 @@ const MAX_ENDPOINTS: usize = 16;
 /// process; policies and routes are immutable snapshots swapped whole.
 pub struct GatewayState {
     pub catalog: Arc<Catalog>,
-    pub policies: ArcSwap<PolicySet>,
+    /// The active policy set and its reloads.
+    pub policies: Arc<PolicyStore>,
     pub routes: ArcSwap<Routes>,
     pub store: Store,
     pub tls: TlsFiles,
     pub limits: Limits,
     /// Daily quota use per requester and record type.
     pub quotas: Quotas,
-    /// Where the active policy set came from and when.
-    pub policy_meta: ArcSwap<PolicyMeta>,
-    /// Serialises policy reloads.
-    pub(crate) policy_reload_lock: tokio::sync::Mutex<()>,
     /// The access log every released record is written to first.
     pub auditor: Auditor,
     /// Serialises registry changes so the routes always match the store.
@@ -89,20 +86,22 @@ impl GatewayState {
         let registrations = store.all().await?;
         let upstream = Arc::new(Upstream::new(upstream));
         let routes = Routes::build(&registrations, &tls, &upstream, None);
+        let catalog = Arc::new(catalog);
+        let policies = Arc::new(PolicyStore::new(
+            policies,
+            policies_dir,
+            Arc::clone(&catalog),
+            Arc::clone(&auditor),
+        ));
         Ok(Arc::new(GatewayState {
-            catalog: Arc::new(catalog),
-            policies: ArcSwap::from_pointee(policies),
+            catalog,
+            policies,
             routes: ArcSwap::from_pointee(routes),
             store,
             tls,
             overload: Overload::new(&limits),
             limits,
             quotas: Quotas::default(),
-            policy_meta: ArcSwap::from_pointee(PolicyMeta {
-                loaded_at: SystemTime::now(),
-                source: policies_dir,
-            }),
-            policy_reload_lock: tokio::sync::Mutex::new(()),
             auditor,
             registry_lock: tokio::sync::Mutex::new(()),
             cache: Arc::new(fetch::Cache::new(cache)),
@@ -163,7 +162,7 @@ impl GatewayState {
             started,
         );
         // One set for validation (purposes, items) and every decision.
-        let policies = self.policies.load_full();
+        let policies = self.policies.current();
         let valid = validate::fetch(request.get_ref(), &self.catalog, &policies, &self.limits)?;
         // Only a validated purpose (one of the policy set's codes) is recorded.
         span.record("purpose", valid.purpose.as_str());
@@ -435,7 +434,7 @@ impl Exchange for ExchangeService {
         request: Request<ListApprovalItemsRequest>,
     ) -> Result<Response<ListApprovalItemsResponse>, Status> {
         xgate_tls::peer_identity(&request)?;
-        let set = self.0.policies.load();
+        let set = self.0.policies.current();
         Ok(Response::new(ListApprovalItemsResponse {
             purposes: set
                 .purposes()

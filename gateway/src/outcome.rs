@@ -21,7 +21,7 @@ pub use xgate_catalog::ViewOutput;
 use xgate_policy::Permit;
 use xgate_proto::v1::{Provenance, RecordStatus};
 
-use crate::routing::CallError;
+use crate::upstream::CallError;
 
 /// Why a permitted type could not be answered.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! Hot reload of the policy set, and the `PolicyAdmin` service.
 //!
-//! Three triggers — SIGHUP, a change to a file in the policy directory, and
-//! the `ReloadPolicies` RPC — all run [`GatewayState::reload_policies`]: load
+//! The gateway state owns a [`PolicyStore`]; this module knows nothing else
+//! of the state. Three triggers — SIGHUP, a change to a file in the policy
+//! directory, and the `ReloadPolicies` RPC — all run [`PolicyStore::reload`]: load
 //! the whole directory, validate it against the catalog, and only then swap
 //! it in with one atomic store. A fetch loads the set once and decides every
 //! record with it, so no fetch ever mixes two sets. A set that fails
@@ -22,8 +23,10 @@ use xgate_proto::v1::{
 };
 use xgate_tls::role::{Admin, Role as _};
 
-use crate::audit::AdminEvent;
-use crate::gateway::GatewayState;
+use arc_swap::ArcSwap;
+use xgate_catalog::Catalog;
+
+use crate::audit::{AdminEvent, Auditor};
 
 /// Quiet time after the last file event before reloading, so an editor's
 /// write-rename-chmod sequence (or a `cp -r` of several files) is one reload.
@@ -45,13 +48,46 @@ pub enum Reloaded {
     Unchanged { version: String },
 }
 
-impl GatewayState {
+/// The active policy set, where it came from, and how it is replaced.
+pub struct PolicyStore {
+    set: ArcSwap<PolicySet>,
+    meta: ArcSwap<PolicyMeta>,
+    /// Serialises reloads, so two triggers cannot swap out of order.
+    reload_lock: tokio::sync::Mutex<()>,
+    catalog: Arc<Catalog>,
+    /// Where swaps and rejections are recorded.
+    auditor: Auditor,
+}
+
+impl PolicyStore {
+    pub fn new(set: PolicySet, dir: PathBuf, catalog: Arc<Catalog>, auditor: Auditor) -> Self {
+        PolicyStore {
+            set: ArcSwap::from_pointee(set),
+            meta: ArcSwap::from_pointee(PolicyMeta {
+                loaded_at: SystemTime::now(),
+                source: dir,
+            }),
+            reload_lock: tokio::sync::Mutex::new(()),
+            catalog,
+            auditor,
+        }
+    }
+
+    /// The active set; a fetch takes it once and decides everything with it.
+    pub fn current(&self) -> Arc<PolicySet> {
+        self.set.load_full()
+    }
+
+    /// The directory the set is loaded from.
+    pub fn dir(&self) -> PathBuf {
+        self.meta.load().source.clone()
+    }
+
     /// Loads, validates and swaps in the policy directory's set; on error the
     /// running set stays. `trigger` names the cause in the log.
-    pub async fn reload_policies(&self, trigger: &str) -> Result<Reloaded, PolicyLoadError> {
-        // One reload at a time, so two triggers cannot swap out of order.
-        let _guard = self.policy_reload_lock.lock().await;
-        let dir = self.policy_meta.load().source.clone();
+    pub async fn reload(&self, trigger: &str) -> Result<Reloaded, PolicyLoadError> {
+        let _guard = self.reload_lock.lock().await;
+        let dir = self.dir();
         let catalog = Arc::clone(&self.catalog);
         let loaded = tokio::task::spawn_blocking(move || PolicySet::load_dir(&dir, &catalog))
             .await
@@ -65,7 +101,7 @@ impl GatewayState {
                     }],
                 })
             });
-        let from = self.policies.load().version().to_owned();
+        let from = self.set.load().version().to_owned();
         match loaded {
             Err(e) => {
                 tracing::error!(trigger, active = from, errors = %e, "policy set rejected; the active set stays");
@@ -82,14 +118,14 @@ impl GatewayState {
             Ok(set) if set.version() == from => Ok(Reloaded::Unchanged { version: from }),
             Ok(set) => {
                 let to = set.version().to_owned();
-                self.policies.store(Arc::new(set));
-                let source = self.policy_meta.load().source.clone();
-                self.policy_meta.store(Arc::new(PolicyMeta {
+                self.set.store(Arc::new(set));
+                let source = self.dir();
+                self.meta.store(Arc::new(PolicyMeta {
                     loaded_at: SystemTime::now(),
                     source,
                 }));
                 tracing::info!(trigger, from, to, "policy set loaded");
-                let policies = self.policies.load().policy_ids().len();
+                let policies = self.set.load().policy_ids().len();
                 crate::audit::admin_event(
                     &self.auditor,
                     trigger,
@@ -105,9 +141,9 @@ impl GatewayState {
     }
 
     /// The active set, as the RPC shows it.
-    pub fn policy_set_info(&self) -> PolicySetInfo {
-        let set = self.policies.load();
-        let meta = self.policy_meta.load();
+    pub fn info(&self) -> PolicySetInfo {
+        let set = self.set.load();
+        let meta = self.meta.load();
         PolicySetInfo {
             version: set.version().to_owned(),
             loaded_at: Some(prost_types::Timestamp::from(meta.loaded_at)),
@@ -119,18 +155,18 @@ impl GatewayState {
 }
 
 /// Reloads on every SIGHUP until the process ends.
-pub fn reload_on_sighup(state: Arc<GatewayState>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn reload_on_sighup(store: Arc<PolicyStore>) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
         while hangup.recv().await.is_some() {
-            let _ = state.reload_policies("SIGHUP").await;
+            let _ = store.reload("SIGHUP").await;
         }
     }))
 }
 
 /// Reloads when a file in the policy directory changes. The returned watcher
 /// must be kept alive for as long as watching should go on.
-pub fn reload_on_change(state: Arc<GatewayState>) -> notify::Result<notify::RecommendedWatcher> {
+pub fn reload_on_change(store: Arc<PolicyStore>) -> notify::Result<notify::RecommendedWatcher> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
@@ -140,7 +176,7 @@ pub fn reload_on_change(state: Arc<GatewayState>) -> notify::Result<notify::Reco
             let _ = tx.try_send(());
         }
     })?;
-    let dir = state.policy_meta.load().source.clone();
+    let dir = store.dir();
     watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
@@ -152,7 +188,7 @@ pub fn reload_on_change(state: Arc<GatewayState>) -> notify::Result<notify::Reco
                     Err(_) => break,
                 }
             }
-            let _ = state.reload_policies("file change").await;
+            let _ = store.reload("file change").await;
         }
     });
     Ok(watcher)
@@ -160,7 +196,7 @@ pub fn reload_on_change(state: Arc<GatewayState>) -> notify::Result<notify::Reco
 
 /// The `PolicyAdmin` service.
 #[derive(Clone)]
-pub struct PolicyAdminService(pub Arc<GatewayState>);
+pub struct PolicyAdminService(pub Arc<PolicyStore>);
 
 #[tonic::async_trait]
 impl PolicyAdmin for PolicyAdminService {
@@ -169,16 +205,12 @@ impl PolicyAdmin for PolicyAdminService {
         request: Request<ReloadPoliciesRequest>,
     ) -> Result<Response<ReloadPoliciesResponse>, Status> {
         let Admin(admin) = Admin::of(&request, "reload policies")?;
-        match self
-            .0
-            .reload_policies(&format!("RPC by admin {admin}"))
-            .await
-        {
+        match self.0.reload(&format!("RPC by admin {admin}")).await {
             Ok(reloaded) => Ok(Response::new(ReloadPoliciesResponse {
                 changed: matches!(reloaded, Reloaded::Swapped { .. }),
-                active: Some(self.0.policy_set_info()),
+                active: Some(self.0.info()),
             })),
-            Err(e) => Err(rejected(&e, self.0.policies.load().version())),
+            Err(e) => Err(rejected(&e, self.0.current().version())),
         }
     }
 
@@ -187,7 +219,7 @@ impl PolicyAdmin for PolicyAdminService {
         request: Request<GetPolicySetRequest>,
     ) -> Result<Response<PolicySetInfo>, Status> {
         xgate_tls::peer_identity(&request)?;
-        Ok(Response::new(self.0.policy_set_info()))
+        Ok(Response::new(self.0.info()))
     }
 }
 

@@ -23,7 +23,7 @@ use xgate_tls::{Identity, TlsFiles};
 use crate::metrics::{self, CallLabels};
 use crate::store::Registration;
 use crate::upstream::{
-    Admission, Breaker, BreakerState, LatencyWindow, RetryBudget, Upstream, lock,
+    Admission, Breaker, BreakerState, CallError, LatencyWindow, RetryBudget, Upstream, lock,
 };
 
 /// One endpoint of an adapter: its channel and what we know of its health.
@@ -205,34 +205,6 @@ pub struct Answered {
     pub response: LookupResponse,
     /// The endpoint whose answer this is.
     pub endpoint: String,
-}
-
-/// Why an adapter call produced no answer. The text is shown to the
-/// requester in each record's error, so it names the department, never the
-/// subject.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallError {
-    /// The deadline (the fetch's, capped per call) passed.
-    Timeout(Duration),
-    /// The adapter answered with a gRPC error or could not be reached.
-    Unavailable(String),
-    /// The adapter has no endpoint.
-    NoEndpoint,
-    /// Every endpoint's circuit breaker is open: not called.
-    CircuitOpen,
-    /// The adapter's bulkhead is full (this many calls in flight): not called.
-    Busy(usize),
-}
-
-impl CallError {
-    fn outcome(&self) -> &'static str {
-        match self {
-            CallError::Timeout(_) => "timeout",
-            CallError::Unavailable(_) | CallError::NoEndpoint => "error",
-            CallError::CircuitOpen => "breaker_open",
-            CallError::Busy(_) => "bulkhead_full",
-        }
-    }
 }
 
 /// Why one attempt failed.

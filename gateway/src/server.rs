@@ -122,11 +122,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         config.upstream.clone(),
     )
     .await?;
-    let sighup = policy_admin::reload_on_sighup(Arc::clone(&state))
+    let sighup = policy_admin::reload_on_sighup(Arc::clone(&state.policies))
         .context("installing the SIGHUP handler")?;
     let watcher = if config.watch_policies {
         Some(
-            policy_admin::reload_on_change(Arc::clone(&state))
+            policy_admin::reload_on_change(Arc::clone(&state.policies))
                 .with_context(|| format!("watching {}", config.policies_dir.display()))?,
         )
     } else {
@@ -166,7 +166,16 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let audit =
         AuditServer::new(AuditService(auditor)).max_decoding_message_size(MAX_DECODING_BYTES);
     let metrics = match config.telemetry.metrics_listen {
-        Some(listen) => Some(crate::telemetry::serve_metrics(listen, Arc::clone(&state)).await?),
+        Some(listen) => {
+            // Gauges read from their owners at scrape time.
+            let auditor = Arc::clone(&state.auditor);
+            let refresh: crate::telemetry::Refresh = Arc::new(move || {
+                crate::metrics::metrics()
+                    .audit_queue_depth
+                    .set(i64::try_from(auditor.queue_depth()).unwrap_or(i64::MAX));
+            });
+            Some(crate::telemetry::serve_metrics(listen, refresh).await?)
+        }
         None => None,
     };
     let router = Server::builder()
@@ -181,7 +190,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         .add_service(registry)
         .add_service(audit)
         .add_service(PolicyAdminServer::new(PolicyAdminService(Arc::clone(
-            &state,
+            &state.policies,
         ))));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {

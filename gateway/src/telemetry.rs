@@ -19,7 +19,6 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use xgate_proto::telemetry::TracerProvider;
 
-use crate::gateway::GatewayState;
 use crate::metrics::metrics;
 
 /// The `service.name` of the gateway's spans.
@@ -98,11 +97,16 @@ pub fn fetch_span(rpc: &'static str, metadata: &MetadataMap) -> (tracing::Span, 
     (span, trace_id)
 }
 
+/// Sets the gauges their owners report at scrape time (e.g. the audit
+/// queue's depth); the metrics endpoint knows no gateway state.
+pub type Refresh = Arc<dyn Fn() + Send + Sync>;
+
 /// Serves `GET /metrics` (Prometheus/OpenMetrics text) on `listen` over
-/// plain HTTP/1.1 until the task is aborted. Returns the bound address.
+/// plain HTTP/1.1 until the task is aborted, calling `refresh` before each
+/// scrape. Returns the bound address.
 pub async fn serve_metrics(
     listen: SocketAddr,
-    state: Arc<GatewayState>,
+    refresh: Refresh,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(listen)
         .await
@@ -118,11 +122,11 @@ pub async fn serve_metrics(
                     continue;
                 }
             };
-            let state = Arc::clone(&state);
+            let refresh = Arc::clone(&refresh);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, std::convert::Infallible>(answer(&request, &state)) }
+                    let refresh = Arc::clone(&refresh);
+                    async move { Ok::<_, std::convert::Infallible>(answer(&request, &*refresh)) }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -138,7 +142,10 @@ pub async fn serve_metrics(
     Ok((addr, task))
 }
 
-fn answer<B>(request: &http::Request<B>, state: &GatewayState) -> http::Response<String> {
+fn answer<B>(
+    request: &http::Request<B>,
+    refresh: &(dyn Fn() + Send + Sync),
+) -> http::Response<String> {
     let response = |status: http::StatusCode, content_type: &str, body: String| {
         let mut r = http::Response::new(body);
         *r.status_mut() = status;
@@ -161,10 +168,7 @@ fn answer<B>(request: &http::Request<B>, state: &GatewayState) -> http::Response
             "use GET\n".into(),
         );
     }
-    // Gauges read from their owners at scrape time.
-    metrics()
-        .audit_queue_depth
-        .set(i64::try_from(state.auditor.queue_depth()).unwrap_or(i64::MAX));
+    refresh();
     response(
         http::StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",

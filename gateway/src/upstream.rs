@@ -316,6 +316,34 @@ impl Upstream {
     }
 }
 
+/// Why an adapter call produced no answer. The text is shown to the
+/// requester in each record's error, so it names the department, never the
+/// subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The deadline (the fetch's, capped per call) passed.
+    Timeout(Duration),
+    /// The adapter answered with a gRPC error or could not be reached.
+    Unavailable(String),
+    /// The adapter has no endpoint.
+    NoEndpoint,
+    /// Every endpoint's circuit breaker is open: not called.
+    CircuitOpen,
+    /// The adapter's bulkhead is full (this many calls in flight): not called.
+    Busy(usize),
+}
+
+impl CallError {
+    pub(crate) fn outcome(&self) -> &'static str {
+        match self {
+            CallError::Timeout(_) => "timeout",
+            CallError::Unavailable(_) | CallError::NoEndpoint => "error",
+            CallError::CircuitOpen => "breaker_open",
+            CallError::Busy(_) => "bulkhead_full",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
