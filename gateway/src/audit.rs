@@ -81,7 +81,7 @@ pub fn trace_id<T>(request: &Request<T>) -> String {
 
 /// `OK`, `DENIED`, ... for the log.
 fn status_name(status: i32) -> &'static str {
-    crate::cli::status_name(status)
+    xgate_proto::status_name(status)
 }
 
 fn entry_for(ctx: &FetchContext, result: &RecordResult) -> NewEntry {
