@@ -16,15 +16,16 @@
 //! [`server`] start-up, [`config`] the configuration file, [`audit`] the
 //! access log (written before release) and the auditors' service, [`overload`]
 //! load shedding and rate limits, [`telemetry`] spans, trace propagation and
-//! the metrics endpoint ([`metrics`]). [`cli`] is the `xgate` command line
-//! (client, dev PKI, demo).
+//! the metrics endpoint ([`metrics`]).
+//!
+//! A library only: the `xgate` binary, its client commands and the demo are
+//! the `xgate-cli` crate (`gateway/cli`), so nothing here links demo data.
 
 pub mod audit;
 /// The wire types this crate's API speaks (`RecordResult`, ...), so users
 /// and the compile-fail test name the very crate versions it was built with.
 pub use xgate_proto;
 pub mod cache;
-pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fetch;

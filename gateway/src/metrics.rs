@@ -252,7 +252,7 @@ pub fn count_records<'a>(results: impl IntoIterator<Item = &'a xgate_proto::v1::
         m.records
             .get_or_create(&RecordLabels {
                 department: r.department.clone(),
-                status: crate::cli::status_name(r.status),
+                status: xgate_proto::status_name(r.status),
             })
             .inc();
     }

@@ -47,7 +47,7 @@ fn ensure_file(path: &Path, name: &str) -> anyhow::Result<()> {
     } else {
         anyhow::bail!(
             "binary `{name}` not found at `{}`; build the binaries first: \
-             `cargo build --workspace --bins` (or `cargo build -p {name}`)",
+             `cargo build --workspace --bins` (or `cargo build --bin {name}`)",
             path.display()
         )
     }
@@ -63,7 +63,7 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("`xgate-no-such-binary`"), "{message}");
         assert!(
-            message.contains("cargo build -p xgate-no-such-binary"),
+            message.contains("cargo build --bin xgate-no-such-binary"),
             "{message}"
         );
     }

@@ -26,3 +26,36 @@ pub mod status;
 pub mod telemetry;
 
 pub use prost_types;
+
+use v1::RecordStatus;
+
+/// `OK`, `NOT_FOUND`, ... as shown to people, in JSON output, the audit log
+/// and metric labels: one spelling for every reader of a record's status.
+pub fn status_name(status: i32) -> &'static str {
+    match RecordStatus::try_from(status) {
+        Ok(RecordStatus::Ok) => "OK",
+        Ok(RecordStatus::NotFound) => "NOT_FOUND",
+        Ok(RecordStatus::Denied) => "DENIED",
+        Ok(RecordStatus::Unavailable) => "UNAVAILABLE",
+        Ok(RecordStatus::Invalid) => "INVALID",
+        Ok(RecordStatus::NoSource) => "NO_SOURCE",
+        Ok(RecordStatus::ResourceExhausted) => "RESOURCE_EXHAUSTED",
+        _ => "UNSPECIFIED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_proto_names_without_prefix() {
+        assert_eq!(status_name(RecordStatus::Ok as i32), "OK");
+        assert_eq!(status_name(RecordStatus::NoSource as i32), "NO_SOURCE");
+        assert_eq!(
+            status_name(RecordStatus::ResourceExhausted as i32),
+            "RESOURCE_EXHAUSTED"
+        );
+        assert_eq!(status_name(-1), "UNSPECIFIED");
+    }
+}

@@ -37,7 +37,7 @@ pub fn trace_id<T>(request: &Request<T>) -> String {
 
 /// `OK`, `DENIED`, ... for the log.
 fn status_name(status: i32) -> &'static str {
-    crate::cli::status_name(status)
+    xgate_proto::status_name(status)
 }
 
 /// Administrative events the log records.

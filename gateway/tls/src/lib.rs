@@ -9,6 +9,7 @@
 //!   configs (client certificates required), or raw rustls configs with
 //!   [`rustls_server_config`] / [`rustls_client_config`].
 //! - [`peer_identity`] names the authenticated caller of a tonic request.
+//! - [`endpoint_host`] checks an `https://host:port` endpoint URL and names the host to verify.
 //! - [`devpki`] creates a development CA and issues certificates from it.
 //!
 //! Only the ring crypto provider is used; call [`install_crypto_provider`] first thing in every
@@ -16,6 +17,7 @@
 
 mod config;
 pub mod devpki;
+mod endpoint;
 mod error;
 mod identity;
 pub mod role;
@@ -24,6 +26,7 @@ pub use config::{
     TlsFiles, install_crypto_provider, load_certs, load_private_key, rustls_client_config,
     rustls_client_config_for_peer, rustls_server_config,
 };
+pub use endpoint::endpoint_host;
 pub use error::TlsError;
 pub use identity::{Identity, identity_from_der, peer_identity};
 pub use role::Role;

@@ -11,7 +11,7 @@
 //! - `rss`: the gateway's VmRSS idle and with N fetches in flight on slow adapters.
 //!
 //! Binaries are taken from this executable's folder: build them first
-//! (`cargo build --release -p xgate -p xgate-load`).
+//! (`cargo build --release -p xgate-cli -p xgate-load`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

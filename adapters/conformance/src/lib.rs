@@ -1,12 +1,41 @@
-//! The conformance kit (`xgate adapter check`): runs the adapter contract
-//! against a live adapter before it is registered, and reports one row per
-//! check.
+//! The adapter conformance kit: runs the adapter contract against a live
+//! department adapter and reports one row per check. `xgate adapter check`
+//! is its command line; a department can run it in its own CI too:
+//!
+//! ```no_run
+//! # async fn ci() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! let plan = xgate_conformance::CheckPlan {
+//!     endpoint: "https://127.0.0.1:50061".into(),
+//!     department: "civil-affairs".into(),
+//!     tls: xgate_tls::TlsFiles {
+//!         cert: "pki/admin-operator.pem".into(),
+//!         key: "pki/admin-operator-key.pem".into(),
+//!         ca: "pki/ca.pem".into(),
+//!     },
+//!     subjects: Vec::new(), // the adapter's Describe names its sample subjects
+//!     deadline: Duration::from_millis(100),
+//!     grace: Duration::from_millis(500),
+//! };
+//! let report = xgate_conformance::check(&plan, &xgate_catalog::Catalog::builtin()?).await;
+//! if report.failures() > 0 {
+//!     return Err(report.render().into()); // one PASS/WARN/FAIL row per check
+//! }
+//! # Ok(()) }
+//! ```
 //!
 //! The contract: health answers SERVING; `Describe` names the department and
 //! only catalog types of it; every served type returns schema-valid records
 //! that name the subject for the sample subjects; an unknown (well-formed)
 //! subject is NOT_FOUND for every type; a malformed ID is INVALID_ARGUMENT;
 //! the grpc-timeout of a request is honoured; W3C trace context is accepted.
+//!
+//! Why a crate beside the SDK rather than a feature of it: the kit is a
+//! client of the contract and the SDK its server side. Adapters that are not
+//! built on the SDK (the generic SQL adapter, a department's own service in
+//! another language) are checked the same way, and no adapter binary links
+//! the kit's raw HTTP/2 client. It depends on the wire contract, the catalog
+//! and the TLS crate only, never on the gateway or the SDK.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,7 +73,7 @@ pub type Channel = tower::util::BoxCloneService<
 /// Connects to the adapter at `endpoint` over mTLS; its certificate must
 /// carry exactly `xgate://department/<department>`.
 pub async fn connect(endpoint: &str, department: &str, tls: &TlsFiles) -> Result<Channel, String> {
-    let host = crate::routing::endpoint_host(endpoint)?;
+    let host = xgate_tls::endpoint_host(endpoint)?;
     let uri: http::Uri = endpoint
         .parse()
         .map_err(|e| format!("endpoint `{endpoint}` is not a URL: {e}"))?;

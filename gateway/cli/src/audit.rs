@@ -217,7 +217,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCommand::Pubkey { config } => {
-            let config = crate::config::Config::load(&config)?;
+            let config = xgate::config::Config::load(&config)?;
             let keys = xgate_audit::Keys::public_keys_in(&config.audit_key_dir())?;
             for key in &keys.0 {
                 crate::outln!("{key}")?;

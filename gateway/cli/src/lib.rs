@@ -1,5 +1,13 @@
 //! The `xgate` command line: the gateway server, a client for people
-//! (`fetch`, `types`), the development PKI and the one-command demo.
+//! (`fetch`, `types`), adapter onboarding, the audit tools, the development
+//! PKI and the one-command demo.
+//!
+//! A crate of its own so the gateway library (`xgate`) knows nothing of
+//! demos or command lines: only this crate links the synthetic population
+//! and the demo databases (`xgate-synth`, `xgate-demo-data`), and the
+//! process-wide choices (allocator, tracing writer) are made in its
+//! `main.rs`. The library part exists so the binary stays a thin `clap`
+//! dispatcher and the subcommands keep their unit tests beside them.
 
 /// `println!` that returns the write error instead of panicking, so a
 /// closed pipe (`xgate fetch ... | head`) ends the output quietly.
@@ -13,14 +21,11 @@ pub mod adapter;
 pub mod audit;
 pub mod certs;
 pub mod client;
-pub mod conformance;
 pub mod demo;
 pub mod fetch;
 pub mod policy;
 
 use std::path::PathBuf;
-
-use xgate_proto::v1::RecordStatus;
 
 /// Certificate flags of every client command.
 #[derive(clap::Args, Debug, Clone)]
@@ -46,19 +51,5 @@ impl ClientTls {
             key: self.key.clone(),
             ca: self.ca.clone(),
         }
-    }
-}
-
-/// `OK`, `NOT_FOUND`, ... as shown to people and in JSON output.
-pub fn status_name(status: i32) -> &'static str {
-    match RecordStatus::try_from(status) {
-        Ok(RecordStatus::Ok) => "OK",
-        Ok(RecordStatus::NotFound) => "NOT_FOUND",
-        Ok(RecordStatus::Denied) => "DENIED",
-        Ok(RecordStatus::Unavailable) => "UNAVAILABLE",
-        Ok(RecordStatus::Invalid) => "INVALID",
-        Ok(RecordStatus::NoSource) => "NO_SOURCE",
-        Ok(RecordStatus::ResourceExhausted) => "RESOURCE_EXHAUSTED",
-        _ => "UNSPECIFIED",
     }
 }

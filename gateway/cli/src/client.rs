@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use tonic::transport::{Channel, Endpoint};
 use xgate_tls::TlsFiles;
 
-use crate::routing::endpoint_host;
+use xgate_tls::endpoint_host;
 
 /// A channel to the gateway at `url`, presenting the certificate in `tls`.
 pub async fn connect(url: &str, tls: &TlsFiles) -> anyhow::Result<Channel> {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xgate::cli;
+use xgate_cli as cli;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -79,7 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = xgate::server::shutdown_signal_armed()?;
             let gateway = xgate::server::start(&config).await?;
             // The line launchers wait for; logs go to stderr.
-            xgate::outln!("listening on {}", gateway.addr)?;
+            xgate_cli::outln!("listening on {}", gateway.addr)?;
             shutdown.await;
             tracing::info!("shutting down");
             let stopped = gateway.stop().await;
@@ -98,13 +98,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let catalog = xgate_catalog::Catalog::builtin()?;
             let identities = cli::certs::demo_identities(&catalog);
             let pki = xgate_tls::devpki::init(&out, &identities)?;
-            xgate::outln!(
+            xgate_cli::outln!(
                 "development CA and {} certificates written to {}",
                 identities.len(),
                 pki.dir.display()
             )?;
             for id in &identities {
-                xgate::outln!("  {id:<48} {}.pem", id.file_stem())?;
+                xgate_cli::outln!("  {id:<48} {}.pem", id.file_stem())?;
             }
             Ok(())
         }
@@ -113,9 +113,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let catalog = xgate_catalog::Catalog::builtin()?;
             let files = cli::certs::issue(&args, &catalog)?;
-            xgate::outln!("certificate: {}", files.cert.display())?;
-            xgate::outln!("key:         {}", files.key.display())?;
-            xgate::outln!("CA:          {}", files.ca.display())?;
+            xgate_cli::outln!("certificate: {}", files.cert.display())?;
+            xgate_cli::outln!("key:         {}", files.key.display())?;
+            xgate_cli::outln!("CA:          {}", files.ca.display())?;
             Ok(())
         }
         Command::Adapter { command } => cli::adapter::run(command).await,

@@ -14,7 +14,7 @@ use xgate_proto::v1::{
 use xgate_tls::{Identity, TlsFiles};
 
 use super::ClientTls;
-use super::conformance::{self, CheckPlan};
+use xgate_conformance::{self as conformance, CheckPlan};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AdapterCommand {

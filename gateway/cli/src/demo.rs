@@ -23,7 +23,7 @@ use xgate_proto::v1::{FetchRequest, RecordResult, Subject};
 use xgate_tls::{Identity, TlsFiles};
 
 use super::fetch::{header, result_json, row, summary};
-use crate::config::{Config, Limits, TlsConfig};
+use xgate::config::{Config, Limits, TlsConfig};
 use xgate_proto::kind::to_proto as proto_kind;
 
 /// Requesters the demo's PKI and policies know.
@@ -278,15 +278,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         watch_policies: false,
         database: work.join("data").join("gateway.db"),
         limits: Limits::default(),
-        audit: crate::config::AuditConfig::default(),
-        cache: crate::config::CacheConfig::default(),
-        upstream: crate::config::UpstreamConfig::default(),
-        telemetry: crate::config::TelemetryConfig {
+        audit: xgate::config::AuditConfig::default(),
+        cache: xgate::config::CacheConfig::default(),
+        upstream: xgate::config::UpstreamConfig::default(),
+        telemetry: xgate::config::TelemetryConfig {
             otlp_endpoint: None,
             metrics_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         },
     };
-    let gateway = crate::server::start(&config).await?;
+    let gateway = xgate::server::start(&config).await?;
     let url = format!("https://{}", gateway.addr);
     progress(&format!("gateway listening on {url}"));
     if let Some(addr) = gateway.metrics_addr {
@@ -365,7 +365,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .collect();
         let mut by_status = serde_json::Map::new();
         for r in &all {
-            let name = super::status_name(r.status);
+            let name = xgate_proto::status_name(r.status);
             let n = by_status
                 .get(name)
                 .and_then(serde_json::Value::as_u64)
@@ -432,7 +432,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             crate::outln!(
                 "{NO_GRANT_REQUESTER} asks for {}: {} ({})",
                 r.record_type,
-                super::status_name(r.status),
+                xgate_proto::status_name(r.status),
                 r.error
             )?;
         }
@@ -458,7 +458,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     if !args.once {
         print_how_to_call(&url, &work, &citizen)?;
-        crate::server::shutdown_signal().await?;
+        xgate::server::shutdown_signal().await?;
         progress("stopping");
     }
     for mut adapter in adapters {
@@ -472,7 +472,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// just started: registrations of an earlier run (kept in the gateway's
 /// database) still name that run's ports.
 async fn wait_for_registrations(
-    gateway: &crate::server::RunningGateway,
+    gateway: &xgate::server::RunningGateway,
     catalog: &Catalog,
     adapters: &[AdapterProcess],
 ) -> anyhow::Result<()> {

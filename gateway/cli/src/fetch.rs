@@ -8,8 +8,9 @@ use xgate_catalog::SubjectKind;
 use xgate_proto::v1::exchange_client::ExchangeClient;
 use xgate_proto::v1::{FetchRequest, ListRecordTypesRequest, RecordRequest, RecordResult, Subject};
 
-use super::{ClientTls, status_name};
+use super::ClientTls;
 use xgate_proto::kind::to_proto as proto_kind;
+use xgate_proto::status_name;
 
 #[derive(clap::Args, Debug)]
 pub struct FetchArgs {
