@@ -172,7 +172,10 @@ async fn a_schema_invalid_record_fails_its_row() -> anyhow::Result<()> {
         .row("records: individual_income_tax_record")
         .expect("row of the broken type");
     assert!(row.contains("FAIL"), "{row}");
-    assert!(row.contains("breaks the schema"), "{row}");
+    assert!(
+        row.contains("breaks the `individual_income_tax_record` schema"),
+        "{row}"
+    );
     assert!(row.contains("gross_income_cny"), "{row}");
     let good = output
         .row("records: no_tax_arrears_certificate")

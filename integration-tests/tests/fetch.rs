@@ -324,7 +324,7 @@ async fn a_killed_adapter_makes_only_its_records_unavailable() -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_adapter_is_unavailable_within_the_callers_deadline() -> anyhow::Result<()> {
-    // The gateway keeps a margin of 1/20 of the caller's deadline to send its answer back.
+    // The gateway keeps a tenth of the caller's deadline to seal and send its answer.
     const DEADLINE: Duration = Duration::from_millis(2000);
     let env = TestEnv::new()?;
     let gateway = env.start_gateway(&GatewayOptions::default()).await?;
