@@ -172,8 +172,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let router = Server::builder()
         // HTTP/2 bounds per connection; oversized headers are refused by
         // the HTTP/2 layer before any service runs.
-        .max_concurrent_streams(Some(config.limits.http2_max_concurrent_streams))
-        .http2_max_header_list_size(Some(config.limits.http2_max_header_list_bytes))
+        .max_concurrent_streams(Some(config.limits.http2_max_concurrent_streams.get()))
+        .http2_max_header_list_size(Some(config.limits.http2_max_header_list_bytes.get()))
         .tls_config(server_tls)?
         .add_service(health_service)
         .add_service(reflection)

@@ -50,7 +50,7 @@ pub fn fetch(
     limits: &Limits,
 ) -> Result<ValidFetch, Status> {
     let size = request.encoded_len();
-    if size > limits.max_request_bytes {
+    if size > limits.max_request_bytes.get() {
         return Err(invalid_argument(&[Violation::new(
             "request",
             format!("is {size} bytes; the limit is {}", limits.max_request_bytes),
@@ -150,7 +150,7 @@ pub fn fetch(
             },
         ));
     }
-    if asked.len() > limits.max_record_types {
+    if asked.len() > limits.max_record_types.get() {
         violations.push(Violation::new(
             if item.is_some() {
                 "approval_item"
@@ -377,7 +377,7 @@ mod tests {
     #[test]
     fn oversized_requests_are_refused_before_anything_else() {
         let limits = Limits {
-            max_request_bytes: 64,
+            max_request_bytes: std::num::NonZeroUsize::new(64).expect("non-zero"),
             ..Limits::default()
         };
         let mut req = request(&["resident_identity_card"]);
