@@ -1,12 +1,56 @@
-//! Gateway configuration: one TOML file, unknown keys rejected, validated at
-//! load, immutable afterwards.
+//! Gateway configuration: one TOML file, unknown keys rejected, immutable
+//! after load.
+//!
+//! Parsed, not validated: a value that can be wrong on its own is a type that
+//! cannot hold the wrong value ([`NonZeroU32`], [`NonZeroUsize`], durations
+//! with units in [`duration`]), so serde refuses it with the TOML line and
+//! column of the value. What is left, ranges of rates and relations between
+//! keys, [`Config::check`] lists all at once as `key = value: why`, each at
+//! the line of its key when the file has it.
+//!
+//! Durations are strings with a unit (`default_fetch_timeout = "5s"`); the
+//! old millisecond keys (`default_fetch_timeout_ms = 5000`) are refused with
+//! a hint naming the new key (see [`RENAMED`]).
+
+pub mod duration;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use duration::{ConfigDuration, NonZeroDuration};
+
+/// Keys of earlier releases and what replaced them: the parse error of a file
+/// that still uses one says what to write instead.
+pub const RENAMED: &[(&str, &str)] = &[
+    ("default_fetch_timeout_ms", "default_fetch_timeout = \"5s\""),
+    ("max_fetch_timeout_ms", "max_fetch_timeout = \"30s\""),
+    ("adapter_timeout_cap_ms", "adapter_timeout_cap = \"5s\""),
+    ("breaker_cooldown_ms", "breaker_cooldown = \"5s\""),
+    ("hedge_default_ms", "hedge_default = \"100ms\""),
+    ("hedge_floor_ms", "hedge_floor = \"2ms\""),
+];
+
+/// `n` as a [`NonZeroUsize`] for defaults; zero gives one.
+const fn nz_usize(n: usize) -> NonZeroUsize {
+    match NonZeroUsize::new(n) {
+        Some(n) => n,
+        None => NonZeroUsize::MIN,
+    }
+}
+
+/// `n` as a [`NonZeroU32`] for defaults; zero gives one.
+const fn nz_u32(n: u32) -> NonZeroU32 {
+    match NonZeroU32::new(n) {
+        Some(n) => n,
+        None => NonZeroU32::MIN,
+    }
+}
 
 /// The whole configuration of one gateway process.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,21 +107,21 @@ impl Default for CacheConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     /// Most calls in flight to one adapter (bulkhead); more fail at once.
-    pub max_concurrent_calls: usize,
+    pub max_concurrent_calls: NonZeroUsize,
     /// Consecutive failures that open an endpoint's circuit breaker.
-    pub breaker_failures: u32,
-    /// How long an open breaker refuses calls before one probe, in ms.
-    pub breaker_cooldown_ms: u64,
+    pub breaker_failures: NonZeroU32,
+    /// How long an open breaker refuses calls before one probe.
+    pub breaker_cooldown: NonZeroDuration,
     /// Send a second request to another endpoint when the first is slow.
     pub hedge: bool,
-    /// Hedge delay until `hedge_min_samples` latencies are known, in ms.
-    pub hedge_default_ms: u64,
-    /// Shortest hedge delay, in ms, whatever the observed p95.
-    pub hedge_floor_ms: u64,
+    /// Hedge delay until `hedge_min_samples` latencies are known.
+    pub hedge_default: ConfigDuration,
+    /// Shortest hedge delay, whatever the observed p95.
+    pub hedge_floor: ConfigDuration,
     /// Latencies needed before the hedge delay follows the adapter's p95.
     pub hedge_min_samples: usize,
     /// Recent latencies kept per adapter for the p95.
-    pub latency_window: usize,
+    pub latency_window: NonZeroUsize,
     /// Retries (and hedges) earned per call: 0.1 allows 10% extra attempts.
     pub retry_ratio: f64,
     /// Retries (and hedges) allowed per second per adapter whatever the ratio.
@@ -87,14 +131,14 @@ pub struct UpstreamConfig {
 impl Default for UpstreamConfig {
     fn default() -> Self {
         Self {
-            max_concurrent_calls: 64,
-            breaker_failures: 5,
-            breaker_cooldown_ms: 5_000,
+            max_concurrent_calls: nz_usize(64),
+            breaker_failures: nz_u32(5),
+            breaker_cooldown: NonZeroDuration::from_millis(5_000),
             hedge: true,
-            hedge_default_ms: 100,
-            hedge_floor_ms: 2,
+            hedge_default: ConfigDuration::from_millis(100),
+            hedge_floor: ConfigDuration::from_millis(2),
             hedge_min_samples: 20,
-            latency_window: 256,
+            latency_window: nz_usize(256),
             retry_ratio: 0.1,
             retry_min_per_sec: 10.0,
         }
@@ -136,6 +180,8 @@ pub struct AuditConfig {
     /// Directory of the signing and subject keys (created 0600 on first
     /// start); `<database dir>/audit-keys` when absent.
     pub key_dir: Option<PathBuf>,
+    // These two stay plain integers checked by `Config::check` until the audit
+    // rewrite (issue on sealed release) lands: its `audit.rs` reads them.
     /// Seconds between signed checkpoints.
     pub checkpoint_interval_secs: u64,
     /// Most entries committed in one transaction.
@@ -207,32 +253,32 @@ impl TlsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest accepted Fetch request, in bytes (INVALID_ARGUMENT above).
-    pub max_request_bytes: usize,
+    pub max_request_bytes: NonZeroUsize,
     /// Most record types one Fetch may name.
-    pub max_record_types: usize,
-    /// Deadline of a fetch whose caller sent no grpc-timeout, in ms.
-    pub default_fetch_timeout_ms: u64,
-    /// Upper bound on any fetch's deadline, in ms.
-    pub max_fetch_timeout_ms: u64,
-    /// Upper bound on one adapter call, in ms, whatever the fetch's deadline.
-    pub adapter_timeout_cap_ms: u64,
+    pub max_record_types: NonZeroUsize,
+    /// Deadline of a fetch whose caller sent no grpc-timeout.
+    pub default_fetch_timeout: NonZeroDuration,
+    /// Upper bound on any fetch's deadline.
+    pub max_fetch_timeout: NonZeroDuration,
+    /// Upper bound on one adapter call, whatever the fetch's deadline.
+    pub adapter_timeout_cap: NonZeroDuration,
     /// Most Fetch/FetchStream calls in progress at once, gateway-wide; more
     /// are refused at once with RESOURCE_EXHAUSTED (a stream holds its slot
     /// until it ends). Fetches mostly wait on adapters, so this bounds
     /// memory and queueing rather than CPU.
-    pub max_in_flight: usize,
+    pub max_in_flight: NonZeroUsize,
     /// Fetches per second each requester may start (token bucket refill);
     /// 0 means no per-requester limit.
     pub requester_rate: f64,
     /// Fetches a requester may start at once above its rate (bucket size);
     /// defaults to one second's worth of `requester_rate`.
-    pub requester_burst: Option<u32>,
+    pub requester_burst: Option<NonZeroU32>,
     /// Per-requester overrides of rate and burst, keyed by requester id.
     pub requester_limits: HashMap<String, RateLimit>,
     /// Most concurrent HTTP/2 streams (calls) one client connection may open.
-    pub http2_max_concurrent_streams: u32,
+    pub http2_max_concurrent_streams: NonZeroU32,
     /// Largest HTTP/2 header list (gRPC metadata) accepted, in bytes.
-    pub http2_max_header_list_bytes: u32,
+    pub http2_max_header_list_bytes: NonZeroU32,
 }
 
 /// A token bucket: `rate` fetches per second, up to `burst` at once.
@@ -240,38 +286,38 @@ pub struct Limits {
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     pub rate: f64,
-    pub burst: u32,
+    pub burst: NonZeroU32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_request_bytes: 64 * 1024,
-            max_record_types: 128,
-            default_fetch_timeout_ms: 5_000,
-            max_fetch_timeout_ms: 30_000,
-            adapter_timeout_cap_ms: 5_000,
+            max_request_bytes: nz_usize(64 * 1024),
+            max_record_types: nz_usize(128),
+            default_fetch_timeout: NonZeroDuration::from_millis(5_000),
+            max_fetch_timeout: NonZeroDuration::from_millis(30_000),
+            adapter_timeout_cap: NonZeroDuration::from_millis(5_000),
             // 2,000 in-flight fetches stay within the 300 MiB memory target
             // on a 2-core box; beyond that more waiting only adds latency.
-            max_in_flight: 2_048,
+            max_in_flight: nz_usize(2_048),
             requester_rate: 0.0,
             requester_burst: None,
             requester_limits: HashMap::new(),
-            http2_max_concurrent_streams: 1_024,
-            http2_max_header_list_bytes: 16 * 1024,
+            http2_max_concurrent_streams: nz_u32(1_024),
+            http2_max_header_list_bytes: nz_u32(16 * 1024),
         }
     }
 }
 
 impl Limits {
     pub fn default_fetch_timeout(&self) -> Duration {
-        Duration::from_millis(self.default_fetch_timeout_ms)
+        self.default_fetch_timeout.get()
     }
     pub fn max_fetch_timeout(&self) -> Duration {
-        Duration::from_millis(self.max_fetch_timeout_ms)
+        self.max_fetch_timeout.get()
     }
     pub fn adapter_timeout_cap(&self) -> Duration {
-        Duration::from_millis(self.adapter_timeout_cap_ms)
+        self.adapter_timeout_cap.get()
     }
 
     /// The default per-requester bucket; `None` when unlimited.
@@ -279,9 +325,46 @@ impl Limits {
         (self.requester_rate > 0.0).then(|| RateLimit {
             rate: self.requester_rate,
             burst: self.requester_burst.unwrap_or_else(|| {
-                self.requester_rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+                nz_u32(self.requester_rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32)
             }),
         })
+    }
+}
+
+/// One problem in a configuration file: where, and `key = value: why`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// 1-based line of the key or value; 0 when the file does not have the
+    /// key (a default value that conflicts with another key).
+    pub line: u32,
+    /// 1-based column in characters; 0 together with `line`.
+    pub column: u32,
+    /// What is wrong, lowercase, user input in backticks or as TOML.
+    pub message: String,
+}
+
+/// Every problem of one file, one `file:line:col: message` line each (the
+/// policy loader's format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblems {
+    pub path: PathBuf,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, p) in self.problems.iter().enumerate() {
+            if n > 0 {
+                f.write_str("\n")?;
+            }
+            let file = self.path.display();
+            if p.line == 0 {
+                write!(f, "{file}: {}", p.message)?;
+            } else {
+                write!(f, "{file}:{}:{}: {}", p.line, p.column, p.message)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -293,33 +376,43 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("`{path}`: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
-    #[error("`{path}`: {message}")]
-    Invalid { path: PathBuf, message: String },
+    /// Not TOML, an unknown key, or a value of the wrong type (serde stops at
+    /// the first of these).
+    #[error("{0}")]
+    Parse(ConfigProblems),
+    /// Values that parse but do not go together; all of them.
+    #[error("{0}")]
+    Invalid(ConfigProblems),
 }
 
 impl Config {
-    /// Reads and validates a configuration file. Relative paths inside it are
-    /// taken relative to the file's directory.
+    /// Reads and parses a configuration file and checks what its types
+    /// cannot. Relative paths inside it are taken relative to the file's
+    /// directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(source),
+        Self::parse(&text, path)
+    }
+
+    /// [`Config::load`] of `text` that was read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            ConfigError::Parse(ConfigProblems {
+                path: path.to_owned(),
+                problems: vec![parse_problem(text, &e)],
+            })
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        config.resolve_relative_to(base);
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })?;
+        let problems = config.check(text);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(ConfigProblems {
+                path: path.to_owned(),
+                problems,
+            }));
+        }
+        config.resolve_relative_to(path.parent().unwrap_or(Path::new(".")));
         Ok(config)
     }
 
@@ -351,71 +444,194 @@ impl Config {
         }
     }
 
-    /// Checks the values serde cannot: non-zero limits, ordered timeouts.
-    pub fn validate(&self) -> Result<(), String> {
+    /// What the types cannot hold: ranges of rates, keys that must agree.
+    /// Every problem, each at the line of its key in `text` when there.
+    pub fn check(&self, text: &str) -> Vec<ConfigProblem> {
+        let keys = KeyLocator::new(text);
+        let mut problems = Vec::new();
+        let mut report = |key: &str, value: &dyn fmt::Display, why: &str| {
+            let (line, column) = keys.find(key);
+            problems.push(ConfigProblem {
+                line,
+                column,
+                message: format!("{key} = {value}: {why}"),
+            });
+        };
         let l = &self.limits;
-        if l.max_request_bytes == 0 || l.max_record_types == 0 {
-            return Err(
-                "limits.max_request_bytes and limits.max_record_types must be positive".into(),
+        if !(l.requester_rate.is_finite() && l.requester_rate >= 0.0) {
+            report(
+                "limits.requester_rate",
+                &l.requester_rate,
+                "must be a number of fetches per second, 0 or more (0: no limit)",
             );
         }
-        if l.default_fetch_timeout_ms == 0 || l.adapter_timeout_cap_ms == 0 {
-            return Err("limits: timeouts must be positive".into());
-        }
-        if l.max_in_flight == 0
-            || l.http2_max_concurrent_streams == 0
-            || l.http2_max_header_list_bytes == 0
-        {
-            return Err("limits.max_in_flight and limits.http2_* must be positive".into());
-        }
-        let bad_rate = |r: f64| !r.is_finite() || r < 0.0;
-        if bad_rate(l.requester_rate) || l.requester_burst == Some(0) {
-            return Err(
-                "limits.requester_rate must be >= 0 and limits.requester_burst positive".into(),
-            );
-        }
-        for (requester, limit) in &l.requester_limits {
-            if bad_rate(limit.rate) || limit.rate == 0.0 || limit.burst == 0 {
-                return Err(format!(
-                    "limits.requester_limits.{requester}: rate and burst must be positive"
-                ));
+        let mut requesters: Vec<_> = l.requester_limits.iter().collect();
+        requesters.sort_by(|a, b| a.0.cmp(b.0));
+        for (requester, limit) in requesters {
+            if !(limit.rate.is_finite() && limit.rate > 0.0) {
+                report(
+                    &format!("limits.requester_limits.{requester}.rate"),
+                    &limit.rate,
+                    "must be more than 0 fetches per second",
+                );
             }
         }
-        if self.audit.checkpoint_interval_secs == 0 || self.audit.max_batch == 0 {
-            return Err(
-                "audit.checkpoint_interval_secs and audit.max_batch must be positive".into(),
+        if l.default_fetch_timeout > l.max_fetch_timeout {
+            report(
+                "limits.default_fetch_timeout",
+                &l.default_fetch_timeout,
+                &format!("exceeds limits.max_fetch_timeout = {}", l.max_fetch_timeout),
             );
         }
-        if let Some(url) = &self.audit.database
+        let a = &self.audit;
+        if a.checkpoint_interval_secs == 0 {
+            report("audit.checkpoint_interval_secs", &0, "must be positive");
+        }
+        if a.max_batch == 0 {
+            report("audit.max_batch", &0, "must be positive");
+        }
+        if let Some(url) = &a.database
             && !["sqlite:", "postgres://", "postgresql://"]
                 .iter()
                 .any(|p| url.starts_with(p))
         {
-            return Err("audit.database must start with `sqlite:` or `postgres://`".into());
-        }
-        let u = &self.upstream;
-        if u.max_concurrent_calls == 0
-            || u.breaker_failures == 0
-            || u.breaker_cooldown_ms == 0
-            || u.latency_window == 0
-        {
-            return Err("upstream.max_concurrent_calls, breaker_failures, breaker_cooldown_ms and latency_window must be positive".into());
-        }
-        if !(0.0..=1.0).contains(&u.retry_ratio)
-            || !u.retry_min_per_sec.is_finite()
-            || u.retry_min_per_sec < 0.0
-        {
-            return Err(
-                "upstream.retry_ratio must be within 0..=1 and retry_min_per_sec at least 0".into(),
+            report(
+                "audit.database",
+                &format!("{url:?}"),
+                "must start with `sqlite:` or `postgres://`",
             );
         }
-        if l.default_fetch_timeout_ms > l.max_fetch_timeout_ms {
-            return Err(format!(
-                "limits.default_fetch_timeout_ms ({}) exceeds limits.max_fetch_timeout_ms ({})",
-                l.default_fetch_timeout_ms, l.max_fetch_timeout_ms
-            ));
+        let u = &self.upstream;
+        if !(0.0..=1.0).contains(&u.retry_ratio) {
+            report(
+                "upstream.retry_ratio",
+                &u.retry_ratio,
+                "must be within 0 and 1 (0.1: one retry per ten calls)",
+            );
         }
-        Ok(())
+        if !(u.retry_min_per_sec.is_finite() && u.retry_min_per_sec >= 0.0) {
+            report(
+                "upstream.retry_min_per_sec",
+                &u.retry_min_per_sec,
+                "must be 0 or more",
+            );
+        }
+        if u.hedge_floor > u.hedge_default {
+            report(
+                "upstream.hedge_floor",
+                &u.hedge_floor,
+                &format!("exceeds upstream.hedge_default = {}", u.hedge_default),
+            );
+        }
+        problems.sort_by_key(|p| (p.line == 0, p.line, p.column));
+        problems
+    }
+}
+
+/// A serde error at the line and column toml gives it, as `key = value: why`
+/// (toml's own message does not name the key), with a hint when the key is
+/// one of [`RENAMED`].
+fn parse_problem(text: &str, e: &toml::de::Error) -> ConfigProblem {
+    let span = e.span();
+    let (line, column) = span
+        .as_ref()
+        .map_or((0, 0), |span| line_column(text, span.start));
+    let why = e.message().trim_end();
+    let mut message = match span.and_then(|span| KeyLocator::new(text).key_at(span.start)) {
+        Some((key, Some(value))) => format!("{key} = {value}: {why}"),
+        Some((key, None)) => format!("{key}: {why}"),
+        None => why.to_owned(),
+    };
+    if let Some((old, new)) = RENAMED
+        .iter()
+        .find(|(old, _)| why.contains(&format!("`{old}`")))
+    {
+        message = format!("`{old}` was renamed: write `{new}` (durations take a unit)");
+    }
+    ConfigProblem {
+        line,
+        column,
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` of `text`.
+fn line_column(text: &str, offset: usize) -> (u32, u32) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(column).unwrap_or(u32::MAX),
+    )
+}
+
+/// Where the keys of a TOML text are, for problems found after parsing.
+struct KeyLocator<'t> {
+    text: &'t str,
+    table: Option<toml::de::DeTable<'t>>,
+}
+
+impl<'t> KeyLocator<'t> {
+    fn new(text: &'t str) -> Self {
+        // The text already parsed as a `Config`, so this parse succeeds; if
+        // it did not, problems are reported without a line.
+        let table = toml::de::DeTable::parse(text).ok().map(|t| t.into_inner());
+        Self { text, table }
+    }
+
+    /// Line and column of dotted `key` (`limits.requester_rate`), or (0, 0).
+    fn find(&self, key: &str) -> (u32, u32) {
+        let Some(mut table) = self.table.as_ref() else {
+            return (0, 0);
+        };
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let Some((k, v)) = table.iter().find(|(k, _)| k.get_ref() == part) else {
+                return (0, 0);
+            };
+            if parts.peek().is_none() {
+                return line_column(self.text, k.span().start);
+            }
+            match v.get_ref() {
+                toml::de::DeValue::Table(inner) => table = inner,
+                _ => return (0, 0),
+            }
+        }
+        (0, 0)
+    }
+
+    /// The dotted key whose value (with its source text) or whose name is at
+    /// byte `offset`; the innermost one.
+    fn key_at(&self, offset: usize) -> Option<(String, Option<String>)> {
+        // A `[table]`'s span is its header only, so every table is searched.
+        fn walk(
+            text: &str,
+            table: &toml::de::DeTable<'_>,
+            offset: usize,
+            path: &mut Vec<String>,
+        ) -> Option<(String, Option<String>)> {
+            for (k, v) in table.iter() {
+                path.push(k.get_ref().to_string());
+                if k.span().contains(&offset) {
+                    return Some((path.join("."), None));
+                }
+                let found = match v.get_ref() {
+                    toml::de::DeValue::Table(inner) => walk(text, inner, offset, path),
+                    _ if v.span().contains(&offset) => {
+                        let value = text.get(v.span()).map(|s| s.trim().to_owned());
+                        Some((path.join("."), value))
+                    }
+                    _ => None,
+                };
+                if found.is_some() {
+                    return found;
+                }
+                path.pop();
+            }
+            None
+        }
+        walk(self.text, self.table.as_ref()?, offset, &mut Vec::new())
     }
 }
 
@@ -446,7 +662,7 @@ ca = "/etc/xgate/ca.pem"
         assert_eq!(config.policies_dir, dir.path().join("policies"));
         assert_eq!(config.tls.cert, dir.path().join("pki/gateway.pem"));
         assert_eq!(config.tls.ca, PathBuf::from("/etc/xgate/ca.pem"));
-        assert_eq!(config.limits.max_request_bytes, 64 * 1024);
+        assert_eq!(config.limits.max_request_bytes.get(), 64 * 1024);
         assert_eq!(
             config.audit_database(),
             format!("sqlite:{}", dir.path().join("audit.db").display())
@@ -508,13 +724,13 @@ ca = "/etc/xgate/ca.pem"
         let config = Config::load(&write(dir.path(), MINIMAL)).expect("load");
         assert!(config.cache.enabled);
         assert_eq!(config.cache.max_bytes, 64 * 1024 * 1024);
-        assert_eq!(config.upstream.max_concurrent_calls, 64);
+        assert_eq!(config.upstream.max_concurrent_calls.get(), 64);
         let text = format!(
             "{MINIMAL}\n[cache]\nenabled = false\n[upstream]\nbreaker_failures = 2\nretry_ratio = 0.5\n"
         );
         let config = Config::load(&write(dir.path(), &text)).expect("load");
         assert!(!config.cache.enabled);
-        assert_eq!(config.upstream.breaker_failures, 2);
+        assert_eq!(config.upstream.breaker_failures.get(), 2);
         assert_eq!(config.upstream.retry_ratio, 0.5);
         let text = format!("{MINIMAL}\n[upstream]\nretry_ratio = 2.0\n");
         let err = Config::load(&write(dir.path(), &text)).expect_err("bad ratio");
@@ -530,7 +746,7 @@ ca = "/etc/xgate/ca.pem"
     fn overload_and_telemetry_keys_load_and_are_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Config::load(&write(dir.path(), MINIMAL)).expect("load");
-        assert_eq!(config.limits.max_in_flight, 2_048);
+        assert_eq!(config.limits.max_in_flight.get(), 2_048);
         assert_eq!(config.limits.default_rate_limit(), None);
         assert_eq!(config.telemetry.metrics_listen, None);
         let text = MINIMAL.replace(
@@ -540,19 +756,19 @@ ca = "/etc/xgate/ca.pem"
              [telemetry]\nmetrics_listen = \"127.0.0.1:0\"\notlp_endpoint = \"http://127.0.0.1:4317\"\n[tls]",
         );
         let config = Config::load(&write(dir.path(), &text)).expect("load");
-        assert_eq!(config.limits.max_in_flight, 8);
+        assert_eq!(config.limits.max_in_flight.get(), 8);
         assert_eq!(
             config.limits.default_rate_limit(),
             Some(RateLimit {
                 rate: 2.5,
-                burst: 3
+                burst: NonZeroU32::new(3).expect("non-zero")
             })
         );
         assert_eq!(
             config.limits.requester_limits["bulk-importer"],
             RateLimit {
                 rate: 100.0,
-                burst: 20
+                burst: NonZeroU32::new(20).expect("non-zero")
             }
         );
         assert_eq!(
@@ -577,9 +793,182 @@ ca = "/etc/xgate/ca.pem"
         let dir = tempfile::tempdir().expect("tempdir");
         let text = MINIMAL.replace(
             "[tls]",
-            "[limits]\ndefault_fetch_timeout_ms = 9000\nmax_fetch_timeout_ms = 1000\n[tls]",
+            "[limits]\ndefault_fetch_timeout = \"9s\"\nmax_fetch_timeout = \"1s\"\n[tls]",
         );
         let err = Config::load(&write(dir.path(), &text)).expect_err("bad limits");
-        assert!(err.to_string().contains("exceeds"), "{err}");
+        assert!(
+            err.to_string().contains(
+                "limits.default_fetch_timeout = \"9s\": exceeds limits.max_fetch_timeout = \"1s\""
+            ),
+            "{err}"
+        );
+    }
+
+    /// The README's example is a file the gateway loads, so it cannot drift.
+    #[test]
+    fn the_readme_example_loads() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("## Running a gateway")
+            .nth(1)
+            .expect("README section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("toml block");
+        let config = Config::parse(example, Path::new("/etc/xgate/gateway.toml"))
+            .unwrap_or_else(|e| panic!("README example: {e}"));
+        assert_eq!(config.limits.max_fetch_timeout(), Duration::from_secs(30));
+        assert_eq!(config.upstream.hedge_floor.get(), Duration::from_millis(2));
+    }
+
+    #[test]
+    fn durations_take_units() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = MINIMAL.replace(
+            "[tls]",
+            "[limits]\ndefault_fetch_timeout = \"250ms\"\nadapter_timeout_cap = \"1m30s\"\n\
+             [upstream]\nbreaker_cooldown = \"2s\"\nhedge_floor = \"0ms\"\n[tls]",
+        );
+        let config = Config::load(&write(dir.path(), &text)).expect("load");
+        assert_eq!(
+            config.limits.default_fetch_timeout(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(config.limits.adapter_timeout_cap(), Duration::from_secs(90));
+        assert_eq!(config.limits.max_fetch_timeout(), Duration::from_secs(30));
+        assert_eq!(
+            config.upstream.breaker_cooldown.get(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(config.upstream.hedge_floor.get(), Duration::ZERO);
+    }
+
+    /// Where `needle` starts in `text`: 1-based line and column.
+    fn position(text: &str, needle: &str) -> (usize, usize) {
+        let offset = text.find(needle).expect("needle");
+        let line = text[..offset].matches('\n').count() + 1;
+        let column = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, column)
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_key_line_and_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = MINIMAL.replace("[tls]", "[limits]\nadapter_timeout_cap = \"5x\"\n[tls]");
+        let path = write(dir.path(), &text);
+        let err = Config::load(&path).expect_err("bad duration");
+        let message = err.to_string();
+        let (line, column) = position(&text, "\"5x\"");
+        assert!(
+            message.starts_with(&format!("{}:{line}:{column}: ", path.display())),
+            "{message}"
+        );
+        assert!(message.contains("unknown unit `x`"), "{message}");
+        // serde names the key with the value's position.
+        assert!(message.contains("adapter_timeout_cap"), "{message}");
+        // Zero is not a timeout, and a bare number has no unit.
+        for (bad, why) in [("\"0s\"", "more than zero"), ("5000", "no unit")] {
+            let text = MINIMAL.replace(
+                "[tls]",
+                &format!("[limits]\ndefault_fetch_timeout = {bad}\n[tls]"),
+            );
+            let err = Config::load(&write(dir.path(), &text)).expect_err(bad);
+            let message = err.to_string();
+            let (line, column) = position(&text, bad);
+            assert!(
+                message.contains(&format!(":{line}:{column}: ")),
+                "{message}"
+            );
+            assert!(message.contains(why), "{bad}: {message}");
+            assert!(message.contains("default_fetch_timeout"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_zero_count_is_refused_at_its_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = MINIMAL.replace("[tls]", "[limits]\nmax_record_types = 0\n[tls]");
+        let err = Config::load(&write(dir.path(), &text)).expect_err("zero");
+        let message = err.to_string();
+        let (line, column) = position(&text, "0\n[tls]");
+        assert!(
+            message.contains(&format!(":{line}:{column}: ")),
+            "{message}"
+        );
+        assert!(message.contains("max_record_types"), "{message}");
+    }
+
+    #[test]
+    fn old_millisecond_keys_are_refused_naming_the_new_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = MINIMAL.replace("[tls]", "[upstream]\nbreaker_cooldown_ms = 1000\n[tls]");
+        let err = Config::load(&write(dir.path(), &text)).expect_err("old key");
+        let message = err.to_string();
+        let (line, column) = position(&text, "breaker_cooldown_ms");
+        assert!(
+            message.contains(&format!(":{line}:{column}: ")),
+            "{message}"
+        );
+        assert!(
+            message
+                .contains("`breaker_cooldown_ms` was renamed: write `breaker_cooldown = \"5s\"`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_config_with_three_problems_reports_all_three_with_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = MINIMAL.replace(
+            "[tls]",
+            "[limits]\nrequester_rate = -1.0\ndefault_fetch_timeout = \"40s\"\n\
+             [upstream]\nretry_ratio = 2.0\n[tls]",
+        );
+        let path = write(dir.path(), &text);
+        let err = Config::load(&path).expect_err("three problems");
+        let ConfigError::Invalid(problems) = &err else {
+            panic!("not a check error: {err}");
+        };
+        assert_eq!(problems.problems.len(), 3, "{err}");
+        let file = path.display();
+        let lines: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
+        let at = |needle: &str| {
+            let (line, column) = position(&text, needle);
+            format!("{file}:{line}:{column}: ")
+        };
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "{}limits.requester_rate = -1: must be a number of fetches per second, 0 or more (0: no limit)",
+                    at("requester_rate")
+                ),
+                format!(
+                    "{}limits.default_fetch_timeout = \"40s\": exceeds limits.max_fetch_timeout = \"30s\"",
+                    at("default_fetch_timeout")
+                ),
+                format!(
+                    "{}upstream.retry_ratio = 2: must be within 0 and 1 (0.1: one retry per ten calls)",
+                    at("retry_ratio")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_conflict_with_a_default_is_reported_without_a_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = MINIMAL.replace("[tls]", "[limits]\nmax_fetch_timeout = \"1s\"\n[tls]");
+        let path = write(dir.path(), &text);
+        let err = Config::load(&path).expect_err("default exceeds");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: limits.default_fetch_timeout = \"5s\": exceeds limits.max_fetch_timeout = \"1s\"",
+                path.display()
+            )
+        );
     }
 }

@@ -69,7 +69,7 @@ impl Overload {
             [("max_in_flight".to_owned(), limits.max_in_flight.to_string())],
         );
         Overload {
-            slots: Arc::new(Semaphore::new(limits.max_in_flight)),
+            slots: Arc::new(Semaphore::new(limits.max_in_flight.get())),
             overloaded: Status::with_error_details(
                 Code::ResourceExhausted,
                 format!(
@@ -156,7 +156,7 @@ impl TokenBucket {
     pub fn new(limit: RateLimit, now: Instant) -> TokenBucket {
         TokenBucket {
             limit,
-            tokens: f64::from(limit.burst),
+            tokens: f64::from(limit.burst.get()),
             last: now,
         }
     }
@@ -165,7 +165,8 @@ impl TokenBucket {
     pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = self.last.max(now);
-        self.tokens = (self.tokens + elapsed * self.limit.rate).min(f64::from(self.limit.burst));
+        self.tokens =
+            (self.tokens + elapsed * self.limit.rate).min(f64::from(self.limit.burst.get()));
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
@@ -320,9 +321,13 @@ impl<S: Stream> Stream for HeldStream<S> {
 mod tests {
     use super::*;
 
+    fn nz(n: u32) -> std::num::NonZeroU32 {
+        std::num::NonZeroU32::new(n).expect("non-zero")
+    }
+
     fn limits(max_in_flight: usize) -> Limits {
         Limits {
-            max_in_flight,
+            max_in_flight: std::num::NonZeroUsize::new(max_in_flight).expect("non-zero"),
             ..Limits::default()
         }
     }
@@ -333,7 +338,7 @@ mod tests {
         let mut b = TokenBucket::new(
             RateLimit {
                 rate: 10.0,
-                burst: 3,
+                burst: nz(3),
             },
             t0,
         );
@@ -358,14 +363,14 @@ mod tests {
     fn the_limiter_keeps_one_bucket_per_requester_with_overrides() {
         let mut l = Limits {
             requester_rate: 1.0,
-            requester_burst: Some(2),
+            requester_burst: Some(nz(2)),
             ..Limits::default()
         };
         l.requester_limits.insert(
             "bulk".into(),
             RateLimit {
                 rate: 1.0,
-                burst: 5,
+                burst: nz(5),
             },
         );
         let limiter = RateLimiter::new(&l);
@@ -376,7 +381,7 @@ mod tests {
         assert_eq!(spend("b"), 2);
         assert_eq!(spend("bulk"), 5);
         let (limit, wait) = limiter.take("a", now).expect_err("spent");
-        assert_eq!(limit.burst, 2);
+        assert_eq!(limit.burst.get(), 2);
         assert_eq!(wait, Duration::from_secs(1));
     }
 
@@ -407,7 +412,7 @@ mod tests {
     fn a_rate_limited_requester_gets_quota_failure_and_retry_info() {
         let o = Overload::new(&Limits {
             requester_rate: 2.0,
-            requester_burst: Some(1),
+            requester_burst: Some(nz(1)),
             ..Limits::default()
         });
         o.check_rate("r").expect("first");

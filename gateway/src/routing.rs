@@ -69,8 +69,8 @@ impl AdapterRoute {
                 client: client(url, &registration.department, tls)?,
                 outstanding: AtomicUsize::new(0),
                 breaker: Mutex::new(Breaker::new(
-                    config.breaker_failures,
-                    Duration::from_millis(config.breaker_cooldown_ms),
+                    config.breaker_failures.get(),
+                    config.breaker_cooldown.get(),
                 )),
             });
         }
@@ -81,8 +81,8 @@ impl AdapterRoute {
             endpoints,
             next: AtomicUsize::new(0),
             upstream: Arc::clone(upstream),
-            bulkhead: Arc::new(Semaphore::new(config.max_concurrent_calls)),
-            latencies: Mutex::new(LatencyWindow::new(config.latency_window)),
+            bulkhead: Arc::new(Semaphore::new(config.max_concurrent_calls.get())),
+            latencies: Mutex::new(LatencyWindow::new(config.latency_window.get())),
             budget: RetryBudget::new(config.retry_ratio, config.retry_min_per_sec, Instant::now()),
             published: tokio::sync::Mutex::new(None),
         })
@@ -140,8 +140,8 @@ impl AdapterRoute {
         let config = &self.upstream.config;
         lock(&self.latencies).hedge_delay(
             config.hedge_min_samples,
-            Duration::from_millis(config.hedge_default_ms),
-            Duration::from_millis(config.hedge_floor_ms),
+            config.hedge_default.get(),
+            config.hedge_floor.get(),
         )
     }
 
@@ -338,7 +338,9 @@ impl AdapterRoute {
             return Err(CallError::Timeout(budget));
         }
         let Ok(_permit) = Arc::clone(&self.bulkhead).try_acquire_owned() else {
-            return Err(CallError::Busy(self.upstream.config.max_concurrent_calls));
+            return Err(CallError::Busy(
+                self.upstream.config.max_concurrent_calls.get(),
+            ));
         };
         let Some((first, admission)) = self.pick(&[], started) else {
             self.refresh_health().await;
@@ -638,7 +640,7 @@ mod tests {
 
     fn open(route: &AdapterRoute, index: usize) {
         let slot = &route.endpoints[index];
-        for _ in 0..route.upstream.config.breaker_failures {
+        for _ in 0..route.upstream.config.breaker_failures.get() {
             lock(&slot.breaker).on_failure(Instant::now());
         }
     }

@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Router, TcpIncoming};
+use tonic_health::pb::health_server::HealthServer;
 use xgate_catalog::Catalog;
 use xgate_policy::PolicySet;
 use xgate_proto::v1::exchange_server::ExchangeServer;
@@ -76,30 +77,13 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         None => Catalog::builtin()?,
     };
     let auditor = crate::audit::open(config).await?;
-    let policies = match PolicySet::load_dir(&config.policies_dir, &catalog) {
-        Ok(p) => p,
+    let policies = match load_policies(config, &catalog, &auditor).await {
+        Ok(policies) => policies,
         Err(e) => {
-            crate::audit::admin_event(
-                &auditor,
-                "gateway",
-                AdminEvent::PolicySetRejected {
-                    reason: e.to_string(),
-                },
-            )
-            .await;
             close_auditor(auditor).await;
-            anyhow::bail!("policy set rejected:\n{e}");
+            return Err(e);
         }
     };
-    crate::audit::admin_event(
-        &auditor,
-        "gateway",
-        AdminEvent::PolicySetLoaded {
-            version: policies.version().to_owned(),
-            policies: policies.policy_ids().len(),
-        },
-    )
-    .await;
     let store = Store::open(&config.database).await?;
     let tls = config.tls.files();
     let server_tls = tls.server_config()?;
@@ -138,33 +122,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         .with_nodelay(Some(true));
     let addr = incoming.local_addr()?;
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<ExchangeServer<ExchangeService>>()
-        .await;
-    health_reporter
-        .set_serving::<RegistryServer<RegistryService>>()
-        .await;
-    health_reporter
-        .set_serving::<PolicyAdminServer<PolicyAdminService>>()
-        .await;
-    health_reporter
-        .set_serving::<AuditServer<AuditService>>()
-        .await;
-    // `xgate.adapter.<department>`: NOT_SERVING while its adapter's breakers are open.
-    state.upstream.set_health_reporter(health_reporter.clone());
-    state.routes.load().announce(&state.upstream, None).await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-
-    let exchange = ExchangeServer::new(ExchangeService(Arc::clone(&state)))
-        .max_decoding_message_size(MAX_DECODING_BYTES);
-    let registry = RegistryServer::new(RegistryService(Arc::clone(&state)))
-        .max_decoding_message_size(MAX_DECODING_BYTES);
-    let audit =
-        AuditServer::new(AuditService(auditor)).max_decoding_message_size(MAX_DECODING_BYTES);
+    let health = health_service(&state).await;
     let metrics = match config.telemetry.metrics_listen {
         Some(listen) => {
             // Gauges read from their owners at scrape time.
@@ -178,20 +136,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         }
         None => None,
     };
-    let router = Server::builder()
-        // HTTP/2 bounds per connection; oversized headers are refused by
-        // the HTTP/2 layer before any service runs.
-        .max_concurrent_streams(Some(config.limits.http2_max_concurrent_streams))
-        .http2_max_header_list_size(Some(config.limits.http2_max_header_list_bytes))
-        .tls_config(server_tls)?
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(exchange)
-        .add_service(registry)
-        .add_service(audit)
-        .add_service(PolicyAdminServer::new(PolicyAdminService(Arc::clone(
-            &state.policies,
-        ))));
+    let router = router(config, server_tls, &state, auditor, health)?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
@@ -207,6 +152,86 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         _watcher: watcher,
         sighup,
     })
+}
+
+/// The policy set of `config`; its load, or why it was rejected, goes to
+/// the audit log.
+async fn load_policies(
+    config: &Config,
+    catalog: &Catalog,
+    auditor: &crate::audit::Auditor,
+) -> anyhow::Result<PolicySet> {
+    match PolicySet::load_dir(&config.policies_dir, catalog) {
+        Ok(policies) => {
+            let loaded = AdminEvent::PolicySetLoaded {
+                version: policies.version().to_owned(),
+                policies: policies.policy_ids().len(),
+            };
+            crate::audit::admin_event(auditor, "gateway", loaded).await;
+            Ok(policies)
+        }
+        Err(e) => {
+            let rejected = AdminEvent::PolicySetRejected {
+                reason: e.to_string(),
+            };
+            crate::audit::admin_event(auditor, "gateway", rejected).await;
+            anyhow::bail!("policy set rejected:\n{e}")
+        }
+    }
+}
+
+/// `grpc.health.v1`: every service SERVING, and `xgate.adapter.<department>`
+/// NOT_SERVING while its adapter's breakers are open.
+async fn health_service(
+    state: &Arc<GatewayState>,
+) -> HealthServer<impl tonic_health::pb::health_server::Health> {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<ExchangeServer<ExchangeService>>()
+        .await;
+    reporter
+        .set_serving::<RegistryServer<RegistryService>>()
+        .await;
+    reporter
+        .set_serving::<PolicyAdminServer<PolicyAdminService>>()
+        .await;
+    reporter.set_serving::<AuditServer<AuditService>>().await;
+    state.upstream.set_health_reporter(reporter.clone());
+    state.routes.load().announce(&state.upstream, None).await;
+    service
+}
+
+/// Every gRPC service behind the HTTP/2 bounds and TLS.
+fn router(
+    config: &Config,
+    server_tls: tonic::transport::ServerTlsConfig,
+    state: &Arc<GatewayState>,
+    auditor: crate::audit::Auditor,
+    health: HealthServer<impl tonic_health::pb::health_server::Health>,
+) -> anyhow::Result<Router> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let exchange = ExchangeServer::new(ExchangeService(Arc::clone(state)))
+        .max_decoding_message_size(MAX_DECODING_BYTES);
+    let registry = RegistryServer::new(RegistryService(Arc::clone(state)))
+        .max_decoding_message_size(MAX_DECODING_BYTES);
+    let audit =
+        AuditServer::new(AuditService(auditor)).max_decoding_message_size(MAX_DECODING_BYTES);
+    let policy_admin = PolicyAdminServer::new(PolicyAdminService(Arc::clone(&state.policies)));
+    Ok(Server::builder()
+        // HTTP/2 bounds per connection; oversized headers are refused by
+        // the HTTP/2 layer before any service runs.
+        .max_concurrent_streams(Some(config.limits.http2_max_concurrent_streams.get()))
+        .http2_max_header_list_size(Some(config.limits.http2_max_header_list_bytes.get()))
+        .tls_config(server_tls)?
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(exchange)
+        .add_service(registry)
+        .add_service(audit)
+        .add_service(policy_admin))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -2,14 +2,14 @@
 //! combines, each a small state machine tested on its own.
 //!
 //! - [`Breaker`]: per endpoint; opens after `breaker_failures` consecutive failures, refuses
-//!   calls for `breaker_cooldown_ms`, then lets exactly one probe through (half-open); the
+//!   calls for `breaker_cooldown`, then lets exactly one probe through (half-open); the
 //!   probe's success closes it, its failure opens it again.
 //! - [`RetryBudget`]: per adapter token bucket; every call earns `retry_ratio` of a token, a
 //!   floor of `retry_min_per_sec` tokens per second is always earned, a retry or hedge spends
 //!   one. So extra attempts stay a bounded fraction of the load even when an adapter fails
 //!   every call: retries cannot multiply an outage.
 //! - [`LatencyWindow`]: per adapter, the last `latency_window` successful call latencies; the
-//!   hedge delay is their p95 (never below `hedge_floor_ms`; `hedge_default_ms` until
+//!   hedge delay is their p95 (never below `hedge_floor`; `hedge_default` until
 //!   `hedge_min_samples` are known).
 //! - [`Upstream`]: what all routes share: the `[upstream]` configuration and the health
 //!   reporter, where `xgate.adapter.<department>` turns NOT_SERVING while every endpoint of one

@@ -50,7 +50,7 @@ pub fn fetch(
     limits: &Limits,
 ) -> Result<ValidFetch, Status> {
     let size = request.encoded_len();
-    if size > limits.max_request_bytes {
+    if size > limits.max_request_bytes.get() {
         return Err(invalid_argument(&[Violation::new(
             "request",
             format!("is {size} bytes; the limit is {}", limits.max_request_bytes),
@@ -58,7 +58,33 @@ pub fn fetch(
     }
     let mut violations = Vec::new();
 
-    let subject_kind = match &request.subject {
+    let subject_kind = check_subject(request, &mut violations);
+    let Asked {
+        mut asked,
+        purpose,
+        item,
+    } = what_is_asked(request, policies, limits, &mut violations);
+    check_against_catalog(request, catalog, subject_kind, &mut asked, &mut violations);
+    check_texts(request, policies, &purpose, &mut violations);
+
+    match (subject_kind, &request.subject) {
+        (Some(kind), Some(subject)) if violations.is_empty() => Ok(ValidFetch {
+            subject_kind: kind,
+            subject_id: subject.id.clone(),
+            wanted: asked.into_iter().map(|(_, w)| w).collect(),
+            purpose,
+            item,
+            case_id: request.case_id.clone(),
+            operator_id: request.operator_id.clone(),
+        }),
+        _ => Err(invalid_argument(&violations)),
+    }
+}
+
+/// The subject's kind, when the subject is there and its kind known; a
+/// violation for a missing subject, an unknown kind or a malformed ID.
+fn check_subject(request: &FetchRequest, violations: &mut Vec<Violation>) -> Option<SubjectKind> {
+    match &request.subject {
         None => {
             violations.push(Violation::new("subject", "is required"));
             None
@@ -78,9 +104,26 @@ pub fn fetch(
             }
             kind
         }
-    };
+    }
+}
 
-    // What is asked for, each with the field a violation should name.
+/// What a Fetch asks for: the entries with the field a violation should
+/// name, the purpose (an approval item's when the request leaves it empty)
+/// and the approval item.
+struct Asked {
+    asked: Vec<(String, Wanted)>,
+    purpose: String,
+    item: Option<String>,
+}
+
+/// The record types of an approval item, of `record_types` and of
+/// `requests`, within the limit on how many.
+fn what_is_asked(
+    request: &FetchRequest,
+    policies: &PolicySet,
+    limits: &Limits,
+    violations: &mut Vec<Violation>,
+) -> Asked {
     let mut asked: Vec<(String, Wanted)> = Vec::new();
     let mut purpose = request.purpose.clone();
     let item = (!request.approval_item.is_empty()).then(|| request.approval_item.clone());
@@ -150,7 +193,7 @@ pub fn fetch(
             },
         ));
     }
-    if asked.len() > limits.max_record_types {
+    if asked.len() > limits.max_record_types.get() {
         violations.push(Violation::new(
             if item.is_some() {
                 "approval_item"
@@ -164,10 +207,26 @@ pub fn fetch(
             ),
         ));
     }
+    Asked {
+        asked,
+        purpose,
+        item,
+    }
+}
 
+/// Each entry against the catalog: a known type keyed by the subject's kind,
+/// listed once per view, a view it has with complete parameters (open ones
+/// filled from the request's `params`, each of which must be used).
+fn check_against_catalog(
+    request: &FetchRequest,
+    catalog: &Catalog,
+    subject_kind: Option<SubjectKind>,
+    asked: &mut [(String, Wanted)],
+    violations: &mut Vec<Violation>,
+) {
     let mut seen = HashSet::new();
     let mut used_params = HashSet::new();
-    for (field, wanted) in &mut asked {
+    for (field, wanted) in asked.iter_mut() {
         let id = wanted.record_type.clone();
         let Some(rt) = catalog.record_type(&id) else {
             violations.push(Violation::new(
@@ -233,9 +292,18 @@ pub fn fetch(
             ));
         }
     }
+}
 
+/// Purpose, case id and operator id: bounded printable text, and a purpose
+/// the policy set knows.
+fn check_texts(
+    request: &FetchRequest,
+    policies: &PolicySet,
+    purpose: &str,
+    violations: &mut Vec<Violation>,
+) {
     for (field, value) in [
-        ("purpose", &purpose),
+        ("purpose", purpose),
         ("case_id", &request.case_id),
         ("operator_id", &request.operator_id),
     ] {
@@ -243,24 +311,11 @@ pub fn fetch(
             violations.push(Violation::new(field, problem));
         }
     }
-    if text_problem(&purpose).is_none() && policies.purpose(&purpose).is_none() {
+    if text_problem(purpose).is_none() && policies.purpose(purpose).is_none() {
         violations.push(Violation::new(
             "purpose",
             format!("unknown purpose code `{purpose}`"),
         ));
-    }
-
-    match (subject_kind, &request.subject) {
-        (Some(kind), Some(subject)) if violations.is_empty() => Ok(ValidFetch {
-            subject_kind: kind,
-            subject_id: subject.id.clone(),
-            wanted: asked.into_iter().map(|(_, w)| w).collect(),
-            purpose,
-            item,
-            case_id: request.case_id.clone(),
-            operator_id: request.operator_id.clone(),
-        }),
-        _ => Err(invalid_argument(&violations)),
     }
 }
 
@@ -377,7 +432,7 @@ mod tests {
     #[test]
     fn oversized_requests_are_refused_before_anything_else() {
         let limits = Limits {
-            max_request_bytes: 64,
+            max_request_bytes: std::num::NonZeroUsize::new(64).expect("non-zero"),
             ..Limits::default()
         };
         let mut req = request(&["resident_identity_card"]);

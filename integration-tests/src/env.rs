@@ -60,8 +60,10 @@ impl Subjects {
 pub struct GatewayOptions {
     /// Policy folder; the repository's `policies/` when `None`.
     pub policies_dir: Option<PathBuf>,
-    /// `[limits]` entries, e.g. `("adapter_timeout_cap_ms", 2000)`.
+    /// `[limits]` counts, e.g. `("max_in_flight", 8)`.
     pub limits: Vec<(&'static str, u64)>,
+    /// `[limits]` durations, e.g. `("adapter_timeout_cap", 2 s)`, written as `"2000ms"`.
+    pub limit_durations: Vec<(&'static str, std::time::Duration)>,
     /// Catalog folder; the built-in catalog when `None`.
     pub catalog_dir: Option<PathBuf>,
     /// `watch_policies = false` when set: reloads only on SIGHUP or the admin RPC.
@@ -178,10 +180,13 @@ impl TestEnv {
         if let Some(catalog) = &options.catalog_dir {
             text.insert_str(0, &format!("catalog_dir = {}\n", toml_string(catalog)?));
         }
-        if !options.limits.is_empty() {
+        if !options.limits.is_empty() || !options.limit_durations.is_empty() {
             text.push_str("\n[limits]\n");
             for (key, value) in &options.limits {
                 text.push_str(&format!("{key} = {value}\n"));
+            }
+            for (key, value) in &options.limit_durations {
+                text.push_str(&format!("{key} = \"{}ms\"\n", value.as_millis()));
             }
         }
         if options.metrics {
@@ -357,7 +362,11 @@ mod tests {
         let path = env
             .write_gateway_config(&GatewayOptions {
                 policies_dir: None,
-                limits: vec![("adapter_timeout_cap_ms", 1234)],
+                limits: vec![("max_in_flight", 8)],
+                limit_durations: vec![(
+                    "adapter_timeout_cap",
+                    std::time::Duration::from_millis(1234),
+                )],
                 ..GatewayOptions::default()
             })
             .expect("config");
@@ -368,7 +377,7 @@ mod tests {
         assert!(text.contains("ca.pem"), "{text}");
         assert!(text.contains("policies"), "{text}");
         assert!(
-            text.ends_with("[limits]\nadapter_timeout_cap_ms = 1234\n"),
+            text.ends_with("[limits]\nmax_in_flight = 8\nadapter_timeout_cap = \"1234ms\"\n"),
             "{text}"
         );
         assert!(TestEnv::repo_policies().join("guards.cedar").is_file());

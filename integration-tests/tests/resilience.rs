@@ -259,7 +259,7 @@ async fn the_breaker_opens_on_a_failing_adapter_and_closes_when_it_recovers() {
     let env = TestEnv::new().expect("env");
     let gateway = env
         .start_gateway(&uncached(
-            "breaker_failures = 3\nbreaker_cooldown_ms = 1000\nhedge = false\n",
+            "breaker_failures = 3\nbreaker_cooldown = \"1s\"\nhedge = false\n",
         ))
         .await
         .expect("gateway");
@@ -360,7 +360,7 @@ async fn the_breaker_opens_on_a_failing_adapter_and_closes_when_it_recovers() {
 async fn a_hedged_request_wins_against_a_stalled_endpoint() {
     let env = TestEnv::new().expect("env");
     let gateway = env
-        .start_gateway(&uncached("hedge_default_ms = 50\n"))
+        .start_gateway(&uncached("hedge_default = \"50ms\"\n"))
         .await
         .expect("gateway");
     let tls = env.pki().department("tax");

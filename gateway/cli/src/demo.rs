@@ -20,7 +20,7 @@ use tokio::process::{Child, Command};
 use xgate_catalog::{Catalog, SubjectKind};
 use xgate_proto::v1::exchange_client::ExchangeClient;
 use xgate_proto::v1::{FetchRequest, RecordResult, Subject};
-use xgate_tls::{Identity, TlsFiles};
+use xgate_tls::{Identity, TlsFiles, devpki};
 
 use super::fetch::{header, result_json, row, summary};
 use xgate::config::{Config, Limits, TlsConfig};
@@ -229,14 +229,59 @@ pub fn sample_subjects() -> (String, String) {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let work = &args.workdir;
-    for sub in ["pki", "data", "logs", "policies"] {
-        std::fs::create_dir_all(work.join(sub))
-            .with_context(|| format!("creating {}", work.join(sub).display()))?;
-    }
-    let work = work.canonicalize()?;
-    progress(&format!("working folder {}", work.display()));
+    let (work, catalog, pki) = prepare_workdir(&args.workdir)?;
+    let departments: Vec<String> = catalog.departments().map(|d| d.id.clone()).collect();
+    seed_all(&work, &departments).await?;
 
+    let gateway = xgate::server::start(&gateway_config(&args, &work, &pki)).await?;
+    let url = format!("https://{}", gateway.addr);
+    progress(&format!("gateway listening on {url}"));
+    if let Some(addr) = gateway.metrics_addr {
+        progress(&format!("metrics at http://{addr}/metrics"));
+    }
+    let adapters = start_adapters(&work, &pki, &departments, &url).await?;
+    wait_for_registrations(&gateway, &catalog, &adapters).await?;
+    progress("all adapters registered through the Registry API");
+
+    let outcome = Outcome::fetch(&url, &pki, &catalog).await?;
+    if args.json {
+        print_json(&outcome, &url)?;
+    } else {
+        print_tables(&outcome)?;
+    }
+    // Every decision above is in the audit log; sign the head and check it.
+    let auditor = &gateway.state.auditor;
+    auditor.checkpoint().await?;
+    let report = auditor.verify().await?;
+    if args.json {
+        progress(&report.to_string());
+    } else {
+        crate::outln!()?;
+        crate::outln!("{report}")?;
+    }
+    progress(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+
+    if !args.once {
+        print_how_to_call(&url, &work, &outcome.citizen)?;
+        xgate::server::shutdown_signal().await?;
+        progress("stopping");
+    }
+    for mut adapter in adapters {
+        let _ = adapter.child.kill().await;
+    }
+    gateway.stop().await?;
+    Ok(())
+}
+
+/// The working folder with its dev PKI and the built-in policies; returns
+/// its canonical path.
+fn prepare_workdir(workdir: &Path) -> anyhow::Result<(PathBuf, Catalog, devpki::DevPki)> {
+    for sub in ["pki", "data", "logs", "policies"] {
+        std::fs::create_dir_all(workdir.join(sub))
+            .with_context(|| format!("creating {}", workdir.join(sub).display()))?;
+    }
+    let work = workdir.canonicalize()?;
+    progress(&format!("working folder {}", work.display()));
     let catalog = Catalog::builtin()?;
     let pki = super::certs::init_or_complete(
         &work.join("pki"),
@@ -245,9 +290,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for (name, text) in xgate_policy::PolicySet::builtin_files() {
         std::fs::write(work.join("policies").join(&name), text)?;
     }
+    Ok((work, catalog, pki))
+}
 
-    let departments: Vec<String> = catalog.departments().map(|d| d.id.clone()).collect();
-    // Two at a time: seeding is CPU-bound and the machine may be small.
+/// Seeds every department's database, two at a time: seeding is CPU-bound
+/// and the machine may be small.
+async fn seed_all(work: &Path, departments: &[String]) -> anyhow::Result<()> {
     let seeding = futures::stream::iter(departments.iter().map(|d| {
         let db = work.join("data").join(format!("{d}.db"));
         let log = work.join("logs").join(format!("seed-{d}.log"));
@@ -263,14 +311,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ADAPTERS.len(),
         departments.len() - ADAPTERS.len()
     ));
+    Ok(())
+}
 
+/// The in-process gateway's configuration: defaults, the demo's files, and
+/// metrics on a free loopback port.
+fn gateway_config(args: &DemoArgs, work: &Path, pki: &devpki::DevPki) -> Config {
     let gateway_files = pki.files(&Identity::Gateway("xgate".into()));
-    let config = Config {
+    Config {
         listen: args.listen,
         tls: TlsConfig {
-            cert: gateway_files.cert.clone(),
-            key: gateway_files.key.clone(),
-            ca: gateway_files.ca.clone(),
+            cert: gateway_files.cert,
+            key: gateway_files.key,
+            ca: gateway_files.ca,
         },
         catalog_dir: None,
         policies_dir: work.join("policies"),
@@ -285,20 +338,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             otlp_endpoint: None,
             metrics_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         },
-    };
-    let gateway = xgate::server::start(&config).await?;
-    let url = format!("https://{}", gateway.addr);
-    progress(&format!("gateway listening on {url}"));
-    if let Some(addr) = gateway.metrics_addr {
-        progress(&format!("metrics at http://{addr}/metrics"));
     }
+}
 
+/// One adapter process per department, all started at once.
+async fn start_adapters(
+    work: &Path,
+    pki: &devpki::DevPki,
+    departments: &[String],
+    url: &str,
+) -> anyhow::Result<Vec<AdapterProcess>> {
     let starting = departments.iter().map(|d| {
         let tls = pki.files(&Identity::Department(d.clone()));
         let db = work.join("data").join(format!("{d}.db"));
         let log = work.join("logs").join(format!("adapter-{d}.log"));
-        let url = url.clone();
-        async move { spawn_adapter(d, &db, &tls, &url, &log).await }
+        async move { spawn_adapter(d, &db, &tls, url, &log).await }
     });
     let adapters = futures::future::try_join_all(starting).await?;
     progress(&format!(
@@ -306,165 +360,200 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         adapters.len(),
         adapters.len() - ADAPTERS.len()
     ));
-    wait_for_registrations(&gateway, &catalog, &adapters).await?;
-    progress("all adapters registered through the Registry API");
+    Ok(adapters)
+}
 
-    let (citizen, company) = sample_subjects();
-    let requester = pki.files(&Identity::Requester(DEMO_REQUESTER.into()));
-    let channel = super::client::connect(&url, &requester).await?;
-    let client = ExchangeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
-    let fetch_started = Instant::now();
-    let (personal, corporate) = tokio::try_join!(
-        fetch_all(client.clone(), &catalog, SubjectKind::ResidentId, &citizen),
-        fetch_all(client.clone(), &catalog, SubjectKind::Uscc, &company),
-    )?;
-    let fetch_elapsed = fetch_started.elapsed();
-    // The citizen with gaps in her records: what she lacks comes back NOT_FOUND.
-    let gappy_id = gappy_citizen();
-    let gappy = fetch_all(client.clone(), &catalog, SubjectKind::ResidentId, &gappy_id).await?;
-    // Policies at work: the provident fund's withdrawal item gets exactly the
-    // views the item names; a bureau without a grant gets nothing.
-    let pf_files = pki.files(&Identity::Requester(PF_REQUESTER.into()));
-    let pf_client = ExchangeClient::new(super::client::connect(&url, &pf_files).await?);
-    let withdrawal = fetch_request(
-        pf_client,
-        FetchRequest {
-            approval_item: PF_ITEM.into(),
-            ..subject_request(SubjectKind::ResidentId, &citizen)
-        },
-    )
-    .await?;
-    let nobody_files = pki.files(&Identity::Requester(NO_GRANT_REQUESTER.into()));
-    let nobody_client = ExchangeClient::new(super::client::connect(&url, &nobody_files).await?);
-    let refused = fetch_request(
-        nobody_client,
-        FetchRequest {
-            record_types: vec!["real_estate_title".into()],
-            purpose: DEMO_PURPOSE.into(),
-            ..subject_request(SubjectKind::ResidentId, &citizen)
-        },
-    )
-    .await?;
-    let gappy_missing: Vec<&str> = gappy
+/// What the demo's fetches answered.
+struct Outcome {
+    citizen: String,
+    company: String,
+    /// Every personal record type of the sample citizen.
+    personal: Vec<RecordResult>,
+    /// Every company record type of the sample company.
+    corporate: Vec<RecordResult>,
+    /// The two fetches above, in parallel.
+    fetch_elapsed: Duration,
+    gappy_id: String,
+    /// Every personal type of the citizen with gaps in her records.
+    gappy: Vec<RecordResult>,
+    /// The provident fund's withdrawal item: only the views it names.
+    withdrawal: Vec<RecordResult>,
+    /// A bureau without a grant.
+    refused: Vec<RecordResult>,
+}
+
+impl Outcome {
+    async fn fetch(url: &str, pki: &devpki::DevPki, catalog: &Catalog) -> anyhow::Result<Self> {
+        let (citizen, company) = sample_subjects();
+        let requester = pki.files(&Identity::Requester(DEMO_REQUESTER.into()));
+        let channel = super::client::connect(url, &requester).await?;
+        let client = ExchangeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+        let fetch_started = Instant::now();
+        let (personal, corporate) = tokio::try_join!(
+            fetch_all(client.clone(), catalog, SubjectKind::ResidentId, &citizen),
+            fetch_all(client.clone(), catalog, SubjectKind::Uscc, &company),
+        )?;
+        let fetch_elapsed = fetch_started.elapsed();
+        // The citizen with gaps in her records: what she lacks comes back NOT_FOUND.
+        let gappy_id = gappy_citizen();
+        let gappy = fetch_all(client.clone(), catalog, SubjectKind::ResidentId, &gappy_id).await?;
+        // Policies at work: the provident fund's withdrawal item gets exactly the
+        // views the item names; a bureau without a grant gets nothing.
+        let pf_files = pki.files(&Identity::Requester(PF_REQUESTER.into()));
+        let pf_client = ExchangeClient::new(super::client::connect(url, &pf_files).await?);
+        let withdrawal = fetch_request(
+            pf_client,
+            FetchRequest {
+                approval_item: PF_ITEM.into(),
+                ..subject_request(SubjectKind::ResidentId, &citizen)
+            },
+        )
+        .await?;
+        let nobody_files = pki.files(&Identity::Requester(NO_GRANT_REQUESTER.into()));
+        let nobody_client = ExchangeClient::new(super::client::connect(url, &nobody_files).await?);
+        let refused = fetch_request(
+            nobody_client,
+            FetchRequest {
+                record_types: vec!["real_estate_title".into()],
+                purpose: DEMO_PURPOSE.into(),
+                ..subject_request(SubjectKind::ResidentId, &citizen)
+            },
+        )
+        .await?;
+        Ok(Self {
+            citizen,
+            company,
+            personal,
+            corporate,
+            fetch_elapsed,
+            gappy_id,
+            gappy,
+            withdrawal,
+            refused,
+        })
+    }
+
+    /// The sample citizen's and company's results together.
+    fn all(&self) -> Vec<RecordResult> {
+        self.personal
+            .iter()
+            .chain(self.corporate.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// The types the citizen with gaps lacks.
+    fn gappy_missing(&self) -> Vec<&str> {
+        self.gappy
+            .iter()
+            .filter(|r| r.status == xgate_proto::v1::RecordStatus::NotFound as i32)
+            .map(|r| r.record_type.as_str())
+            .collect()
+    }
+}
+
+/// `--json`: one document with every result and a summary.
+fn print_json(o: &Outcome, url: &str) -> anyhow::Result<()> {
+    let all = o.all();
+    let results: Vec<_> = o
+        .personal
         .iter()
-        .filter(|r| r.status == xgate_proto::v1::RecordStatus::NotFound as i32)
-        .map(|r| r.record_type.as_str())
+        .map(|r| (r, "resident_id"))
+        .chain(o.corporate.iter().map(|r| (r, "uscc")))
+        .map(|(r, kind)| {
+            let mut v = result_json(r, false);
+            v["subject_kind"] = json!(kind);
+            v
+        })
         .collect();
-    let all: Vec<RecordResult> = personal.iter().chain(corporate.iter()).cloned().collect();
+    let mut by_status = serde_json::Map::new();
+    for r in &all {
+        let name = xgate_proto::status_name(r.status);
+        let n = by_status
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        by_status.insert(name.into(), json!(n + 1));
+    }
+    let doc = json!({
+        "gateway": url,
+        "requester": DEMO_REQUESTER,
+        "purpose": DEMO_PURPOSE,
+        "subjects": {"resident_id": o.citizen, "uscc": o.company},
+        "results": results,
+        "summary": {"record_types": all.len(), "by_status": by_status, "fetch_ms": o.fetch_elapsed.as_secs_f64() * 1000.0},
+        "provident_fund_withdrawal": {
+            "requester": PF_REQUESTER,
+            "approval_item": PF_ITEM,
+            "results": o.withdrawal.iter().map(|r| result_json(r, true)).collect::<Vec<_>>(),
+        },
+        "no_grant": {
+            "requester": NO_GRANT_REQUESTER,
+            "results": o.refused.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
+        },
+        "gappy_citizen": {
+            "subject": o.gappy_id,
+            "results": o.gappy.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
+            "not_found": o.gappy_missing(),
+        },
+    });
+    crate::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+    Ok(())
+}
 
-    if args.json {
-        let results: Vec<_> = personal
-            .iter()
-            .map(|r| (r, "resident_id"))
-            .chain(corporate.iter().map(|r| (r, "uscc")))
-            .map(|(r, kind)| {
-                let mut v = result_json(r, false);
-                v["subject_kind"] = json!(kind);
-                v
-            })
-            .collect();
-        let mut by_status = serde_json::Map::new();
-        for r in &all {
-            let name = xgate_proto::status_name(r.status);
-            let n = by_status
-                .get(name)
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0);
-            by_status.insert(name.into(), json!(n + 1));
-        }
-        let doc = json!({
-            "gateway": url,
-            "requester": DEMO_REQUESTER,
-            "purpose": DEMO_PURPOSE,
-            "subjects": {"resident_id": citizen, "uscc": company},
-            "results": results,
-            "summary": {"record_types": all.len(), "by_status": by_status, "fetch_ms": fetch_elapsed.as_secs_f64() * 1000.0},
-            "provident_fund_withdrawal": {
-                "requester": PF_REQUESTER,
-                "approval_item": PF_ITEM,
-                "results": withdrawal.iter().map(|r| result_json(r, true)).collect::<Vec<_>>(),
-            },
-            "no_grant": {
-                "requester": NO_GRANT_REQUESTER,
-                "results": refused.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
-            },
-            "gappy_citizen": {
-                "subject": gappy_id,
-                "results": gappy.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
-                "not_found": gappy_missing,
-            },
-        });
-        crate::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
-    } else {
-        crate::outln!("Sample citizen {citizen} — every personal record type:")?;
-        crate::outln!("{}", header())?;
-        for r in &personal {
-            crate::outln!("{}", row(r))?;
-        }
-        crate::outln!()?;
-        crate::outln!("Sample company {company} — every company record type:")?;
-        crate::outln!("{}", header())?;
-        for r in &corporate {
-            crate::outln!("{}", row(r))?;
-        }
-        crate::outln!()?;
-        crate::outln!("{}", summary(&all, fetch_elapsed))?;
-        crate::outln!()?;
+/// The tables people read.
+fn print_tables(o: &Outcome) -> std::io::Result<()> {
+    let (citizen, company) = (&o.citizen, &o.company);
+    crate::outln!("Sample citizen {citizen} — every personal record type:")?;
+    crate::outln!("{}", header())?;
+    for r in &o.personal {
+        crate::outln!("{}", row(r))?;
+    }
+    crate::outln!()?;
+    crate::outln!("Sample company {company} — every company record type:")?;
+    crate::outln!("{}", header())?;
+    for r in &o.corporate {
+        crate::outln!("{}", row(r))?;
+    }
+    crate::outln!()?;
+    crate::outln!("{}", summary(&o.all(), o.fetch_elapsed))?;
+    crate::outln!()?;
+    crate::outln!(
+        "{PF_REQUESTER} fetches approval item {PF_ITEM} for {citizen}: only the views the item names"
+    )?;
+    crate::outln!("{}", header())?;
+    for r in &o.withdrawal {
+        crate::outln!("{}", row(r))?;
+    }
+    if let Some(title) = o
+        .withdrawal
+        .iter()
+        .find(|r| r.record_type == "real_estate_title")
+        .and_then(|r| r.records.first())
+    {
         crate::outln!(
-            "{PF_REQUESTER} fetches approval item {PF_ITEM} for {citizen}: only the views the item names"
-        )?;
-        crate::outln!("{}", header())?;
-        for r in &withdrawal {
-            crate::outln!("{}", row(r))?;
-        }
-        if let Some(title) = withdrawal
-            .iter()
-            .find(|r| r.record_type == "real_estate_title")
-            .and_then(|r| r.records.first())
-        {
-            crate::outln!(
-                "  real_estate_title (summary) = {}",
-                xgate_proto::json::struct_to_json(title)
-            )?;
-        }
-        crate::outln!()?;
-        for r in &refused {
-            crate::outln!(
-                "{NO_GRANT_REQUESTER} asks for {}: {} ({})",
-                r.record_type,
-                xgate_proto::status_name(r.status),
-                r.error
-            )?;
-        }
-        crate::outln!()?;
-        crate::outln!(
-            "Citizen {gappy_id} has gaps: {} of {} personal types NOT_FOUND ({})",
-            gappy_missing.len(),
-            gappy.len(),
-            gappy_missing.join(", ")
+            "  real_estate_title (summary) = {}",
+            xgate_proto::json::struct_to_json(title)
         )?;
     }
-    // Every decision above is in the audit log; sign the head and check it.
-    let auditor = &gateway.state.auditor;
-    auditor.checkpoint().await?;
-    let report = auditor.verify().await?;
-    if args.json {
-        progress(&report.to_string());
-    } else {
-        crate::outln!()?;
-        crate::outln!("{report}")?;
+    crate::outln!()?;
+    for r in &o.refused {
+        crate::outln!(
+            "{NO_GRANT_REQUESTER} asks for {}: {} ({})",
+            r.record_type,
+            xgate_proto::status_name(r.status),
+            r.error
+        )?;
     }
-    progress(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
-
-    if !args.once {
-        print_how_to_call(&url, &work, &citizen)?;
-        xgate::server::shutdown_signal().await?;
-        progress("stopping");
-    }
-    for mut adapter in adapters {
-        let _ = adapter.child.kill().await;
-    }
-    gateway.stop().await?;
+    crate::outln!()?;
+    let missing = o.gappy_missing();
+    crate::outln!(
+        "Citizen {} has gaps: {} of {} personal types NOT_FOUND ({})",
+        o.gappy_id,
+        missing.len(),
+        o.gappy.len(),
+        missing.join(", ")
+    )?;
     Ok(())
 }
 

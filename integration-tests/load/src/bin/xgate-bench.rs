@@ -964,13 +964,15 @@ struct RssOutput {
 async fn rss(args: RssArgs) -> anyhow::Result<()> {
     let env = TestEnv::new()?;
     // Room for the slow adapter: neither the fetch's nor the adapter call's deadline is hit.
-    let mut limits: Vec<(String, u64)> = vec![
-        ("default_fetch_timeout_ms".into(), 120_000),
-        ("max_fetch_timeout_ms".into(), 120_000),
-        ("adapter_timeout_cap_ms".into(), 120_000),
-    ];
+    let limit_durations = [
+        "default_fetch_timeout",
+        "max_fetch_timeout",
+        "adapter_timeout_cap",
+    ]
+    .map(|key| (key, Duration::from_secs(120)))
+    .to_vec();
     // Admission above the load: the whole load is in flight, none shed.
-    limits.push(("max_in_flight".into(), 2 * args.in_flight as u64));
+    let mut limits: Vec<(String, u64)> = vec![("max_in_flight".into(), 2 * args.in_flight as u64)];
     limits.extend(args.limits.iter().cloned());
     // Cache off: the load repeats one subject, and cache hits (or fetches
     // coalesced onto one call) would not stay in flight. The per-adapter
@@ -980,6 +982,7 @@ async fn rss(args: RssArgs) -> anyhow::Result<()> {
             "[cache]\nenabled = false\n\n[upstream]\nmax_concurrent_calls = {}\n",
             2 * args.in_flight
         ),
+        limit_durations,
         ..GatewayOptions::default()
     };
     for (key, value) in limits {
