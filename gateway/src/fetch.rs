@@ -18,16 +18,15 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
-use xgate_catalog::{Catalog, RecordType, ViewOutput};
+use xgate_catalog::{Catalog, RecordType};
 use xgate_policy::{AccessRequest, Decision, Permit, PolicySet};
-use xgate_proto::v1::{
-    LookupRequest, LookupStatus, Provenance, RecordResult, RecordStatus, Subject, TypeAnswer,
-};
+use xgate_proto::v1::{LookupRequest, LookupStatus, Provenance, Subject, TypeAnswer};
 
 use tracing::Instrument as _;
 
 use crate::cache::{Claim, Entry, Key, RecordCache};
 use crate::metrics::{CacheLabels, CacheOutcome};
+use crate::outcome::{Origin, Outcome, Release, Settled, Unavailable};
 use crate::quota::Quotas;
 use crate::routing::{AdapterRoute, Answered, CallError, Routes};
 use crate::validate::{ValidFetch, Wanted};
@@ -44,8 +43,11 @@ pub struct FetchJob {
     pub request_id: String,
     pub requester: String,
     pub fetch: ValidFetch,
-    /// When the whole fetch must be answered.
+    /// When every adapter must have answered.
     pub deadline: Instant,
+    /// When the audit append must have been acknowledged; past it the
+    /// results are withheld (UNAVAILABLE), still in the caller's time.
+    pub seal_by: Instant,
     /// Upper bound on any one adapter call.
     pub adapter_cap: Duration,
     pub started: Instant,
@@ -53,22 +55,25 @@ pub struct FetchJob {
     pub now: OffsetDateTime,
 }
 
-/// A result and its position in the request.
-pub type Indexed = (usize, RecordResult);
-
-/// A started fetch: the results known without calling anyone (denied, quota
-/// spent, no source), and one future per adapter call.
+/// A started fetch: the outcomes known without calling anyone (denied,
+/// quota spent, no source), and one future per adapter call.
 pub struct Plan {
-    pub immediate: Vec<Indexed>,
-    pub calls: FuturesUnordered<futures::future::BoxFuture<'static, Vec<Indexed>>>,
+    pub immediate: Vec<Settled>,
+    pub calls: FuturesUnordered<futures::future::BoxFuture<'static, Vec<Settled>>>,
 }
 
 /// What one adapter call must produce: a permitted type at a view.
 struct Item {
-    index: usize,
-    record_type: String,
+    slot: Slot,
     params: BTreeMap<String, String>,
     permit: Permit,
+}
+
+/// Where an item's outcome goes and what its result names.
+struct Slot {
+    index: usize,
+    record_type: String,
+    view: String,
     policy_set_version: String,
 }
 
@@ -105,25 +110,6 @@ fn decide_view(
     first.unwrap_or_else(|| ("full".to_owned(), decide("full")))
 }
 
-fn denial_text(decision: &Decision) -> String {
-    if decision
-        .policy_ids
-        .iter()
-        .any(|id| id == xgate_policy::DEFAULT_DENY)
-    {
-        format!(
-            "no policy permits this (default deny; policy set {})",
-            decision.policy_set_version
-        )
-    } else {
-        format!(
-            "denied by policy {} (policy set {})",
-            decision.policy_ids.join(", "),
-            decision.policy_set_version
-        )
-    }
-}
-
 /// Decides every wanted type and groups the permitted ones by adapter.
 pub fn plan(
     job: FetchJob,
@@ -142,52 +128,40 @@ pub fn plan(
         let Some(rt) = catalog.record_type(id) else {
             // Validation admits only catalog types; keep the promise of one
             // result per type anyway.
-            let result = failed(
+            let why = "unknown record type".to_owned();
+            let outcome = Outcome::Invalid { permit: None, why };
+            immediate.push(settle(
+                index,
                 id,
                 "",
-                RecordStatus::Invalid,
-                "unknown record type".into(),
+                String::new(),
+                String::new(),
                 &job,
-            );
-            immediate.push((index, result));
+                outcome,
+            ));
             continue;
         };
         let (view, decision) = decide_view(policies, &job, rt, wanted);
         let version = decision.policy_set_version.to_string();
-        let immediate_result = |status: RecordStatus, error: String, ids: Vec<String>| {
-            let mut result = failed(id, &rt.department, status, error, &job);
-            result.view = view.clone();
-            result.policy_ids = ids;
-            result.policy_set_version = version.clone();
-            (index, result)
+        let settled = |outcome: Outcome| {
+            let (view, version) = (view.clone(), version.clone());
+            settle(index, id, &rt.department, view, version, &job, outcome)
         };
         let Some(permit) = decision.permit() else {
-            immediate.push(immediate_result(
-                RecordStatus::Denied,
-                denial_text(&decision),
-                decision.policy_ids.clone(),
-            ));
+            immediate.push(settled(Outcome::Denied {
+                policy_ids: decision.policy_ids.clone(),
+                policy_set_version: version.clone(),
+            }));
             continue;
         };
         if let Some(limit) = decision.daily_quota
             && !quotas.take(&job.requester, id, today, limit)
         {
-            immediate.push(immediate_result(
-                RecordStatus::ResourceExhausted,
-                format!(
-                    "the daily quota of {limit} fetches of `{id}` (policy {}) is spent; it resets at midnight UTC+8",
-                    permit.policy_ids().join(", ")
-                ),
-                permit.policy_ids().to_vec(),
-            ));
+            immediate.push(settled(Outcome::QuotaSpent { permit, limit }));
             continue;
         }
         let Some(route) = routes.get(id) else {
-            immediate.push(immediate_result(
-                RecordStatus::NoSource,
-                format!("no adapter of `{}` is registered", rt.department),
-                permit.policy_ids().to_vec(),
-            ));
+            immediate.push(settled(Outcome::NoSource { permit }));
             continue;
         };
         per_adapter
@@ -195,11 +169,14 @@ pub fn plan(
             .or_insert_with(|| (Arc::clone(route), Vec::new()))
             .1
             .push(Item {
-                index,
-                record_type: id.clone(),
+                slot: Slot {
+                    index,
+                    record_type: id.clone(),
+                    view,
+                    policy_set_version: version,
+                },
                 params: wanted.params.clone(),
                 permit,
-                policy_set_version: version,
             });
     }
     let calls = per_adapter
@@ -209,46 +186,43 @@ pub fn plan(
             let catalog = Arc::clone(&catalog);
             let cache = Arc::clone(cache);
             Box::pin(async move { call(route, items, job, catalog, cache).await })
-                as futures::future::BoxFuture<'static, Vec<Indexed>>
+                as futures::future::BoxFuture<'static, Vec<Settled>>
         })
         .collect();
     Plan { immediate, calls }
 }
 
-/// Runs a plan to the end and returns the results in request order.
-pub async fn collect(plan: Plan) -> Vec<RecordResult> {
+/// Runs a plan to the end and returns the outcomes in request order.
+pub async fn collect(plan: Plan) -> Vec<Settled> {
     let Plan {
         mut immediate,
         mut calls,
     } = plan;
-    while let Some(results) = calls.next().await {
-        immediate.extend(results);
+    while let Some(settled) = calls.next().await {
+        immediate.extend(settled);
     }
-    immediate.sort_by_key(|(index, _)| *index);
-    immediate.into_iter().map(|(_, result)| result).collect()
+    immediate.sort_by_key(|s| s.index);
+    immediate
 }
 
-fn failed(
+fn settle(
+    index: usize,
     record_type: &str,
     department: &str,
-    status: RecordStatus,
-    error: String,
+    view: String,
+    policy_set_version: String,
     job: &FetchJob,
-) -> RecordResult {
-    RecordResult {
+    outcome: Outcome,
+) -> Settled {
+    Settled {
+        index,
         record_type: record_type.to_owned(),
         department: department.to_owned(),
-        status: status as i32,
-        records: Vec::new(),
-        provenance: None,
-        error,
-        policy_ids: Vec::new(),
+        view,
+        policy_set_version,
         latency_us: micros_since(job.started),
-        view: String::new(),
-        value: None,
-        policy_set_version: String::new(),
-        from_cache: false,
-        age_ms: 0,
+        origin: None,
+        outcome,
     }
 }
 
@@ -269,26 +243,6 @@ pub struct Source {
     retrieved_at: SystemTime,
     /// The cached answer's age when served from the cache.
     cached_age: Option<Duration>,
-}
-
-/// The text a requester sees when a department could not be asked.
-fn call_error_text(error: &CallError, department: &str, adapter_id: &str) -> String {
-    match error {
-        CallError::NoEndpoint => format!("adapter `{adapter_id}` has no endpoint"),
-        CallError::Timeout(budget) => format!(
-            "department `{department}` did not answer within {} ms",
-            budget.as_millis()
-        ),
-        CallError::Unavailable(message) => {
-            format!("department `{department}` unavailable: {message}")
-        }
-        CallError::CircuitOpen => format!(
-            "department `{department}` unavailable: circuit open (its adapter failed repeatedly; not called until a probe succeeds)"
-        ),
-        CallError::Busy(limit) => format!(
-            "department `{department}` busy: {limit} calls already in flight (bulkhead full); try again"
-        ),
-    }
 }
 
 /// Calls `route` for `types` and judges each answer; checked answers of
@@ -331,10 +285,10 @@ async fn fetch_types(
             (Some(answer), Some(rt)) => {
                 let json_bytes = answer.records_json.iter().map(|b| b.len()).sum();
                 let verdict = judge(answer, rt, &job.fetch);
-                if verdict.status == RecordStatus::Ok {
+                if let Judged::Records(records) = &verdict {
                     let key = cache_key(&job, &t);
                     let entry = Entry {
-                        records: Arc::clone(&verdict.records),
+                        records: Arc::clone(records),
                         json_bytes,
                         endpoint: endpoint.clone(),
                         retrieved_at,
@@ -345,14 +299,10 @@ async fn fetch_types(
                 }
                 verdict
             }
-            (None, _) => Judged::refused(
-                RecordStatus::Invalid,
-                format!("department `{department}` gave no answer for `{t}`"),
-            ),
-            (Some(_), None) => Judged::refused(
-                RecordStatus::Invalid,
-                format!("record type `{t}` left the catalog"),
-            ),
+            (None, _) => Judged::Invalid(format!(
+                "department `{department}` gave no answer for `{t}`"
+            )),
+            (Some(_), None) => Judged::Invalid(format!("record type `{t}` left the catalog")),
         };
         sources.insert(
             t,
@@ -378,11 +328,7 @@ fn cache_key(job: &FetchJob, record_type: &str) -> Key {
 /// A cache hit as a [`Source`]: the records were parsed and checked when
 /// they were cached and are shared, not parsed again.
 fn cached_source(entry: &Entry, now: Instant) -> Source {
-    let verdict = Judged {
-        status: RecordStatus::Ok,
-        records: Arc::clone(&entry.records),
-        error: String::new(),
-    };
+    let verdict = Judged::Records(Arc::clone(&entry.records));
     Source {
         verdict: Arc::new(verdict),
         endpoint: entry.endpoint.clone(),
@@ -512,169 +458,126 @@ async fn call(
     job: Arc<FetchJob>,
     catalog: Arc<Catalog>,
     cache: Arc<Cache>,
-) -> Vec<Indexed> {
+) -> Vec<Settled> {
     let department = route.department.clone();
     let now = Instant::now();
     let budget = job
         .deadline
         .saturating_duration_since(now)
         .min(job.adapter_cap);
+    let settle_item = |slot: Slot, origin: Option<Origin>, outcome: Outcome| Settled {
+        index: slot.index,
+        record_type: slot.record_type,
+        department: department.clone(),
+        view: slot.view,
+        policy_set_version: slot.policy_set_version,
+        latency_us: micros_since(job.started),
+        origin,
+        outcome,
+    };
     if budget.is_zero() {
-        let error = "the fetch deadline passed before the department was called";
         return items
-            .iter()
-            .map(|item| {
-                let mut result = failed(
-                    &item.record_type,
-                    &department,
-                    RecordStatus::Unavailable,
-                    error.into(),
-                    &job,
-                );
-                result.policy_ids = item.permit.policy_ids().to_vec();
-                result.view = item.permit.view().to_owned();
-                result.policy_set_version = item.policy_set_version.clone();
-                (item.index, result)
+            .into_iter()
+            .map(|Item { slot, permit, .. }| {
+                let why = Unavailable::DeadlinePassed;
+                settle_item(slot, None, Outcome::Unavailable { permit, why })
             })
             .collect();
     }
     // A type wanted at several views is fetched once.
     let mut types: Vec<String> = Vec::with_capacity(items.len());
     for item in &items {
-        if !types.contains(&item.record_type) {
-            types.push(item.record_type.clone());
+        if !types.contains(&item.slot.record_type) {
+            types.push(item.slot.record_type.clone());
         }
     }
     let sources = sources(&route, types, &job, &catalog, &cache, now + budget, budget).await;
     let today = job.now.to_offset(LOCAL_OFFSET).date();
     items
         .into_iter()
-        .map(|item| {
-            let source = sources
-                .get(&item.record_type)
-                .cloned()
-                .unwrap_or_else(|| Err(CallError::Unavailable("no answer for the type".into())));
-            let mut result = match source {
-                Err(error) => failed(
-                    &item.record_type,
-                    &department,
-                    RecordStatus::Unavailable,
-                    call_error_text(&error, &department, &route.adapter_id),
-                    &job,
-                ),
-                Ok(source) => {
-                    let verdict = &source.verdict;
-                    let mut result = RecordResult {
-                        record_type: item.record_type.clone(),
-                        department: department.clone(),
-                        status: verdict.status as i32,
-                        provenance: Some(Provenance {
-                            department: department.clone(),
-                            adapter_id: route.adapter_id.clone(),
-                            endpoint: source.endpoint.clone(),
-                            retrieved_at: Some(prost_types::Timestamp::from(source.retrieved_at)),
-                        }),
-                        error: verdict.error.clone(),
-                        from_cache: source.cached_age.is_some(),
-                        age_ms: source
-                            .cached_age
-                            .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
-                        ..RecordResult::default()
-                    };
-                    if verdict.status == RecordStatus::Ok
-                        && let Some(rt) = catalog.record_type(&item.record_type)
-                    {
-                        release(&mut result, rt, &item, &verdict.records, today);
+        .map(
+            |Item {
+                 slot,
+                 params,
+                 permit,
+             }| {
+                let source = sources.get(&slot.record_type).cloned().unwrap_or_else(|| {
+                    Err(CallError::Unavailable("no answer for the type".into()))
+                });
+                let source = match source {
+                    Ok(source) => source,
+                    Err(error) => {
+                        let adapter_id = route.adapter_id.clone();
+                        let why = Unavailable::Call { error, adapter_id };
+                        return settle_item(slot, None, Outcome::Unavailable { permit, why });
                     }
-                    result
-                }
-            };
-            result.policy_ids = item.permit.policy_ids().to_vec();
-            result.view = item.permit.view().to_owned();
-            result.policy_set_version = item.policy_set_version.clone();
-            result.latency_us = micros_since(job.started);
-            (item.index, result)
-        })
+                };
+                let origin = Origin {
+                    provenance: Provenance {
+                        department: department.clone(),
+                        adapter_id: route.adapter_id.clone(),
+                        endpoint: source.endpoint.clone(),
+                        retrieved_at: Some(prost_types::Timestamp::from(source.retrieved_at)),
+                    },
+                    cached_age: source.cached_age,
+                };
+                let outcome = match &*source.verdict {
+                    Judged::NotFound => Outcome::NotFound { permit },
+                    Judged::DepartmentError(e) => {
+                        let why = Unavailable::Department(e.clone());
+                        Outcome::Unavailable { permit, why }
+                    }
+                    Judged::Invalid(why) => Outcome::Invalid {
+                        permit: Some(permit),
+                        why: why.clone(),
+                    },
+                    Judged::Records(records) => match catalog.record_type(&slot.record_type) {
+                        None => Outcome::Invalid {
+                            permit: Some(permit),
+                            why: format!("record type `{}` left the catalog", slot.record_type),
+                        },
+                        Some(rt) => {
+                            match Release::apply(permit.clone(), rt, records, &params, today) {
+                                Ok(release) => Outcome::Released(release),
+                                Err(e) => Outcome::Invalid {
+                                    permit: Some(permit),
+                                    why: e.to_string(),
+                                },
+                            }
+                        }
+                    },
+                };
+                settle_item(slot, Some(origin), outcome)
+            },
+        )
         .collect()
 }
 
-/// Fills an OK result with exactly what the permit's view releases: the
-/// view's fields of each record, or a predicate's value and no record.
-fn release(
-    result: &mut RecordResult,
-    rt: &RecordType,
-    item: &Item,
-    records: &[Value],
-    today: time::Date,
-) {
-    let outcome = match rt.view(item.permit.view()) {
-        None => Err(format!(
-            "record type `{}` has no view `{}`",
-            rt.id,
-            item.permit.view()
-        )),
-        Some(view) => view
-            .apply(records, &item.params, today)
-            .map_err(|e| e.to_string()),
-    };
-    match outcome {
-        Ok(ViewOutput::Records(records)) => {
-            result.records = records
-                .into_iter()
-                .filter_map(xgate_proto::json::object_to_struct)
-                .collect();
-        }
-        Ok(ViewOutput::Value(value)) => {
-            result.value = Some(xgate_proto::json::to_value(value));
-        }
-        Err(e) => {
-            result.status = RecordStatus::Invalid as i32;
-            result.error = format!("view `{}` could not be applied: {e}", item.permit.view());
-        }
-    }
-}
-
-/// The gateway's verdict on one adapter answer: its status, the records
-/// (only when every one is valid and about the subject), an error text.
-pub struct Judged {
-    status: RecordStatus,
+/// The gateway's verdict on one adapter answer: checked records (every
+/// one valid and about the subject), or why there are none.
+pub enum Judged {
     /// Shared with the cache entry when the answer was cached.
-    records: Arc<[Value]>,
-    error: String,
-}
-
-impl Judged {
-    fn refused(status: RecordStatus, error: String) -> Judged {
-        Judged {
-            status,
-            records: Arc::from([]),
-            error,
-        }
-    }
+    Records(Arc<[Value]>),
+    NotFound,
+    /// The department's system failed; its text.
+    DepartmentError(String),
+    /// The answer is unusable; why.
+    Invalid(String),
 }
 
 /// Turns one adapter answer into a [`Judged`].
 fn judge(answer: TypeAnswer, rt: &RecordType, fetch: &ValidFetch) -> Judged {
     match LookupStatus::try_from(answer.status) {
-        Ok(LookupStatus::NotFound) => {
-            return Judged::refused(RecordStatus::NotFound, "no record".into());
-        }
-        Ok(LookupStatus::Error) => {
-            return Judged::refused(
-                RecordStatus::Unavailable,
-                format!("department error: {}", answer.error),
-            );
-        }
+        Ok(LookupStatus::NotFound) => return Judged::NotFound,
+        Ok(LookupStatus::Error) => return Judged::DepartmentError(answer.error),
         Ok(LookupStatus::Found) => {}
         _ => {
-            return Judged::refused(
-                RecordStatus::Invalid,
-                format!("adapter sent unknown lookup status {}", answer.status),
-            );
+            let why = format!("adapter sent unknown lookup status {}", answer.status);
+            return Judged::Invalid(why);
         }
     }
     if answer.records_json.is_empty() {
-        return Judged::refused(RecordStatus::NotFound, "no record".into());
+        return Judged::NotFound;
     }
     let mut records = Vec::with_capacity(answer.records_json.len());
     for (i, bytes) in answer.records_json.iter().enumerate() {
@@ -687,15 +590,11 @@ fn judge(answer: TypeAnswer, rt: &RecordType, fetch: &ValidFetch) -> Judged {
                     error = why,
                     "adapter sent an invalid record; nothing of the type released"
                 );
-                return Judged::refused(RecordStatus::Invalid, format!("record {i}: {why}"));
+                return Judged::Invalid(format!("record {i}: {why}"));
             }
         }
     }
-    Judged {
-        status: RecordStatus::Ok,
-        records: records.into(),
-        error: String::new(),
-    }
+    Judged::Records(records.into())
 }
 
 fn check_record(bytes: &[u8], rt: &RecordType, fetch: &ValidFetch) -> Result<Value, String> {
@@ -720,6 +619,7 @@ mod tests {
     use bytes::Bytes;
     use serde_json::json;
     use xgate_catalog::SubjectKind;
+    use xgate_proto::v1::RecordStatus;
 
     const CITIZEN: &str = "341602197703051725";
 
@@ -771,8 +671,12 @@ mod tests {
     fn judged(answer: TypeAnswer) -> (RecordStatus, usize, String) {
         let catalog = catalog();
         let rt = catalog.record_type("driving_licence").expect("type");
-        let judged = judge(answer, rt, &fetch());
-        (judged.status, judged.records.len(), judged.error)
+        match judge(answer, rt, &fetch()) {
+            Judged::Records(records) => (RecordStatus::Ok, records.len(), String::new()),
+            Judged::NotFound => (RecordStatus::NotFound, 0, String::new()),
+            Judged::DepartmentError(e) => (RecordStatus::Unavailable, 0, e),
+            Judged::Invalid(e) => (RecordStatus::Invalid, 0, e),
+        }
     }
 
     fn valid_licence_bytes() -> Vec<u8> {

@@ -22,15 +22,18 @@ use xgate_proto::v1::{
     DeregisterResponse, EndpointState, FetchRequest, FetchResponse, FetchStreamResponse,
     HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest, ListAdaptersResponse,
     ListApprovalItemsRequest, ListApprovalItemsResponse, ListRecordTypesRequest,
-    ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordStatus, RecordTypeInfo,
-    RegisterRequest, RegisterResponse,
+    ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordResult, RecordStatus,
+    RecordTypeInfo, RegisterRequest, RegisterResponse,
 };
-use xgate_tls::{Identity, TlsFiles};
+use xgate_tls::TlsFiles;
+use xgate_tls::role::{Department, DepartmentOrAdmin, Requester, Role as _};
 
 use crate::audit::{self, AdminEvent, Auditor, FetchContext};
 use crate::config::Limits;
+use crate::error;
 use crate::fetch::{self, FetchJob};
 use crate::metrics::{count_records, count_request, metrics};
+use crate::outcome::Settled;
 use crate::overload::{HeldStream, Overload};
 use crate::policy_admin::PolicyMeta;
 use crate::quota::Quotas;
@@ -109,7 +112,7 @@ impl GatewayState {
 
     /// Rebuilds the routes from the store; returns the registrations read.
     async fn reload_routes(&self) -> Result<Vec<Registration>, Status> {
-        let registrations = self.store.all().await.map_err(internal)?;
+        let registrations = self.store.all().await.map_err(error::status)?;
         let previous = self.routes.load_full();
         let routes = Arc::new(Routes::build(
             &registrations,
@@ -122,14 +125,22 @@ impl GatewayState {
         Ok(registrations)
     }
 
-    /// The fetch deadline: the caller's grpc-timeout less a margin to send
-    /// the answer back, else the default, never above the maximum.
-    fn deadline(&self, caller: Option<Duration>, now: Instant) -> Instant {
-        let budget = match caller {
-            Some(t) => t.saturating_sub((t / 20).max(Duration::from_millis(5))),
+    /// The fetch's deadlines: adapters must have answered by the first
+    /// (the caller's grpc-timeout less a margin to seal and send the answer,
+    /// else the default, never above the maximum); sealing must be done by
+    /// the second, 1 % (≥ 2 ms) before the caller gives up, so a stalled audit store
+    /// gives UNAVAILABLE records in time instead of a cancelled call.
+    fn deadlines(&self, caller: Option<Duration>, now: Instant) -> (Instant, Instant) {
+        let total = match caller {
+            Some(t) => t,
             None => self.limits.default_fetch_timeout(),
-        };
-        now + budget.min(self.limits.max_fetch_timeout())
+        }
+        .min(self.limits.max_fetch_timeout());
+        let margin = (total / 20).max(Duration::from_millis(5)).min(total);
+        // Sending the answer on takes a millisecond or two; sealing gets the
+        // rest of the margin (a group commit under load takes tens of ms).
+        let send = (total / 100).max(Duration::from_millis(2)).min(margin);
+        (now + (total - margin), now + (total - send))
     }
 
     /// Authenticates the caller, spends one of its rate tokens and
@@ -138,14 +149,7 @@ impl GatewayState {
         &self,
         request: Request<FetchRequest>,
     ) -> Result<(FetchJob, Arc<PolicySet>), Status> {
-        let requester = match xgate_tls::peer_identity(&request)? {
-            Identity::Requester(id) => id,
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "`{other}` is not a requester certificate; only approval systems may fetch"
-                )));
-            }
-        };
+        let Requester(requester) = Requester::of(&request, "fetch")?;
         self.overload.check_rate(&requester)?;
         let span = tracing::Span::current();
         span.record("requester", requester.as_str());
@@ -154,7 +158,7 @@ impl GatewayState {
             request.get_ref().record_types.len() + request.get_ref().requests.len(),
         );
         let started = Instant::now();
-        let deadline = self.deadline(
+        let (deadline, seal_by) = self.deadlines(
             xgate_proto::deadline::from_metadata(request.metadata()),
             started,
         );
@@ -169,6 +173,7 @@ impl GatewayState {
                 requester,
                 fetch: valid,
                 deadline,
+                seal_by,
                 adapter_cap: self.limits.adapter_timeout_cap(),
                 started,
                 now: time::OffsetDateTime::now_utc(),
@@ -207,11 +212,6 @@ impl GatewayState {
         span.record("settled", plan.immediate.len());
         (plan, Arc::new(ctx))
     }
-}
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    tracing::error!(error = %e, "internal error");
-    Status::internal("the gateway could not complete the request; see its log")
 }
 
 fn log_fetch(
@@ -269,11 +269,11 @@ impl ExchangeService {
         let (plan, ctx) = self.0.plan((job, policies), trace_id);
         // Nothing of a unary fetch leaves before the end: one audit append
         // for all of its results.
-        let results = fetch::collect(plan).await.into_iter().enumerate().collect();
-        let results: Vec<_> = audit::seal(&self.0.auditor, &ctx, results)
+        let settled = fetch::collect(plan).await;
+        let results: Vec<RecordResult> = audit::seal(&self.0.auditor, &ctx, settled)
             .await
             .into_iter()
-            .map(|(_, r)| r)
+            .map(RecordResult::from)
             .collect();
         count_records(&results);
         log_fetch(&request_id, &requester, &purpose, &results, started);
@@ -297,24 +297,28 @@ impl ExchangeService {
         let (fetch::Plan { immediate, calls }, ctx) = self.0.plan(job, trace_id);
         let wrap = {
             let request_id = request_id.clone();
-            move |(_, result)| {
+            move |result: RecordResult| {
                 Ok(FetchStreamResponse {
                     request_id: request_id.clone(),
                     result: Some(result),
                 })
             }
         };
-        // Known results first, then each department's as soon as it answers;
-        // every batch only after its audit entries are durable.
+        // Known outcomes first, then each department's as soon as it
+        // answers; every batch only after its audit entries are durable.
         let seal = {
             let auditor = Arc::clone(&self.0.auditor);
-            move |batch: Vec<fetch::Indexed>| {
+            move |batch: Vec<Settled>| {
                 let auditor = Arc::clone(&auditor);
                 let ctx = Arc::clone(&ctx);
                 async move {
-                    let sealed = audit::seal(&auditor, &ctx, batch).await;
-                    count_records(sealed.iter().map(|(_, r)| r));
-                    sealed
+                    let results: Vec<RecordResult> = audit::seal(&auditor, &ctx, batch)
+                        .await
+                        .into_iter()
+                        .map(RecordResult::from)
+                        .collect();
+                    count_records(&results);
+                    results
                 }
             }
         };
@@ -471,15 +475,8 @@ pub struct RegistryService(pub Arc<GatewayState>);
 
 /// A department certificate may act only for its own department.
 fn own_department<T>(request: &Request<T>, department: &str) -> Result<(), Status> {
-    match xgate_tls::peer_identity(request)? {
-        Identity::Department(d) if d == department => Ok(()),
-        Identity::Department(d) => Err(Status::permission_denied(format!(
-            "the certificate of department `{d}` cannot act for department `{department}`"
-        ))),
-        other => Err(Status::permission_denied(format!(
-            "`{other}` is not a department certificate"
-        ))),
-    }
+    let Department(own) = Department::of(request, "register or renew its adapters")?;
+    DepartmentOrAdmin::Department(own).may_act_for(department)
 }
 
 fn adapter_id_of(department: &str, adapter_id: &str) -> String {
@@ -595,7 +592,7 @@ impl Registry for RegistryService {
         }
 
         let _guard = gw.registry_lock.lock().await;
-        let existing = gw.store.all().await.map_err(internal)?;
+        let existing = gw.store.all().await.map_err(error::status)?;
         for other in existing
             .iter()
             .filter(|r| r.department == department && r.adapter_id != adapter_id)
@@ -620,7 +617,10 @@ impl Registry for RegistryService {
             registered_at: now,
             last_seen: now,
         };
-        gw.store.upsert(&registration).await.map_err(internal)?;
+        gw.store
+            .upsert(&registration)
+            .await
+            .map_err(error::status)?;
         let stored = gw
             .reload_routes()
             .await?
@@ -657,7 +657,7 @@ impl Registry for RegistryService {
             .store
             .touch(&department, &adapter_id, now)
             .await
-            .map_err(internal)?
+            .map_err(error::status)?
         {
             return Err(Status::not_found(format!(
                 "adapter `{adapter_id}` of department `{department}` is not registered"
@@ -673,10 +673,9 @@ impl Registry for RegistryService {
         request: Request<DeregisterRequest>,
     ) -> Result<Response<DeregisterResponse>, Status> {
         let department = request.get_ref().department.clone();
-        let by_admin = matches!(xgate_tls::peer_identity(&request)?, Identity::Admin(_));
-        if !by_admin {
-            own_department(&request, &department)?;
-        }
+        let caller = DepartmentOrAdmin::of(&request, "deregister adapters")?;
+        caller.may_act_for(&department)?;
+        let by_admin = matches!(caller, DepartmentOrAdmin::Admin(_));
         let adapter_id = adapter_id_of(&department, &request.get_ref().adapter_id);
         let gw = &self.0;
         let _guard = gw.registry_lock.lock().await;
@@ -684,7 +683,7 @@ impl Registry for RegistryService {
             .store
             .remove(&department, &adapter_id)
             .await
-            .map_err(internal)?;
+            .map_err(error::status)?;
         gw.reload_routes().await?;
         tracing::info!(
             department,
@@ -712,14 +711,9 @@ impl Registry for RegistryService {
         &self,
         request: Request<ListAdaptersRequest>,
     ) -> Result<Response<ListAdaptersResponse>, Status> {
-        let only = match xgate_tls::peer_identity(&request)? {
-            Identity::Admin(_) => None,
-            Identity::Department(d) => Some(d),
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "`{other}` may not list adapters; admins and departments may"
-                )));
-            }
+        let only = match DepartmentOrAdmin::of(&request, "list adapters")? {
+            DepartmentOrAdmin::Admin(_) => None,
+            DepartmentOrAdmin::Department(d) => Some(d),
         };
         let routes = self.0.routes.load();
         let adapters = self
@@ -727,7 +721,7 @@ impl Registry for RegistryService {
             .store
             .all()
             .await
-            .map_err(internal)?
+            .map_err(error::status)?
             .iter()
             .filter(|r| only.as_ref().is_none_or(|d| &r.department == d))
             .map(|r| to_proto(r, &routes))

@@ -8,7 +8,8 @@
 //! registers adapters through the `Registry` service.
 //!
 //! Modules, in the order a fetch passes through them: [`validate`] (request
-//! checks), [`fetch`] (policy, fan-out, schema check, merge) with
+//! checks), [`fetch`] (policy, fan-out, schema check, view) ending in
+//! [`outcome`]s that only [`audit`] can seal into results, with
 //! [`cache`] (record cache, single-flight) and [`routing`] (type -> adapter
 //! channels; resilient calls with [`upstream`]); [`gateway`] holds the gRPC
 //! services and shared state, [`store`] the persisted registrations,
@@ -19,12 +20,17 @@
 //! (client, dev PKI, demo).
 
 pub mod audit;
+/// The wire types this crate's API speaks (`RecordResult`, ...), so users
+/// and the compile-fail test name the very crate versions it was built with.
+pub use xgate_proto;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod fetch;
 pub mod gateway;
 pub mod metrics;
+pub mod outcome;
 pub mod overload;
 pub mod policy_admin;
 pub mod quota;

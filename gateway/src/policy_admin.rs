@@ -20,7 +20,7 @@ use xgate_proto::v1::policy_admin_server::PolicyAdmin;
 use xgate_proto::v1::{
     GetPolicySetRequest, PolicySetInfo, ReloadPoliciesRequest, ReloadPoliciesResponse,
 };
-use xgate_tls::Identity;
+use xgate_tls::role::{Admin, Role as _};
 
 use crate::audit::AdminEvent;
 use crate::gateway::GatewayState;
@@ -168,14 +168,7 @@ impl PolicyAdmin for PolicyAdminService {
         &self,
         request: Request<ReloadPoliciesRequest>,
     ) -> Result<Response<ReloadPoliciesResponse>, Status> {
-        let admin = match xgate_tls::peer_identity(&request)? {
-            Identity::Admin(id) => id,
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "`{other}` is not an admin certificate; only admins may reload policies"
-                )));
-            }
-        };
+        let Admin(admin) = Admin::of(&request, "reload policies")?;
         match self
             .0
             .reload_policies(&format!("RPC by admin {admin}"))

@@ -16,8 +16,8 @@ use xgate_integration_tests::{
 };
 use xgate_proto::v1::audit_client::AuditClient;
 use xgate_proto::v1::{
-    AuditExportRequest, AuditQueryRequest, AuditVerifyRequest, RecordStatus, Subject,
-    SubjectReportRequest,
+    AuditExportRequest, AuditQueryRequest, AuditVerifyRequest, RecordRequest, RecordStatus,
+    Subject, SubjectReportRequest,
 };
 use xgate_tls::Identity;
 
@@ -406,19 +406,31 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
         .exchange(gateway.addr(), APPROVAL_HALL)
         .await
         .expect("client");
+    // The records of every public-security type, and a yes/no predicate
+    // (a value, no record) that must be withheld just the same.
     let request = || {
-        with_timeout(
-            fetch_request(
-                SubjectKind::ResidentId,
-                &env.subjects().citizen,
-                types.clone(),
-                GENERAL_APPROVAL,
-            ),
-            FETCH_TIMEOUT,
-        )
+        let mut fetch = fetch_request(
+            SubjectKind::ResidentId,
+            &env.subjects().citizen,
+            types.clone(),
+            GENERAL_APPROVAL,
+        );
+        fetch.requests.push(RecordRequest {
+            record_type: "resident_identity_card".into(),
+            view: "card_valid".into(),
+            ..RecordRequest::default()
+        });
+        with_timeout(fetch, FETCH_TIMEOUT)
     };
     let ok = hall.fetch(request()).await.expect("fetch").into_inner();
     assert!(ok.results.iter().any(|r| status_of(r) == RecordStatus::Ok));
+    assert!(
+        ok.results
+            .iter()
+            .any(|r| r.view == "card_valid" && r.value.is_some()),
+        "{}",
+        client::describe(&ok.results)
+    );
 
     db.admin(format!("REVOKE INSERT ON audit_entries FROM {}", db.name))
         .await;
@@ -430,7 +442,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
             "{}",
             client::describe(&withheld.results)
         );
-        assert!(r.records.is_empty());
+        assert!(r.records.is_empty() && r.value.is_none(), "{r:?}");
         assert!(r.error.contains("audit log unavailable"), "{}", r.error);
     }
     let mut stream = hall
@@ -441,7 +453,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
     while let Some(item) = stream.next().await {
         let result = item.expect("item").result.expect("result");
         assert_eq!(status_of(&result), RecordStatus::Unavailable);
-        assert!(result.records.is_empty());
+        assert!(result.records.is_empty() && result.value.is_none());
     }
 
     db.admin(format!("GRANT INSERT ON audit_entries TO {}", db.name))
@@ -491,6 +503,72 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
             .any(|e| e.body.request_id == withheld.request_id)
     );
     store.close().await;
+    db.drop_db().await;
+}
+
+/// A store that accepts connections but never finishes the append (another
+/// client holds an exclusive lock on the entries): the fetch still answers
+/// within its deadline, every record UNAVAILABLE, never a cancelled call.
+#[tokio::test]
+async fn a_stalled_store_answers_unavailable_within_the_deadline() {
+    let db = PgDb::create().await;
+    let env = TestEnv::new().expect("env");
+    let config = with_audit_database(&env, &db.url());
+    let gateway = env
+        .start_gateway_with_config(&config)
+        .await
+        .expect("gateway");
+    let _adapter = env
+        .start_adapter("public-security", &gateway)
+        .await
+        .expect("adapter");
+    let mut hall = env
+        .exchange(gateway.addr(), APPROVAL_HALL)
+        .await
+        .expect("client");
+    let types = public_security_types(&env);
+    let request = |timeout| {
+        with_timeout(
+            fetch_request(
+                SubjectKind::ResidentId,
+                &env.subjects().citizen,
+                types.clone(),
+                GENERAL_APPROVAL,
+            ),
+            timeout,
+        )
+    };
+    let ok = hall.fetch(request(FETCH_TIMEOUT)).await.expect("fetch");
+    assert!(
+        ok.get_ref()
+            .results
+            .iter()
+            .any(|r| status_of(r) == RecordStatus::Ok)
+    );
+
+    let url = format!("postgres://postgres@127.0.0.1:5432/{}", db.name);
+    let mut blocker = sqlx::PgConnection::connect(&url).await.expect("postgres");
+    let mut tx = blocker.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE audit_entries IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .expect("lock");
+    let deadline = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let stalled = hall
+        .fetch(request(deadline))
+        .await
+        .expect("an answer, not a cancelled call")
+        .into_inner();
+    assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
+    for r in &stalled.results {
+        assert_eq!(status_of(r), RecordStatus::Unavailable, "{r:?}");
+        assert!(r.records.is_empty() && r.value.is_none());
+        assert!(r.error.contains("audit log unavailable"), "{}", r.error);
+    }
+    tx.rollback().await.expect("rollback");
+    drop(blocker);
+    gateway.stop().await.expect("stop");
     db.drop_db().await;
 }
 

@@ -18,6 +18,7 @@ mod config;
 pub mod devpki;
 mod error;
 mod identity;
+pub mod role;
 
 pub use config::{
     TlsFiles, install_crypto_provider, load_certs, load_private_key, rustls_client_config,
@@ -25,6 +26,7 @@ pub use config::{
 };
 pub use error::TlsError;
 pub use identity::{Identity, identity_from_der, peer_identity};
+pub use role::Role;
 
 #[cfg(test)]
 mod tests;

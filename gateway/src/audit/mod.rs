@@ -1,71 +1,27 @@
-//! The gateway side of the audit log: one entry per record decision written
-//! before the record is released ([`seal`]), admin events, and the
-//! auditors' `Audit` service.
+//! The gateway side of the audit log: sealing ([`seal`]: one entry per
+//! record decision, written before anything is released), admin events, and
+//! the auditors' `Audit` service.
+
+mod seal;
+
+pub use seal::{FetchContext, Sealed, WITHHELD, seal};
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::{Stream, StreamExt as _};
 use serde_json::json;
 use tonic::{Request, Response, Status};
-use tracing::Instrument as _;
 use xgate_audit::{AuditLog, Entry, Filter, Kind, NewEntry};
 use xgate_proto::v1::audit_server::Audit;
 use xgate_proto::v1::{
     AuditEntry, AuditExportChunk, AuditExportRequest, AuditPage, AuditQueryRequest,
-    AuditVerifyRequest, AuditVerifyResponse, RecordResult, RecordStatus, Subject,
-    SubjectReportRequest, SubjectReportResponse,
+    AuditVerifyRequest, AuditVerifyResponse, Subject, SubjectReportRequest, SubjectReportResponse,
 };
-use xgate_tls::Identity;
-
-use crate::fetch::{FetchJob, Indexed};
-
-/// The error every withheld result carries.
-pub const WITHHELD: &str = "audit log unavailable; nothing released";
+use xgate_tls::role::{self, Role as _};
 
 /// The gateway's audit log, shared.
 pub type Auditor = Arc<AuditLog>;
-
-/// What every entry of one fetch shares. Built before the plan consumes the
-/// job; the subject is kept only as its keyed hash.
-#[derive(Debug, Clone)]
-pub struct FetchContext {
-    pub request_id: String,
-    pub trace_id: String,
-    pub requester: String,
-    pub operator_id: String,
-    pub purpose: String,
-    pub case_id: String,
-    /// The approval item the fetch serves; empty when it named none.
-    pub approval_item: String,
-    pub subject_hmac: String,
-    pub policy_set_version: String,
-    pub started: Instant,
-}
-
-impl FetchContext {
-    pub fn new(
-        auditor: &AuditLog,
-        job: &FetchJob,
-        trace_id: String,
-        policy_set_version: &str,
-    ) -> FetchContext {
-        FetchContext {
-            request_id: job.request_id.clone(),
-            trace_id,
-            requester: job.requester.clone(),
-            operator_id: job.fetch.operator_id.clone(),
-            purpose: job.fetch.purpose.clone(),
-            case_id: job.fetch.case_id.clone(),
-            approval_item: job.fetch.item.clone().unwrap_or_default(),
-            subject_hmac: auditor
-                .subject_hmac(job.fetch.subject_kind.as_str(), &job.fetch.subject_id),
-            policy_set_version: policy_set_version.to_owned(),
-            started: job.started,
-        }
-    }
-}
 
 /// The W3C trace id of a request's `traceparent` header, if any.
 pub fn trace_id<T>(request: &Request<T>) -> String {
@@ -82,65 +38,6 @@ pub fn trace_id<T>(request: &Request<T>) -> String {
 /// `OK`, `DENIED`, ... for the log.
 fn status_name(status: i32) -> &'static str {
     crate::cli::status_name(status)
-}
-
-fn entry_for(ctx: &FetchContext, result: &RecordResult) -> NewEntry {
-    let mut e = NewEntry::access();
-    e.request_id.clone_from(&ctx.request_id);
-    e.trace_id.clone_from(&ctx.trace_id);
-    e.requester.clone_from(&ctx.requester);
-    e.operator_id.clone_from(&ctx.operator_id);
-    e.purpose.clone_from(&ctx.purpose);
-    e.case_id.clone_from(&ctx.case_id);
-    e.approval_item.clone_from(&ctx.approval_item);
-    e.subject_hmac.clone_from(&ctx.subject_hmac);
-    e.record_type.clone_from(&result.record_type);
-    e.view.clone_from(&result.view);
-    // A spent quota refuses like a denial, though a permit matched.
-    e.decision = if result.status == RecordStatus::Denied as i32
-        || result.status == RecordStatus::ResourceExhausted as i32
-    {
-        "deny"
-    } else {
-        "permit"
-    }
-    .into();
-    e.policy_ids.clone_from(&result.policy_ids);
-    e.policy_set_version = if result.policy_set_version.is_empty() {
-        ctx.policy_set_version.clone()
-    } else {
-        result.policy_set_version.clone()
-    };
-    e.status = status_name(result.status).into();
-    e.department.clone_from(&result.department);
-    e.latency_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    e
-}
-
-/// Appends one entry per result and returns the results once they are
-/// durable; if the log cannot be written, every result becomes UNAVAILABLE
-/// with its records cleared — nothing leaves the gateway unlogged.
-pub async fn seal(auditor: &AuditLog, ctx: &FetchContext, results: Vec<Indexed>) -> Vec<Indexed> {
-    if results.is_empty() {
-        return results;
-    }
-    let entries = results.iter().map(|(_, r)| entry_for(ctx, r)).collect();
-    let span = tracing::info_span!("audit", entries = results.len());
-    match auditor.append(entries).instrument(span).await {
-        Ok(_) => results,
-        Err(e) => {
-            tracing::error!(request_id = ctx.request_id, error = %e, "records withheld: audit log unavailable");
-            results
-                .into_iter()
-                .map(|(i, mut r)| {
-                    r.status = RecordStatus::Unavailable as i32;
-                    r.records.clear();
-                    r.error = WITHHELD.into();
-                    (i, r)
-                })
-                .collect()
-        }
-    }
 }
 
 /// Administrative events the log records.
@@ -253,22 +150,12 @@ fn micros(t: &Option<prost_types::Timestamp>) -> Option<i64> {
         .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
-    tracing::error!(error = %e, "audit service error");
-    Status::unavailable(format!("audit store: {e}"))
-}
-
 /// The `Audit` service; every call needs an auditor certificate.
 #[derive(Clone)]
 pub struct AuditService(pub Auditor);
 
 fn auditor_only<T>(request: &Request<T>) -> Result<String, Status> {
-    match xgate_tls::peer_identity(request)? {
-        Identity::Auditor(id) => Ok(id),
-        other => Err(Status::permission_denied(format!(
-            "`{other}` is not an auditor certificate; only `xgate://auditor/<id>` may read the audit log"
-        ))),
-    }
+    role::Auditor::of(request, "read the audit log").map(|role::Auditor(id)| id)
 }
 
 impl AuditService {
@@ -348,7 +235,7 @@ impl Audit for AuditService {
                             };
                             Some((Ok(page), (next, sent + n, last_page)))
                         }
-                        Err(e) => Some((Err(internal(e)), (after, sent, true))),
+                        Err(e) => Some((Err(crate::error::status(e)), (after, sent, true))),
                     }
                 }
             });
@@ -360,7 +247,7 @@ impl Audit for AuditService {
         request: Request<AuditVerifyRequest>,
     ) -> Result<Response<AuditVerifyResponse>, Status> {
         auditor_only(&request)?;
-        let report = self.0.verify().await.map_err(internal)?;
+        let report = self.0.verify().await.map_err(crate::error::status)?;
         let (first_bad_seq, reason) = report.first_bad.clone().unwrap_or_default();
         Ok(Response::new(AuditVerifyResponse {
             ok: report.is_ok(),
@@ -398,7 +285,7 @@ impl Audit for AuditService {
                 .0
                 .query(&filter, after, 5_000)
                 .await
-                .map_err(internal)?;
+                .map_err(crate::error::status)?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             accesses.extend(page.into_iter().map(to_proto));
@@ -420,8 +307,10 @@ impl Audit for AuditService {
         request: Request<AuditExportRequest>,
     ) -> Result<Response<Chunks>, Status> {
         auditor_only(&request)?;
-        let stream = xgate_audit::export_lines(self.0.store().clone())
-            .map(|r| r.map(|lines| AuditExportChunk { lines }).map_err(internal));
+        let stream = xgate_audit::export_lines(self.0.store().clone()).map(|r| {
+            r.map(|lines| AuditExportChunk { lines })
+                .map_err(crate::error::status)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 }
@@ -444,56 +333,5 @@ mod tests {
         bad.metadata_mut()
             .insert("traceparent", "garbage".parse().expect("ascii"));
         assert_eq!(trace_id(&bad), "");
-    }
-
-    #[tokio::test]
-    async fn seal_withholds_everything_when_the_log_fails() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite:{}", dir.path().join("a.db").display());
-        let log = AuditLog::open(
-            &url,
-            xgate_audit::Keys::generate().expect("keys"),
-            xgate_audit::Options::default(),
-        )
-        .await
-        .expect("open");
-        let ctx = FetchContext {
-            request_id: "r".into(),
-            trace_id: String::new(),
-            requester: "q".into(),
-            operator_id: "o".into(),
-            purpose: "p".into(),
-            case_id: "c".into(),
-            approval_item: String::new(),
-            subject_hmac: "h".into(),
-            policy_set_version: "v".into(),
-            started: Instant::now(),
-        };
-        let ok = RecordResult {
-            record_type: "t".into(),
-            status: RecordStatus::Ok as i32,
-            records: vec![prost_types::Struct::default()],
-            ..RecordResult::default()
-        };
-        let denied = RecordResult {
-            record_type: "d".into(),
-            status: RecordStatus::Denied as i32,
-            ..RecordResult::default()
-        };
-        let sealed = seal(&log, &ctx, vec![(0, ok.clone()), (1, denied)]).await;
-        assert_eq!(sealed[0].1.records.len(), 1);
-        let entries = log.query(&Filter::default(), 0, 10).await.expect("query");
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[1].body.decision, "deny");
-        if let xgate_audit::Store::Sqlite(pool) = log.store() {
-            sqlx::query("CREATE TRIGGER block BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'x'); END")
-                .execute(pool)
-                .await
-                .expect("trigger");
-        }
-        let sealed = seal(&log, &ctx, vec![(0, ok)]).await;
-        assert_eq!(sealed[0].1.status, RecordStatus::Unavailable as i32);
-        assert!(sealed[0].1.records.is_empty());
-        assert_eq!(sealed[0].1.error, WITHHELD);
     }
 }

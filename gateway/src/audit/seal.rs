@@ -1,0 +1,336 @@
+//! Sealing: settled outcomes become sealed ones only once the audit store
+//! acknowledged a durable append of their decisions, and only a sealed
+//! outcome becomes a wire `RecordResult`.
+//!
+//! [`Sealed`] has no public constructor and its fields are private, so no
+//! code outside this module can make one; `RecordResult` implements
+//! `From<Sealed>` and nothing else of the gateway's. A result whose append
+//! failed (or missed the sealing deadline) is [`Sealed`] as withheld: that
+//! state has no outcome, hence no records and no value, by construction.
+
+use std::time::Instant;
+
+use tracing::Instrument as _;
+use xgate_audit::{AuditLog, NewEntry};
+use xgate_catalog::ViewOutput;
+use xgate_proto::v1::{RecordResult, RecordStatus};
+
+use crate::fetch::FetchJob;
+use crate::outcome::{Outcome, Settled};
+
+/// The error every withheld result carries.
+pub const WITHHELD: &str = "audit log unavailable; nothing released";
+
+/// What every entry of one fetch shares. Built before the plan consumes the
+/// job; the subject is kept only as its keyed hash.
+#[derive(Debug, Clone)]
+pub struct FetchContext {
+    pub request_id: String,
+    pub trace_id: String,
+    pub requester: String,
+    pub operator_id: String,
+    pub purpose: String,
+    pub case_id: String,
+    /// The approval item the fetch serves; empty when it named none.
+    pub approval_item: String,
+    pub subject_hmac: String,
+    pub policy_set_version: String,
+    pub started: Instant,
+    /// When the append must have been acknowledged.
+    pub seal_by: Instant,
+}
+
+impl FetchContext {
+    pub fn new(
+        auditor: &AuditLog,
+        job: &FetchJob,
+        trace_id: String,
+        policy_set_version: &str,
+    ) -> FetchContext {
+        FetchContext {
+            request_id: job.request_id.clone(),
+            trace_id,
+            requester: job.requester.clone(),
+            operator_id: job.fetch.operator_id.clone(),
+            purpose: job.fetch.purpose.clone(),
+            case_id: job.fetch.case_id.clone(),
+            approval_item: job.fetch.item.clone().unwrap_or_default(),
+            subject_hmac: auditor
+                .subject_hmac(job.fetch.subject_kind.as_str(), &job.fetch.subject_id),
+            policy_set_version: policy_set_version.to_owned(),
+            started: job.started,
+            seal_by: job.seal_by,
+        }
+    }
+}
+
+/// A settled outcome the audit log holds (or, if it could not be written,
+/// withheld). The only way to a `RecordResult`.
+#[derive(Debug)]
+pub struct Sealed(State);
+
+// Moved once per result, never stored in bulk: no box needed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum State {
+    /// Durable in the log at `seq`.
+    Logged { settled: Settled, seq: u64 },
+    /// Not logged: nothing of the outcome survives but who decided.
+    Withheld(Withheld),
+}
+
+#[derive(Debug)]
+struct Withheld {
+    index: usize,
+    record_type: String,
+    department: String,
+    view: String,
+    policy_ids: Vec<String>,
+    policy_set_version: String,
+    latency_us: u64,
+}
+
+impl Sealed {
+    /// The result's position in the request.
+    pub fn index(&self) -> usize {
+        match &self.0 {
+            State::Logged { settled, .. } => settled.index,
+            State::Withheld(w) => w.index,
+        }
+    }
+
+    /// The audit sequence number of the entry holding the decision;
+    /// `None` when withheld.
+    pub fn seq(&self) -> Option<u64> {
+        match &self.0 {
+            State::Logged { seq, .. } => Some(*seq),
+            State::Withheld(_) => None,
+        }
+    }
+
+    fn withhold(settled: Settled) -> Sealed {
+        let policy_ids = settled.outcome.policy_ids().to_vec();
+        Sealed(State::Withheld(Withheld {
+            index: settled.index,
+            record_type: settled.record_type,
+            department: settled.department,
+            view: settled.view,
+            policy_ids,
+            policy_set_version: settled.policy_set_version,
+            latency_us: settled.latency_us,
+        }))
+    }
+}
+
+impl From<Sealed> for RecordResult {
+    fn from(sealed: Sealed) -> RecordResult {
+        match sealed.0 {
+            State::Withheld(w) => RecordResult {
+                record_type: w.record_type,
+                department: w.department,
+                status: RecordStatus::Unavailable as i32,
+                error: WITHHELD.into(),
+                policy_ids: w.policy_ids,
+                latency_us: w.latency_us,
+                view: w.view,
+                policy_set_version: w.policy_set_version,
+                ..RecordResult::default()
+            },
+            State::Logged { settled, .. } => {
+                let (status, error) = settled.outcome.status(&settled.department);
+                let policy_ids = settled.outcome.policy_ids().to_vec();
+                let mut result = RecordResult {
+                    record_type: settled.record_type,
+                    department: settled.department,
+                    status: status as i32,
+                    error,
+                    policy_ids,
+                    latency_us: settled.latency_us,
+                    view: settled.view,
+                    policy_set_version: settled.policy_set_version,
+                    ..RecordResult::default()
+                };
+                if let Some(origin) = settled.origin {
+                    result.provenance = Some(origin.provenance);
+                    result.from_cache = origin.cached_age.is_some();
+                    result.age_ms = origin
+                        .cached_age
+                        .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+                }
+                if let Outcome::Released(release) = settled.outcome {
+                    match release.into_output() {
+                        ViewOutput::Records(records) => {
+                            result.records = records
+                                .into_iter()
+                                .filter_map(xgate_proto::json::object_to_struct)
+                                .collect();
+                        }
+                        ViewOutput::Value(value) => {
+                            result.value = Some(xgate_proto::json::to_value(value));
+                        }
+                    }
+                }
+                result
+            }
+        }
+    }
+}
+
+fn entry_for(ctx: &FetchContext, settled: &Settled) -> NewEntry {
+    let mut e = NewEntry::access();
+    e.request_id.clone_from(&ctx.request_id);
+    e.trace_id.clone_from(&ctx.trace_id);
+    e.requester.clone_from(&ctx.requester);
+    e.operator_id.clone_from(&ctx.operator_id);
+    e.purpose.clone_from(&ctx.purpose);
+    e.case_id.clone_from(&ctx.case_id);
+    e.approval_item.clone_from(&ctx.approval_item);
+    e.subject_hmac.clone_from(&ctx.subject_hmac);
+    e.record_type.clone_from(&settled.record_type);
+    e.view.clone_from(&settled.view);
+    // The decision is the policy's, taken from the outcome, not read back
+    // from a wire status.
+    e.decision = settled.outcome.verdict().as_str().into();
+    e.policy_ids = settled.outcome.policy_ids().to_vec();
+    e.policy_set_version = if settled.policy_set_version.is_empty() {
+        ctx.policy_set_version.clone()
+    } else {
+        settled.policy_set_version.clone()
+    };
+    let (status, _) = settled.outcome.status(&settled.department);
+    e.status = super::status_name(status as i32).into();
+    e.department.clone_from(&settled.department);
+    e.latency_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    e
+}
+
+/// Appends one entry per outcome and seals them once they are durable. If
+/// the log cannot be written by the context's sealing deadline, every
+/// outcome is sealed as withheld — nothing leaves the gateway unlogged.
+pub async fn seal(auditor: &AuditLog, ctx: &FetchContext, settled: Vec<Settled>) -> Vec<Sealed> {
+    if settled.is_empty() {
+        return Vec::new();
+    }
+    let entries = settled.iter().map(|s| entry_for(ctx, s)).collect();
+    let span = tracing::info_span!("audit", entries = settled.len());
+    let append = auditor.append(entries).instrument(span);
+    let why = match tokio::time::timeout_at(ctx.seal_by.into(), append).await {
+        Ok(Ok(receipt)) => {
+            return settled
+                .into_iter()
+                .zip(receipt.first_seq..)
+                .map(|(settled, seq)| Sealed(State::Logged { settled, seq }))
+                .collect();
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "the audit append missed the fetch's sealing deadline".to_owned(),
+    };
+    tracing::error!(request_id = ctx.request_id, error = %why, "records withheld: audit log unavailable");
+    settled.into_iter().map(Sealed::withhold).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use xgate_audit::Filter;
+
+    fn ctx(seal_by: Instant) -> FetchContext {
+        FetchContext {
+            request_id: "r".into(),
+            trace_id: String::new(),
+            requester: "q".into(),
+            operator_id: "o".into(),
+            purpose: "p".into(),
+            case_id: "c".into(),
+            approval_item: String::new(),
+            subject_hmac: "h".into(),
+            policy_set_version: "v".into(),
+            started: Instant::now(),
+            seal_by,
+        }
+    }
+
+    fn settled(index: usize, record_type: &str, outcome: Outcome) -> Settled {
+        Settled {
+            index,
+            record_type: record_type.into(),
+            department: "d".into(),
+            view: "full".into(),
+            policy_set_version: "v".into(),
+            latency_us: 1,
+            origin: None,
+            outcome,
+        }
+    }
+
+    async fn log(dir: &tempfile::TempDir) -> AuditLog {
+        let url = format!("sqlite:{}", dir.path().join("a.db").display());
+        AuditLog::open(
+            &url,
+            xgate_audit::Keys::generate().expect("keys"),
+            xgate_audit::Options::default(),
+        )
+        .await
+        .expect("open")
+    }
+
+    fn denied() -> Outcome {
+        Outcome::Denied {
+            policy_ids: vec![xgate_policy::DEFAULT_DENY.into()],
+            policy_set_version: "v".into(),
+        }
+    }
+
+    fn invalid() -> Outcome {
+        Outcome::Invalid {
+            permit: None,
+            why: "unknown record type".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn seal_logs_the_outcomes_decision_and_withholds_everything_when_the_log_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = log(&dir).await;
+        let by = Instant::now() + Duration::from_secs(5);
+        let sealed = seal(
+            &log,
+            &ctx(by),
+            vec![settled(0, "t", invalid()), settled(1, "d", denied())],
+        )
+        .await;
+        assert_eq!(sealed.len(), 2);
+        assert!(sealed.iter().all(|s| s.seq().is_some()));
+        let entries = log.query(&Filter::default(), 0, 10).await.expect("query");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].body.decision, "deny");
+        assert_eq!(entries[0].body.status, "INVALID");
+        assert_eq!(entries[1].body.decision, "deny");
+        assert_eq!(entries[1].body.status, "DENIED");
+        if let xgate_audit::Store::Sqlite(pool) = log.store() {
+            sqlx::query("CREATE TRIGGER block BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'x'); END")
+                .execute(pool)
+                .await
+                .expect("trigger");
+        }
+        let sealed = seal(&log, &ctx(by), vec![settled(0, "d", denied())]).await;
+        assert_eq!(sealed[0].seq(), None);
+        let result = RecordResult::from(sealed.into_iter().next().expect("one"));
+        assert_eq!(result.status, RecordStatus::Unavailable as i32);
+        assert!(result.records.is_empty() && result.value.is_none());
+        assert_eq!(result.error, WITHHELD);
+    }
+
+    #[tokio::test]
+    async fn a_missed_sealing_deadline_withholds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = log(&dir).await;
+        let sealed = seal(&log, &ctx(Instant::now()), vec![settled(0, "d", denied())]).await;
+        assert_eq!(sealed[0].seq(), None);
+        assert_eq!(
+            RecordResult::from(sealed.into_iter().next().expect("one")).error,
+            WITHHELD
+        );
+    }
+}
