@@ -138,6 +138,8 @@ pub struct AuditConfig {
     pub key_dir: Option<PathBuf>,
     /// Seconds between signed checkpoints.
     pub checkpoint_interval_secs: u64,
+    /// A checkpoint at least every this many entries (answers).
+    pub checkpoint_every: u64,
     /// Most entries committed in one transaction.
     pub max_batch: usize,
     /// SQLite `synchronous`: `"full"` (default; every commit is fsynced
@@ -151,7 +153,8 @@ impl Default for AuditConfig {
         Self {
             database: None,
             key_dir: None,
-            checkpoint_interval_secs: 60,
+            checkpoint_interval_secs: 1,
+            checkpoint_every: 10_000,
             max_batch: 5_000,
             sqlite_synchronous: xgate_audit::SqliteSync::Full,
         }
@@ -381,9 +384,12 @@ impl Config {
                 ));
             }
         }
-        if self.audit.checkpoint_interval_secs == 0 || self.audit.max_batch == 0 {
+        if self.audit.checkpoint_interval_secs == 0
+            || self.audit.max_batch == 0
+            || self.audit.checkpoint_every == 0
+        {
             return Err(
-                "audit.checkpoint_interval_secs and audit.max_batch must be positive".into(),
+                "audit.checkpoint_interval_secs, audit.checkpoint_every and audit.max_batch must be positive".into(),
             );
         }
         if let Some(url) = &self.audit.database
