@@ -465,7 +465,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
         client::describe(&ok.results)
     );
 
-    db.admin(format!("REVOKE INSERT ON audit_entries FROM {}", db.name))
+    db.admin(format!("REVOKE INSERT ON audit_log FROM {}", db.name))
         .await;
     let withheld = hall.fetch(request()).await.expect("fetch").into_inner();
     for r in &withheld.results {
@@ -489,7 +489,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
         assert!(result.records.is_empty() && result.value.is_none());
     }
 
-    db.admin(format!("GRANT INSERT ON audit_entries TO {}", db.name))
+    db.admin(format!("GRANT INSERT ON audit_log TO {}", db.name))
         .await;
     let recovered =
         xgate_integration_tests::wait::until("audit recovery", Duration::from_secs(20), || {
