@@ -180,10 +180,11 @@ pub struct AuditConfig {
     /// Directory of the signing and subject keys (created 0600 on first
     /// start); `<database dir>/audit-keys` when absent.
     pub key_dir: Option<PathBuf>,
-    // These two stay plain integers checked by `Config::check` until the audit
-    // rewrite (issue on sealed release) lands: its `audit.rs` reads them.
+    // Plain integers checked by `Config::check` (the audit crate takes them as such).
     /// Seconds between signed checkpoints.
     pub checkpoint_interval_secs: u64,
+    /// A checkpoint at least every this many entries (answers).
+    pub checkpoint_every: u64,
     /// Most entries committed in one transaction.
     pub max_batch: usize,
     /// SQLite `synchronous`: `"full"` (default; every commit is fsynced
@@ -197,7 +198,8 @@ impl Default for AuditConfig {
         Self {
             database: None,
             key_dir: None,
-            checkpoint_interval_secs: 60,
+            checkpoint_interval_secs: 1,
+            checkpoint_every: 10_000,
             max_batch: 5_000,
             sqlite_synchronous: xgate_audit::SqliteSync::Full,
         }
@@ -489,6 +491,9 @@ impl Config {
         }
         if a.max_batch == 0 {
             report("audit.max_batch", &0, "must be positive");
+        }
+        if a.checkpoint_every == 0 {
+            report("audit.checkpoint_every", &0, "must be positive");
         }
         if let Some(url) = &a.database
             && !["sqlite:", "postgres://", "postgresql://"]

@@ -30,9 +30,11 @@ impl From<GatewayError> for Status {
             GatewayError::Registry(_) => Status::unavailable(
                 "the gateway's registry database is unavailable; try again later",
             ),
-            GatewayError::Audit(AuditError::Corrupt { seq, .. }) => Status::data_loss(format!(
-                "audit entry {seq} is unreadable; run `xgate audit verify`"
-            )),
+            GatewayError::Audit(AuditError::Corrupt { chain, index, .. }) => {
+                Status::data_loss(format!(
+                    "audit chain `{chain}` entry {index} is unreadable; run `xgate audit verify`"
+                ))
+            }
             GatewayError::Audit(_) => {
                 Status::unavailable("the audit store is unavailable; try again later")
             }
@@ -54,7 +56,8 @@ mod tests {
         let down = status(crate::store::StoreError::Query(sqlx::Error::PoolTimedOut));
         assert_eq!(down.code(), tonic::Code::Unavailable);
         let corrupt = status(xgate_audit::AuditError::Corrupt {
-            seq: 7,
+            chain: "gw-1".into(),
+            index: 7,
             message: "bad json".into(),
         });
         assert_eq!(corrupt.code(), tonic::Code::DataLoss);

@@ -235,6 +235,11 @@ impl Release {
         &self.permit
     }
 
+    /// The payload, read-only (the audit module digests it).
+    pub(crate) fn output(&self) -> &ViewOutput {
+        &self.output
+    }
+
     /// Only the audit module may take the payload out: it does so for a
     /// sealed outcome.
     pub(crate) fn into_output(self) -> ViewOutput {

@@ -252,24 +252,57 @@ async fn tampering_is_named(url: &str, keys: &xgate_audit::PublicKeys) {
             .expect(sql)
         }
     };
-    exec("UPDATE audit_entries SET requester = 'someone-else' WHERE seq = 5").await;
+    // v2: one blob per entry; each tampering is named at its index.
+    let (chain, pg) = {
+        let heads = store.chains().await.expect("chains");
+        (heads[0].chain, matches!(store, Store::Postgres(_)))
+    };
+    let gid = |i: u64| xgate_audit::store::gid(chain, i);
+    let run = |sql: String| {
+        let store = store.clone();
+        async move {
+            match &store {
+                Store::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .execute(p)
+                    .await
+                    .map(|_| ()),
+                Store::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .execute(p)
+                    .await
+                    .map(|_| ()),
+            }
+            .expect(&sql)
+        }
+    };
+    let zero = if pg { "'\\x00'::bytea" } else { "X'00'" };
+    let row = store.leaf(chain, 1).await.expect("leaf").expect("row");
+    run(format!(
+        "UPDATE audit_log SET data = data || {zero} WHERE gid = {}",
+        gid(1)
+    ))
+    .await;
     let bad = first_bad().await.expect("edit detected");
-    assert_eq!(bad.0, 5, "{bad:?}");
-    assert!(bad.1.contains("modified"), "{bad:?}");
-    exec("UPDATE audit_entries SET requester = (SELECT requester FROM audit_entries WHERE seq = 6) WHERE seq = 5").await;
-    exec("UPDATE audit_entries SET seq = 1000 WHERE seq = 3").await;
-    exec("UPDATE audit_entries SET seq = 3 WHERE seq = 4").await;
-    exec("UPDATE audit_entries SET seq = 4 WHERE seq = 1000").await;
-    assert_eq!(first_bad().await.expect("reorder detected").0, 3);
-    exec("UPDATE audit_entries SET seq = 1000 WHERE seq = 3").await;
-    exec("UPDATE audit_entries SET seq = 3 WHERE seq = 4").await;
-    exec("UPDATE audit_entries SET seq = 4 WHERE seq = 1000").await;
-    exec("INSERT INTO audit_entries SELECT seq + 10000, time_us, kind, gateway, request_id, trace_id, 'forger', operator_id, purpose, case_id, approval_item, subject_hmac, record_type, view, decision, policy_ids, policy_set_version, status, department, latency_us, event, detail, prev_hash, hash FROM audit_entries WHERE seq = (SELECT MAX(seq) FROM audit_entries)").await;
-    let bad = first_bad().await.expect("insert detected");
-    assert!(bad.0 > 1, "{bad:?}");
-    exec("DELETE FROM audit_entries WHERE seq > 10000").await;
-    exec("DELETE FROM audit_entries WHERE seq = 7").await;
-    assert_eq!(first_bad().await.expect("delete detected").0, 7);
+    assert_eq!(bad.index, 1, "{bad:?}");
+    match &store {
+        Store::Sqlite(p) => sqlx::query("UPDATE audit_log SET data = ? WHERE gid = ?")
+            .bind(row.data.clone())
+            .bind(gid(1))
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Store::Postgres(p) => sqlx::query("UPDATE audit_log SET data = $1 WHERE gid = $2")
+            .bind(row.data.clone())
+            .bind(gid(1))
+            .execute(p)
+            .await
+            .map(|_| ()),
+    }
+    .expect("restore");
+    assert_eq!(first_bad().await, None);
+    run(format!("DELETE FROM audit_log WHERE gid = {}", gid(1))).await;
+    let bad = first_bad().await.expect("delete detected");
+    assert_eq!(bad.index, 1, "{bad:?}");
+    let _ = exec;
     store.close().await;
 }
 
@@ -432,7 +465,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
         client::describe(&ok.results)
     );
 
-    db.admin(format!("REVOKE INSERT ON audit_entries FROM {}", db.name))
+    db.admin(format!("REVOKE INSERT ON audit_log FROM {}", db.name))
         .await;
     let withheld = hall.fetch(request()).await.expect("fetch").into_inner();
     for r in &withheld.results {
@@ -456,7 +489,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
         assert!(result.records.is_empty() && result.value.is_none());
     }
 
-    db.admin(format!("GRANT INSERT ON audit_entries TO {}", db.name))
+    db.admin(format!("GRANT INSERT ON audit_log TO {}", db.name))
         .await;
     let recovered =
         xgate_integration_tests::wait::until("audit recovery", Duration::from_secs(20), || {
@@ -481,7 +514,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
     assert!(report.is_ok(), "{report}");
     // Exactly the released fetches (first and recovered) have entries.
     let entries = store
-        .query(&Filter::default(), 0, 10_000)
+        .query(&Filter::default(), None, 10_000)
         .await
         .expect("query");
     for response in [&ok, &recovered] {
@@ -489,8 +522,9 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
             assert!(
                 entries
                     .iter()
-                    .any(|e| e.body.request_id == response.request_id
-                        && e.body.record_type == r.record_type),
+                    .any(|e| e.entry.body.request_id == response.request_id
+                        && e.decision().map(|d| d.record_type.as_str())
+                            == Some(r.record_type.as_str())),
                 "no entry for {} of {}",
                 r.record_type,
                 response.request_id
@@ -500,7 +534,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
     assert!(
         !entries
             .iter()
-            .any(|e| e.body.request_id == withheld.request_id)
+            .any(|e| e.entry.body.request_id == withheld.request_id)
     );
     store.close().await;
     db.drop_db().await;
@@ -549,7 +583,7 @@ async fn a_stalled_store_answers_unavailable_within_the_deadline() {
     let url = format!("postgres://postgres@127.0.0.1:5432/{}", db.name);
     let mut blocker = sqlx::PgConnection::connect(&url).await.expect("postgres");
     let mut tx = blocker.begin().await.expect("begin");
-    sqlx::query("LOCK TABLE audit_entries IN ACCESS EXCLUSIVE MODE")
+    sqlx::query("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await
         .expect("lock");
@@ -643,14 +677,15 @@ async fn a_killed_gateway_leaves_an_entry_for_every_released_record() {
     let report = verify_store(&store, &keys).await.expect("verify");
     assert!(report.is_ok(), "{report}");
     let entries = store
-        .query(&Filter::default(), 0, 1_000_000)
+        .query(&Filter::default(), None, 1_000_000)
         .await
         .expect("query");
     for (request_id, record_type) in &received {
         assert!(
             entries
                 .iter()
-                .any(|e| &e.body.request_id == request_id && &e.body.record_type == record_type),
+                .any(|e| &e.entry.body.request_id == request_id
+                    && e.decision().map(|d| &d.record_type) == Some(record_type)),
             "released {record_type} of {request_id} has no audit entry"
         );
     }

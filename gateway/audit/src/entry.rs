@@ -1,12 +1,43 @@
-//! Entries, their canonical byte encoding and the hash chain over them.
+//! Entries and their canonical byte encoding.
+//!
+//! One entry per answer: a fetch (or one department batch of a stream) is a
+//! single entry carrying every per-record [`Decision`]; an administrative
+//! event is an entry without decisions. The entry is encoded once
+//! ([`NewEntry::encode`]), and that byte string — followed by the entry's
+//! index in its chain — is the Merkle leaf (see [`crate::merkle`]).
+//!
+//! Encoding (all integers big-endian, strings as a u32 length then UTF-8):
+//!
+//! ```text
+//! "xgate-audit-v2" 0x00
+//! chain            string   (instance id of the writing gateway)
+//! time_us          i64
+//! kind             u8       (0 access, 1 admin)
+//! request_id trace_id requester operator_id purpose case_id approval_item
+//! subject_hmac policy_set_version                     strings
+//! latency_us       u64
+//! event detail     strings
+//! decisions        u32 count, then per decision:
+//!   record_type view          strings
+//!   verdict                   u8 (0 deny, 1 permit)
+//!   policy_ids                u32 count, strings
+//!   status department         strings
+//!   records_digest            u8 0 | u8 1 + 32 bytes
+//! --- appended by the writer, part of the stored leaf data:
+//! index            u64
+//! ```
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-/// The hash the first entry links to: 32 zero bytes.
-pub const GENESIS: [u8; 32] = [0; 32];
+use crate::merkle::Hash;
 
-/// Access decisions (one per record type of a fetch) and administrative events.
+/// The encoding's version tag.
+const MAGIC: &[u8] = b"xgate-audit-v2\0";
+/// Domain tag of [`NewEntry::records_digest`].
+const RECORDS_TAG: &[u8] = b"xgate-audit-records/v1\0";
+
+/// Access answers and administrative events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -29,22 +60,76 @@ impl Kind {
             _ => None,
         }
     }
+
+    pub(crate) fn code(self) -> i16 {
+        match self {
+            Kind::Access => 0,
+            Kind::Admin => 1,
+        }
+    }
 }
 
-/// An entry before it is appended: everything but its place in the chain.
+/// The policy's answer for one record type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Deny,
+    Permit,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Deny => "deny",
+            Verdict::Permit => "permit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        match s {
+            "deny" => Some(Verdict::Deny),
+            "permit" => Some(Verdict::Permit),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn code(self) -> i16 {
+        match self {
+            Verdict::Deny => 0,
+            Verdict::Permit => 1,
+        }
+    }
+}
+
+/// One record type's decision inside an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub record_type: String,
+    pub view: String,
+    pub verdict: Verdict,
+    pub policy_ids: Vec<String>,
+    /// Outcome: `OK`, `DENIED`, `UNAVAILABLE`, ...
+    pub status: String,
+    /// Source department of the record type.
+    pub department: String,
+    /// SHA-256 ([`digest_records`]) of what was released; `None` when
+    /// nothing was.
+    #[serde(with = "opt_hex")]
+    pub records_digest: Option<Hash>,
+}
+
+/// An entry before it is appended.
 ///
 /// The subject is only ever held as `subject_hmac` (see
-/// [`crate::Keys::subject_hmac`]); no field may carry a plain ID number.
+/// [`crate::SubjectKey::hmac`]); no field may carry a plain ID number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewEntry {
     /// Microseconds since the Unix epoch, UTC.
     pub time_us: i64,
     pub kind: Kind,
-    /// Instance id of the gateway process that wrote it.
-    pub gateway: String,
     pub request_id: String,
     pub trace_id: String,
-    /// Requester identity from its certificate (`xgate://requester/<id>`'s id).
+    /// Requester identity from its certificate; the actor for admin events.
     pub requester: String,
     pub operator_id: String,
     pub purpose: String,
@@ -52,21 +137,14 @@ pub struct NewEntry {
     pub approval_item: String,
     /// Keyed hash (hex) of `kind:id` of the subject; empty for admin events.
     pub subject_hmac: String,
-    pub record_type: String,
-    pub view: String,
-    /// `permit` or `deny`.
-    pub decision: String,
-    pub policy_ids: Vec<String>,
     pub policy_set_version: String,
-    /// Outcome: `OK`, `DENIED`, `UNAVAILABLE`, ...
-    pub status: String,
-    /// Source department of the record type.
-    pub department: String,
     pub latency_us: u64,
     /// Admin events: what happened (`adapter_registered`, ...); empty for access.
     pub event: String,
     /// Admin events: details as JSON text; empty for access.
     pub detail: String,
+    /// Access: one per record type of the answer.
+    pub decisions: Vec<Decision>,
 }
 
 impl NewEntry {
@@ -87,7 +165,6 @@ impl NewEntry {
         NewEntry {
             time_us: now_us(),
             kind,
-            gateway: String::new(),
             request_id: String::new(),
             trace_id: String::new(),
             requester: String::new(),
@@ -96,33 +173,26 @@ impl NewEntry {
             case_id: String::new(),
             approval_item: String::new(),
             subject_hmac: String::new(),
-            record_type: String::new(),
-            view: String::new(),
-            decision: String::new(),
-            policy_ids: Vec::new(),
             policy_set_version: String::new(),
-            status: String::new(),
-            department: String::new(),
             latency_us: 0,
             event: String::new(),
             detail: String::new(),
+            decisions: Vec::new(),
         }
     }
 
-    /// The canonical encoding that is hashed: every field in a fixed order,
-    /// strings length-prefixed (u32 BE), numbers big-endian, lists as a count
-    /// then their items. Independent of any serializer's field order.
-    pub fn canonical(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(b"xgate-audit-v1");
+    /// The canonical encoding for `chain`, without the index (see the
+    /// module doc).
+    pub fn encode(&self, chain: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + 96 * self.decisions.len());
+        out.extend_from_slice(MAGIC);
+        put_str(&mut out, chain);
         out.extend_from_slice(&self.time_us.to_be_bytes());
-        let put = |out: &mut Vec<u8>, s: &str| {
-            out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-            out.extend_from_slice(s.as_bytes());
-        };
-        put(&mut out, self.kind.as_str());
+        out.push(match self.kind {
+            Kind::Access => 0,
+            Kind::Admin => 1,
+        });
         for s in [
-            &self.gateway,
             &self.request_id,
             &self.trace_id,
             &self.requester,
@@ -131,74 +201,305 @@ impl NewEntry {
             &self.case_id,
             &self.approval_item,
             &self.subject_hmac,
-            &self.record_type,
-            &self.view,
-            &self.decision,
+            &self.policy_set_version,
         ] {
-            put(&mut out, s);
-        }
-        out.extend_from_slice(&(self.policy_ids.len() as u32).to_be_bytes());
-        for id in &self.policy_ids {
-            put(&mut out, id);
-        }
-        for s in [&self.policy_set_version, &self.status, &self.department] {
-            put(&mut out, s);
+            put_str(&mut out, s);
         }
         out.extend_from_slice(&self.latency_us.to_be_bytes());
-        put(&mut out, &self.event);
-        put(&mut out, &self.detail);
+        put_str(&mut out, &self.event);
+        put_str(&mut out, &self.detail);
+        put_len(&mut out, self.decisions.len());
+        for d in &self.decisions {
+            put_str(&mut out, &d.record_type);
+            put_str(&mut out, &d.view);
+            out.push(match d.verdict {
+                Verdict::Deny => 0,
+                Verdict::Permit => 1,
+            });
+            put_len(&mut out, d.policy_ids.len());
+            for id in &d.policy_ids {
+                put_str(&mut out, id);
+            }
+            put_str(&mut out, &d.status);
+            put_str(&mut out, &d.department);
+            match &d.records_digest {
+                None => out.push(0),
+                Some(h) => {
+                    out.push(1);
+                    out.extend_from_slice(h);
+                }
+            }
+        }
         out
+    }
+
+    /// The digest a receipt carries: every decision's records digest in
+    /// order (zeros where nothing was released), under a domain tag.
+    pub fn records_digest(&self) -> Hash {
+        let mut h = Sha256::new();
+        h.update(RECORDS_TAG);
+        h.update((self.decisions.len() as u64).to_be_bytes());
+        for d in &self.decisions {
+            match &d.records_digest {
+                None => h.update([0u8]),
+                Some(digest) => {
+                    h.update([1u8]);
+                    h.update(digest);
+                }
+            }
+        }
+        h.finalize().into()
     }
 }
 
-/// An entry in the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// Position in the chain, from 1, without gaps.
-    pub seq: u64,
-    #[serde(flatten)]
-    pub body: NewEntry,
-    /// Hex SHA-256 of the predecessor (zeros for seq 1).
-    pub prev_hash: String,
-    /// Hex `SHA-256(prev_hash || canonical(body) || seq)`.
-    pub hash: String,
-}
-
-/// `SHA-256(prev || canonical || seq as u64 BE)`.
-pub fn chain_hash(prev: &[u8; 32], body: &NewEntry, seq: u64) -> [u8; 32] {
+/// SHA-256 of released records, each length-prefixed (u64 BE) so that
+/// moving bytes between records changes the digest.
+pub fn digest_records<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> Hash {
     let mut h = Sha256::new();
-    h.update(prev);
-    h.update(body.canonical());
-    h.update(seq.to_be_bytes());
+    for r in records {
+        h.update((r.len() as u64).to_be_bytes());
+        h.update(r);
+    }
     h.finalize().into()
 }
 
-/// Links `bodies` after `(head_seq, head_hash)`.
-pub fn link(head_seq: u64, head_hash: [u8; 32], bodies: Vec<NewEntry>) -> Vec<Entry> {
-    let mut prev = head_hash;
-    let mut seq = head_seq;
-    bodies
-        .into_iter()
-        .map(|body| {
-            seq += 1;
-            let hash = chain_hash(&prev, &body, seq);
-            let entry = Entry {
-                seq,
-                body,
-                prev_hash: hex::encode(prev),
-                hash: hex::encode(hash),
-            };
-            prev = hash;
-            entry
-        })
-        .collect()
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
 }
 
-/// Decodes a 32-byte hex hash.
-pub fn decode_hash(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).ok()?;
-    Some(out)
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// An entry read back from its leaf data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Instance id of the chain (gateway) that wrote it.
+    pub chain: String,
+    /// Position in the chain, from 0.
+    pub index: u64,
+    #[serde(flatten)]
+    pub body: NewEntry,
+}
+
+/// Why leaf data does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(String);
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.bytes.len() < n {
+            return Err(DecodeError("truncated".into()));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        self.take(N)?
+            .try_into()
+            .map_err(|_| DecodeError("truncated".into()))
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn len(&mut self) -> Result<usize, DecodeError> {
+        Ok(u32::from_be_bytes(self.array()?) as usize)
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let n = self.len()?;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("a string is not UTF-8".into()))
+    }
+}
+
+impl Entry {
+    /// Decodes leaf data (encoding followed by the index).
+    pub fn decode(leaf_data: &[u8]) -> Result<Entry, DecodeError> {
+        let mut r = Reader { bytes: leaf_data };
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(DecodeError("not an xgate-audit-v2 entry".into()));
+        }
+        let chain = r.string()?;
+        let time_us = i64::from_be_bytes(r.array()?);
+        let kind = match r.u8()? {
+            0 => Kind::Access,
+            1 => Kind::Admin,
+            k => return Err(DecodeError(format!("unknown kind {k}"))),
+        };
+        let mut s = [const { String::new() }; 9];
+        for slot in &mut s {
+            *slot = r.string()?;
+        }
+        let [
+            request_id,
+            trace_id,
+            requester,
+            operator_id,
+            purpose,
+            case_id,
+            approval_item,
+            subject_hmac,
+            policy_set_version,
+        ] = s;
+        let latency_us = u64::from_be_bytes(r.array()?);
+        let event = r.string()?;
+        let detail = r.string()?;
+        let n = r.len()?;
+        // Each decision takes at least 22 bytes: bound the allocation.
+        let mut decisions = Vec::with_capacity(n.min(r.bytes.len() / 22));
+        for _ in 0..n {
+            let record_type = r.string()?;
+            let view = r.string()?;
+            let verdict = match r.u8()? {
+                0 => Verdict::Deny,
+                1 => Verdict::Permit,
+                v => return Err(DecodeError(format!("unknown verdict {v}"))),
+            };
+            let ids = r.len()?;
+            let mut policy_ids = Vec::with_capacity(ids.min(r.bytes.len() / 4));
+            for _ in 0..ids {
+                policy_ids.push(r.string()?);
+            }
+            let status = r.string()?;
+            let department = r.string()?;
+            let records_digest = match r.u8()? {
+                0 => None,
+                1 => Some(r.array::<32>()?),
+                f => return Err(DecodeError(format!("unknown digest flag {f}"))),
+            };
+            decisions.push(Decision {
+                record_type,
+                view,
+                verdict,
+                policy_ids,
+                status,
+                department,
+                records_digest,
+            });
+        }
+        let index = u64::from_be_bytes(r.array()?);
+        if !r.bytes.is_empty() {
+            return Err(DecodeError(format!(
+                "{} trailing bytes after the entry",
+                r.bytes.len()
+            )));
+        }
+        Ok(Entry {
+            chain,
+            index,
+            body: NewEntry {
+                time_us,
+                kind,
+                request_id,
+                trace_id,
+                requester,
+                operator_id,
+                purpose,
+                case_id,
+                approval_item,
+                subject_hmac,
+                policy_set_version,
+                latency_us,
+                event,
+                detail,
+                decisions,
+            },
+        })
+    }
+}
+
+/// The structure of leaf data, checked without building strings (the
+/// verifier's fast path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan<'a> {
+    pub chain: &'a str,
+    pub index: u64,
+    pub decisions: usize,
+}
+
+impl Reader<'_> {
+    fn skip_string(&mut self) -> Result<(), DecodeError> {
+        let n = self.len()?;
+        let bytes = self.take(n)?;
+        std::str::from_utf8(bytes)
+            .map(|_| ())
+            .map_err(|_| DecodeError("a string is not UTF-8".into()))
+    }
+}
+
+impl Entry {
+    /// Checks that `leaf_data` decodes, returning its chain, index and
+    /// decision count; accepts exactly what [`Entry::decode`] accepts.
+    pub fn scan(leaf_data: &[u8]) -> Result<Scan<'_>, DecodeError> {
+        let mut r = Reader { bytes: leaf_data };
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(DecodeError("not an xgate-audit-v2 entry".into()));
+        }
+        let n = r.len()?;
+        let chain = std::str::from_utf8(r.take(n)?)
+            .map_err(|_| DecodeError("a string is not UTF-8".into()))?;
+        r.take(8)?;
+        if r.u8()? > 1 {
+            return Err(DecodeError("unknown kind".into()));
+        }
+        for _ in 0..9 {
+            r.skip_string()?;
+        }
+        r.take(8)?;
+        r.skip_string()?;
+        r.skip_string()?;
+        let decisions = r.len()?;
+        for _ in 0..decisions {
+            r.skip_string()?;
+            r.skip_string()?;
+            if r.u8()? > 1 {
+                return Err(DecodeError("unknown verdict".into()));
+            }
+            for _ in 0..r.len()? {
+                r.skip_string()?;
+            }
+            r.skip_string()?;
+            r.skip_string()?;
+            match r.u8()? {
+                0 => {}
+                1 => {
+                    r.take(32)?;
+                }
+                f => return Err(DecodeError(format!("unknown digest flag {f}"))),
+            }
+        }
+        let index = u64::from_be_bytes(r.array()?);
+        if !r.bytes.is_empty() {
+            return Err(DecodeError(format!(
+                "{} trailing bytes after the entry",
+                r.bytes.len()
+            )));
+        }
+        Ok(Scan {
+            chain,
+            index,
+            decisions,
+        })
+    }
+}
+
+/// Leaf data: the encoding followed by the index.
+pub fn leaf_data(encoded: &[u8], index: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len() + 8);
+    out.extend_from_slice(encoded);
+    out.extend_from_slice(&index.to_be_bytes());
+    out
 }
 
 pub fn now_us() -> i64 {
@@ -217,45 +518,132 @@ pub fn format_time(time_us: i64) -> String {
         .unwrap_or_else(|| time_us.to_string())
 }
 
+/// Optional 32-byte hashes as hex strings in JSON.
+pub(crate) mod opt_hex {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            None => s.serialize_none(),
+            Some(h) => s.serialize_str(&hex::encode(h)),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(&t, &mut out).map_err(serde::de::Error::custom)?;
+            Ok(out)
+        })
+        .transpose()
+    }
+}
+
+/// 32-byte hashes as hex strings in JSON.
+pub(crate) mod hex32 {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&text, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn body(n: u32) -> NewEntry {
+    pub(crate) fn answer(n: u32, decisions: usize) -> NewEntry {
         let mut e = NewEntry::access();
         e.time_us = 1_700_000_000_000_000;
         e.request_id = format!("req-{n}");
-        e.policy_ids = vec!["a".into(), "b".into()];
+        e.requester = "approval-hall".into();
+        e.subject_hmac = "ab".repeat(32);
+        e.decisions = (0..decisions)
+            .map(|i| Decision {
+                record_type: format!("type_{i}"),
+                view: "full".into(),
+                verdict: if i % 3 == 2 {
+                    Verdict::Deny
+                } else {
+                    Verdict::Permit
+                },
+                policy_ids: vec!["p1".into(), "p2".into()],
+                status: if i % 3 == 2 { "DENIED" } else { "OK" }.into(),
+                department: format!("dept_{}", i % 2),
+                records_digest: (i % 3 != 2).then(|| digest_records([b"{}".as_slice()])),
+            })
+            .collect();
         e
     }
 
     #[test]
-    fn canonical_encoding_separates_fields() {
+    fn encoding_round_trips_with_the_index() {
+        let e = answer(1, 4);
+        let data = leaf_data(&e.encode("gw-1"), 42);
+        let back = Entry::decode(&data).expect("decode");
+        let scan = Entry::scan(&data).expect("scan");
+        assert_eq!((scan.chain, scan.index, scan.decisions), ("gw-1", 42, 4));
+        assert_eq!(back.chain, "gw-1");
+        assert_eq!(back.index, 42);
+        assert_eq!(back.body, e);
+        let admin = NewEntry::admin("policy_set_loaded", serde_json::json!({"v": 1}));
+        let back = Entry::decode(&leaf_data(&admin.encode("c"), 0)).expect("admin");
+        assert_eq!(back.body, admin);
+    }
+
+    #[test]
+    fn malformed_leaf_data_is_refused() {
+        let data = leaf_data(&answer(1, 2).encode("gw"), 0);
+        for cut in [0, 5, data.len() / 2, data.len() - 1] {
+            assert!(Entry::decode(&data[..cut]).is_err(), "cut at {cut}");
+            assert!(Entry::scan(&data[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = data.clone();
+        longer.push(0);
+        assert!(Entry::decode(&longer).is_err());
+        // A huge decision count in a short buffer fails without allocating it.
+        let mut e = answer(1, 0).encode("gw");
+        let n = e.len();
+        e[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(Entry::decode(&leaf_data(&e, 0)).is_err());
+    }
+
+    #[test]
+    fn encoding_separates_fields() {
         // Moving a byte between adjacent fields must change the encoding.
-        let mut a = body(1);
+        let mut a = answer(1, 1);
         a.purpose = "ab".into();
         a.case_id = "c".into();
         let mut b = a.clone();
         b.purpose = "a".into();
         b.case_id = "bc".into();
-        assert_ne!(a.canonical(), b.canonical());
-        let mut c = body(1);
-        c.policy_ids = vec!["ab".into()];
-        let mut d = body(1);
-        d.policy_ids = vec!["a".into(), "b".into()];
-        assert_ne!(c.canonical(), d.canonical());
+        assert_ne!(a.encode("x"), b.encode("x"));
+        assert_ne!(a.encode("x"), a.encode("y"));
+        let mut c = answer(1, 1);
+        c.decisions[0].policy_ids = vec!["ab".into()];
+        let mut d = answer(1, 1);
+        d.decisions[0].policy_ids = vec!["a".into(), "b".into()];
+        assert_ne!(c.encode("x"), d.encode("x"));
     }
 
     #[test]
-    fn link_chains_hashes_from_the_head() {
-        let entries = link(0, GENESIS, vec![body(1), body(2)]);
-        assert_eq!(entries[0].seq, 1);
-        assert_eq!(entries[0].prev_hash, hex::encode(GENESIS));
-        assert_eq!(entries[1].prev_hash, entries[0].hash);
-        let h1 = chain_hash(&GENESIS, &body(1), 1);
-        assert_eq!(entries[0].hash, hex::encode(h1));
-        // The seq is part of the hash.
-        assert_ne!(chain_hash(&GENESIS, &body(1), 2), h1);
+    fn records_digest_covers_every_decision() {
+        let a = answer(1, 3);
+        let mut b = a.clone();
+        b.decisions[0].records_digest = Some([7; 32]);
+        assert_ne!(a.records_digest(), b.records_digest());
+        assert_ne!(
+            digest_records([b"ab".as_slice(), b"c"]),
+            digest_records([b"a".as_slice(), b"bc"])
+        );
     }
 
     #[test]

@@ -1,24 +1,33 @@
-//! The writer: group commit, periodic checkpoints, key rotation; and the
-//! whole-log operations built on a store (verify, export).
+//! The writer of one instance's chain: start-up checks, group commit with
+//! a compare-and-set on the head, checkpoints, fail-closed tamper alarms.
+//!
+//! Work per answer is split so the single writer task does as little as
+//! possible: the caller encodes the entry and computes its records digest
+//! before the hand-off (one channel send per batch), the writer appends the
+//! index, hashes the leaf and the tree nodes and commits, and the caller
+//! signs its receipts after the commit, in parallel with the next batch.
 
-use std::io::BufRead;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use futures::Stream;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::AuditError;
-use crate::entry::{Entry, NewEntry};
-use crate::keys::{Keys, PublicKey, PublicKeys};
-use crate::store::{Filter, Store};
-use crate::verify::{ChainCheck, Checkpoint, KEY_ROTATED, VerifyReport};
+use crate::entry::{Kind, NewEntry, leaf_data};
+use crate::keys::{
+    ALARM_FILE, CHECKPOINT_FILE, InstanceLock, Keys, PublicKey, PublicKeys, SubjectKey,
+};
+use crate::merkle::{Frontier, Hash, empty_root, leaf_hash, root_at};
+use crate::note::{SignedCheckpoint, TreeHead, sign};
+use crate::receipt::Receipt;
+use crate::store::{ChainHead, Expected, NewCheckpoint, Row, Store, WriteError};
 
-/// Entries read per page when verifying or exporting.
-const PAGE: usize = 10_000;
+/// The admin event written when an instance's key joins the trusted set.
+pub const KEY_ADDED: &str = "audit_key_added";
 /// First and largest pause of the writer after a failed commit.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -28,118 +37,211 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub struct Options {
     /// Most entries committed in one transaction.
     pub max_batch: usize,
-    /// Pause between checkpoints; none when zero.
+    /// Longest time the head stays without a checkpoint while it grows;
+    /// zero: no timed checkpoints.
     pub checkpoint_interval: Duration,
-    /// Gateway instance id written into each entry's `gateway` field.
-    pub instance: String,
+    /// A checkpoint at least every this many entries; zero: none by count.
+    pub checkpoint_every: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_batch: 5_000,
-            checkpoint_interval: Duration::from_secs(60),
-            instance: String::new(),
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_every: 10_000,
         }
     }
 }
 
-/// Where appended entries landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppendReceipt {
-    pub first_seq: u64,
-    pub last_seq: u64,
+/// An entry encoded by its caller, waiting for its index.
+struct Sealed {
+    encoded: Vec<u8>,
+    time_us: i64,
+    kind: Kind,
+    subject: Option<String>,
+    requester: String,
+    records: Vec<(String, String, crate::entry::Verdict)>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
 
 enum Job {
-    Append(Vec<NewEntry>, Reply<AppendReceipt>),
-    Checkpoint(Reply<Option<Checkpoint>>),
+    /// Entries in; `(index, leaf hash)` per entry out.
+    Append(Vec<Sealed>, Reply<Vec<(u64, Hash)>>),
+    /// `force`: even if the head did not move since the last one.
+    Checkpoint(bool, Reply<Option<SignedCheckpoint>>),
 }
 
-/// The audit log of one gateway process.
+/// State the writer shares with the handle.
+#[derive(Debug, Default)]
+struct Shared {
+    alarms: AtomicU64,
+    /// Why appends are refused, once they are.
+    failed_closed: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn refused(&self) -> Option<String> {
+        self.failed_closed.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+/// The audit log of one gateway instance.
 pub struct AuditLog {
     store: Store,
-    keys: Arc<RwLock<Keys>>,
+    keys: Arc<Keys>,
+    subject: SubjectKey,
+    chain: ChainHead,
     tx: mpsc::Sender<Job>,
     /// Entries appended but not yet committed (or failed).
     pending: Arc<AtomicUsize>,
-    instance: String,
+    shared: Arc<Shared>,
+    key_added: Option<PublicKey>,
+    _lock: Option<InstanceLock>,
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("instance", &self.chain.instance)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AuditLog {
-    /// Opens the store at `url` and starts the writer (and the checkpoint
-    /// timer when `options.checkpoint_interval` is not zero).
+    /// Opens the store at `url` and starts the writer.
     pub async fn open(url: &str, keys: Keys, options: Options) -> Result<AuditLog, AuditError> {
         let store = Store::open(url).await?;
-        Ok(AuditLog::with_store(store, keys, options))
+        AuditLog::with_store(store, keys, options).await
     }
 
-    /// Starts the writer on an open store.
-    pub fn with_store(store: Store, keys: Keys, options: Options) -> AuditLog {
-        let keys = Arc::new(RwLock::new(keys));
+    /// Starts the instance's writer on an open store: takes the instance
+    /// lock, registers the chain and the key, reads the shared subject key,
+    /// checks the stored chain against the last checkpoints (a mismatch
+    /// fails closed at once), writes the start-up checkpoint.
+    pub async fn with_store(
+        store: Store,
+        keys: Keys,
+        options: Options,
+    ) -> Result<AuditLog, AuditError> {
+        let lock = keys.lock_instance()?;
+        let instance = keys.instance().to_owned();
+        let subject = store.subject_key(keys.legacy_subject()).await?;
+        let chain = store.register_chain(&instance, empty_root()).await?;
+        let key_added = store
+            .register_key(&keys.public_key(), &instance)
+            .await?
+            .then(|| keys.public_key());
+        let shared = Arc::new(Shared::default());
+        let (frontier, last_nodes, problem) = load_head(&store, &chain, keys.dir()).await?;
+        let keys = Arc::new(keys);
+        let checkpoint_file = keys.dir().map(|d| d.join(CHECKPOINT_FILE));
+        let alarm_file = keys.dir().map(|d| d.join(ALARM_FILE));
+        // An alarm raised earlier holds until an operator removes its file.
+        let problem = match alarm_file.as_ref().map(std::fs::read_to_string) {
+            Some(Ok(text)) => Some(format!(
+                "{} (remove `{}` after investigating to resume)",
+                text.trim(),
+                alarm_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )),
+            _ => problem,
+        };
+        let mut writer = Writer {
+            store: store.clone(),
+            keys: Arc::clone(&keys),
+            chain: chain.clone(),
+            frontier,
+            last_nodes,
+            shared: Arc::clone(&shared),
+            checkpointed: None,
+            last_checkpoint: Instant::now(),
+            uncertain: None,
+            recovering: false,
+            checkpoint_file,
+            alarm_file,
+            options: options.clone(),
+        };
+        if let Some(problem) = problem {
+            writer.alarm(problem).await;
+        }
         let (tx, rx) = mpsc::channel(4096);
         let pending = Arc::new(AtomicUsize::new(0));
-        let mut tasks = vec![tokio::spawn(writer(
-            store.clone(),
-            Arc::clone(&keys),
-            rx,
-            options.max_batch.max(1),
-            Arc::clone(&pending),
-        ))];
-        if !options.checkpoint_interval.is_zero() {
-            let tx = tx.clone();
-            let every = options.checkpoint_interval;
-            tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let (reply, rx) = oneshot::channel();
-                    if tx.send(Job::Checkpoint(reply)).await.is_err() {
-                        break;
-                    }
-                    if let Ok(Err(e)) = rx.await {
-                        tracing::warn!(error = %e, "audit checkpoint failed");
-                    }
-                }
-            }));
-        }
-        AuditLog {
+        let tasks = vec![tokio::spawn(writer.run(rx, Arc::clone(&pending)))];
+        let log = AuditLog {
             store,
             keys,
+            subject,
+            chain,
             tx,
             pending,
-            instance: options.instance,
+            shared,
+            key_added,
+            _lock: lock,
             tasks,
+        };
+        if let Some(key) = key_added {
+            // Adding a key to the trusted set is itself on the record.
+            let mut e = NewEntry::admin(
+                KEY_ADDED,
+                json!({"public_key": key.to_string(), "instance": log.chain.instance}),
+            );
+            e.requester = log.chain.instance.clone();
+            if let Err(err) = log.append(vec![e]).await {
+                tracing::error!(error = %err, "the key-added event was not logged");
+            }
         }
+        match log.job_checkpoint(true).await {
+            Ok(_) => {}
+            Err(AuditError::FailedClosed(why)) => {
+                tracing::error!(reason = %why, "audit log failed closed at start-up");
+            }
+            Err(e) => tracing::warn!(error = %e, "start-up audit checkpoint failed"),
+        }
+        Ok(log)
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// This process's instance id.
+    /// This instance's id (the name of its chain).
     pub fn instance(&self) -> &str {
-        &self.instance
+        &self.chain.instance
     }
 
-    /// Runs `f` with the keys (subject HMAC, public key).
-    pub fn with_keys<T>(&self, f: impl FnOnce(&Keys) -> T) -> Option<T> {
-        self.keys.read().ok().map(|k| f(&k))
+    /// This instance's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.keys.public_key()
     }
 
-    /// Hex HMAC of a subject under the gateway's subject key.
+    /// The key this start added to the store's trusted set, if it was new
+    /// (the log holds a [`KEY_ADDED`] entry for it).
+    pub fn key_added(&self) -> Option<PublicKey> {
+        self.key_added
+    }
+
+    /// Hex HMAC of a subject under the subject key all instances share.
     pub fn subject_hmac(&self, kind: &str, id: &str) -> String {
-        self.with_keys(|k| k.subject_hmac(kind, id))
-            .unwrap_or_default()
+        self.subject.hmac(kind, id)
     }
 
-    /// Every public key this gateway signed with.
-    pub fn trusted(&self) -> PublicKeys {
-        self.with_keys(Keys::trusted).unwrap_or_default()
+    /// Every key registered in the store, and this instance's own.
+    pub async fn trusted(&self) -> Result<PublicKeys, AuditError> {
+        let mut keys = PublicKeys(
+            self.store
+                .keys()
+                .await?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+        );
+        keys.extend(&self.keys.trusted());
+        Ok(keys)
     }
 
     /// Entries waiting to be committed (queued or in the batch being
@@ -148,89 +250,99 @@ impl AuditLog {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Appends `entries`; resolves once the batch holding them committed.
-    pub async fn append(&self, mut entries: Vec<NewEntry>) -> Result<AppendReceipt, AuditError> {
+    /// Tamper alarms raised by this process (for a metric).
+    pub fn alarms(&self) -> u64 {
+        self.shared.alarms.load(Ordering::Relaxed)
+    }
+
+    /// Why appends are refused, when the log has failed closed.
+    pub fn failed_closed(&self) -> Option<String> {
+        self.shared.refused()
+    }
+
+    /// Appends one entry per answer; resolves once the batch holding them
+    /// committed, with one signed receipt per entry, in order.
+    pub async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Receipt>, AuditError> {
         if entries.is_empty() {
-            return Ok(AppendReceipt {
-                first_seq: 0,
-                last_seq: 0,
-            });
+            return Ok(Vec::new());
         }
-        for e in &mut entries {
-            if e.gateway.is_empty() {
-                e.gateway.clone_from(&self.instance);
-            }
+        if let Some(why) = self.shared.refused() {
+            return Err(AuditError::FailedClosed(why));
         }
+        let chain = self.chain.instance.as_str();
+        let mut digests = Vec::with_capacity(entries.len());
+        let sealed: Vec<Sealed> = entries
+            .into_iter()
+            .map(|e| {
+                digests.push(e.records_digest());
+                Sealed {
+                    encoded: e.encode(chain),
+                    time_us: e.time_us,
+                    kind: e.kind,
+                    subject: (!e.subject_hmac.is_empty()).then_some(e.subject_hmac),
+                    requester: e.requester,
+                    records: e
+                        .decisions
+                        .into_iter()
+                        .map(|d| (d.record_type, d.department, d.verdict))
+                        .collect(),
+                }
+            })
+            .collect();
+        let n = sealed.len();
         let (reply, rx) = oneshot::channel();
-        let n = entries.len();
         self.pending.fetch_add(n, Ordering::Relaxed);
-        if self.tx.send(Job::Append(entries, reply)).await.is_err() {
+        if self.tx.send(Job::Append(sealed, reply)).await.is_err() {
             self.pending.fetch_sub(n, Ordering::Relaxed);
             return Err(AuditError::Unavailable("the audit writer stopped".into()));
         }
-        rx.await
-            .map_err(|_| AuditError::Unavailable("the audit writer stopped".into()))?
+        let placed = rx
+            .await
+            .map_err(|_| AuditError::Unavailable("the audit writer stopped".into()))??;
+        Ok(placed
+            .into_iter()
+            .zip(digests)
+            .map(|((index, leaf), digest)| Receipt::sign(&self.keys, chain, index, leaf, digest))
+            .collect())
     }
 
-    /// Writes a signed checkpoint of the current head now (`None`: empty log).
-    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+    async fn job_checkpoint(&self, force: bool) -> Result<Option<SignedCheckpoint>, AuditError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job::Checkpoint(reply))
+            .send(Job::Checkpoint(force, reply))
             .await
             .map_err(|_| AuditError::Unavailable("the audit writer stopped".into()))?;
         rx.await
             .map_err(|_| AuditError::Unavailable("the audit writer stopped".into()))?
     }
 
-    /// Replaces the signing key: logs the rotation (old and new public
-    /// key), checkpoints it with the old key, then switches; later
-    /// checkpoints use the new key. Returns the new public key.
-    pub async fn rotate_key(&self) -> Result<PublicKey, AuditError> {
-        let (new, old_public) = {
-            let keys = self
-                .keys
-                .read()
-                .map_err(|_| AuditError::Key("key lock poisoned".into()))?;
-            (keys.rotated()?, keys.public_key())
-        };
-        let new_public = new.public_key();
-        self.append(vec![NewEntry::admin(
-            KEY_ROTATED,
-            json!({"old_public_key": old_public.to_string(), "new_public_key": new_public.to_string()}),
-        )])
-        .await?;
-        self.checkpoint().await?;
-        {
-            let mut keys = self
-                .keys
-                .write()
-                .map_err(|_| AuditError::Key("key lock poisoned".into()))?;
-            new.save_rotation(&keys)?;
-            *keys = new;
-        }
-        Ok(new_public)
+    /// Writes a signed checkpoint of the head now if it moved since the
+    /// last one (`None`: it did not).
+    pub async fn checkpoint(&self) -> Result<Option<SignedCheckpoint>, AuditError> {
+        self.job_checkpoint(false).await
     }
 
-    /// Verifies the whole store against this gateway's public keys.
-    pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
-        verify_store(&self.store, &self.trusted()).await
+    /// Verifies the whole store against the store's registered keys and
+    /// this instance's own.
+    pub async fn verify(&self) -> Result<crate::VerifyReport, AuditError> {
+        crate::verify_store(&self.store, &self.trusted().await?).await
     }
 
-    /// Entries matching `filter` after `after_seq`, at most `limit`.
+    /// Records matching `filter` after `after`, at most `limit`.
     pub async fn query(
         &self,
-        filter: &Filter,
-        after_seq: u64,
+        filter: &crate::Filter,
+        after: Option<crate::Cursor>,
         limit: usize,
-    ) -> Result<Vec<Entry>, AuditError> {
-        self.store.query(filter, after_seq, limit).await
+    ) -> Result<Vec<crate::Record>, AuditError> {
+        self.store.query(filter, after, limit).await
     }
 
     /// Final checkpoint, stops the writer, closes the store.
     pub async fn close(self) {
-        if let Err(e) = self.checkpoint().await {
-            tracing::warn!(error = %e, "final audit checkpoint failed");
+        match self.checkpoint().await {
+            Ok(_) | Err(AuditError::FailedClosed(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "final audit checkpoint failed"),
         }
         for t in &self.tasks {
             t.abort();
@@ -239,520 +351,403 @@ impl AuditLog {
     }
 }
 
-async fn writer(
-    store: Store,
-    keys: Arc<RwLock<Keys>>,
-    mut rx: mpsc::Receiver<Job>,
-    max_batch: usize,
-    pending: Arc<AtomicUsize>,
-) {
-    let mut backoff = BACKOFF_MIN;
-    let mut dirty = false;
-    while let Some(job) = rx.recv().await {
-        let mut checkpoints = Vec::new();
-        let mut waiters = Vec::new();
-        let mut bodies = Vec::new();
-        let mut next = Some(job);
-        // Group commit: take everything already queued, up to max_batch.
-        while let Some(job) = next.take() {
-            match job {
-                Job::Append(entries, reply) => {
-                    waiters.push((entries.len(), reply));
-                    bodies.extend(entries);
-                }
-                Job::Checkpoint(reply) => checkpoints.push(reply),
+/// Reads the chain's head: rebuilds the frontier from the stored tree
+/// hashes and checks it against the head row, the last stored entry, the
+/// latest checkpoint in the store and the one in the key directory.
+/// Returns the problem found instead of failing: the log then starts
+/// failed closed, so the gateway runs and reports it.
+async fn load_head(
+    store: &Store,
+    chain: &ChainHead,
+    dir: Option<&std::path::Path>,
+) -> Result<(Frontier, Option<Vec<u8>>, Option<String>), AuditError> {
+    let size = chain.size;
+    let wanted = Frontier::subtrees(size);
+    let stored = store.subtrees(chain.chain, &wanted).await?;
+    let hashes: Option<Vec<Hash>> = wanted.iter().map(|w| stored.get(w).copied()).collect();
+    let frontier = hashes.and_then(|h| Frontier::from_subtrees(size, h));
+    let last = match size {
+        0 => None,
+        n => store.leaf(chain.chain, n - 1).await?.map(|r| r.nodes),
+    };
+    let Some(frontier) = frontier else {
+        return Ok((
+            Frontier::new(),
+            None,
+            Some(format!(
+                "chain `{}`: entries below its head ({size}) are missing from the store",
+                chain.instance
+            )),
+        ));
+    };
+    let mut problem = None;
+    let last_index = store.last_index(chain.chain).await?;
+    if frontier.root() != chain.root {
+        problem = Some(format!(
+            "chain `{}`: the stored tree hashes do not give the head row's root",
+            chain.instance
+        ));
+    } else if last_index != size.checked_sub(1) {
+        problem = Some(format!(
+            "chain `{}`: the head row says {size} entries, the store's last is {}",
+            chain.instance,
+            last_index.map_or("none".to_owned(), |i| format!("index {i}"))
+        ));
+    }
+    let mut known = Vec::new();
+    if let Some(cp) = store.latest_checkpoint(chain.chain).await? {
+        known.push(("the store's latest checkpoint".to_owned(), cp.size, cp.root));
+    }
+    if let Some(path) = dir.map(|d| d.join(CHECKPOINT_FILE))
+        && let Ok(text) = std::fs::read_to_string(&path)
+    {
+        match SignedCheckpoint::parse(&text) {
+            Ok(cp) if cp.head.instance() == Some(chain.instance.as_str()) => known.push((
+                format!("the checkpoint in `{}`", path.display()),
+                cp.head.size,
+                cp.head.root,
+            )),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "unreadable local checkpoint")
             }
-            if bodies.len() < max_batch {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !bodies.is_empty() {
-            let n = bodies.len();
-            let appended = store.append(bodies).await;
-            pending.fetch_sub(n, Ordering::Relaxed);
-            match appended {
-                Ok(entries) => {
-                    dirty = true;
-                    backoff = BACKOFF_MIN;
-                    let mut it = entries.iter();
-                    for (n, reply) in waiters {
-                        let chunk: Vec<&Entry> = it.by_ref().take(n).collect();
-                        let receipt = AppendReceipt {
-                            first_seq: chunk.first().map_or(0, |e| e.seq),
-                            last_seq: chunk.last().map_or(0, |e| e.seq),
-                        };
-                        let _ = reply.send(Ok(receipt));
-                    }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    tracing::error!(error = %message, "audit batch not committed; its records are withheld");
-                    for (_, reply) in waiters {
-                        let _ = reply.send(Err(AuditError::Unavailable(message.clone())));
-                    }
-                    // Let the store recover before the next attempt.
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-            }
-        }
-        for reply in checkpoints {
-            let result = if dirty {
-                let keys = Arc::clone(&keys);
-                store
-                    .checkpoint(move |m| {
-                        let k = keys
-                            .read()
-                            .map_err(|_| AuditError::Key("key lock poisoned".into()))?;
-                        Ok((k.public_key().to_string(), k.sign(m)))
-                    })
-                    .await
-            } else {
-                Ok(None)
-            };
-            if matches!(result, Ok(Some(_))) {
-                dirty = false;
-            }
-            let _ = reply.send(result);
         }
     }
-}
-
-/// Verifies the store at `store` against `anchors`.
-pub async fn verify_store(store: &Store, anchors: &PublicKeys) -> Result<VerifyReport, AuditError> {
-    let mut check = ChainCheck::new(store.checkpoints().await?);
-    let mut after = 0;
-    loop {
-        let page = match store.query(&Filter::default(), after, PAGE).await {
-            Ok(page) => page,
-            Err(AuditError::Corrupt { seq, message }) => {
-                check.unreadable(seq, message);
-                break;
-            }
-            Err(e) => return Err(e),
-        };
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for e in &page {
-            check.push(e);
+    for (what, cp_size, cp_root) in known {
+        if problem.is_some() {
+            break;
         }
-    }
-    Ok(check.finish(anchors))
-}
-
-/// One line of an export.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Line {
-    Format(String),
-    Checkpoint(Checkpoint),
-    Entry(Box<Entry>),
-}
-
-/// The export format tag (first line).
-pub const EXPORT_FORMAT: &str = "xgate-audit-export/1";
-
-enum ExportState {
-    Start,
-    Checkpoints(Vec<Checkpoint>),
-    Entries(u64),
-    Done,
-}
-
-/// The whole log as JSON lines (no trailing newline): a format line, every
-/// checkpoint, then every entry with its hashes — all offline verification
-/// needs besides a public key.
-pub fn export_lines(store: Store) -> impl Stream<Item = Result<Vec<String>, AuditError>> {
-    futures::stream::unfold(ExportState::Start, move |state| {
-        let store = store.clone();
-        async move {
-            let lines = |items: Vec<Line>| -> Result<Vec<String>, AuditError> {
-                items
-                    .iter()
-                    .map(|l| serde_json::to_string(l).map_err(|e| AuditError::Io(e.into())))
-                    .collect()
-            };
-            match state {
-                ExportState::Done => None,
-                ExportState::Start => match store.checkpoints().await {
-                    Ok(cps) => Some((
-                        lines(vec![Line::Format(EXPORT_FORMAT.into())]),
-                        ExportState::Checkpoints(cps),
-                    )),
-                    Err(e) => Some((Err(e), ExportState::Done)),
-                },
-                ExportState::Checkpoints(cps) => Some((
-                    lines(cps.into_iter().map(Line::Checkpoint).collect()),
-                    ExportState::Entries(0),
-                )),
-                ExportState::Entries(after) => {
-                    match store.query(&Filter::default(), after, PAGE).await {
-                        Ok(page) if page.is_empty() => None,
-                        Ok(page) => {
-                            let last = page.last().map_or(after, |e| e.seq);
-                            Some((
-                                lines(page.into_iter().map(|e| Line::Entry(Box::new(e))).collect()),
-                                ExportState::Entries(last),
-                            ))
-                        }
-                        Err(e) => Some((Err(e), ExportState::Done)),
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// Verifies an export read from `reader`, trusting `anchors` (offline).
-pub fn verify_export(
-    reader: impl BufRead,
-    anchors: &PublicKeys,
-) -> Result<VerifyReport, AuditError> {
-    let mut checkpoints = Vec::new();
-    let mut check: Option<ChainCheck> = None;
-    let mut saw_format = false;
-    for (n, line) in reader.lines().enumerate() {
-        let n = n as u64 + 1;
-        let line = line?;
-        if line.trim().is_empty() {
+        if cp_size > size {
+            problem = Some(format!(
+                "chain `{}` has {size} entries but {what} covers {cp_size}: entries were deleted",
+                chain.instance
+            ));
             continue;
         }
-        let parsed: Line = serde_json::from_str(&line).map_err(|e| AuditError::Export {
-            line: n,
-            message: e.to_string(),
-        })?;
-        match parsed {
-            Line::Format(f) if f == EXPORT_FORMAT && n == 1 => saw_format = true,
-            Line::Format(f) => {
-                return Err(AuditError::Export {
-                    line: n,
-                    message: format!("unexpected format line `{f}`"),
-                });
-            }
-            Line::Checkpoint(cp) if check.is_none() => checkpoints.push(cp),
-            Line::Checkpoint(_) => {
-                return Err(AuditError::Export {
-                    line: n,
-                    message: "checkpoints must precede the entries".into(),
-                });
-            }
-            Line::Entry(e) => check
-                .get_or_insert_with(|| ChainCheck::new(std::mem::take(&mut checkpoints)))
-                .push(&e),
+        let wanted = crate::merkle::root_subtrees(cp_size);
+        let stored = store.subtrees(chain.chain, &wanted).await?;
+        let root = root_at(cp_size, |l, k| stored.get(&(l, k)).copied());
+        if root != Some(cp_root) {
+            problem = Some(format!(
+                "chain `{}` no longer extends {what} (size {cp_size}): entries were rewritten",
+                chain.instance
+            ));
         }
     }
-    if !saw_format {
-        return Err(AuditError::Export {
-            line: 1,
-            message: format!("not an xgate audit export (no `{EXPORT_FORMAT}` line)"),
+    Ok((frontier, last, problem))
+}
+
+struct Writer {
+    store: Store,
+    keys: Arc<Keys>,
+    chain: ChainHead,
+    frontier: Frontier,
+    /// Stored hashes of the last committed entry.
+    last_nodes: Option<Vec<u8>>,
+    shared: Arc<Shared>,
+    /// Size of the last checkpoint written by this process.
+    checkpointed: Option<u64>,
+    last_checkpoint: Instant,
+    /// The head a failed commit would have produced: a commit can fail
+    /// after the store applied it, so that head is accepted too.
+    uncertain: Option<(Frontier, Option<Vec<u8>>)>,
+    /// A commit failed since the last success: checkpoint on recovery.
+    recovering: bool,
+    checkpoint_file: Option<PathBuf>,
+    alarm_file: Option<PathBuf>,
+    options: Options,
+}
+
+/// Appends every sealed entry to `frontier`; the rows and placements.
+fn place(frontier: &mut Frontier, sealed: &[Sealed]) -> (Vec<Row>, Vec<(u64, Hash)>) {
+    let mut rows = Vec::with_capacity(sealed.len());
+    let mut placed = Vec::with_capacity(sealed.len());
+    for s in sealed {
+        let index = frontier.size();
+        let data = leaf_data(&s.encoded, index);
+        let leaf = leaf_hash(&data);
+        let nodes = frontier.push(leaf).concat();
+        placed.push((index, leaf));
+        rows.push(Row {
+            index,
+            time_us: s.time_us,
+            kind: s.kind,
+            subject: s.subject.clone(),
+            requester: s.requester.clone(),
+            data,
+            nodes,
+            records: s.records.clone(),
         });
     }
-    Ok(check
-        .unwrap_or_else(|| ChainCheck::new(checkpoints))
-        .finish(anchors))
+    (rows, placed)
+}
+
+impl Writer {
+    fn expected(&self) -> Expected {
+        Expected {
+            chain: self.chain.chain,
+            size: self.frontier.size(),
+            root: self.frontier.root(),
+            last_nodes: self.last_nodes.clone(),
+        }
+    }
+
+    async fn alarm(&mut self, message: String) {
+        tracing::error!(instance = %self.chain.instance, alarm = %message, "audit tamper alarm: appends refused");
+        self.shared.alarms.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut g) = self.shared.failed_closed.lock()
+            && g.is_none()
+        {
+            *g = Some(message.clone());
+        }
+        if let Some(path) = &self.alarm_file
+            && !path.exists()
+            && let Err(e) = crate::keys::replace_file(path, message.as_bytes())
+        {
+            tracing::error!(error = %e, "the tamper alarm file could not be written");
+        }
+        if let Err(e) = self
+            .store
+            .record_alarm(&self.chain.instance, &message)
+            .await
+        {
+            tracing::error!(error = %e, "the tamper alarm could not be stored");
+        }
+    }
+
+    /// After a conflict: is the store's head the one an uncertain commit
+    /// would have left? Then that commit did happen; adopt its head.
+    async fn adopt_uncertain(&mut self) -> bool {
+        let Some((frontier, last)) = self.uncertain.take() else {
+            return false;
+        };
+        let heads = self.store.chains().await.unwrap_or_default();
+        let matches = heads.iter().any(|h| {
+            h.chain == self.chain.chain && h.size == frontier.size() && h.root == frontier.root()
+        });
+        if matches {
+            self.frontier = frontier;
+            self.last_nodes = last;
+        }
+        matches
+    }
+
+    fn conflict_message(&self) -> String {
+        format!(
+            "chain `{}`: the store's head is not the one this gateway committed last \
+             (size {}): entries were deleted, inserted or rewritten while it ran",
+            self.chain.instance,
+            self.frontier.size()
+        )
+    }
+
+    fn due_by_count(&self, size: u64) -> bool {
+        self.options.checkpoint_every > 0
+            && size - self.checkpointed.unwrap_or(0) >= self.options.checkpoint_every
+    }
+
+    fn signed(&self, frontier: &Frontier) -> SignedCheckpoint {
+        sign(
+            &TreeHead::new(&self.chain.instance, frontier.size(), frontier.root()),
+            &self.keys,
+        )
+    }
+
+    fn checkpoint_written(&mut self, cp: &SignedCheckpoint) {
+        self.checkpointed = Some(cp.head.size);
+        self.last_checkpoint = Instant::now();
+        if let Some(path) = &self.checkpoint_file
+            && let Err(e) = crate::keys::replace_file(path, cp.text.as_bytes())
+        {
+            tracing::warn!(error = %e, "the local checkpoint copy was not written");
+        }
+    }
+
+    async fn append(&mut self, sealed: &[Sealed]) -> Result<Vec<(u64, Hash)>, AuditError> {
+        if let Some(why) = self.shared.refused() {
+            return Err(AuditError::FailedClosed(why));
+        }
+        for attempt in 0..2 {
+            let expected = self.expected();
+            let mut frontier = self.frontier.clone();
+            let (rows, placed) = place(&mut frontier, sealed);
+            let cp = self
+                .due_by_count(frontier.size())
+                .then(|| self.signed(&frontier));
+            let new_cp = cp.as_ref().map(|c| NewCheckpoint {
+                size: c.head.size,
+                root: c.head.root,
+                note: c.text.clone(),
+            });
+            let last = rows.last().map(|r| r.nodes.clone());
+            let result = self
+                .store
+                .append(
+                    &expected,
+                    frontier.size(),
+                    &frontier.root(),
+                    &rows,
+                    new_cp.as_ref(),
+                )
+                .await;
+            match result {
+                Ok(()) => {
+                    self.frontier = frontier;
+                    self.last_nodes = last;
+                    self.uncertain = None;
+                    if let Some(cp) = &cp {
+                        self.checkpoint_written(cp);
+                    }
+                    if std::mem::take(&mut self.recovering)
+                        && let Err(e) = self.checkpoint(true).await
+                    {
+                        tracing::warn!(error = %e, "recovery checkpoint failed");
+                    }
+                    return Ok(placed);
+                }
+                Err(WriteError::Conflict) if attempt == 0 && self.adopt_uncertain().await => {
+                    continue;
+                }
+                Err(WriteError::Conflict) => {
+                    let message = self.conflict_message();
+                    self.alarm(message.clone()).await;
+                    return Err(AuditError::FailedClosed(message));
+                }
+                Err(WriteError::Db(e)) => {
+                    self.uncertain = Some((frontier, last));
+                    self.recovering = true;
+                    return Err(AuditError::Unavailable(e.to_string()));
+                }
+            }
+        }
+        Err(AuditError::Unavailable(
+            "the audit head could not be settled".into(),
+        ))
+    }
+
+    async fn checkpoint(&mut self, force: bool) -> Result<Option<SignedCheckpoint>, AuditError> {
+        if let Some(why) = self.shared.refused() {
+            return Err(AuditError::FailedClosed(why));
+        }
+        if !force && self.checkpointed == Some(self.frontier.size()) {
+            return Ok(None);
+        }
+        for attempt in 0..2 {
+            let cp = self.signed(&self.frontier);
+            let new_cp = NewCheckpoint {
+                size: cp.head.size,
+                root: cp.head.root,
+                note: cp.text.clone(),
+            };
+            match self.store.checkpoint(&self.expected(), &new_cp).await {
+                Ok(()) => {
+                    self.checkpoint_written(&cp);
+                    return Ok(Some(cp));
+                }
+                Err(WriteError::Conflict) if attempt == 0 && self.adopt_uncertain().await => {
+                    continue;
+                }
+                Err(WriteError::Conflict) => {
+                    let message = self.conflict_message();
+                    self.alarm(message.clone()).await;
+                    return Err(AuditError::FailedClosed(message));
+                }
+                Err(WriteError::Db(e)) => return Err(AuditError::Unavailable(e.to_string())),
+            }
+        }
+        Err(AuditError::Unavailable(
+            "the audit head could not be settled".into(),
+        ))
+    }
+
+    /// When the next timed checkpoint is due (the head moved since the last).
+    fn checkpoint_deadline(&self) -> Option<Instant> {
+        let interval = self.options.checkpoint_interval;
+        (!interval.is_zero() && self.checkpointed != Some(self.frontier.size()))
+            .then(|| self.last_checkpoint + interval)
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>, pending: Arc<AtomicUsize>) {
+        let max_batch = self.options.max_batch.max(1);
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let job = match self.checkpoint_deadline() {
+                None => rx.recv().await,
+                Some(at) => {
+                    match tokio::time::timeout_at(at.into(), rx.recv()).await {
+                        Ok(job) => job,
+                        Err(_) => {
+                            match self.checkpoint(false).await {
+                                Ok(_) | Err(AuditError::FailedClosed(_)) => {}
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "audit checkpoint failed");
+                                    // Retry after another interval, not in a loop.
+                                    self.last_checkpoint = Instant::now();
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(job) = job else { break };
+            let mut checkpoints = Vec::new();
+            let mut waiters = Vec::new();
+            let mut sealed = Vec::new();
+            let mut next = Some(job);
+            // Group commit: take everything already queued, up to max_batch.
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Append(entries, reply) => {
+                        waiters.push((entries.len(), reply));
+                        sealed.extend(entries);
+                    }
+                    Job::Checkpoint(force, reply) => checkpoints.push((force, reply)),
+                }
+                if sealed.len() < max_batch {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !sealed.is_empty() {
+                let n = sealed.len();
+                let result = self.append(&sealed).await;
+                pending.fetch_sub(n, Ordering::Relaxed);
+                match result {
+                    Ok(placed) => {
+                        backoff = BACKOFF_MIN;
+                        let mut it = placed.into_iter();
+                        for (n, reply) in waiters {
+                            let _ = reply.send(Ok(it.by_ref().take(n).collect()));
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        let failed_closed = matches!(e, AuditError::FailedClosed(_));
+                        if !failed_closed {
+                            tracing::error!(error = %message, "audit batch not committed; its records are withheld");
+                        }
+                        for (_, reply) in waiters {
+                            let err = if failed_closed {
+                                AuditError::FailedClosed(message.clone())
+                            } else {
+                                AuditError::Unavailable(message.clone())
+                            };
+                            let _ = reply.send(Err(err));
+                        }
+                        if !failed_closed {
+                            // Let the store recover before the next attempt.
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                        }
+                    }
+                }
+            }
+            for (force, reply) in checkpoints {
+                let _ = reply.send(self.checkpoint(force).await);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use futures::StreamExt as _;
-    use sqlx::Connection as _;
-
-    fn options() -> Options {
-        Options {
-            max_batch: 100,
-            checkpoint_interval: Duration::ZERO,
-            instance: "test".into(),
-        }
-    }
-
-    fn access(i: usize, keys: &Keys) -> NewEntry {
-        let mut e = NewEntry::access();
-        e.request_id = format!("req-{i}");
-        e.subject_hmac = keys.subject_hmac("resident_id", "341602197703051725");
-        e.requester = if i.is_multiple_of(2) { "a" } else { "b" }.into();
-        e.decision = "permit".into();
-        e.status = "OK".into();
-        e
-    }
-
-    /// A PostgreSQL database of its own, dropped by [`PgDb::drop_db`].
-    struct PgDb {
-        name: String,
-    }
-
-    const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-    impl PgDb {
-        async fn create() -> PgDb {
-            let name = format!("xgate_audit_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(PG_ADMIN).await.expect("pg");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .expect("create db");
-            PgDb { name }
-        }
-        fn url(&self) -> String {
-            format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-        }
-        async fn drop_db(self) {
-            let mut conn = sqlx::PgConnection::connect(PG_ADMIN).await.expect("pg");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {} WITH (FORCE)",
-                self.name
-            )))
-            .execute(&mut conn)
-            .await
-            .expect("drop db");
-        }
-    }
-
-    async fn exec(store: &Store, sql: &'static str) {
-        match store {
-            Store::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-            Store::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        }
-        .expect(sql);
-    }
-
-    /// Concurrent appends, a checkpoint, verification, and each kind of
-    /// tampering with a row, detected and named.
-    async fn behaves(url: &str) {
-        let keys = Keys::generate().expect("keys");
-        let log = Arc::new(AuditLog::open(url, keys, options()).await.expect("open"));
-        let calls = (0..20).map(|c| {
-            let log = Arc::clone(&log);
-            async move {
-                let batch = (0..5)
-                    .map(|i| log.with_keys(|k| access(c * 5 + i, k)).expect("keys"))
-                    .collect();
-                log.append(batch).await.expect("append")
-            }
-        });
-        let receipts = futures::future::join_all(calls).await;
-        let mut seqs: Vec<u64> = receipts
-            .iter()
-            .flat_map(|r| r.first_seq..=r.last_seq)
-            .collect();
-        seqs.sort_unstable();
-        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
-        let cp = log.checkpoint().await.expect("checkpoint").expect("some");
-        assert_eq!(cp.entries, 100);
-        assert!(
-            log.checkpoint().await.expect("idle").is_none(),
-            "nothing new"
-        );
-        let report = log.verify().await.expect("verify");
-        assert!(report.is_ok(), "{report}");
-        assert_eq!((report.entries, report.checkpoints_verified), (100, 1));
-
-        // Filtered query.
-        let filter = Filter {
-            requester: Some("a".into()),
-            ..Filter::default()
-        };
-        let a = log.query(&filter, 0, 1000).await.expect("query");
-        assert_eq!(a.len(), 50);
-        assert!(a.iter().all(|e| e.body.requester == "a"));
-
-        // Export and verify offline, with only the public key.
-        let lines: Vec<String> = export_lines(log.store().clone())
-            .map(|r| r.expect("export"))
-            .collect::<Vec<_>>()
-            .await
-            .concat();
-        let text = lines.join("\n");
-        let offline = verify_export(text.as_bytes(), &log.trusted()).expect("export verify");
-        assert!(offline.is_ok(), "{offline}");
-        assert_eq!(offline.entries, 100);
-        let tampered = text.replacen("\"req-7\"", "\"req-X\"", 1);
-        let offline = verify_export(tampered.as_bytes(), &log.trusted()).expect("parse");
-        assert!(offline.first_bad.is_some());
-
-        let store = log.store().clone();
-        let anchors = log.trusted();
-        let first_bad = || async {
-            verify_store(&store, &anchors)
-                .await
-                .expect("verify")
-                .first_bad
-        };
-        exec(
-            &store,
-            "UPDATE audit_entries SET purpose = 'X' WHERE seq = 40",
-        )
-        .await;
-        let bad = first_bad().await.expect("edit");
-        assert_eq!(bad.0, 40, "{bad:?}");
-        exec(
-            &store,
-            "UPDATE audit_entries SET purpose = '' WHERE seq = 40",
-        )
-        .await;
-        assert_eq!(first_bad().await, None);
-
-        exec(
-            &store,
-            "UPDATE audit_entries SET seq = seq + 1000 WHERE seq IN (30, 31)",
-        )
-        .await;
-        exec(&store, "UPDATE audit_entries SET seq = 31 WHERE seq = 1030").await;
-        exec(&store, "UPDATE audit_entries SET seq = 30 WHERE seq = 1031").await;
-        assert_eq!(first_bad().await.expect("reorder").0, 30);
-        exec(
-            &store,
-            "UPDATE audit_entries SET seq = seq + 1000 WHERE seq IN (30, 31)",
-        )
-        .await;
-        exec(&store, "UPDATE audit_entries SET seq = 31 WHERE seq = 1030").await;
-        exec(&store, "UPDATE audit_entries SET seq = 30 WHERE seq = 1031").await;
-        assert_eq!(first_bad().await, None);
-
-        exec(&store, "DELETE FROM audit_entries WHERE seq = 100").await;
-        assert_eq!(first_bad().await.expect("delete tail").0, 100);
-        exec(&store, "DELETE FROM audit_entries WHERE seq = 20").await;
-        assert_eq!(first_bad().await.expect("delete").0, 20);
-
-        let log = Arc::into_inner(log).expect("sole owner");
-        log.close().await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_store_behaves() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        behaves(&format!("sqlite:{}", dir.path().join("audit.db").display())).await;
-    }
-
-    #[tokio::test]
-    async fn postgres_store_behaves() {
-        let db = PgDb::create().await;
-        behaves(&db.url()).await;
-        db.drop_db().await;
-    }
-
-    #[tokio::test]
-    async fn two_writers_share_one_postgres_chain() {
-        let db = PgDb::create().await;
-        let a = AuditLog::open(&db.url(), Keys::generate().expect("k"), options())
-            .await
-            .expect("a");
-        let b = AuditLog::open(&db.url(), Keys::generate().expect("k"), options())
-            .await
-            .expect("b");
-        let ka = Keys::generate().expect("k");
-        let writes = (0..40).map(|i| {
-            let log = if i % 2 == 0 { &a } else { &b };
-            let e = access(i, &ka);
-            async move { log.append(vec![e.clone(), e]).await.expect("append") }
-        });
-        futures::future::join_all(writes).await;
-        a.checkpoint().await.expect("cp a");
-        b.append(vec![access(99, &ka)]).await.expect("append");
-        b.checkpoint().await.expect("cp b");
-        let mut anchors = a.trusted();
-        anchors.0.extend(b.trusted().0);
-        let report = verify_store(a.store(), &anchors).await.expect("verify");
-        assert!(report.is_ok(), "{report}");
-        assert_eq!((report.entries, report.checkpoints_verified), (81, 2));
-        a.close().await;
-        b.close().await;
-        db.drop_db().await;
-    }
-
-    #[tokio::test]
-    async fn chain_verifies_across_a_key_rotation_from_either_key() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let keys = Keys::load_or_create(&dir.path().join("keys")).expect("keys");
-        let first = keys.public_key();
-        let url = format!("sqlite:{}", dir.path().join("audit.db").display());
-        let log = AuditLog::open(&url, keys, options()).await.expect("open");
-        log.append(vec![access(1, &Keys::generate().expect("k"))])
-            .await
-            .expect("append");
-        let newest = log.rotate_key().await.expect("rotate");
-        log.append(vec![access(2, &Keys::generate().expect("k"))])
-            .await
-            .expect("append");
-        log.checkpoint().await.expect("cp");
-        for anchor in [first, newest] {
-            let report = verify_store(log.store(), &PublicKeys(vec![anchor]))
-                .await
-                .expect("verify");
-            assert!(report.is_ok(), "{anchor}: {report}");
-            assert_eq!(report.checkpoints_verified, 2);
-        }
-        let stranger = Keys::generate().expect("k").trusted();
-        assert!(
-            !verify_store(log.store(), &stranger)
-                .await
-                .expect("v")
-                .is_ok()
-        );
-        log.close().await;
-    }
-
-    #[tokio::test]
-    async fn a_failed_commit_fails_its_waiters_and_the_writer_recovers() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite:{}", dir.path().join("audit.db").display());
-        let keys = Keys::generate().expect("keys");
-        let e = access(1, &keys);
-        let log = AuditLog::open(&url, keys, options()).await.expect("open");
-        exec(
-            log.store(),
-            "CREATE TRIGGER block BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'blocked'); END",
-        )
-        .await;
-        let err = log.append(vec![e.clone()]).await.expect_err("blocked");
-        assert!(matches!(err, AuditError::Unavailable(_)), "{err}");
-        exec(log.store(), "DROP TRIGGER block").await;
-        let receipt = log.append(vec![e]).await.expect("recovered");
-        assert_eq!(receipt.first_seq, 1);
-        log.close().await;
-    }
-
-    #[tokio::test]
-    async fn queue_depth_counts_entries_until_their_batch_commits() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite:{}", dir.path().join("audit.db").display());
-        let keys = Keys::generate().expect("keys");
-        let entries: Vec<NewEntry> = (0..3).map(|i| access(i, &keys)).collect();
-        let log = Arc::new(AuditLog::open(&url, keys, options()).await.expect("open"));
-        assert_eq!(log.queue_depth(), 0);
-        // Another connection holds the write lock: the batch cannot commit.
-        let mut blocker = sqlx::SqliteConnection::connect(&url)
-            .await
-            .expect("connect");
-        sqlx::query("BEGIN EXCLUSIVE")
-            .execute(&mut blocker)
-            .await
-            .expect("lock");
-        let append = tokio::spawn({
-            let log = Arc::clone(&log);
-            async move { log.append(entries).await }
-        });
-        let mut seen = 0;
-        for _ in 0..400 {
-            seen = log.queue_depth();
-            if seen == 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(seen, 3);
-        sqlx::query("COMMIT")
-            .execute(&mut blocker)
-            .await
-            .expect("unlock");
-        append.await.expect("task").expect("committed");
-        assert_eq!(log.queue_depth(), 0);
-    }
-
-    #[test]
-    fn exports_without_the_format_line_are_refused() {
-        let err = verify_export("{\"entry\":1}".as_bytes(), &PublicKeys::default())
-            .expect_err("malformed");
-        assert!(err.to_string().contains("line 1"), "{err}");
-    }
-}
+mod tests;

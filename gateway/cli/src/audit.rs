@@ -111,7 +111,8 @@ fn entry_json(e: &AuditEntry) -> serde_json::Value {
         .map(|t| xgate_audit::entry::format_time(t.seconds * 1_000_000 + i64::from(t.nanos) / 1000))
         .unwrap_or_default();
     serde_json::json!({
-        "seq": e.seq, "time": time, "kind": e.kind, "gateway": e.gateway,
+        "chain": e.chain, "index": e.index, "position": e.position,
+        "time": time, "kind": e.kind, "gateway": e.gateway,
         "request_id": e.request_id, "trace_id": e.trace_id, "requester": e.requester,
         "operator_id": e.operator_id, "purpose": e.purpose, "case_id": e.case_id,
         "approval_item": e.approval_item, "subject_hmac": e.subject_hmac,
@@ -263,7 +264,9 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         .into_inner();
     if r.ok {
         crate::outln!(
-            "audit log OK: {} entries, hash chain intact, {} of {} checkpoints verified",
+            "audit log OK: {} chains ({}), {} entries, every tree intact, {} of {} checkpoints verified",
+            r.chains.len(),
+            r.chains.join(", "),
             r.entries,
             r.checkpoints_verified,
             r.checkpoints
@@ -271,7 +274,8 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         Ok(())
     } else {
         crate::outln!(
-            "audit log BROKEN at entry {}: {} ({} entries, {} checkpoints read)",
+            "audit log BROKEN in chain `{}` at entry {}: {} ({} entries, {} checkpoints read)",
+            r.first_bad_chain,
             r.first_bad_seq,
             r.reason,
             r.entries,

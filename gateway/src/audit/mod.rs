@@ -1,6 +1,6 @@
 //! The gateway side of the audit log: sealing ([`seal`]: one entry per
-//! record decision, written before anything is released), admin events, and
-//! the auditors' `Audit` service.
+//! answer holding every record decision, written before anything is
+//! released), admin events, and the auditors' `Audit` service.
 
 mod seal;
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt as _};
 use serde_json::json;
 use tonic::{Request, Response, Status};
-use xgate_audit::{AuditLog, Entry, Filter, Kind, NewEntry};
+use xgate_audit::{AuditLog, Cursor, Filter, Kind, NewEntry, Record};
 use xgate_proto::v1::audit_server::Audit;
 use xgate_proto::v1::{
     AuditEntry, AuditExportChunk, AuditExportRequest, AuditPage, AuditQueryRequest,
@@ -98,50 +98,68 @@ pub async fn admin_event(auditor: &AuditLog, actor: &str, event: AdminEvent) {
     }
 }
 
-/// Opens the audit log the configuration names.
+/// Opens the audit log the configuration names (the instance lock of its
+/// key directory refuses a second process of the same instance).
 pub async fn open(config: &crate::config::Config) -> anyhow::Result<Auditor> {
     let keys = xgate_audit::Keys::load_or_create(&config.audit_key_dir())?;
     let options = xgate_audit::Options {
         max_batch: config.audit.max_batch,
         checkpoint_interval: std::time::Duration::from_secs(config.audit.checkpoint_interval_secs),
-        instance: uuid::Uuid::now_v7().to_string(),
+        checkpoint_every: config.audit.checkpoint_every,
     };
     let store =
         xgate_audit::Store::open_with(&config.audit_database(), config.audit.sqlite_synchronous)
             .await?;
-    Ok(Arc::new(AuditLog::with_store(store, keys, options)))
+    let log = AuditLog::with_store(store, keys, options).await?;
+    if let Some(key) = log.key_added() {
+        tracing::info!(instance = log.instance(), public_key = %key, "audit key added to the trusted set");
+    }
+    if let Some(why) = log.failed_closed() {
+        tracing::error!(reason = %why, "the audit log failed closed: no record will be released");
+    }
+    Ok(Arc::new(log))
 }
 
-fn to_proto(e: Entry) -> AuditEntry {
-    let b = e.body;
+/// One record of a query, as the wire entry (an admin event has no
+/// decision: its record fields stay empty).
+fn to_proto(r: Record) -> AuditEntry {
+    let e = &r.entry;
+    let b = &e.body;
+    let d = r.decision();
     AuditEntry {
-        seq: e.seq,
+        seq: e.index,
         time: Some(prost_types::Timestamp {
             seconds: b.time_us.div_euclid(1_000_000),
             nanos: i32::try_from(b.time_us.rem_euclid(1_000_000) * 1000).unwrap_or(0),
         }),
         kind: b.kind.as_str().into(),
-        gateway: b.gateway,
-        request_id: b.request_id,
-        trace_id: b.trace_id,
-        requester: b.requester,
-        operator_id: b.operator_id,
-        purpose: b.purpose,
-        case_id: b.case_id,
-        approval_item: b.approval_item,
-        subject_hmac: b.subject_hmac,
-        record_type: b.record_type,
-        view: b.view,
-        decision: b.decision,
-        policy_ids: b.policy_ids,
-        policy_set_version: b.policy_set_version,
-        status: b.status,
-        department: b.department,
+        gateway: e.chain.clone(),
+        request_id: b.request_id.clone(),
+        trace_id: b.trace_id.clone(),
+        requester: b.requester.clone(),
+        operator_id: b.operator_id.clone(),
+        purpose: b.purpose.clone(),
+        case_id: b.case_id.clone(),
+        approval_item: b.approval_item.clone(),
+        subject_hmac: b.subject_hmac.clone(),
+        record_type: d.map(|d| d.record_type.clone()).unwrap_or_default(),
+        view: d.map(|d| d.view.clone()).unwrap_or_default(),
+        decision: d.map(|d| d.verdict.as_str().to_owned()).unwrap_or_default(),
+        policy_ids: d.map(|d| d.policy_ids.clone()).unwrap_or_default(),
+        policy_set_version: b.policy_set_version.clone(),
+        status: d.map(|d| d.status.clone()).unwrap_or_default(),
+        department: d.map(|d| d.department.clone()).unwrap_or_default(),
         latency_us: b.latency_us,
-        event: b.event,
-        detail: b.detail,
-        prev_hash: e.prev_hash,
-        hash: e.hash,
+        event: b.event.clone(),
+        detail: b.detail.clone(),
+        prev_hash: String::new(),
+        hash: String::new(),
+        chain: e.chain.clone(),
+        index: e.index,
+        position: r
+            .position
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -214,31 +232,37 @@ impl Audit for AuditService {
             q.max_entries
         };
         let log = Arc::clone(&self.0);
-        let stream =
-            futures::stream::unfold((q.after_seq, 0u64, false), move |(after, sent, done)| {
-                let log = Arc::clone(&log);
-                let filter = filter.clone();
-                async move {
-                    if done || sent >= max {
-                        return None;
-                    }
-                    let want = usize::try_from((max - sent).min(page as u64)).unwrap_or(page);
-                    match log.query(&filter, after, want).await {
-                        Ok(entries) if entries.is_empty() => None,
-                        Ok(entries) => {
-                            let next = entries.last().map_or(after, |e| e.seq);
-                            let n = entries.len() as u64;
-                            let last_page = entries.len() < want;
-                            let page = AuditPage {
-                                entries: entries.into_iter().map(to_proto).collect(),
-                                next_after_seq: next,
-                            };
-                            Some((Ok(page), (next, sent + n, last_page)))
-                        }
-                        Err(e) => Some((Err(crate::error::status(e)), (after, sent, true))),
-                    }
+        let start = match q.after.as_str() {
+            "" => None,
+            token => Some(token.parse::<Cursor>().map_err(|_| {
+                Status::invalid_argument("`after` is not a page token of this log")
+            })?),
+        };
+        let stream = futures::stream::unfold((start, 0u64, false), move |(after, sent, done)| {
+            let log = Arc::clone(&log);
+            let filter = filter.clone();
+            async move {
+                if done || sent >= max {
+                    return None;
                 }
-            });
+                let want = usize::try_from((max - sent).min(page as u64)).unwrap_or(page);
+                match log.query(&filter, after, want).await {
+                    Ok(entries) if entries.is_empty() => None,
+                    Ok(entries) => {
+                        let next = entries.last().map(|r| r.cursor).or(after);
+                        let n = entries.len() as u64;
+                        let last_page = entries.len() < want;
+                        let page = AuditPage {
+                            entries: entries.into_iter().map(to_proto).collect(),
+                            next_after_seq: 0,
+                            next_after: next.map(|c| c.to_string()).unwrap_or_default(),
+                        };
+                        Some((Ok(page), (next, sent + n, last_page)))
+                    }
+                    Err(e) => Some((Err(crate::error::status(e)), (after, sent, true))),
+                }
+            }
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -248,15 +272,18 @@ impl Audit for AuditService {
     ) -> Result<Response<AuditVerifyResponse>, Status> {
         auditor_only(&request)?;
         let report = self.0.verify().await.map_err(crate::error::status)?;
-        let (first_bad_seq, reason) = report.first_bad.clone().unwrap_or_default();
+        let trusted = self.0.trusted().await.map_err(crate::error::status)?;
+        let bad = report.first_bad.clone();
         Ok(Response::new(AuditVerifyResponse {
             ok: report.is_ok(),
-            entries: report.entries,
-            checkpoints: report.checkpoints,
-            checkpoints_verified: report.checkpoints_verified,
-            first_bad_seq,
-            reason,
-            public_keys: self.0.trusted().0.iter().map(|k| k.to_string()).collect(),
+            entries: report.entries(),
+            checkpoints: report.chains.iter().map(|c| c.checkpoints).sum(),
+            checkpoints_verified: report.checkpoints_verified(),
+            first_bad_seq: bad.as_ref().map_or(0, |b| b.index),
+            reason: bad.as_ref().map(|b| b.why.clone()).unwrap_or_default(),
+            public_keys: trusted.0.iter().map(|k| k.to_string()).collect(),
+            chains: report.chains.iter().map(|c| c.instance.clone()).collect(),
+            first_bad_chain: bad.map(|b| b.chain).unwrap_or_default(),
         }))
     }
 
@@ -279,7 +306,7 @@ impl Audit for AuditService {
             ..Filter::default()
         };
         let mut accesses = Vec::new();
-        let mut after = 0;
+        let mut after = None;
         loop {
             let page = self
                 .0
@@ -287,7 +314,7 @@ impl Audit for AuditService {
                 .await
                 .map_err(crate::error::status)?;
             let Some(last) = page.last() else { break };
-            after = last.seq;
+            after = Some(last.cursor);
             accesses.extend(page.into_iter().map(to_proto));
         }
         let released = accesses.iter().filter(|e| e.status == "OK").count() as u64;

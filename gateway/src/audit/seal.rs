@@ -8,10 +8,11 @@
 //! failed (or missed the sealing deadline) is [`Sealed`] as withheld: that
 //! state has no outcome, hence no records and no value, by construction.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument as _;
-use xgate_audit::{AuditLog, NewEntry};
+use xgate_audit::{AuditLog, Decision, NewEntry, Receipt, Verdict, digest_records};
 use xgate_catalog::ViewOutput;
 use xgate_proto::v1::{RecordResult, RecordStatus};
 
@@ -73,8 +74,11 @@ pub struct Sealed(State);
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum State {
-    /// Durable in the log at `seq`.
-    Logged { settled: Settled, seq: u64 },
+    /// Durable in the log: the answer's entry, whose receipt it shares.
+    Logged {
+        settled: Settled,
+        receipt: Arc<Receipt>,
+    },
     /// Not logged: nothing of the outcome survives but who decided.
     Withheld(Withheld),
 }
@@ -99,11 +103,11 @@ impl Sealed {
         }
     }
 
-    /// The audit sequence number of the entry holding the decision;
-    /// `None` when withheld.
-    pub fn seq(&self) -> Option<u64> {
+    /// The receipt of the answer's entry holding the decision; `None`
+    /// when withheld.
+    pub fn receipt(&self) -> Option<&Arc<Receipt>> {
         match &self.0 {
-            State::Logged { seq, .. } => Some(*seq),
+            State::Logged { receipt, .. } => Some(receipt),
             State::Withheld(_) => None,
         }
     }
@@ -176,7 +180,24 @@ impl From<Sealed> for RecordResult {
     }
 }
 
-fn entry_for(ctx: &FetchContext, settled: &Settled) -> NewEntry {
+/// The digest of what an outcome releases (`None`: nothing): each record
+/// (or the predicate's value) as its JSON bytes.
+fn released_digest(outcome: &Outcome) -> Option<[u8; 32]> {
+    let Outcome::Released(release) = outcome else {
+        return None;
+    };
+    let bytes: Vec<Vec<u8>> = match release.output() {
+        ViewOutput::Records(records) => records
+            .iter()
+            .map(|r| serde_json::to_vec(r).unwrap_or_default())
+            .collect(),
+        ViewOutput::Value(v) => vec![serde_json::to_vec(v).unwrap_or_default()],
+    };
+    Some(digest_records(bytes.iter().map(Vec::as_slice)))
+}
+
+/// The answer's one entry: every settled outcome is one decision in it.
+fn entry_for(ctx: &FetchContext, settled: &[Settled]) -> NewEntry {
     let mut e = NewEntry::access();
     e.request_id.clone_from(&ctx.request_id);
     e.trace_id.clone_from(&ctx.trace_id);
@@ -186,42 +207,58 @@ fn entry_for(ctx: &FetchContext, settled: &Settled) -> NewEntry {
     e.case_id.clone_from(&ctx.case_id);
     e.approval_item.clone_from(&ctx.approval_item);
     e.subject_hmac.clone_from(&ctx.subject_hmac);
-    e.record_type.clone_from(&settled.record_type);
-    e.view.clone_from(&settled.view);
-    // The decision is the policy's, taken from the outcome, not read back
-    // from a wire status.
-    e.decision = settled.outcome.verdict().as_str().into();
-    e.policy_ids = settled.outcome.policy_ids().to_vec();
-    e.policy_set_version = if settled.policy_set_version.is_empty() {
-        ctx.policy_set_version.clone()
-    } else {
-        settled.policy_set_version.clone()
-    };
-    let (status, _) = settled.outcome.status(&settled.department);
-    e.status = super::status_name(status as i32).into();
-    e.department.clone_from(&settled.department);
+    e.policy_set_version.clone_from(&ctx.policy_set_version);
     e.latency_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    e.decisions = settled
+        .iter()
+        .map(|s| {
+            let (status, _) = s.outcome.status(&s.department);
+            Decision {
+                record_type: s.record_type.clone(),
+                view: s.view.clone(),
+                // The decision is the policy's, taken from the outcome, not
+                // read back from a wire status.
+                verdict: match s.outcome.verdict() {
+                    crate::outcome::Verdict::Permit => Verdict::Permit,
+                    crate::outcome::Verdict::Deny => Verdict::Deny,
+                },
+                policy_ids: s.outcome.policy_ids().to_vec(),
+                status: super::status_name(status as i32).into(),
+                department: s.department.clone(),
+                records_digest: released_digest(&s.outcome),
+            }
+        })
+        .collect();
     e
 }
 
-/// Appends one entry per outcome and seals them once they are durable. If
-/// the log cannot be written by the context's sealing deadline, every
-/// outcome is sealed as withheld — nothing leaves the gateway unlogged.
+/// Appends the answer's one entry and seals its outcomes once it is
+/// durable. If the log cannot be written by the context's sealing deadline
+/// (its own, inside the call's), every outcome is sealed as withheld —
+/// nothing leaves the gateway unlogged.
 pub async fn seal(auditor: &AuditLog, ctx: &FetchContext, settled: Vec<Settled>) -> Vec<Sealed> {
     if settled.is_empty() {
         return Vec::new();
     }
-    let entries = settled.iter().map(|s| entry_for(ctx, s)).collect();
-    let span = tracing::info_span!("audit", entries = settled.len());
-    let append = auditor.append(entries).instrument(span);
+    let entry = entry_for(ctx, &settled);
+    let span = tracing::info_span!("audit", decisions = settled.len());
+    let append = auditor.append(vec![entry]).instrument(span);
     let why = match tokio::time::timeout_at(ctx.seal_by.into(), append).await {
-        Ok(Ok(receipt)) => {
-            return settled
-                .into_iter()
-                .zip(receipt.first_seq..)
-                .map(|(settled, seq)| Sealed(State::Logged { settled, seq }))
-                .collect();
-        }
+        Ok(Ok(mut receipts)) => match receipts.pop() {
+            Some(receipt) => {
+                let receipt = Arc::new(receipt);
+                return settled
+                    .into_iter()
+                    .map(|settled| {
+                        Sealed(State::Logged {
+                            settled,
+                            receipt: Arc::clone(&receipt),
+                        })
+                    })
+                    .collect();
+            }
+            None => "the audit log returned no receipt".to_owned(),
+        },
         Ok(Err(e)) => e.to_string(),
         Err(_) => "the audit append missed the fetch's sealing deadline".to_owned(),
     };
@@ -301,21 +338,28 @@ mod tests {
         )
         .await;
         assert_eq!(sealed.len(), 2);
-        assert!(sealed.iter().all(|s| s.seq().is_some()));
-        let entries = log.query(&Filter::default(), 0, 10).await.expect("query");
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].body.decision, "deny");
-        assert_eq!(entries[0].body.status, "INVALID");
-        assert_eq!(entries[1].body.decision, "deny");
-        assert_eq!(entries[1].body.status, "DENIED");
+        assert!(sealed.iter().all(|s| s.receipt().is_some()));
+        let filter = Filter {
+            kind: Some(xgate_audit::Kind::Access),
+            ..Filter::default()
+        };
+        let records = log.query(&filter, None, 10).await.expect("query");
+        assert_eq!(records.len(), 2);
+        // One entry for the answer, one decision per outcome.
+        assert_eq!(records[0].entry.index, records[1].entry.index);
+        let d: Vec<_> = records.iter().filter_map(|r| r.decision()).collect();
+        assert_eq!(d[0].verdict, Verdict::Deny);
+        assert_eq!(d[0].status, "INVALID");
+        assert_eq!(d[1].verdict, Verdict::Deny);
+        assert_eq!(d[1].status, "DENIED");
         if let xgate_audit::Store::Sqlite(pool) = log.store() {
-            sqlx::query("CREATE TRIGGER block BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'x'); END")
+            sqlx::query("CREATE TRIGGER block BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'x'); END")
                 .execute(pool)
                 .await
                 .expect("trigger");
         }
         let sealed = seal(&log, &ctx(by), vec![settled(0, "d", denied())]).await;
-        assert_eq!(sealed[0].seq(), None);
+        assert!(sealed[0].receipt().is_none());
         let result = RecordResult::from(sealed.into_iter().next().expect("one"));
         assert_eq!(result.status, RecordStatus::Unavailable as i32);
         assert!(result.records.is_empty() && result.value.is_none());
@@ -327,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = log(&dir).await;
         let sealed = seal(&log, &ctx(Instant::now()), vec![settled(0, "d", denied())]).await;
-        assert_eq!(sealed[0].seq(), None);
+        assert!(sealed[0].receipt().is_none());
         assert_eq!(
             RecordResult::from(sealed.into_iter().next().expect("one")).error,
             WITHHELD
