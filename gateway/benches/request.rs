@@ -89,6 +89,14 @@ fn benches(c: &mut Criterion) {
                 ..RecordResult::default()
             })
             .collect(),
+        // A receipt as every answer carries one.
+        receipt: Some(xgate_proto::v1::AuditReceipt {
+            chain: "0193f0a2-6c1e-7d2b-9a51-2f3c4d5e6f70".into(),
+            index: 123_456,
+            entry_hash: vec![7; 32],
+            records_digest: vec![9; 32],
+            signature: "ab".repeat(64),
+        }),
     };
     c.bench_function("encode_fetch_response_63x2_records", |b| {
         b.iter(|| black_box(&response).encode_to_vec())

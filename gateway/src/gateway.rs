@@ -18,12 +18,12 @@ use xgate_proto::status::{Violation, invalid_argument};
 use xgate_proto::v1::exchange_server::Exchange;
 use xgate_proto::v1::registry_server::Registry;
 use xgate_proto::v1::{
-    AdapterRegistration, ApprovalItemInfo, BreakerState as ProtoBreakerState, DeregisterRequest,
-    DeregisterResponse, EndpointState, FetchRequest, FetchResponse, FetchStreamResponse,
-    HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest, ListAdaptersResponse,
-    ListApprovalItemsRequest, ListApprovalItemsResponse, ListRecordTypesRequest,
-    ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordResult, RecordStatus,
-    RecordTypeInfo, RegisterRequest, RegisterResponse,
+    AdapterRegistration, ApprovalItemInfo, AuditReceipt, BreakerState as ProtoBreakerState,
+    DeregisterRequest, DeregisterResponse, EndpointState, FetchRequest, FetchResponse,
+    FetchStreamResponse, HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest,
+    ListAdaptersResponse, ListApprovalItemsRequest, ListApprovalItemsResponse,
+    ListRecordTypesRequest, ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordResult,
+    RecordStatus, RecordTypeInfo, RegisterRequest, RegisterResponse,
 };
 use xgate_tls::TlsFiles;
 use xgate_tls::role::{Department, DepartmentOrAdmin, Requester, Role as _};
@@ -271,16 +271,13 @@ impl ExchangeService {
         // Nothing of a unary fetch leaves before the end: one audit append
         // for all of its results.
         let settled = fetch::collect(plan).await;
-        let results: Vec<RecordResult> = audit::seal(&self.0.auditor, &ctx, settled)
-            .await
-            .into_iter()
-            .map(RecordResult::from)
-            .collect();
+        let (results, receipt) = audit::respond(audit::seal(&self.0.auditor, &ctx, settled).await);
         count_records(&results);
         log_fetch(&request_id, &requester, &purpose, &results, started);
         let mut response = Response::new(FetchResponse {
             request_id: request_id.clone(),
             results,
+            receipt,
         });
         if let Ok(value) = request_id.parse() {
             response.metadata_mut().insert("x-request-id", value);
@@ -298,10 +295,11 @@ impl ExchangeService {
         let (fetch::Plan { immediate, calls }, ctx) = self.0.plan(job, trace_id);
         let wrap = {
             let request_id = request_id.clone();
-            move |result: RecordResult| {
+            move |(result, receipt): (RecordResult, Option<AuditReceipt>)| {
                 Ok(FetchStreamResponse {
                     request_id: request_id.clone(),
                     result: Some(result),
+                    receipt,
                 })
             }
         };
@@ -313,13 +311,13 @@ impl ExchangeService {
                 let auditor = Arc::clone(&auditor);
                 let ctx = Arc::clone(&ctx);
                 async move {
-                    let results: Vec<RecordResult> = audit::seal(&auditor, &ctx, batch)
-                        .await
-                        .into_iter()
-                        .map(RecordResult::from)
-                        .collect();
+                    let (results, receipt) =
+                        audit::respond(audit::seal(&auditor, &ctx, batch).await);
                     count_records(&results);
                     results
+                        .into_iter()
+                        .map(|result| (result, receipt.clone()))
+                        .collect::<Vec<_>>()
                 }
             }
         };

@@ -691,3 +691,179 @@ async fn a_killed_gateway_leaves_an_entry_for_every_released_record() {
     }
     store.close().await;
 }
+
+/// Runs the `xgate` binary; its exit success and stdout+stderr.
+fn xgate(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(
+        xgate_integration_tests::bins::binary("xgate").expect("xgate binary"),
+    )
+    .args(args)
+    .output()
+    .expect("run xgate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Every answer carries a signed receipt; `xgate fetch --receipt` keeps it
+/// and `xgate audit verify --receipt` proves it (with the requester's own
+/// certificate) — and fails once its entry is edited, or deleted from the
+/// tail after the last checkpoint, which checkpoints alone cannot catch.
+#[tokio::test]
+async fn receipts_prove_answers_and_fail_after_edit_or_tail_truncation() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env
+        .start_gateway(&GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let _adapter = env
+        .start_adapter("public-security", &gateway)
+        .await
+        .expect("adapter");
+    let hall = env.pki().requester(APPROVAL_HALL);
+    let addr = format!("https://{}", gateway.addr());
+    let tls = |files: &xgate_tls::TlsFiles| {
+        vec![
+            "--gateway".to_owned(),
+            addr.clone(),
+            "--cert".to_owned(),
+            files.cert.display().to_string(),
+            "--key".to_owned(),
+            files.key.display().to_string(),
+            "--ca".to_owned(),
+            files.ca.display().to_string(),
+        ]
+    };
+    let fetch_with_receipt = |name: &str| {
+        let path = env.dir().join(name);
+        let mut args = vec!["fetch".to_owned()];
+        args.extend(tls(&hall));
+        args.extend(
+            [
+                "--subject",
+                &env.subjects().citizen,
+                "--types",
+                "resident_identity_card,driving_licence",
+                "--purpose",
+                GENERAL_APPROVAL,
+                "--case",
+                "c-1",
+                "--operator",
+                "op-1",
+                "--receipt",
+            ]
+            .map(str::to_owned),
+        );
+        args.push(path.display().to_string());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out) = xgate(&refs);
+        assert!(ok, "{out}");
+        assert!(out.contains("1 audit receipt(s) written"), "{out}");
+        path
+    };
+    let verify = |path: &Path| {
+        let mut args = vec!["audit".to_owned(), "verify".to_owned()];
+        args.extend(tls(&hall));
+        args.push("--receipt".to_owned());
+        args.push(path.display().to_string());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        xgate(&refs)
+    };
+    let first = fetch_with_receipt("first.receipt");
+    let last = fetch_with_receipt("last.receipt");
+    for path in [&first, &last] {
+        let (ok, out) = verify(path);
+        assert!(ok, "{out}");
+        assert!(out.contains("receipt OK"), "{out}");
+    }
+    // A receipt file of another format is refused, not misread.
+    let bogus = env.dir().join("bogus.receipt");
+    std::fs::write(
+        &bogus,
+        r#"{"format":"other/9","request_id":"r","receipts":[]}"#,
+    )
+    .expect("write");
+    let (ok, out) = verify(&bogus);
+    assert!(!ok && out.contains("expected `xgate-receipts/1`"), "{out}");
+
+    // An auditor keeps the latest checkpoints outside the gateway, once one
+    // covers the last answer (checkpoints come every second).
+    let pki = env.dir().join("pki");
+    let auditor_tls = xgate_tls::devpki::issue(&pki, &Identity::Auditor("it-auditor".into()), &pki)
+        .expect("auditor certificate");
+    let kept = env.dir().join("kept");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut args = vec!["audit".to_owned(), "checkpoints".to_owned()];
+    args.extend(tls(&auditor_tls));
+    args.extend(["--out".to_owned(), kept.display().to_string()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out) = xgate(&refs);
+    assert!(ok, "{out}");
+    let checkpoint = out.lines().next().expect("one checkpoint file").to_owned();
+    let verify_trusted = || {
+        let mut args = vec!["audit".to_owned(), "verify".to_owned()];
+        args.extend(tls(&auditor_tls));
+        args.extend(["--trusted".to_owned(), checkpoint.clone()]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        xgate(&refs)
+    };
+    let (ok, out) = verify_trusted();
+    assert!(ok, "{out}");
+
+    // Tamper with the store behind the gateway's back.
+    let url = format!(
+        "sqlite:{}",
+        env.dir().join("data").join("audit.db").display()
+    );
+    let store = Store::open(&url).await.expect("open");
+    let Store::Sqlite(pool) = &store else {
+        panic!("the default store is SQLite")
+    };
+    let chain = store.chains().await.expect("chains")[0].chain;
+    let index_of = |path: &Path| {
+        let text = std::fs::read_to_string(path).expect("receipt file");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+        doc["receipts"][0]["index"].as_u64().expect("index")
+    };
+    let gid = |path: &Path| xgate_audit::store::gid(chain, index_of(path));
+    // The tail after the last checkpoint, deleted: its receipt fails.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM audit_log WHERE gid = {}",
+        gid(&last)
+    )))
+    .execute(pool)
+    .await
+    .expect("truncate");
+    let (ok, out) = verify(&last);
+    assert!(
+        !ok && out.contains("receipt FAILED"),
+        "a truncated tail: {out}"
+    );
+    // Deleting the checkpoint rows too does not help: the kept copy is outside.
+    sqlx::query("DELETE FROM audit_tree_checkpoints")
+        .execute(pool)
+        .await
+        .expect("delete checkpoints");
+    let (ok, out) = verify_trusted();
+    assert!(!ok && out.contains("does NOT extend"), "{out}");
+    // An edited entry: its receipt fails.
+    let (ok, out) = verify(&first);
+    assert!(ok, "untouched so far: {out}");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE audit_log SET data = data || X'00' WHERE gid = {}",
+        gid(&first)
+    )))
+    .execute(pool)
+    .await
+    .expect("edit");
+    let (ok, out) = verify(&first);
+    assert!(
+        !ok && out.contains("receipt FAILED"),
+        "an edited entry: {out}"
+    );
+    store.close().await;
+    gateway.stop().await.expect("stop");
+}

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use xgate_proto::v1::audit_client::AuditClient;
 use xgate_proto::v1::{
-    AuditEntry, AuditExportRequest, AuditQueryRequest, AuditVerifyRequest, Subject,
-    SubjectReportRequest,
+    AuditEntry, AuditExportRequest, AuditQueryRequest, AuditVerifyRequest, CheckpointsRequest,
+    Subject, SubjectReportRequest, VerifyTrustedRequest,
 };
 
 use super::ClientTls;
@@ -25,6 +25,14 @@ pub enum AuditCommand {
     Verify(VerifyArgs),
     /// Who accessed a subject's data: when, what, why.
     Report(ReportArgs),
+    /// The latest signed checkpoint of every chain; with `--out DIR`, each
+    /// kept as `DIR/<chain>.checkpoint` for `verify --trusted` later.
+    Checkpoints {
+        #[command(flatten)]
+        tls: ClientTls,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The whole log as JSON lines, for offline verification.
     Export(ExportArgs),
     /// Print the gateway's audit public key(s) from its key directory.
@@ -59,8 +67,16 @@ pub struct QueryArgs {
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// An export file to verify offline (no gateway).
-    #[arg(long, requires = "public_key")]
+    #[arg(long, requires = "public_key", conflicts_with_all = ["receipt", "trusted"])]
     pub file: Option<PathBuf>,
+    /// A receipt file (`xgate fetch --receipt`): prove each receipt's entry is
+    /// in the gateway's log, unaltered. A requester or auditor certificate.
+    #[arg(long, value_name = "FILE", conflicts_with = "trusted")]
+    pub receipt: Option<PathBuf>,
+    /// A checkpoint (signed note) kept from `xgate audit checkpoints`: prove
+    /// the log still extends it. An auditor certificate.
+    #[arg(long, value_name = "FILE")]
+    pub trusted: Option<PathBuf>,
     /// The gateway's public key: 64 hex digits, or a file holding them.
     #[arg(long)]
     pub public_key: Option<String>,
@@ -149,6 +165,28 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCommand::Verify(args) => verify(args).await,
+        AuditCommand::Checkpoints { tls, out } => {
+            let mut client = client(&tls).await?;
+            let checkpoints = client
+                .checkpoints(CheckpointsRequest {})
+                .await
+                .map_err(super::fetch::explain)?
+                .into_inner()
+                .checkpoints;
+            for cp in checkpoints {
+                match &out {
+                    Some(dir) => {
+                        std::fs::create_dir_all(dir)?;
+                        let path = dir.join(format!("{}.checkpoint", cp.chain));
+                        std::fs::write(&path, &cp.note)
+                            .with_context(|| format!("writing `{}`", path.display()))?;
+                        crate::outln!("{}", path.display())?;
+                    }
+                    None => crate::outln!("{}", cp.note)?,
+                }
+            }
+            Ok(())
+        }
         AuditCommand::Report(args) => {
             let mut client = client(&args.tls).await?;
             let report = client
@@ -257,6 +295,33 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         ca,
     };
     let mut client = client(&tls).await?;
+    if let Some(path) = &args.receipt {
+        return verify_receipts(&mut client, path).await;
+    }
+    if let Some(path) = &args.trusted {
+        let checkpoint = std::fs::read_to_string(path)
+            .with_context(|| format!("reading `{}`", path.display()))?;
+        let r = client
+            .verify_trusted(VerifyTrustedRequest { checkpoint })
+            .await
+            .map_err(super::fetch::explain)?
+            .into_inner();
+        if r.ok {
+            crate::outln!(
+                "audit log OK: chain `{}` extends the trusted checkpoint of size {} (now {}; consistency proof of {} hashes)",
+                r.chain,
+                r.trusted_size,
+                r.size,
+                r.consistency_proof.len()
+            )?;
+            return Ok(());
+        }
+        crate::outln!(
+            "audit log does NOT extend the trusted checkpoint: {}",
+            r.reason
+        )?;
+        anyhow::bail!("verification failed");
+    }
     let r = client
         .verify(AuditVerifyRequest {})
         .await
@@ -283,4 +348,48 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         )?;
         anyhow::bail!("verification failed")
     }
+}
+
+/// Proves every receipt of a receipt file at the gateway.
+async fn verify_receipts(
+    client: &mut AuditClient<tonic::transport::Channel>,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let file = super::receipts::read(path)?;
+    let mut failed = 0;
+    for receipt in &file.receipts {
+        let r = client
+            .verify_receipt(super::receipts::to_proto(receipt))
+            .await
+            .map_err(super::fetch::explain)?
+            .into_inner();
+        if r.ok {
+            let covered = if r.checkpoint.is_empty() {
+                "not yet covered by a checkpoint".to_owned()
+            } else {
+                format!("inclusion proof of {} hashes", r.inclusion_proof.len())
+            };
+            crate::outln!(
+                "receipt OK: chain `{}` entry {} is in the log, unaltered, signed by {}; {covered}",
+                receipt.chain,
+                receipt.index,
+                r.key
+            )?;
+        } else {
+            failed += 1;
+            crate::outln!(
+                "receipt FAILED: chain `{}` entry {}: {}",
+                receipt.chain,
+                receipt.index,
+                r.reason
+            )?;
+        }
+    }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} receipt(s) of request {} failed",
+        file.receipts.len(),
+        file.request_id
+    );
+    Ok(())
 }

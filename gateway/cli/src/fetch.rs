@@ -54,6 +54,10 @@ pub struct FetchArgs {
     /// One JSON document on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Write the answer's audit receipt(s) to FILE, for
+    /// `xgate audit verify --receipt FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub receipt: Option<std::path::PathBuf>,
 }
 
 /// Guesses the kind of an ID number; a malformed number is sent as is and
@@ -128,6 +132,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     let mut request = tonic::Request::new(request);
     request.set_timeout(Duration::from_millis(args.timeout_ms));
     let started = std::time::Instant::now();
+    let mut receipts = Vec::new();
     let (request_id, results) = if args.stream {
         let mut stream = client
             .fetch_stream(request)
@@ -138,6 +143,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         let mut request_id = String::new();
         while let Some(item) = stream.message().await.map_err(explain)? {
             request_id = item.request_id;
+            receipts.extend(item.receipt);
             if let Some(result) = item.result {
                 if !args.json {
                     crate::outln!("{}", row(&result))?;
@@ -148,8 +154,14 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         (request_id, results)
     } else {
         let response = client.fetch(request).await.map_err(explain)?.into_inner();
+        receipts.extend(response.receipt);
         (response.request_id, response.results)
     };
+    if let Some(path) = &args.receipt {
+        let n = super::receipts::write(path, &request_id, &receipts)?;
+        // On stderr: stdout may be the --json document.
+        eprintln!("{n} audit receipt(s) written to {}", path.display());
+    }
     let elapsed = started.elapsed();
     if args.json {
         crate::outln!(

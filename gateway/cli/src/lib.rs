@@ -24,6 +24,7 @@ pub mod client;
 pub mod demo;
 pub mod fetch;
 pub mod policy;
+pub mod receipts;
 
 use std::path::PathBuf;
 

@@ -15,8 +15,10 @@ use tonic::{Request, Response, Status};
 use xgate_audit::{AuditLog, Cursor, Filter, Kind, NewEntry, Record};
 use xgate_proto::v1::audit_server::Audit;
 use xgate_proto::v1::{
-    AuditEntry, AuditExportChunk, AuditExportRequest, AuditPage, AuditQueryRequest,
-    AuditVerifyRequest, AuditVerifyResponse, Subject, SubjectReportRequest, SubjectReportResponse,
+    AuditEntry, AuditExportChunk, AuditExportRequest, AuditPage, AuditQueryRequest, AuditReceipt,
+    AuditVerifyRequest, AuditVerifyResponse, ChainCheckpoint, CheckpointsRequest,
+    CheckpointsResponse, Subject, SubjectReportRequest, SubjectReportResponse,
+    VerifyReceiptResponse, VerifyTrustedRequest, VerifyTrustedResponse,
 };
 use xgate_tls::role::{self, Role as _};
 
@@ -38,6 +40,48 @@ pub fn trace_id<T>(request: &Request<T>) -> String {
 /// `OK`, `DENIED`, ... for the log.
 fn status_name(status: i32) -> &'static str {
     xgate_proto::status_name(status)
+}
+
+/// Sealed outcomes as the wire answer: the results, and the receipt of the
+/// entry that holds them (absent when they were withheld).
+pub fn respond(sealed: Vec<Sealed>) -> (Vec<xgate_proto::v1::RecordResult>, Option<AuditReceipt>) {
+    let receipt = sealed
+        .iter()
+        .find_map(|s| s.receipt())
+        .map(|r| receipt_to_proto(r));
+    let results = sealed
+        .into_iter()
+        .map(xgate_proto::v1::RecordResult::from)
+        .collect();
+    (results, receipt)
+}
+
+/// A receipt on the wire.
+pub fn receipt_to_proto(r: &xgate_audit::Receipt) -> AuditReceipt {
+    AuditReceipt {
+        chain: r.chain.clone(),
+        index: r.index,
+        entry_hash: r.entry_hash.to_vec(),
+        records_digest: r.records_digest.to_vec(),
+        signature: r.signature.clone(),
+    }
+}
+
+/// A wire receipt back as the audit crate's; INVALID_ARGUMENT when a hash
+/// is not 32 bytes.
+pub fn receipt_from_proto(r: AuditReceipt) -> Result<xgate_audit::Receipt, Status> {
+    let hash = |field: &str, bytes: Vec<u8>| {
+        <[u8; 32]>::try_from(bytes).map_err(|b| {
+            Status::invalid_argument(format!("{field} must be 32 bytes, not {}", b.len()))
+        })
+    };
+    Ok(xgate_audit::Receipt {
+        entry_hash: hash("entry_hash", r.entry_hash)?,
+        records_digest: hash("records_digest", r.records_digest)?,
+        chain: r.chain,
+        index: r.index,
+        signature: r.signature,
+    })
 }
 
 /// Administrative events the log records.
@@ -339,6 +383,76 @@ impl Audit for AuditService {
                 .map_err(crate::error::status)
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn verify_receipt(
+        &self,
+        request: Request<AuditReceipt>,
+    ) -> Result<Response<VerifyReceiptResponse>, Status> {
+        role::ReceiptHolder::of(&request, "verify audit receipts")?;
+        let receipt = receipt_from_proto(request.into_inner())?;
+        let trusted = self.0.trusted().await.map_err(crate::error::status)?;
+        let response = match xgate_audit::verify_receipt(self.0.store(), &receipt, &trusted).await {
+            Ok(report) => VerifyReceiptResponse {
+                ok: true,
+                reason: String::new(),
+                key: report.key,
+                checkpoint: report.checkpoint.unwrap_or_default(),
+                inclusion_proof: report.inclusion_proof,
+            },
+            Err(xgate_audit::AuditError::Receipt(reason)) => VerifyReceiptResponse {
+                ok: false,
+                reason,
+                ..VerifyReceiptResponse::default()
+            },
+            Err(e) => return Err(crate::error::status(e)),
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn checkpoints(
+        &self,
+        request: Request<CheckpointsRequest>,
+    ) -> Result<Response<CheckpointsResponse>, Status> {
+        auditor_only(&request)?;
+        let checkpoints = xgate_audit::latest_checkpoints(self.0.store())
+            .await
+            .map_err(crate::error::status)?
+            .into_iter()
+            .map(|(chain, note)| ChainCheckpoint { chain, note })
+            .collect();
+        Ok(Response::new(CheckpointsResponse { checkpoints }))
+    }
+
+    async fn verify_trusted(
+        &self,
+        request: Request<VerifyTrustedRequest>,
+    ) -> Result<Response<VerifyTrustedResponse>, Status> {
+        auditor_only(&request)?;
+        let note = request.into_inner().checkpoint;
+        let trusted = self.0.trusted().await.map_err(crate::error::status)?;
+        let response = match xgate_audit::verify_with_trusted(self.0.store(), &note, &trusted).await
+        {
+            Ok(report) => VerifyTrustedResponse {
+                ok: report.is_ok(),
+                reason: if report.is_ok() {
+                    String::new()
+                } else {
+                    report.to_string()
+                },
+                chain: report.instance,
+                trusted_size: report.trusted_size,
+                size: report.size,
+                consistency_proof: report.proof,
+            },
+            Err(xgate_audit::AuditError::Receipt(reason)) => VerifyTrustedResponse {
+                ok: false,
+                reason,
+                ..VerifyTrustedResponse::default()
+            },
+            Err(e) => return Err(crate::error::status(e)),
+        };
+        Ok(Response::new(response))
     }
 }
 

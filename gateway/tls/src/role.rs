@@ -106,6 +106,26 @@ impl Role for DepartmentOrAdmin {
     }
 }
 
+/// Who may prove an audit receipt: the approval system that received the
+/// answer, or an auditor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptHolder {
+    Requester(String),
+    Auditor(String),
+}
+
+impl Role for ReceiptHolder {
+    const CERTIFICATE: &'static str = "a requester or auditor certificate";
+
+    fn from_identity(identity: Identity) -> Option<Self> {
+        match identity {
+            Identity::Requester(r) => Some(ReceiptHolder::Requester(r)),
+            Identity::Auditor(a) => Some(ReceiptHolder::Auditor(a)),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -120,7 +140,15 @@ mod tests {
         );
         assert_eq!(Auditor::from_identity(hall.clone()), None);
         assert_eq!(Admin::from_identity(hall.clone()), None);
+        assert_eq!(
+            ReceiptHolder::from_identity(hall.clone()),
+            Some(ReceiptHolder::Requester("hall".into()))
+        );
         assert_eq!(DepartmentOrAdmin::from_identity(hall), None);
+        assert_eq!(
+            ReceiptHolder::from_identity(Identity::Department("tax".into())),
+            None
+        );
         let tax = DepartmentOrAdmin::from_identity(Identity::Department("tax".into())).unwrap();
         assert!(tax.may_act_for("tax").is_ok());
         let err = tax.may_act_for("court").unwrap_err();
