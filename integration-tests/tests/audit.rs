@@ -867,3 +867,176 @@ async fn receipts_prove_answers_and_fail_after_edit_or_tail_truncation() {
     store.close().await;
     gateway.stop().await.expect("stop");
 }
+
+/// Two gateways on one PostgreSQL store, default settings but their own key
+/// directories: each appends to its own chain, concurrently, and the
+/// auditor's verify (through either gateway) passes over both chains.
+#[tokio::test]
+async fn two_gateways_share_one_postgres_store_each_with_its_own_chain() {
+    let db = PgDb::create().await;
+    let env = TestEnv::new().expect("env");
+    let config_a = with_audit_database(&env, &db.url());
+    let config_b = env.dir().join("gateway-b.toml");
+    let mut text = std::fs::read_to_string(&config_a).expect("read config");
+    text.push_str(&format!(
+        "key_dir = \"{}\"\n",
+        env.dir().join("keys-b").display()
+    ));
+    std::fs::write(&config_b, text).expect("write config");
+    let a = env
+        .start_gateway_with_config(&config_a)
+        .await
+        .expect("gateway a");
+    let _adapter = env
+        .start_adapter("public-security", &a)
+        .await
+        .expect("adapter");
+    // B reads the shared registry at start, so it routes to the same adapter.
+    let b = env
+        .start_gateway_with_config(&config_b)
+        .await
+        .expect("gateway b");
+    let fetches = |addr| {
+        let env = &env;
+        async move {
+            let mut hall = env.exchange(addr, APPROVAL_HALL).await.expect("client");
+            let mut chains = Vec::new();
+            for _ in 0..10 {
+                let answer = hall
+                    .fetch(with_timeout(
+                        fetch_request(
+                            SubjectKind::ResidentId,
+                            &env.subjects().citizen,
+                            public_security_types(env),
+                            GENERAL_APPROVAL,
+                        ),
+                        FETCH_TIMEOUT,
+                    ))
+                    .await
+                    .expect("fetch")
+                    .into_inner();
+                assert!(
+                    answer
+                        .results
+                        .iter()
+                        .all(|r| status_of(r) == RecordStatus::Ok),
+                    "{}",
+                    client::describe(&answer.results)
+                );
+                chains.push(answer.receipt.expect("a receipt").chain);
+            }
+            chains
+        }
+    };
+    let (chains_a, chains_b) = tokio::join!(fetches(a.addr()), fetches(b.addr()));
+    assert!(chains_a.iter().all(|c| c == &chains_a[0]));
+    assert!(chains_b.iter().all(|c| c == &chains_b[0]));
+    assert_ne!(chains_a[0], chains_b[0], "one chain per gateway instance");
+    let report = auditor(&env, b.addr())
+        .await
+        .verify(AuditVerifyRequest {})
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.chains.len(), 2, "{report:?}");
+    a.stop().await.expect("stop a");
+    b.stop().await.expect("stop b");
+    db.drop_db().await;
+}
+
+/// Entries deleted while the gateway runs (the tail after its last
+/// checkpoint): the writer notices the store's head is not the one it
+/// committed, refuses every further append (nothing is released) and
+/// reports the alarm; it does not continue from the shortened chain.
+#[tokio::test]
+async fn live_truncation_is_refused_and_reported() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env
+        .start_gateway(&GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let _adapter = env
+        .start_adapter("public-security", &gateway)
+        .await
+        .expect("adapter");
+    let mut hall = env
+        .exchange(gateway.addr(), APPROVAL_HALL)
+        .await
+        .expect("client");
+    let request = || {
+        with_timeout(
+            fetch_request(
+                SubjectKind::ResidentId,
+                &env.subjects().citizen,
+                public_security_types(&env),
+                GENERAL_APPROVAL,
+            ),
+            FETCH_TIMEOUT,
+        )
+    };
+    let mut last = None;
+    for _ in 0..3 {
+        let answer = hall.fetch(request()).await.expect("fetch").into_inner();
+        last = answer.receipt;
+    }
+    let last = last.expect("a receipt");
+    let url = format!(
+        "sqlite:{}",
+        env.dir().join("data").join("audit.db").display()
+    );
+    let store = Store::open(&url).await.expect("open");
+    let Store::Sqlite(pool) = &store else {
+        panic!("the default store is SQLite")
+    };
+    let chain = store.chains().await.expect("chains")[0].chain;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM audit_log WHERE gid >= {}",
+        xgate_audit::store::gid(chain, last.index)
+    )))
+    .execute(pool)
+    .await
+    .expect("delete the tail");
+    let refused = hall.fetch(request()).await.expect("fetch").into_inner();
+    assert!(refused.receipt.is_none());
+    for r in &refused.results {
+        assert_eq!(status_of(r), RecordStatus::Unavailable, "{r:?}");
+        assert!(r.records.is_empty() && r.value.is_none());
+    }
+    let alarms: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tamper_alarms")
+        .fetch_one(pool)
+        .await
+        .expect("alarms");
+    assert!(alarms >= 1, "the alarm is recorded in the store");
+    store.close().await;
+    gateway.stop().await.expect("stop");
+    assert!(
+        !files_containing(
+            &env.dir().join("logs"),
+            "audit tamper alarm: appends refused"
+        )
+        .is_empty(),
+        "the gateway's log reports the alarm"
+    );
+}
+
+/// One audit instance is one process: a second gateway on the same key
+/// directory refuses to start instead of forking the chain.
+#[tokio::test]
+async fn a_second_process_of_one_instance_refuses_to_start() {
+    let env = TestEnv::new().expect("env");
+    let config = env
+        .write_gateway_config(&GatewayOptions::default())
+        .expect("config");
+    let first = env
+        .start_gateway_with_config(&config)
+        .await
+        .expect("first gateway");
+    let second = env.start_gateway_with_config(&config).await;
+    assert!(second.is_err(), "a second process of one instance started");
+    assert!(
+        !files_containing(&env.dir().join("logs"), "audit-instance.lock").is_empty(),
+        "the refusal names the lock"
+    );
+    first.stop().await.expect("stop");
+}
