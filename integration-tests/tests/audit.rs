@@ -812,6 +812,27 @@ async fn receipts_prove_answers_and_fail_after_edit_or_tail_truncation() {
     };
     let (ok, out) = verify_trusted();
     assert!(ok, "{out}");
+    // A watcher follows the checkpoints and cosigns each one it accepts.
+    let watched = env.dir().join("watched");
+    let watch = || {
+        let mut args = vec!["audit".to_owned(), "watch".to_owned()];
+        args.extend(tls(&auditor_tls));
+        args.extend(["--out", &watched.display().to_string(), "--rounds", "1"].map(str::to_owned));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        xgate(&refs)
+    };
+    for _ in 0..2 {
+        let (ok, out) = watch();
+        assert!(ok && out.contains("accepted and cosigned"), "{out}");
+    }
+    let cosigned = std::fs::read_dir(&watched)
+        .expect("watched dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "checkpoint"))
+        .expect("a kept checkpoint");
+    let note = std::fs::read_to_string(&cosigned).expect("note");
+    assert!(note.contains("\u{2014} xgate-audit-watch "), "{note}");
 
     // Tamper with the store behind the gateway's back.
     let url = format!(
@@ -849,6 +870,11 @@ async fn receipts_prove_answers_and_fail_after_edit_or_tail_truncation() {
         .expect("delete checkpoints");
     let (ok, out) = verify_trusted();
     assert!(!ok && out.contains("does NOT extend"), "{out}");
+    let (ok, out) = watch();
+    assert!(
+        !ok && out.contains("does NOT extend"),
+        "the watcher refuses: {out}"
+    );
     // An edited entry: its receipt fails.
     let (ok, out) = verify(&first);
     assert!(ok, "untouched so far: {out}");

@@ -33,6 +33,11 @@ pub enum AuditCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Follow the gateway's checkpoints (an auditor's office runs this):
+    /// accept a new checkpoint only if the log still extends the one kept
+    /// before (consistency proof), cosign it with the watcher's own key and
+    /// keep it as `OUT/<chain>.checkpoint`. Fails loudly on a log that does not.
+    Watch(WatchArgs),
     /// The whole log as JSON lines, for offline verification.
     Export(ExportArgs),
     /// Print the gateway's audit public key(s) from its key directory.
@@ -88,6 +93,24 @@ pub struct VerifyArgs {
     pub key: Option<PathBuf>,
     #[arg(long, env = "XGATE_CA")]
     pub ca: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub tls: ClientTls,
+    /// Where the accepted, cosigned checkpoints and the watcher's key live.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The watcher's name in its cosignatures.
+    #[arg(long, default_value = "xgate-audit-watch")]
+    pub name: String,
+    /// Seconds between rounds.
+    #[arg(long, default_value_t = 5)]
+    pub every: u64,
+    /// Stop after this many rounds (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub rounds: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -165,6 +188,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCommand::Verify(args) => verify(args).await,
+        AuditCommand::Watch(args) => watch(args).await,
         AuditCommand::Checkpoints { tls, out } => {
             let mut client = client(&tls).await?;
             let checkpoints = client
@@ -392,4 +416,85 @@ async fn verify_receipts(
         file.request_id
     );
     Ok(())
+}
+
+/// `xgate audit watch`: see [`AuditCommand::Watch`].
+async fn watch(args: WatchArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating `{}`", args.out.display()))?;
+    let keys = xgate_audit::Keys::load_or_create(&args.out.join("watcher-key"))?;
+    let mut client = client(&args.tls).await?;
+    let mut round = 0;
+    loop {
+        round += 1;
+        let checkpoints = client
+            .checkpoints(CheckpointsRequest {})
+            .await
+            .map_err(super::fetch::explain)?
+            .into_inner()
+            .checkpoints;
+        // A kept chain the gateway no longer shows a checkpoint for must
+        // still be extended by the log (deleting checkpoint rows hides nothing).
+        let listed: Vec<String> = checkpoints.iter().map(|c| c.chain.clone()).collect();
+        for entry in std::fs::read_dir(&args.out)?.flatten() {
+            let path = entry.path();
+            let Some(chain) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".checkpoint"))
+            else {
+                continue;
+            };
+            if listed.iter().any(|c| c == chain) {
+                continue;
+            }
+            let kept = std::fs::read_to_string(&path)?;
+            let r = client
+                .verify_trusted(VerifyTrustedRequest { checkpoint: kept })
+                .await
+                .map_err(super::fetch::explain)?
+                .into_inner();
+            anyhow::ensure!(
+                r.ok,
+                "chain `{chain}` (no checkpoint shown now): the log does NOT extend the checkpoint kept in `{}`: {}",
+                path.display(),
+                r.reason
+            );
+        }
+        for cp in checkpoints {
+            let path = args.out.join(format!("{}.checkpoint", cp.chain));
+            let mut note = xgate_audit::note::SignedCheckpoint::parse(&cp.note)
+                .map_err(|e| anyhow::anyhow!("chain `{}`: unreadable checkpoint: {e}", cp.chain))?;
+            if let Ok(kept) = std::fs::read_to_string(&path) {
+                let r = client
+                    .verify_trusted(VerifyTrustedRequest { checkpoint: kept })
+                    .await
+                    .map_err(super::fetch::explain)?
+                    .into_inner();
+                anyhow::ensure!(
+                    r.ok,
+                    "chain `{}`: the log does NOT extend the checkpoint kept in `{}`: {}",
+                    cp.chain,
+                    path.display(),
+                    r.reason
+                );
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            note.cosign(&args.name, &keys, now);
+            std::fs::write(&path, &note.text)
+                .with_context(|| format!("writing `{}`", path.display()))?;
+            crate::outln!(
+                "chain `{}`: size {} accepted and cosigned -> {}",
+                cp.chain,
+                note.head.size,
+                path.display()
+            )?;
+        }
+        if args.rounds != 0 && round >= args.rounds {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(args.every)).await;
+    }
 }
