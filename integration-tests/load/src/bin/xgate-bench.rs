@@ -93,12 +93,18 @@ impl LoadArgs {
                 .push((Box::leak(key.clone().into_boxed_str()), *value));
         }
         options.extra_toml = format!("[cache]\nenabled = {cache_on}\n");
+        // Each gateway of a run is its own audit instance (one process per
+        // instance) with its own store, so arms do not share a writer.
+        static GATEWAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = GATEWAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        options.extra_toml.push_str(&format!(
+            "\n[audit]\nkey_dir = \"audit-keys-{n}\"\ndatabase = \"sqlite:audit-{n}.db\"\n"
+        ));
         // Only when asked: gateways built before the option existed refuse the key.
         if self.audit_sync != "full" {
-            options.extra_toml.push_str(&format!(
-                "\n[audit]\nsqlite_synchronous = \"{}\"\n",
-                self.audit_sync
-            ));
+            options
+                .extra_toml
+                .push_str(&format!("sqlite_synchronous = \"{}\"\n", self.audit_sync));
         }
         options
     }
