@@ -80,8 +80,9 @@ impl std::fmt::Display for VerifyReport {
         match &self.first_bad {
             None => write!(
                 f,
-                "audit log OK: {} chains, {} entries ({} decisions), every tree intact, {} of {} checkpoints verified",
+                "audit log OK: {} chain{}, {} entries ({} decisions), every tree intact, {} of {} checkpoints verified",
                 self.chains.len(),
+                if self.chains.len() == 1 { "" } else { "s" },
                 self.entries(),
                 self.decisions(),
                 self.checkpoints_verified(),
@@ -89,11 +90,12 @@ impl std::fmt::Display for VerifyReport {
             ),
             Some(b) => write!(
                 f,
-                "audit log BROKEN in chain `{}` at entry {}: {} ({} chains, {} entries read)",
+                "audit log BROKEN in chain `{}` at entry {}: {} ({} chain{}, {} entries read)",
                 b.chain,
                 b.index,
                 b.why,
                 self.chains.len(),
+                if self.chains.len() == 1 { "" } else { "s" },
                 self.entries()
             ),
         }

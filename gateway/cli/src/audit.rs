@@ -353,8 +353,9 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         .into_inner();
     if r.ok {
         crate::outln!(
-            "audit log OK: {} chains ({}), {} entries, every tree intact, {} of {} checkpoints verified",
+            "audit log OK: {} chain{} ({}), {} entries, every tree intact, {} of {} checkpoints verified",
             r.chains.len(),
+            if r.chains.len() == 1 { "" } else { "s" },
             r.chains.join(", "),
             r.entries,
             r.checkpoints_verified,
