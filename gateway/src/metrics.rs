@@ -89,6 +89,8 @@ pub struct Metrics {
     pub cache_bytes: Gauge,
     /// Audit entries waiting to be committed.
     pub audit_queue_depth: Gauge,
+    /// Tamper alarms raised by the audit writer (it then refuses appends).
+    pub audit_tamper_alarms: Gauge,
     /// Fetches in progress.
     pub in_flight: Gauge,
     /// Fetches refused before any work, by reason.
@@ -168,6 +170,12 @@ impl Metrics {
             "Audit entries waiting to be committed",
             audit_queue_depth.clone(),
         );
+        let audit_tamper_alarms = Gauge::default();
+        registry.register(
+            "audit_tamper_alarms",
+            "Tamper alarms raised by the audit writer; above 0 it refuses appends (fails closed)",
+            audit_tamper_alarms.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "in_flight_fetches",
@@ -189,6 +197,7 @@ impl Metrics {
             cache_lookups,
             cache_bytes,
             audit_queue_depth,
+            audit_tamper_alarms,
             in_flight,
             shed,
         }

@@ -128,9 +128,13 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
             // Gauges read from their owners at scrape time.
             let auditor = Arc::clone(&state.auditor);
             let refresh: crate::telemetry::Refresh = Arc::new(move || {
-                crate::metrics::metrics()
+                let metrics = crate::metrics::metrics();
+                metrics
                     .audit_queue_depth
                     .set(i64::try_from(auditor.queue_depth()).unwrap_or(i64::MAX));
+                metrics
+                    .audit_tamper_alarms
+                    .set(i64::try_from(auditor.alarms()).unwrap_or(i64::MAX));
             });
             Some(crate::telemetry::serve_metrics(listen, refresh).await?)
         }

@@ -978,8 +978,11 @@ async fn two_gateways_share_one_postgres_store_each_with_its_own_chain() {
 #[tokio::test]
 async fn live_truncation_is_refused_and_reported() {
     let env = TestEnv::new().expect("env");
-    let gateway = env
-        .start_gateway(&GatewayOptions::default())
+    let mut gateway = env
+        .start_gateway(&GatewayOptions {
+            metrics: true,
+            ..GatewayOptions::default()
+        })
         .await
         .expect("gateway");
     let _adapter = env
@@ -1034,6 +1037,16 @@ async fn live_truncation_is_refused_and_reported() {
         .await
         .expect("alarms");
     assert!(alarms >= 1, "the alarm is recorded in the store");
+    let metrics = xgate_integration_tests::scrape::metrics_addr(&gateway.process().log_text())
+        .expect("metrics address");
+    let text = xgate_integration_tests::scrape::scrape(metrics)
+        .await
+        .expect("scrape");
+    assert!(
+        xgate_integration_tests::scrape::sample(&text, "xgate_audit_tamper_alarms")
+            .is_some_and(|n| n >= 1.0),
+        "the alarm is a metric: {text}"
+    );
     store.close().await;
     gateway.stop().await.expect("stop");
     assert!(

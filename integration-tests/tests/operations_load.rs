@@ -480,6 +480,11 @@ async fn the_metrics_endpoint_exposes_requests_latency_records_and_the_audit_que
         "{text}"
     );
     assert_eq!(
+        sample(&text, "xgate_audit_tamper_alarms"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
         sample(&text, "xgate_in_flight_fetches"),
         Some(0.0),
         "{text}"
