@@ -569,15 +569,13 @@ async fn call(
                             permit: Some(permit),
                             why: format!("record type `{}` left the catalog", slot.record_type),
                         },
-                        Some(rt) => {
-                            match Release::apply(permit.clone(), rt, records, &params, today) {
-                                Ok(release) => Outcome::Released(release),
-                                Err(e) => Outcome::Invalid {
-                                    permit: Some(permit),
-                                    why: e.to_string(),
-                                },
-                            }
-                        }
+                        Some(rt) => match Release::apply(permit, rt, records, &params, today) {
+                            Ok(release) => Outcome::Released(release),
+                            Err((permit, e)) => Outcome::Invalid {
+                                permit: Some(permit),
+                                why: e.to_string(),
+                            },
+                        },
                     },
                 };
                 settle_item(slot, Some(origin), outcome)

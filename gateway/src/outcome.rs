@@ -203,13 +203,27 @@ pub enum ReleaseError {
 impl Release {
     /// Applies the permit's view to checked `records` of `rt`. Refuses a
     /// permit of another record type: a permit is never reused across types.
+    /// A refusal hands the permit back (the outcome still names it).
     pub fn apply(
         permit: Permit,
         rt: &RecordType,
         records: &[Value],
         params: &BTreeMap<String, String>,
         today: time::Date,
-    ) -> Result<Release, ReleaseError> {
+    ) -> Result<Release, (Permit, ReleaseError)> {
+        match Self::view_output(&permit, rt, records, params, today) {
+            Ok(output) => Ok(Release { permit, output }),
+            Err(e) => Err((permit, e)),
+        }
+    }
+
+    fn view_output(
+        permit: &Permit,
+        rt: &RecordType,
+        records: &[Value],
+        params: &BTreeMap<String, String>,
+        today: time::Date,
+    ) -> Result<ViewOutput, ReleaseError> {
         if permit.record_type() != rt.id {
             return Err(ReleaseError::WrongType {
                 permitted: permit.record_type().to_owned(),
@@ -222,13 +236,11 @@ impl Release {
                 record_type: rt.id.clone(),
                 view: permit.view().to_owned(),
             })?;
-        let output = view
-            .apply(records, params, today)
+        view.apply(records, params, today)
             .map_err(|e| ReleaseError::View {
                 view: permit.view().to_owned(),
                 why: e.to_string(),
-            })?;
-        Ok(Release { permit, output })
+            })
     }
 
     pub fn permit(&self) -> &Permit {
@@ -303,7 +315,7 @@ mod tests {
         let rt = catalog.record_type("driving_licence").expect("type");
         let permit = permit_for("motor_vehicle_registration", "full");
         let today = time::OffsetDateTime::now_utc().date();
-        let err = Release::apply(permit, rt, &[json!({})], &BTreeMap::new(), today)
+        let (_, err) = Release::apply(permit, rt, &[json!({})], &BTreeMap::new(), today)
             .expect_err("wrong type must be refused");
         assert!(matches!(err, ReleaseError::WrongType { .. }), "{err}");
     }

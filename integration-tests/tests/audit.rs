@@ -16,8 +16,8 @@ use xgate_integration_tests::{
 };
 use xgate_proto::v1::audit_client::AuditClient;
 use xgate_proto::v1::{
-    AuditExportRequest, AuditQueryRequest, AuditVerifyRequest, RecordRequest, RecordStatus,
-    Subject, SubjectReportRequest,
+    AuditExportRequest, AuditQueryRequest, AuditVerifyRequest, FetchRequest, RecordRequest,
+    RecordStatus, Subject, SubjectReportRequest,
 };
 use xgate_tls::Identity;
 
@@ -45,6 +45,20 @@ fn public_security_types(env: &TestEnv) -> Vec<String> {
         env.catalog(),
         SubjectKind::ResidentId,
         Some("public-security"),
+    )
+}
+
+/// The sample citizen's public-security records for general approval, with
+/// a grpc-timeout.
+fn citizen_request(env: &TestEnv, timeout: Duration) -> tonic::Request<FetchRequest> {
+    with_timeout(
+        fetch_request(
+            SubjectKind::ResidentId,
+            &env.subjects().citizen,
+            public_security_types(env),
+            GENERAL_APPROVAL,
+        ),
+        timeout,
     )
 }
 
@@ -319,17 +333,9 @@ async fn fill_log(env: &TestEnv, config: &Path) -> xgate_audit::PublicKeys {
         .exchange(gateway.addr(), APPROVAL_HALL)
         .await
         .expect("client");
-    hall.fetch(with_timeout(
-        fetch_request(
-            SubjectKind::ResidentId,
-            &env.subjects().citizen,
-            public_security_types(env),
-            GENERAL_APPROVAL,
-        ),
-        FETCH_TIMEOUT,
-    ))
-    .await
-    .expect("fetch");
+    hall.fetch(citizen_request(env, FETCH_TIMEOUT))
+        .await
+        .expect("fetch");
     gateway.stop().await.expect("stop");
     Keys::public_keys_in(&env.dir().join("data").join("audit-keys")).expect("public keys")
 }
@@ -560,19 +566,10 @@ async fn a_stalled_store_answers_unavailable_within_the_deadline() {
         .exchange(gateway.addr(), APPROVAL_HALL)
         .await
         .expect("client");
-    let types = public_security_types(&env);
-    let request = |timeout| {
-        with_timeout(
-            fetch_request(
-                SubjectKind::ResidentId,
-                &env.subjects().citizen,
-                types.clone(),
-                GENERAL_APPROVAL,
-            ),
-            timeout,
-        )
-    };
-    let ok = hall.fetch(request(FETCH_TIMEOUT)).await.expect("fetch");
+    let ok = hall
+        .fetch(citizen_request(&env, FETCH_TIMEOUT))
+        .await
+        .expect("fetch");
     assert!(
         ok.get_ref()
             .results
@@ -590,7 +587,7 @@ async fn a_stalled_store_answers_unavailable_within_the_deadline() {
     let deadline = Duration::from_secs(2);
     let started = std::time::Instant::now();
     let stalled = hall
-        .fetch(request(deadline))
+        .fetch(citizen_request(&env, deadline))
         .await
         .expect("an answer, not a cancelled call")
         .into_inner();
@@ -929,15 +926,7 @@ async fn two_gateways_share_one_postgres_store_each_with_its_own_chain() {
             let mut chains = Vec::new();
             for _ in 0..10 {
                 let answer = hall
-                    .fetch(with_timeout(
-                        fetch_request(
-                            SubjectKind::ResidentId,
-                            &env.subjects().citizen,
-                            public_security_types(env),
-                            GENERAL_APPROVAL,
-                        ),
-                        FETCH_TIMEOUT,
-                    ))
+                    .fetch(citizen_request(env, FETCH_TIMEOUT))
                     .await
                     .expect("fetch")
                     .into_inner();
@@ -993,17 +982,7 @@ async fn live_truncation_is_refused_and_reported() {
         .exchange(gateway.addr(), APPROVAL_HALL)
         .await
         .expect("client");
-    let request = || {
-        with_timeout(
-            fetch_request(
-                SubjectKind::ResidentId,
-                &env.subjects().citizen,
-                public_security_types(&env),
-                GENERAL_APPROVAL,
-            ),
-            FETCH_TIMEOUT,
-        )
-    };
+    let request = || citizen_request(&env, FETCH_TIMEOUT);
     let mut last = None;
     for _ in 0..3 {
         let answer = hall.fetch(request()).await.expect("fetch").into_inner();
