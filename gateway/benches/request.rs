@@ -96,6 +96,9 @@ fn benches(c: &mut Criterion) {
             entry_hash: vec![7; 32],
             records_digest: vec![9; 32],
             signature: "ab".repeat(64),
+            batch_first: 123_450,
+            batch_size: 12,
+            batch_path: vec![vec![5; 32]; 4],
         }),
     };
     c.bench_function("encode_fetch_response_63x2_records", |b| {

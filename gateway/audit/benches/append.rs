@@ -180,7 +180,9 @@ fn verify(c: &mut Criterion) {
             "index": 0,
             "entry_hash": hex::encode(leaf),
             "records_digest": hex::encode(e.records_digest()),
-            "signature": hex::encode(keys.sign(&xgate_audit::receipt::message(chain, &leaf, &e.records_digest()))),
+            "batch": { "first": 0, "size": 1, "path": [] },
+            "signature": hex::encode(keys.sign(&xgate_audit::receipt::batch_message(
+                chain, 0, 1, &xgate_audit::receipt::batch_leaf(&leaf, &e.records_digest())))),
         })
         .to_string(),
     )

@@ -556,6 +556,26 @@ pub(crate) mod hex32 {
     }
 }
 
+/// Lists of 32-byte hashes as lists of hex strings in JSON.
+pub(crate) mod hex32_vec {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(hex::encode))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(text, &mut out).map_err(serde::de::Error::custom)?;
+                Ok(out)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -57,6 +57,8 @@ impl Default for Options {
 /// An entry encoded by its caller, waiting for its index.
 struct Sealed {
     encoded: Vec<u8>,
+    /// [`NewEntry::records_digest`], for the receipt.
+    digest: Hash,
     time_us: i64,
     kind: Kind,
     subject: Option<String>,
@@ -67,8 +69,8 @@ struct Sealed {
 type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
 
 enum Job {
-    /// Entries in; `(index, leaf hash)` per entry out.
-    Append(Vec<Sealed>, Reply<Vec<(u64, Hash)>>),
+    /// Entries in; one receipt per entry out.
+    Append(Vec<Sealed>, Reply<Vec<Receipt>>),
     /// `force`: even if the head did not move since the last one.
     Checkpoint(bool, Reply<Option<SignedCheckpoint>>),
 }
@@ -270,23 +272,20 @@ impl AuditLog {
             return Err(AuditError::FailedClosed(why));
         }
         let chain = self.chain.instance.as_str();
-        let mut digests = Vec::with_capacity(entries.len());
         let sealed: Vec<Sealed> = entries
             .into_iter()
-            .map(|e| {
-                digests.push(e.records_digest());
-                Sealed {
-                    encoded: e.encode(chain),
-                    time_us: e.time_us,
-                    kind: e.kind,
-                    subject: (!e.subject_hmac.is_empty()).then_some(e.subject_hmac),
-                    requester: e.requester,
-                    records: e
-                        .decisions
-                        .into_iter()
-                        .map(|d| (d.record_type, d.department, d.verdict))
-                        .collect(),
-                }
+            .map(|e| Sealed {
+                digest: e.records_digest(),
+                encoded: e.encode(chain),
+                time_us: e.time_us,
+                kind: e.kind,
+                subject: (!e.subject_hmac.is_empty()).then_some(e.subject_hmac),
+                requester: e.requester,
+                records: e
+                    .decisions
+                    .into_iter()
+                    .map(|d| (d.record_type, d.department, d.verdict))
+                    .collect(),
             })
             .collect();
         let n = sealed.len();
@@ -296,14 +295,8 @@ impl AuditLog {
             self.pending.fetch_sub(n, Ordering::Relaxed);
             return Err(AuditError::Unavailable("the audit writer stopped".into()));
         }
-        let placed = rx
-            .await
-            .map_err(|_| AuditError::Unavailable("the audit writer stopped".into()))??;
-        Ok(placed
-            .into_iter()
-            .zip(digests)
-            .map(|((index, leaf), digest)| Receipt::sign(&self.keys, chain, index, leaf, digest))
-            .collect())
+        rx.await
+            .map_err(|_| AuditError::Unavailable("the audit writer stopped".into()))?
     }
 
     async fn job_checkpoint(&self, force: bool) -> Result<Option<SignedCheckpoint>, AuditError> {
@@ -715,7 +708,15 @@ impl Writer {
                 match result {
                     Ok(placed) => {
                         backoff = BACKOFF_MIN;
-                        let mut it = placed.into_iter();
+                        // One signature for everything this commit appended.
+                        let entries: Vec<(u64, Hash, Hash)> = placed
+                            .into_iter()
+                            .zip(&sealed)
+                            .map(|((index, leaf), s)| (index, leaf, s.digest))
+                            .collect();
+                        let receipts =
+                            Receipt::sign_batch(&self.keys, &self.chain.instance, &entries);
+                        let mut it = receipts.into_iter();
                         for (n, reply) in waiters {
                             let _ = reply.send(Ok(it.by_ref().take(n).collect()));
                         }

@@ -255,14 +255,21 @@ pub fn root_subtrees(size: u64) -> Vec<(u32, u64)> {
 
 /// RFC 9162 §2.1.3.2.
 pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
+    root_from_inclusion(index, size, leaf, proof).is_some_and(|r| r == *root)
+}
+
+/// The root an inclusion proof of `leaf` at `index` in a tree of `size`
+/// leads to (RFC 9162 §2.1.3.2 without the final comparison); `None` when
+/// the proof has the wrong length for that position.
+pub fn root_from_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash]) -> Option<Hash> {
     if index >= size {
-        return false;
+        return None;
     }
     let (mut f, mut s) = (index, size - 1);
     let mut r = *leaf;
     for p in proof {
         if s == 0 {
-            return false;
+            return None;
         }
         if f & 1 == 1 || f == s {
             r = node_hash(p, &r);
@@ -276,7 +283,7 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root
         f >>= 1;
         s >>= 1;
     }
-    s == 0 && r == *root
+    (s == 0).then_some(r)
 }
 
 /// RFC 9162 §2.1.4.2, plus the trivial cases (equal sizes, empty old tree).
@@ -328,6 +335,49 @@ pub fn verify_consistency(
         s >>= 1;
     }
     fr == *old_root && sr == *new_root && s == 0
+}
+
+/// A tree held in memory whole: every aligned subtree hash, level by
+/// level. For small trees built at once (a receipt batch).
+#[derive(Debug, Clone)]
+pub struct MemoryTree {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl MemoryTree {
+    pub fn new(leaves: Vec<Hash>) -> MemoryTree {
+        let mut levels = vec![leaves];
+        while let Some(last) = levels.last()
+            && last.len() >= 2
+        {
+            let next = last
+                .chunks_exact(2)
+                .map(|p| node_hash(&p[0], &p[1]))
+                .collect();
+            levels.push(next);
+        }
+        MemoryTree { levels }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    fn get(&self, level: u32, k: u64) -> Option<Hash> {
+        self.levels
+            .get(level as usize)?
+            .get(usize::try_from(k).ok()?)
+            .copied()
+    }
+
+    pub fn root(&self) -> Hash {
+        root_at(self.size(), |l, k| self.get(l, k)).unwrap_or_else(empty_root)
+    }
+
+    /// The inclusion proof of leaf `index`.
+    pub fn inclusion_proof(&self, index: u64) -> Option<Vec<Hash>> {
+        inclusion_proof(index, self.size(), |l, k| self.get(l, k))
+    }
 }
 
 #[cfg(test)]
@@ -461,5 +511,32 @@ mod tests {
         let n = 1_000_003u64;
         assert!(inclusion_subtrees(123_456, n).len() <= 2 * 20);
         assert!(consistency_subtrees(777_777, n).len() <= 2 * 20);
+    }
+
+    #[test]
+    fn memory_trees_agree_with_the_frontier_and_prove_every_leaf() {
+        for n in 1..40u64 {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+            let mut frontier = Frontier::new();
+            for l in &leaves {
+                frontier.push(*l);
+            }
+            let tree = MemoryTree::new(leaves.clone());
+            assert_eq!(tree.root(), frontier.root(), "size {n}");
+            for (i, leaf) in leaves.iter().enumerate() {
+                let proof = tree.inclusion_proof(i as u64).expect("proof");
+                assert_eq!(
+                    root_from_inclusion(i as u64, n, leaf, &proof),
+                    Some(tree.root())
+                );
+                assert!(!verify_inclusion(
+                    i as u64,
+                    n,
+                    &[9; 32],
+                    &proof,
+                    &tree.root()
+                ));
+            }
+        }
     }
 }

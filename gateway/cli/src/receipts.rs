@@ -23,28 +23,11 @@ pub struct ReceiptFile {
 
 /// The wire receipt as the audit crate's (hex in files).
 pub fn from_proto(r: &AuditReceipt) -> anyhow::Result<xgate_audit::Receipt> {
-    let hash = |field: &str, bytes: &[u8]| {
-        <[u8; 32]>::try_from(bytes)
-            .map_err(|_| anyhow::anyhow!("the gateway sent a {field} of {} bytes", bytes.len()))
-    };
-    Ok(xgate_audit::Receipt {
-        chain: r.chain.clone(),
-        index: r.index,
-        entry_hash: hash("entry_hash", &r.entry_hash)?,
-        records_digest: hash("records_digest", &r.records_digest)?,
-        signature: r.signature.clone(),
-    })
+    xgate::audit::receipt_from_wire(r.clone())
+        .map_err(|why| anyhow::anyhow!("the gateway sent a receipt whose {why}"))
 }
 
-pub fn to_proto(r: &xgate_audit::Receipt) -> AuditReceipt {
-    AuditReceipt {
-        chain: r.chain.clone(),
-        index: r.index,
-        entry_hash: r.entry_hash.to_vec(),
-        records_digest: r.records_digest.to_vec(),
-        signature: r.signature.clone(),
-    }
-}
+pub use xgate::audit::receipt_to_proto as to_proto;
 
 /// Writes the distinct receipts of an answer to `path`.
 pub fn write(path: &Path, request_id: &str, receipts: &[AuditReceipt]) -> anyhow::Result<usize> {
@@ -97,6 +80,9 @@ mod tests {
             entry_hash: vec![1; 32],
             records_digest: vec![2; 32],
             signature: "ab".into(),
+            batch_first: 6,
+            batch_size: 3,
+            batch_path: vec![vec![3; 32], vec![4; 32]],
         };
         assert_eq!(
             write(&path, "req", &[r.clone(), r.clone()]).expect("write"),

@@ -58,21 +58,37 @@ pub fn respond(sealed: Vec<Sealed>) -> (Vec<xgate_proto::v1::RecordResult>, Opti
 
 /// A receipt on the wire.
 pub fn receipt_to_proto(r: &xgate_audit::Receipt) -> AuditReceipt {
+    let batch = r.batch.as_ref();
     AuditReceipt {
         chain: r.chain.clone(),
         index: r.index,
         entry_hash: r.entry_hash.to_vec(),
         records_digest: r.records_digest.to_vec(),
         signature: r.signature.clone(),
+        batch_first: batch.map_or(0, |b| b.first),
+        batch_size: batch.map_or(0, |b| b.size),
+        batch_path: batch.map_or_else(Vec::new, |b| b.path.iter().map(|h| h.to_vec()).collect()),
     }
 }
 
-/// A wire receipt back as the audit crate's; INVALID_ARGUMENT when a hash
-/// is not 32 bytes.
-pub fn receipt_from_proto(r: AuditReceipt) -> Result<xgate_audit::Receipt, Status> {
-    let hash = |field: &str, bytes: Vec<u8>| {
-        <[u8; 32]>::try_from(bytes).map_err(|b| {
-            Status::invalid_argument(format!("{field} must be 32 bytes, not {}", b.len()))
+/// A wire receipt back as the audit crate's; the error names the field
+/// whose hash is not 32 bytes (INVALID_ARGUMENT through [`receipt_from_proto`]).
+pub fn receipt_from_wire(r: AuditReceipt) -> Result<xgate_audit::Receipt, String> {
+    fn hash(field: &str, bytes: Vec<u8>) -> Result<[u8; 32], String> {
+        <[u8; 32]>::try_from(bytes)
+            .map_err(|b| format!("{field} must be 32 bytes, not {}", b.len()))
+    }
+    let batch = if r.batch_size == 0 {
+        None
+    } else {
+        Some(xgate_audit::receipt::Batch {
+            first: r.batch_first,
+            size: r.batch_size,
+            path: r
+                .batch_path
+                .into_iter()
+                .map(|h| hash("batch_path", h))
+                .collect::<Result<_, _>>()?,
         })
     };
     Ok(xgate_audit::Receipt {
@@ -80,8 +96,14 @@ pub fn receipt_from_proto(r: AuditReceipt) -> Result<xgate_audit::Receipt, Statu
         records_digest: hash("records_digest", r.records_digest)?,
         chain: r.chain,
         index: r.index,
+        batch,
         signature: r.signature,
     })
+}
+
+/// [`receipt_from_wire`] for a request: INVALID_ARGUMENT.
+pub fn receipt_from_proto(r: AuditReceipt) -> Result<xgate_audit::Receipt, Status> {
+    receipt_from_wire(r).map_err(Status::invalid_argument)
 }
 
 /// Administrative events the log records.

@@ -165,6 +165,19 @@ async fn behaves(url: &str) {
     indexes.sort_unstable();
     // Entry 0 is the key-added admin event.
     assert_eq!(indexes, (1..=100).collect::<Vec<_>>());
+    // One signature per group commit: the 20 callers' answers share batches.
+    let mut signatures: Vec<&str> = receipts.iter().map(|r| r.signature.as_str()).collect();
+    signatures.sort_unstable();
+    signatures.dedup();
+    assert!(
+        signatures.len() < 20,
+        "{} signatures for 20 appends",
+        signatures.len()
+    );
+    for r in &receipts {
+        let batch = r.batch.as_ref().expect("batch");
+        assert!(batch.first <= r.index && r.index < batch.first + batch.size);
+    }
     let cp = log.checkpoint().await.expect("checkpoint").expect("some");
     assert_eq!(cp.head.size, 101);
     assert!(
