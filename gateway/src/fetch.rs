@@ -54,6 +54,8 @@ pub struct FetchJob {
     pub started: Instant,
     /// The time every decision of this fetch is made at.
     pub now: OffsetDateTime,
+    /// Release records as JSON bytes, not `Struct` trees.
+    pub records_as_json: bool,
 }
 
 /// A started fetch: the outcomes known without calling anyone (denied,

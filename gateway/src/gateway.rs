@@ -165,6 +165,7 @@ impl GatewayState {
         );
         // One set for validation (purposes, items) and every decision.
         let policies = self.policies.current();
+        let records_as_json = request.get_ref().records_as_json;
         let valid = validate::fetch(request.get_ref(), &self.catalog, &policies, &self.limits)?;
         // Only a validated purpose (one of the policy set's codes) is recorded.
         span.record("purpose", valid.purpose.as_str());
@@ -178,6 +179,7 @@ impl GatewayState {
                 adapter_cap: self.limits.adapter_timeout_cap(),
                 started,
                 now: time::OffsetDateTime::now_utc(),
+                records_as_json,
             },
             policies,
         ))

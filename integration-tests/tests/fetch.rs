@@ -169,6 +169,85 @@ async fn every_type_of_the_three_departments_is_fetched_valid_with_provenance() 
     Ok(())
 }
 
+/// `records_as_json`: the same records as `Struct`s, as JSON bytes — and they are the bytes the
+/// receipt's records digest covers, so the client can recompute what the gateway signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_as_json_are_the_records_the_receipt_signs() -> anyhow::Result<()> {
+    let env = TestEnv::new()?;
+    let gateway = env.start_gateway(&GatewayOptions::default()).await?;
+    let _adapters = env.start_adapters(&DEPARTMENTS, &gateway).await?;
+    let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
+    let citizen = env.subjects().citizen.clone();
+    let types: Vec<String> = DEPARTMENTS
+        .iter()
+        .flat_map(|d| types_of(env.catalog(), SubjectKind::ResidentId, Some(d)))
+        .collect();
+    let ask = |as_json: bool| {
+        let mut request =
+            fetch_request(SubjectKind::ResidentId, &citizen, &types, GENERAL_APPROVAL);
+        request.records_as_json = as_json;
+        with_timeout(request, FETCH_TIMEOUT)
+    };
+    let as_structs = client.fetch(ask(false)).await?.into_inner();
+    let as_json = client.fetch(ask(true)).await?.into_inner();
+    assert_eq!(as_json.results.len(), types.len());
+    let mut decisions = Vec::new();
+    for (s, j) in as_structs.results.iter().zip(&as_json.results) {
+        let what = &j.record_type;
+        assert_eq!(status_of(j), RecordStatus::Ok, "{what}: {j:?}");
+        assert!(
+            j.records.is_empty(),
+            "{what}: Struct records beside JSON ones"
+        );
+        assert!(
+            s.records_json.is_empty(),
+            "{what}: JSON records not asked for"
+        );
+        let parsed: Vec<Value> = j
+            .records_json
+            .iter()
+            .map(|b| serde_json::from_slice(b).expect("a JSON record"))
+            .collect();
+        let structs: Vec<Value> = s.records.iter().map(struct_to_json).collect();
+        assert!(!parsed.is_empty(), "{what}");
+        assert_eq!(parsed.len(), structs.len(), "{what}");
+        for (p, st) in parsed.iter().zip(&structs) {
+            assert!(same_record(p, st), "{what}: {p} vs {st}");
+            assert!(
+                env.catalog().record_type(what).unwrap().validate(p).is_ok(),
+                "{what}: {p}"
+            );
+        }
+        decisions.push(xgate_audit::digest_records(
+            j.records_json.iter().map(Vec::as_slice),
+        ));
+    }
+    let receipt = as_json.receipt.expect("a receipt");
+    assert_eq!(
+        receipt.records_digest,
+        xgate_audit::answer_digest(decisions.iter().map(Some)).to_vec(),
+        "the digest recomputed from records_json is the one the gateway signed"
+    );
+    assert!(receipt.batch_size >= 1, "receipts are signed per batch");
+    Ok(())
+}
+
+/// The same record, `Struct` numbers being doubles.
+fn same_record(json: &Value, from_struct: &Value) -> bool {
+    match (json, from_struct) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| same_record(v, w)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(v, w)| same_record(v, w))
+        }
+        _ => json == from_struct,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_stream_delivers_fast_departments_before_a_slow_one() -> anyhow::Result<()> {
     const DELAY: Duration = Duration::from_millis(1500);

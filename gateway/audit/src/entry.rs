@@ -236,20 +236,28 @@ impl NewEntry {
     /// The digest a receipt carries: every decision's records digest in
     /// order (zeros where nothing was released), under a domain tag.
     pub fn records_digest(&self) -> Hash {
-        let mut h = Sha256::new();
-        h.update(RECORDS_TAG);
-        h.update((self.decisions.len() as u64).to_be_bytes());
-        for d in &self.decisions {
-            match &d.records_digest {
-                None => h.update([0u8]),
-                Some(digest) => {
-                    h.update([1u8]);
-                    h.update(digest);
-                }
+        answer_digest(self.decisions.iter().map(|d| d.records_digest.as_ref()))
+    }
+}
+
+/// The records digest of an answer from its decisions' digests in order
+/// (`None` where nothing was released). A client that asked for
+/// `records_as_json` recomputes its receipt's digest with this and
+/// [`digest_records`] over each result's `records_json`.
+pub fn answer_digest<'a>(decisions: impl ExactSizeIterator<Item = Option<&'a Hash>>) -> Hash {
+    let mut h = Sha256::new();
+    h.update(RECORDS_TAG);
+    h.update((decisions.len() as u64).to_be_bytes());
+    for d in decisions {
+        match d {
+            None => h.update([0u8]),
+            Some(digest) => {
+                h.update([1u8]);
+                h.update(digest);
             }
         }
-        h.finalize().into()
     }
+    h.finalize().into()
 }
 
 /// SHA-256 of released records, each length-prefixed (u64 BE) so that

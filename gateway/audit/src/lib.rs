@@ -34,7 +34,7 @@ pub mod receipt;
 pub mod store;
 pub mod verify;
 
-pub use entry::{Decision, Entry, Kind, NewEntry, Verdict, digest_records};
+pub use entry::{Decision, Entry, Kind, NewEntry, Verdict, answer_digest, digest_records};
 pub use keys::{ALARM_FILE, InstanceLock, Keys, PublicKey, PublicKeys, SubjectKey};
 pub use log::{AuditLog, KEY_ADDED, Options};
 pub use note::{SignedCheckpoint, TreeHead};

@@ -128,6 +128,8 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("--param `{p}`: expected NAME=VALUE"))
             })
             .collect::<anyhow::Result<_>>()?,
+        // Integers stay integers, and the bytes are the ones the receipt signs.
+        records_as_json: true,
     };
     let mut request = tonic::Request::new(request);
     request.set_timeout(Duration::from_millis(args.timeout_ms));
@@ -212,7 +214,7 @@ pub fn row(r: &RecordResult) -> String {
     } else if let Some(value) = &r.value {
         format!("= {}", xgate_proto::json::from_value(value))
     } else {
-        format!("{} record(s)", r.records.len())
+        format!("{} record(s)", record_count(r))
     };
     let detail = if r.from_cache {
         format!("{detail} (cached, {} old)", age(r.age_ms))
@@ -259,6 +261,25 @@ pub fn summary(results: &[RecordResult], elapsed: Duration) -> String {
     )
 }
 
+/// Records released in either form (`records_json` when asked for).
+fn record_count(r: &RecordResult) -> usize {
+    r.records.len() + r.records_json.len()
+}
+
+/// The released records as JSON values; a `records_json` entry that is
+/// not JSON (the gateway checked it, so never expected) shows as a string.
+pub fn records(r: &RecordResult) -> Vec<serde_json::Value> {
+    let from_json = r.records_json.iter().map(|bytes| {
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into()))
+    });
+    r.records
+        .iter()
+        .map(xgate_proto::json::struct_to_json)
+        .chain(from_json)
+        .collect()
+}
+
 /// Results as JSON (records included when `with_records`).
 pub fn results_json(
     request_id: &str,
@@ -277,7 +298,7 @@ pub fn result_json(r: &RecordResult, with_records: bool) -> serde_json::Value {
         "department": r.department,
         "status": status_name(r.status),
         "latency_ms": (r.latency_us as f64 / 1000.0),
-        "record_count": r.records.len(),
+        "record_count": record_count(r),
         "error": r.error,
         "policy_ids": r.policy_ids,
         "view": r.view,
@@ -289,11 +310,7 @@ pub fn result_json(r: &RecordResult, with_records: bool) -> serde_json::Value {
         v["value"] = xgate_proto::json::from_value(value);
     }
     if with_records {
-        v["records"] = r
-            .records
-            .iter()
-            .map(xgate_proto::json::struct_to_json)
-            .collect();
+        v["records"] = records(r).into();
         if let Some(p) = &r.provenance {
             v["provenance"] = json!({
                 "department": p.department,

@@ -39,6 +39,8 @@ pub struct FetchContext {
     pub started: Instant,
     /// When the append must have been acknowledged.
     pub seal_by: Instant,
+    /// Release records as the JSON bytes the entry's digest covers.
+    pub records_as_json: bool,
 }
 
 impl FetchContext {
@@ -61,6 +63,7 @@ impl FetchContext {
             policy_set_version: policy_set_version.to_owned(),
             started: job.started,
             seal_by: job.seal_by,
+            records_as_json: job.records_as_json,
         }
     }
 }
@@ -78,6 +81,9 @@ enum State {
     Logged {
         settled: Settled,
         receipt: Arc<Receipt>,
+        /// The released bytes the entry's digest covers.
+        released: Option<Vec<Vec<u8>>>,
+        records_as_json: bool,
     },
     /// Not logged: nothing of the outcome survives but who decided.
     Withheld(Withheld),
@@ -140,7 +146,12 @@ impl From<Sealed> for RecordResult {
                 policy_set_version: w.policy_set_version,
                 ..RecordResult::default()
             },
-            State::Logged { settled, .. } => {
+            State::Logged {
+                settled,
+                released,
+                records_as_json,
+                ..
+            } => {
                 let (status, error) = settled.outcome.status(&settled.department);
                 let policy_ids = settled.outcome.policy_ids().to_vec();
                 let mut result = RecordResult {
@@ -163,6 +174,9 @@ impl From<Sealed> for RecordResult {
                 }
                 if let Outcome::Released(release) = settled.outcome {
                     match release.into_output() {
+                        ViewOutput::Records(_) if records_as_json => {
+                            result.records_json = released.unwrap_or_default();
+                        }
                         ViewOutput::Records(records) => {
                             result.records = records
                                 .into_iter()
@@ -180,24 +194,29 @@ impl From<Sealed> for RecordResult {
     }
 }
 
-/// The digest of what an outcome releases (`None`: nothing): each record
-/// (or the predicate's value) as its JSON bytes.
-fn released_digest(outcome: &Outcome) -> Option<[u8; 32]> {
+/// What an outcome releases as JSON bytes (`None`: nothing): each record,
+/// or the predicate's value. Serialised once: the entry's digest covers
+/// these bytes and `records_json` carries them.
+fn released_bytes(outcome: &Outcome) -> Option<Vec<Vec<u8>>> {
     let Outcome::Released(release) = outcome else {
         return None;
     };
-    let bytes: Vec<Vec<u8>> = match release.output() {
+    Some(match release.output() {
         ViewOutput::Records(records) => records
             .iter()
             .map(|r| serde_json::to_vec(r).unwrap_or_default())
             .collect(),
         ViewOutput::Value(v) => vec![serde_json::to_vec(v).unwrap_or_default()],
-    };
-    Some(digest_records(bytes.iter().map(Vec::as_slice)))
+    })
 }
 
-/// The answer's one entry: every settled outcome is one decision in it.
-fn entry_for(ctx: &FetchContext, settled: &[Settled]) -> NewEntry {
+/// The answer's one entry: every settled outcome is one decision in it,
+/// `released[i]` what outcome `i` releases.
+fn entry_for(
+    ctx: &FetchContext,
+    settled: &[Settled],
+    released: &[Option<Vec<Vec<u8>>>],
+) -> NewEntry {
     let mut e = NewEntry::access();
     e.request_id.clone_from(&ctx.request_id);
     e.trace_id.clone_from(&ctx.trace_id);
@@ -211,7 +230,8 @@ fn entry_for(ctx: &FetchContext, settled: &[Settled]) -> NewEntry {
     e.latency_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
     e.decisions = settled
         .iter()
-        .map(|s| {
+        .zip(released)
+        .map(|(s, bytes)| {
             let (status, _) = s.outcome.status(&s.department);
             Decision {
                 record_type: s.record_type.clone(),
@@ -225,7 +245,9 @@ fn entry_for(ctx: &FetchContext, settled: &[Settled]) -> NewEntry {
                 policy_ids: s.outcome.policy_ids().to_vec(),
                 status: super::status_name(status as i32).into(),
                 department: s.department.clone(),
-                records_digest: released_digest(&s.outcome),
+                records_digest: bytes
+                    .as_ref()
+                    .map(|b| digest_records(b.iter().map(Vec::as_slice))),
             }
         })
         .collect();
@@ -240,7 +262,9 @@ pub async fn seal(auditor: &AuditLog, ctx: &FetchContext, settled: Vec<Settled>)
     if settled.is_empty() {
         return Vec::new();
     }
-    let entry = entry_for(ctx, &settled);
+    let mut released: Vec<Option<Vec<Vec<u8>>>> =
+        settled.iter().map(|s| released_bytes(&s.outcome)).collect();
+    let entry = entry_for(ctx, &settled, &released);
     let span = tracing::info_span!("audit", decisions = settled.len());
     let append = auditor.append(vec![entry]).instrument(span);
     let why = match tokio::time::timeout_at(ctx.seal_by.into(), append).await {
@@ -249,10 +273,13 @@ pub async fn seal(auditor: &AuditLog, ctx: &FetchContext, settled: Vec<Settled>)
                 let receipt = Arc::new(receipt);
                 return settled
                     .into_iter()
-                    .map(|settled| {
+                    .zip(released.iter_mut())
+                    .map(|(settled, released)| {
                         Sealed(State::Logged {
                             settled,
                             receipt: Arc::clone(&receipt),
+                            released: released.take(),
+                            records_as_json: ctx.records_as_json,
                         })
                     })
                     .collect();
@@ -285,6 +312,7 @@ mod tests {
             policy_set_version: "v".into(),
             started: Instant::now(),
             seal_by,
+            records_as_json: false,
         }
     }
 

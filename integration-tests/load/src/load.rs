@@ -386,6 +386,8 @@ pub fn fetch(kind: xgate_catalog::SubjectKind, id: &str, types: &[String], purpo
         purpose: purpose.to_owned(),
         case_id: CASE_ID.to_owned(),
         operator_id: OPERATOR_ID.to_owned(),
+        // As a client that cares for speed asks: no Struct trees.
+        records_as_json: true,
         ..FetchRequest::default()
     })
 }
