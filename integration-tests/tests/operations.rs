@@ -331,6 +331,126 @@ async fn check_server(
     Ok(())
 }
 
+/// The services reflection lists, asked in one reflection version (`v1` or
+/// `v1alpha`: two generated clients of the same shape).
+macro_rules! list_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let answer = ServerReflectionClient::new($channel)
+            .server_reflection_info(futures::stream::iter([request]))
+            .await?
+            .into_inner()
+            .message()
+            .await?
+            .and_then(|r| r.message_response);
+        match answer {
+            Some(MessageResponse::ListServicesResponse(list)) => list
+                .service
+                .into_iter()
+                .map(|s| s.name)
+                .collect::<BTreeSet<String>>(),
+            other => anyhow::bail!("unexpected {} reflection answer: {other:?}", stringify!($version)),
+        }
+    }};
+}
+
+/// Python's grpcio-reflection and older grpcurl speak only v1alpha; both
+/// versions list exactly the services the gateway serves (not the
+/// `DepartmentAdapter` service that shares its descriptor set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_reflection_speaks_v1_and_v1alpha_and_lists_only_served_services()
+-> anyhow::Result<()> {
+    let env = TestEnv::new()?;
+    let gateway = env.start_gateway(&GatewayOptions::default()).await?;
+    let channel = client::connect(gateway.addr(), &env.pki().requester(APPROVAL_HALL)).await?;
+    let served: BTreeSet<String> = [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "xgate.v1.Audit",
+        "xgate.v1.Exchange",
+        "xgate.v1.PolicyAdmin",
+        "xgate.v1.Registry",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let v1 = list_services!(v1, channel.clone());
+    assert_eq!(v1, served, "v1");
+    let v1alpha = list_services!(v1alpha, channel.clone());
+    assert_eq!(v1alpha, served, "v1alpha");
+    Ok(())
+}
+
+/// `ListRecordTypes` carries each type's views (kind, fields, typed
+/// parameters), and `xgate types` shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_types_carry_their_views_on_the_wire_and_in_xgate_types() -> anyhow::Result<()> {
+    use xgate_proto::v1::{ViewKind, ViewParamType};
+    let env = TestEnv::new()?;
+    let gateway = env.start_gateway(&GatewayOptions::default()).await?;
+    let mut exchange = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
+    let infos = exchange
+        .list_record_types(ListRecordTypesRequest::default())
+        .await?
+        .into_inner()
+        .record_types;
+    let title = infos.iter().find(|t| t.id == "real_estate_title").unwrap();
+    let names: Vec<&str> = title.views.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["full", "summary", "exists", "owns_property_in_city", "owns_residential_property"]
+    );
+    let summary = &title.views[1];
+    assert_eq!(summary.kind, ViewKind::Fields as i32);
+    assert_eq!(summary.fields, ["owner_name", "address", "city", "district", "area_m2"]);
+    let in_city = &title.views[3];
+    assert_eq!(in_city.kind, ViewKind::Predicate as i32);
+    assert_eq!(in_city.params[0].name, "city");
+    assert_eq!(in_city.params[0].r#type, ViewParamType::String as i32);
+    // Every type has at least `full` and `exists`.
+    assert!(infos.iter().all(|t| t.views.len() >= 2), "a type without views");
+
+    let tls = env.pki().requester(APPROVAL_HALL);
+    let output = tokio::process::Command::new(bins::binary(bins::GATEWAY)?)
+        .arg("types")
+        .arg("--gateway")
+        .arg(format!("https://{}", gateway.addr()))
+        .arg("--cert")
+        .arg(&tls.cert)
+        .arg("--key")
+        .arg(&tls.key)
+        .arg("--ca")
+        .arg(&tls.ca)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "views: full · summary [owner_name, address, city, district, area_m2] · exists? · \
+             owns_property_in_city(city: string)? · owns_residential_property?"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("age_at_least(n: integer)?"), "{stdout}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_and_adapter_answer_health_checks_and_reflection() -> anyhow::Result<()> {
     let env = TestEnv::new()?;
