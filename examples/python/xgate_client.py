@@ -88,7 +88,7 @@ def fetch_by_types(pb, stub, ready, checks):
         subject=common_pb2.Subject(
             kind=common_pb2.SUBJECT_KIND_RESIDENT_ID, id=ready["citizen"]
         ),
-        record_types=["resident_identity_card", "real_estate_title"],
+        record_types=["resident_identity_card", "real_estate_title", "driving_licence"],
         purpose=ready["purpose"],
         case_id="PY-CASE-1",
         operator_id="python-example",
@@ -100,10 +100,13 @@ def fetch_by_types(pb, stub, ready, checks):
               f"{len(result.records)} record(s)")
         checks.expect(result.status == exchange_pb2.RECORD_STATUS_OK,
                       f"{result.record_type} is OK")
-    title = next(r for r in response.results if r.record_type == "real_estate_title")
-    area = records_of(title)[0].get("area_m2")
-    print(f"  first title's area_m2: {area!r} ({type(area).__name__})")
-    checks.expect(isinstance(area, float), "Struct numbers arrive as float")
+    # `penalty_points` is an integer in the catalog's JSON Schema and in the
+    # department's JSON, but Struct only has doubles.
+    licence = next(r for r in response.results if r.record_type == "driving_licence")
+    points = records_of(licence)[0].get("penalty_points")
+    print(f"  driving_licence.penalty_points: {points!r} ({type(points).__name__}), "
+          f"as the schema's integer: {int(points)}")
+    checks.expect(isinstance(points, float), "Struct numbers arrive as float")
 
 
 def fetch_by_item(pb, stub, ready, checks):
@@ -183,11 +186,11 @@ def main():
         common_pb2, exchange_pb2, exchange_grpc = generate_stubs(out_dir)
         pb = (common_pb2, exchange_pb2)
         with channel_for(ready, ready["requester"]) as channel:
-            stub = exchange_grpc.ExchangeStub(channel)
-            fetch_by_types(pb, stub, ready, checks)
-            bad_request(pb, stub, ready, checks)
+            fetch_by_types(pb, exchange_grpc.ExchangeStub(channel), ready, checks)
         with channel_for(ready, ready["item_requester"]) as channel:
             fetch_by_item(pb, exchange_grpc.ExchangeStub(channel), ready, checks)
+        with channel_for(ready, ready["requester"]) as channel:
+            bad_request(pb, exchange_grpc.ExchangeStub(channel), ready, checks)
     if checks.failures:
         print(f"python client: {len(checks.failures)} check(s) failed: {checks.failures}")
         return 1
