@@ -516,7 +516,10 @@ mod tests {
         assert_eq!(fields(&status), vec!["record_types"], "{v:?}");
         assert_eq!(
             v[0].description,
-            format!("names {over} record types; the limit is {}", limits.max_record_types)
+            format!(
+                "names {over} record types; the limit is {}",
+                limits.max_record_types
+            )
         );
     }
 
@@ -528,7 +531,10 @@ mod tests {
         let status = fetch(&req, &catalog(), &policies(), &Limits::default()).expect_err("bad");
         let v = violations(&status);
         assert_eq!(v.len(), 2, "{v:?}");
-        assert!(v[0].description.starts_with("unknown record type `xxx"), "{v:?}");
+        assert!(
+            v[0].description.starts_with("unknown record type `xxx"),
+            "{v:?}"
+        );
         assert!(v[0].description.ends_with("…`"), "{v:?}");
         assert!(v[0].description.len() < 100, "{v:?}");
         assert!(v[1].field.len() < 100, "{v:?}");

@@ -335,10 +335,10 @@ async fn check_server(
 /// `v1alpha`: two generated clients of the same shape).
 macro_rules! list_services {
     ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
         use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
-        use tonic_reflection::pb::$version::ServerReflectionRequest;
         let request = ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::ListServices(String::new())),
@@ -356,7 +356,10 @@ macro_rules! list_services {
                 .into_iter()
                 .map(|s| s.name)
                 .collect::<BTreeSet<String>>(),
-            other => anyhow::bail!("unexpected {} reflection answer: {other:?}", stringify!($version)),
+            other => anyhow::bail!(
+                "unexpected {} reflection answer: {other:?}",
+                stringify!($version)
+            ),
         }
     }};
 }
@@ -406,17 +409,29 @@ async fn record_types_carry_their_views_on_the_wire_and_in_xgate_types() -> anyh
     let names: Vec<&str> = title.views.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(
         names,
-        ["full", "summary", "exists", "owns_property_in_city", "owns_residential_property"]
+        [
+            "full",
+            "summary",
+            "exists",
+            "owns_property_in_city",
+            "owns_residential_property"
+        ]
     );
     let summary = &title.views[1];
     assert_eq!(summary.kind, ViewKind::Fields as i32);
-    assert_eq!(summary.fields, ["owner_name", "address", "city", "district", "area_m2"]);
+    assert_eq!(
+        summary.fields,
+        ["owner_name", "address", "city", "district", "area_m2"]
+    );
     let in_city = &title.views[3];
     assert_eq!(in_city.kind, ViewKind::Predicate as i32);
     assert_eq!(in_city.params[0].name, "city");
     assert_eq!(in_city.params[0].r#type, ViewParamType::String as i32);
     // Every type has at least `full` and `exists`.
-    assert!(infos.iter().all(|t| t.views.len() >= 2), "a type without views");
+    assert!(
+        infos.iter().all(|t| t.views.len() >= 2),
+        "a type without views"
+    );
 
     let tls = env.pki().requester(APPROVAL_HALL);
     let output = tokio::process::Command::new(bins::binary(bins::GATEWAY)?)

@@ -91,7 +91,10 @@ async fn the_python_example_client_runs_against_the_demo() -> anyhow::Result<()>
     let started = Instant::now();
     while !ready.exists() {
         if let Some(status) = demo.try_wait()? {
-            panic!("`xgate demo` exited with {status} before it was ready\n{}", demo_logs());
+            panic!(
+                "`xgate demo` exited with {status} before it was ready\n{}",
+                demo_logs()
+            );
         }
         assert!(
             started.elapsed() < DEMO_READY_TIMEOUT,
@@ -102,7 +105,13 @@ async fn the_python_example_client_runs_against_the_demo() -> anyhow::Result<()>
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready)?)?;
-    assert!(doc["gateway"].as_str().unwrap().starts_with("https://127.0.0.1:"), "{doc}");
+    assert!(
+        doc["gateway"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:"),
+        "{doc}"
+    );
 
     let client = tokio::time::timeout(
         CLIENT_TIMEOUT,
@@ -129,7 +138,11 @@ async fn the_python_example_client_runs_against_the_demo() -> anyhow::Result<()>
         "real_estate_title.summary: RECORD_STATUS_OK",
         "python client: every check passed",
     ] {
-        assert!(stdout.contains(expected), "`{expected}` missing\n{}", context());
+        assert!(
+            stdout.contains(expected),
+            "`{expected}` missing\n{}",
+            context()
+        );
     }
 
     // SIGTERM stops the demo (and its adapters) cleanly; the ready file goes.

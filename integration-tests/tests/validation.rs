@@ -9,11 +9,11 @@ use prost::Message as _;
 use tonic::Code;
 use tower::ServiceExt as _;
 use xgate_catalog::SubjectKind;
+use xgate_integration_tests::client;
 use xgate_integration_tests::client::{fetch_request, with_timeout};
 use xgate_integration_tests::{
     APPROVAL_HALL, FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, TestEnv,
 };
-use xgate_integration_tests::client;
 use xgate_proto::status::{Violation, violations};
 use xgate_proto::v1::FetchRequest;
 
@@ -102,7 +102,10 @@ struct WireError {
 
 /// Sends one Fetch as raw HTTP/2 through the TLS channel and measures the
 /// header block and trailers exactly as they arrive.
-async fn fetch_raw(channel: tonic::transport::Channel, request: &FetchRequest) -> anyhow::Result<WireError> {
+async fn fetch_raw(
+    channel: tonic::transport::Channel,
+    request: &FetchRequest,
+) -> anyhow::Result<WireError> {
     let message = request.encode_to_vec();
     let mut framed = BytesMut::with_capacity(5 + message.len());
     framed.put_u8(0);
@@ -113,7 +116,9 @@ async fn fetch_raw(channel: tonic::transport::Channel, request: &FetchRequest) -
         .uri("/xgate.v1.Exchange/Fetch")
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .body(tonic::body::Body::new(http_body_util::Full::new(Bytes::from(framed))))?;
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            Bytes::from(framed),
+        )))?;
     let response = channel.oneshot(http_request).await?;
     let headers = response.headers().clone();
     let trailers = response.into_body().collect().await?.trailers().cloned();
@@ -130,7 +135,8 @@ async fn fetch_raw(channel: tonic::transport::Channel, request: &FetchRequest) -
             http::HeaderValue::from_bytes(v)?,
         );
     }
-    let status = tonic::Status::from_header_map(&map).ok_or_else(|| anyhow::anyhow!("no grpc-status in {map:?}"))?;
+    let status = tonic::Status::from_header_map(&map)
+        .ok_or_else(|| anyhow::anyhow!("no grpc-status in {map:?}"))?;
     Ok(WireError {
         metadata_bytes,
         code: format!("{:?}", status.code()),
@@ -152,7 +158,10 @@ async fn error_trailers_stay_under_8_kib_in_the_worst_case() -> anyhow::Result<(
     let channel = client::connect(gateway.addr(), &env.pki().requester(APPROVAL_HALL)).await?;
     let citizen = env.subjects().citizen.clone();
     let costly = |i: usize| -> String {
-        format!("{i}_{}", "办%`{ }".chars().cycle().take(300).collect::<String>())
+        format!(
+            "{i}_{}",
+            "办%`{ }".chars().cycle().take(300).collect::<String>()
+        )
     };
     // 128 (the default limit) unknown types, ~400 bytes each: ~51 KiB, under
     // the 64 KiB request limit.
@@ -170,14 +179,20 @@ async fn error_trailers_stay_under_8_kib_in_the_worst_case() -> anyhow::Result<(
     );
     let first = wire.violations.first().expect("violations");
     assert_eq!(first.field, "record_types[0]");
-    assert!(first.description.starts_with("unknown record type `0_办%"), "{first:?}");
+    assert!(
+        first.description.starts_with("unknown record type `0_办%"),
+        "{first:?}"
+    );
     let last = wire.violations.last().expect("violations");
     assert_eq!(last.field, "request", "{:?}", wire.violations);
     let listed = wire.violations.len() - 1;
     // 128 types, 8 params, purpose and case id.
     assert_eq!(
         last.description,
-        format!("and {} more violations not listed; fix those above and retry", 138 - listed)
+        format!(
+            "and {} more violations not listed; fix those above and retry",
+            138 - listed
+        )
     );
 
     // Over the limit on types: that one violation, not one per entry.
@@ -185,10 +200,17 @@ async fn error_trailers_stay_under_8_kib_in_the_worst_case() -> anyhow::Result<(
     let over = fetch_request(SubjectKind::ResidentId, &citizen, &names, GENERAL_APPROVAL);
     let wire = fetch_raw(channel, &over).await?;
     assert_eq!(wire.code, "InvalidArgument");
-    assert!(wire.metadata_bytes < CLIENT_METADATA_LIMIT, "{}", wire.metadata_bytes);
+    assert!(
+        wire.metadata_bytes < CLIENT_METADATA_LIMIT,
+        "{}",
+        wire.metadata_bytes
+    );
     assert_eq!(
         wire.violations,
-        vec![Violation::new("record_types", "names 200 record types; the limit is 128")]
+        vec![Violation::new(
+            "record_types",
+            "names 200 record types; the limit is 128"
+        )]
     );
     Ok(())
 }

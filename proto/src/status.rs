@@ -172,7 +172,13 @@ mod tests {
 
     #[test]
     fn the_trailer_stays_under_8_kib_in_the_worst_case() {
-        for (count, len) in [(1, 100_000), (2, 5_000), (20, 400), (45, 200), (1_000, 10_000)] {
+        for (count, len) in [
+            (1, 100_000),
+            (2, 5_000),
+            (20, 400),
+            (45, 200),
+            (1_000, 10_000),
+        ] {
             let many: Vec<Violation> = (0..count)
                 .map(|i| Violation::new(format!("{i}{}", costly_text(len)), costly_text(len)))
                 .collect();

@@ -90,7 +90,11 @@ mod tests {
         assert_eq!(exists.kind, v1::ViewKind::Predicate as i32);
         assert!(exists.params.is_empty());
         // `full` keeps every property of the schema.
-        assert!(named(&views, "full").fields.contains(&"owner_name".to_owned()));
+        assert!(
+            named(&views, "full")
+                .fields
+                .contains(&"owner_name".to_owned())
+        );
     }
 
     #[test]

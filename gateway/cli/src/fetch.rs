@@ -450,7 +450,10 @@ mod tests {
         assert_eq!(views[1]["kind"], "fields");
         assert_eq!(views[1]["fields"][0], "owner_name");
         assert_eq!(views[3]["kind"], "predicate");
-        assert_eq!(views[3]["params"], json!([{"name": "city", "type": "string"}]));
+        assert_eq!(
+            views[3]["params"],
+            json!([{"name": "city", "type": "string"}])
+        );
     }
 
     #[test]
