@@ -71,6 +71,18 @@ def records_of(result):
     return [json_format.MessageToDict(r) for r in result.records]
 
 
+def fetch_request(pb, resident_id, case_id, **what):
+    """A FetchRequest about a citizen; `what` names record types and purpose,
+    or an approval item."""
+    common_pb2, exchange_pb2 = pb
+    return exchange_pb2.FetchRequest(
+        subject=common_pb2.Subject(kind=common_pb2.SUBJECT_KIND_RESIDENT_ID, id=resident_id),
+        case_id=case_id,
+        operator_id="python-example",
+        **what,
+    )
+
+
 class Checks:
     def __init__(self):
         self.failures = []
@@ -82,16 +94,12 @@ class Checks:
 
 
 def fetch_by_types(pb, stub, ready, checks):
-    common_pb2, exchange_pb2 = pb
+    _, exchange_pb2 = pb
     print("1. Fetch by record types, as", ready["requester"])
-    request = exchange_pb2.FetchRequest(
-        subject=common_pb2.Subject(
-            kind=common_pb2.SUBJECT_KIND_RESIDENT_ID, id=ready["citizen"]
-        ),
+    request = fetch_request(
+        pb, ready["citizen"], "PY-CASE-1",
         record_types=["resident_identity_card", "real_estate_title", "driving_licence"],
         purpose=ready["purpose"],
-        case_id="PY-CASE-1",
-        operator_id="python-example",
     )
     response = stub.Fetch(request, timeout=10)
     for result in response.results:
@@ -110,16 +118,11 @@ def fetch_by_types(pb, stub, ready, checks):
 
 
 def fetch_by_item(pb, stub, ready, checks):
-    common_pb2, exchange_pb2 = pb
+    _, exchange_pb2 = pb
     print("2. Fetch by approval item", ready["approval_item"], "as", ready["item_requester"])
-    request = exchange_pb2.FetchRequest(
-        subject=common_pb2.Subject(
-            kind=common_pb2.SUBJECT_KIND_RESIDENT_ID, id=ready["citizen"]
-        ),
-        approval_item=ready["approval_item"],
-        case_id="PY-CASE-2",
-        operator_id="python-example",
-    )
+    # The item names the purpose, the record types and their views.
+    request = fetch_request(pb, ready["citizen"], "PY-CASE-2",
+                            approval_item=ready["approval_item"])
     response = stub.Fetch(request, timeout=10)
     for result in response.results:
         status = exchange_pb2.RecordStatus.Name(result.status)
@@ -142,16 +145,14 @@ def bad_request(pb, stub, ready, checks):
     """An invalid Fetch: INVALID_ARGUMENT, and the violations decoded from
     the `grpc-status-details-bin` trailer (a google.rpc.Status whose details
     hold a google.rpc.BadRequest)."""
-    common_pb2, exchange_pb2 = pb
+    _, exchange_pb2 = pb
     print("3. An invalid Fetch, and its BadRequest")
     citizen = ready["citizen"]
     wrong_check = citizen[:17] + ("1" if citizen[17] == "0" else "0")
-    request = exchange_pb2.FetchRequest(
-        subject=common_pb2.Subject(kind=common_pb2.SUBJECT_KIND_RESIDENT_ID, id=wrong_check),
+    request = fetch_request(
+        pb, wrong_check, "PY-CASE-3",
         record_types=["resident_identity_card", "no_such_record"],
         purpose=ready["purpose"],
-        case_id="PY-CASE-3",
-        operator_id="python-example",
     )
     try:
         stub.Fetch(request, timeout=10)
