@@ -426,6 +426,7 @@ impl Exchange for ExchangeService {
                 freshness_seconds: rt.freshness.as_secs(),
                 schema_json: rt.schema.to_string(),
                 has_source: routes.serves(&rt.id),
+                views: rt.views().iter().map(xgate_proto::view::to_proto).collect(),
             })
             .collect();
         Ok(Response::new(ListRecordTypesResponse { record_types }))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic_health::pb::health_server::HealthServer;
@@ -205,6 +206,35 @@ async fn health_service(
     service
 }
 
+/// The services this gateway serves, as reflection lists them.
+/// `xgate.v1.DepartmentAdapter` shares the descriptor set but is served by
+/// adapters, not here, so reflection must not advertise it.
+pub const SERVED_SERVICES: &[&str] = &[
+    <HealthServer<tonic_health::server::HealthService> as NamedService>::NAME,
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+    <ExchangeServer<ExchangeService> as NamedService>::NAME,
+    <RegistryServer<RegistryService> as NamedService>::NAME,
+    <AuditServer<AuditService> as NamedService>::NAME,
+    <PolicyAdminServer<PolicyAdminService> as NamedService>::NAME,
+];
+
+/// Reflection over every descriptor the gateway serves, listing only
+/// [`SERVED_SERVICES`]. Built twice: grpcurl and grpc-java speak v1, Python's
+/// grpcio-reflection and older grpcurl only v1alpha.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    SERVED_SERVICES.iter().fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ),
+        |builder, name| builder.with_service_name(*name),
+    )
+}
+
 /// Every gRPC service behind the HTTP/2 bounds and TLS.
 fn router(
     config: &Config,
@@ -213,10 +243,8 @@ fn router(
     auditor: crate::audit::Auditor,
     health: HealthServer<impl tonic_health::pb::health_server::Health>,
 ) -> anyhow::Result<Router> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let reflection_v1 = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
     let exchange = ExchangeServer::new(ExchangeService(Arc::clone(state)))
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let registry = RegistryServer::new(RegistryService(Arc::clone(state)))
@@ -231,7 +259,8 @@ fn router(
         .http2_max_header_list_size(Some(config.limits.http2_max_header_list_bytes.get()))
         .tls_config(server_tls)?
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(exchange)
         .add_service(registry)
         .add_service(audit)

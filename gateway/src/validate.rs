@@ -7,7 +7,7 @@ use prost::Message as _;
 use tonic::Status;
 use xgate_catalog::{Catalog, SubjectKind};
 use xgate_policy::PolicySet;
-use xgate_proto::status::{Violation, invalid_argument};
+use xgate_proto::status::{Violation, echo, invalid_argument};
 use xgate_proto::v1::FetchRequest;
 
 use crate::config::Limits;
@@ -64,7 +64,11 @@ pub fn fetch(
         purpose,
         item,
     } = what_is_asked(request, policies, limits, &mut violations);
-    check_against_catalog(request, catalog, subject_kind, &mut asked, &mut violations);
+    // Over the limit, that one violation says it all: one per entry would
+    // only bury the others (and overflow the trailer).
+    if asked.len() <= limits.max_record_types.get() {
+        check_against_catalog(request, catalog, subject_kind, &mut asked, &mut violations);
+    }
     check_texts(request, policies, &purpose, &mut violations);
 
     match (subject_kind, &request.subject) {
@@ -137,7 +141,7 @@ fn what_is_asked(
         match policies.item(code) {
             None => violations.push(Violation::new(
                 "approval_item",
-                format!("unknown approval item `{code}`"),
+                format!("unknown approval item `{}`", echo(code)),
             )),
             Some(found) => {
                 if purpose.is_empty() {
@@ -146,8 +150,9 @@ fn what_is_asked(
                     violations.push(Violation::new(
                         "purpose",
                         format!(
-                            "approval item `{code}` serves purpose `{}`, not `{purpose}`",
-                            found.purpose
+                            "approval item `{code}` serves purpose `{}`, not `{}`",
+                            found.purpose,
+                            echo(&purpose)
                         ),
                     ));
                 }
@@ -231,7 +236,7 @@ fn check_against_catalog(
         let Some(rt) = catalog.record_type(&id) else {
             violations.push(Violation::new(
                 field.clone(),
-                format!("unknown record type `{id}`"),
+                format!("unknown record type `{}`", echo(&id)),
             ));
             continue;
         };
@@ -260,7 +265,8 @@ fn check_against_catalog(
             violations.push(Violation::new(
                 format!("{field}.view"),
                 format!(
-                    "record type `{id}` has no view `{name}` (it has: {})",
+                    "record type `{id}` has no view `{}` (it has: {})",
+                    echo(&name),
                     known.join(", ")
                 ),
             ));
@@ -287,7 +293,7 @@ fn check_against_catalog(
     for name in request.params.keys() {
         if !used_params.contains(name) {
             violations.push(Violation::new(
-                format!("params[{name}]"),
+                format!("params[{}]", echo(name)),
                 "is not a parameter of any requested predicate view",
             ));
         }
@@ -314,7 +320,7 @@ fn check_texts(
     if text_problem(purpose).is_none() && policies.purpose(purpose).is_none() {
         violations.push(Violation::new(
             "purpose",
-            format!("unknown purpose code `{purpose}`"),
+            format!("unknown purpose code `{}`", echo(purpose)),
         ));
     }
 }
@@ -497,6 +503,41 @@ mod tests {
             fields(&status),
             vec!["requests[0].view", "requests[1].params", "params[city]"]
         );
+    }
+
+    #[test]
+    fn over_the_type_limit_one_violation_says_so_not_one_per_entry() {
+        let limits = Limits::default();
+        let over = limits.max_record_types.get() + 1;
+        let names: Vec<String> = (0..over).map(|i| format!("no_such_type_{i}")).collect();
+        let req = request(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let status = fetch(&req, &catalog(), &policies(), &limits).expect_err("too many");
+        let v = violations(&status);
+        assert_eq!(fields(&status), vec!["record_types"], "{v:?}");
+        assert_eq!(
+            v[0].description,
+            format!(
+                "names {over} record types; the limit is {}",
+                limits.max_record_types
+            )
+        );
+    }
+
+    #[test]
+    fn long_user_input_is_cut_where_it_is_echoed() {
+        let long = "x".repeat(10_000);
+        let mut req = request(&[long.as_str()]);
+        req.params = [(long.clone(), "1".to_owned())].into();
+        let status = fetch(&req, &catalog(), &policies(), &Limits::default()).expect_err("bad");
+        let v = violations(&status);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(
+            v[0].description.starts_with("unknown record type `xxx"),
+            "{v:?}"
+        );
+        assert!(v[0].description.ends_with("…`"), "{v:?}");
+        assert!(v[0].description.len() < 100, "{v:?}");
+        assert!(v[1].field.len() < 100, "{v:?}");
     }
 
     #[test]

@@ -331,6 +331,129 @@ async fn check_server(
     Ok(())
 }
 
+/// The services reflection lists, asked in one reflection version (`v1` or
+/// `v1alpha`: two generated clients of the same shape).
+macro_rules! list_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let answer = ServerReflectionClient::new($channel)
+            .server_reflection_info(futures::stream::iter([request]))
+            .await?
+            .into_inner()
+            .message()
+            .await?
+            .and_then(|r| r.message_response);
+        match answer {
+            Some(MessageResponse::ListServicesResponse(list)) => list
+                .service
+                .into_iter()
+                .map(|s| s.name)
+                .collect::<BTreeSet<String>>(),
+            other => anyhow::bail!(
+                "unexpected {} reflection answer: {other:?}",
+                stringify!($version)
+            ),
+        }
+    }};
+}
+
+/// Python's grpcio-reflection and older grpcurl speak only v1alpha; both
+/// versions list exactly the services the gateway serves (not the
+/// `DepartmentAdapter` service that shares its descriptor set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_reflection_speaks_v1_and_v1alpha_and_lists_only_served_services()
+-> anyhow::Result<()> {
+    let env = TestEnv::new()?;
+    let gateway = env.start_gateway(&GatewayOptions::default()).await?;
+    let channel = client::connect(gateway.addr(), &env.pki().requester(APPROVAL_HALL)).await?;
+    let served: BTreeSet<String> = [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "xgate.v1.Audit",
+        "xgate.v1.Exchange",
+        "xgate.v1.PolicyAdmin",
+        "xgate.v1.Registry",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let v1 = list_services!(v1, channel.clone());
+    assert_eq!(v1, served, "v1");
+    let v1alpha = list_services!(v1alpha, channel.clone());
+    assert_eq!(v1alpha, served, "v1alpha");
+    Ok(())
+}
+
+/// `ListRecordTypes` carries each type's views (kind, fields, typed
+/// parameters), and `xgate types` shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_types_carry_their_views_on_the_wire_and_in_xgate_types() -> anyhow::Result<()> {
+    use xgate_proto::v1::{ViewKind, ViewParamType};
+    let env = TestEnv::new()?;
+    let gateway = env.start_gateway(&GatewayOptions::default()).await?;
+    let mut exchange = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
+    let infos = exchange
+        .list_record_types(ListRecordTypesRequest::default())
+        .await?
+        .into_inner()
+        .record_types;
+    // Every type carries the catalog's views, as the catalog declares them.
+    for info in &infos {
+        let rt = env.catalog().record_type(&info.id).unwrap();
+        let expected: Vec<_> = rt.views().iter().map(xgate_proto::view::to_proto).collect();
+        assert_eq!(info.views, expected, "{}", info.id);
+    }
+    let title = infos.iter().find(|t| t.id == "real_estate_title").unwrap();
+    let summary = title.views.iter().find(|v| v.name == "summary").unwrap();
+    assert_eq!(summary.kind, ViewKind::Fields as i32);
+    assert_eq!(
+        summary.fields,
+        ["owner_name", "address", "city", "district", "area_m2"]
+    );
+    let in_city = title
+        .views
+        .iter()
+        .find(|v| v.name == "owns_property_in_city")
+        .unwrap();
+    assert_eq!(in_city.kind, ViewKind::Predicate as i32);
+    assert_eq!(in_city.params[0].name, "city");
+    assert_eq!(in_city.params[0].r#type, ViewParamType::String as i32);
+
+    let output = tokio::process::Command::new(bins::binary(bins::GATEWAY)?)
+        .args(["types", "--gateway", &format!("https://{}", gateway.addr())])
+        .args(xgate_integration_tests::kit::tls_args(
+            &env.pki().requester(APPROVAL_HALL),
+        ))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "views: full · summary [owner_name, address, city, district, area_m2] · exists? · \
+             owns_property_in_city(city: string)? · owns_residential_property?"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("age_at_least(n: integer)?"), "{stdout}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_and_adapter_answer_health_checks_and_reflection() -> anyhow::Result<()> {
     let env = TestEnv::new()?;

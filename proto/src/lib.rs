@@ -7,7 +7,8 @@
 //! - [`v1::department_adapter_server`] / [`v1::department_adapter_client`]: what
 //!   adapters implement and the gateway calls.
 //!
-//! [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection.
+//! [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection; [`view::to_proto`] puts a
+//! catalog view on the wire.
 
 /// `xgate.v1`.
 #[allow(clippy::all, clippy::pedantic)]
@@ -24,6 +25,7 @@ pub mod json;
 pub mod kind;
 pub mod status;
 pub mod telemetry;
+pub mod view;
 
 pub use prost_types;
 

@@ -1,7 +1,9 @@
 //! Validation of subject identifiers.
 //!
 //! - GB 11643-1999 citizen resident identity numbers: 17 digits (6 region code, 8 birth date
-//!   `YYYYMMDD`, 3 sequence) and a mod-11 check character, `0`-`9` or `X`.
+//!   `YYYYMMDD`, 3 sequence) and a mod-11 check character, `0`-`9` or `X`. The birth date must
+//!   be a real calendar date from 1800-01-01 to today: the standard sets no floor, and death
+//!   and household records carry people born in the nineteenth century.
 //! - GB 32100-2015 unified social credit codes (USCC): 18 characters over a 31-character
 //!   alphabet (digits and upper-case letters without `I`, `O`, `S`, `V`, `Z`), the last one a
 //!   mod-31 check character.
@@ -17,6 +19,11 @@ use crate::SubjectKind;
 
 /// Length of both identifiers, in characters.
 const ID_LEN: usize = 18;
+
+/// The first year of birth accepted in a resident id. GB 11643 sets none; historical records
+/// (deaths, household registers) name people born in the 1800s, and an earlier date is more
+/// likely a typing error than a person.
+pub const EARLIEST_BIRTH_YEAR: i32 = 1800;
 
 /// GB 11643-1999 weights of the first 17 digits (2^(18-i) mod 11).
 const RESIDENT_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -77,8 +84,8 @@ pub enum IdError {
         /// The eight digits as given.
         date: String,
     },
-    /// The birth date is before 1900-01-01.
-    #[error("birth date `{date}` is before 1900-01-01")]
+    /// The birth date is before [`EARLIEST_BIRTH_YEAR`]-01-01.
+    #[error("birth date `{date}` is before 1800-01-01")]
     DateTooEarly {
         /// The eight digits as given.
         date: String,
@@ -116,7 +123,7 @@ pub fn validate(kind: SubjectKind, id: &str) -> Result<(), IdError> {
 
 /// Validates a GB 11643-1999 resident identity number (upper-case `X` only).
 ///
-/// The birth date must lie between 1900-01-01 and today in China Standard Time (UTC+8), where
+/// The birth date must lie between 1800-01-01 and today in China Standard Time (UTC+8), where
 /// the numbers are issued, so a baby registered just after midnight in Beijing is accepted.
 pub fn validate_resident_id(id: &str) -> Result<(), IdError> {
     validate_resident_id_on(id, today_in_china())
@@ -175,7 +182,7 @@ fn check_length(kind: SubjectKind, id: &str) -> Result<(), IdError> {
     }
 }
 
-/// Checks eight ASCII digits `YYYYMMDD` as a birth date between 1900-01-01 and `today`.
+/// Checks eight ASCII digits `YYYYMMDD` as a birth date between 1800-01-01 and `today`.
 fn check_birth_date(yyyymmdd: &str, today: Date) -> Result<(), IdError> {
     let not_a_date = || IdError::NotADate {
         date: yyyymmdd.to_owned(),
@@ -191,7 +198,7 @@ fn check_birth_date(yyyymmdd: &str, today: Date) -> Result<(), IdError> {
     let day = u8::try_from(field(6..8)?).map_err(|_| not_a_date())?;
     let month = Month::try_from(month).map_err(|_| not_a_date())?;
     let date = Date::from_calendar_date(year, month, day).map_err(|_| not_a_date())?;
-    if year < 1900 {
+    if year < EARLIEST_BIRTH_YEAR {
         return Err(IdError::DateTooEarly {
             date: yyyymmdd.to_owned(),
         });
@@ -399,8 +406,8 @@ mod tests {
             ),
             (
                 SubjectKind::ResidentId,
-                "110105189912310023",
-                "birth date `18991231` is before 1900-01-01",
+                "110105179912310023",
+                "birth date `17991231` is before 1800-01-01",
             ),
             (
                 SubjectKind::ResidentId,
@@ -474,6 +481,10 @@ mod tests {
             format!("{body}{check}")
         };
         let today = date!(2024 - 02 - 29);
+        assert_eq!(validate_resident_id_on(&id("18000101"), today), Ok(()));
+        // Born 1880 with a correct check character: GB 11643 sets no 1900 floor.
+        assert_eq!(validate_resident_id_on(&id("18800615"), today), Ok(()));
+        assert_eq!(validate_resident_id_on(&id("18991231"), today), Ok(()));
         assert_eq!(validate_resident_id_on(&id("19000101"), today), Ok(()));
         assert_eq!(validate_resident_id_on(&id("20240229"), today), Ok(()));
         assert_eq!(
@@ -483,11 +494,19 @@ mod tests {
             })
         );
         assert_eq!(
-            validate_resident_id_on(&id("18991231"), today),
+            validate_resident_id_on(&id("17991231"), today),
             Err(IdError::DateTooEarly {
-                date: "18991231".into()
+                date: "17991231".into()
             })
         );
+        // 1800 was not a leap year (divisible by 100, not by 400); 1804 was.
+        assert_eq!(
+            validate_resident_id_on(&id("18000229"), today),
+            Err(IdError::NotADate {
+                date: "18000229".into()
+            })
+        );
+        assert_eq!(validate_resident_id_on(&id("18040229"), today), Ok(()));
         assert_eq!(
             validate_resident_id_on(&id("20230229"), today),
             Err(IdError::NotADate {
@@ -501,11 +520,11 @@ mod tests {
     }
 
     fn resident_body() -> impl Strategy<Value = String> {
-        // Days from 1900-01-01 up to a date that is in the past whenever the test runs.
-        let last = date!(2020 - 12 - 31).to_julian_day() - date!(1900 - 01 - 01).to_julian_day();
+        // Days from 1800-01-01 up to a date that is in the past whenever the test runs.
+        let last = date!(2020 - 12 - 31).to_julian_day() - date!(1800 - 01 - 01).to_julian_day();
         ("[0-9]{6}", 0..=last, "[0-9]{3}").prop_map(|(region, days, sequence)| {
             let birth =
-                Date::from_julian_day(date!(1900 - 01 - 01).to_julian_day() + days).unwrap();
+                Date::from_julian_day(date!(1800 - 01 - 01).to_julian_day() + days).unwrap();
             format!(
                 "{region}{:04}{:02}{:02}{sequence}",
                 birth.year(),

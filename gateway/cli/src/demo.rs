@@ -76,6 +76,12 @@ pub struct DemoArgs {
     /// Print the results as one JSON document on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Once the demo's own fetches are done and it keeps serving, write FILE:
+    /// a JSON document with the gateway URL, the PKI folder, the requesters,
+    /// subjects, purpose and approval item, for scripts that wait for it
+    /// (e.g. examples/python). Removed again when the demo stops.
+    #[arg(long, value_name = "FILE", conflicts_with = "once")]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// Where the adapter binaries are: next to this executable.
@@ -263,8 +269,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     if !args.once {
         print_how_to_call(&url, &work, &outcome.citizen)?;
-        xgate::server::shutdown_signal().await?;
+        // Armed before the ready file exists: a script may stop the demo as
+        // soon as it sees the file.
+        let stop = xgate::server::shutdown_signal_armed()?;
+        if let Some(path) = &args.ready_file {
+            write_ready_file(path, &ready_document(&url, &work, &outcome))?;
+            progress(&format!("ready: {}", path.display()));
+        }
+        stop.await;
         progress("stopping");
+        if let Some(path) = &args.ready_file {
+            let _ = std::fs::remove_file(path);
+        }
     }
     for mut adapter in adapters {
         let _ = adapter.child.kill().await;
@@ -642,6 +658,32 @@ async fn fetch_all(
         },
     )
     .await
+}
+
+/// What a script needs to call the running demo (`--ready-file`).
+fn ready_document(url: &str, work: &Path, outcome: &Outcome) -> serde_json::Value {
+    serde_json::json!({
+        "gateway": url,
+        "pki": work.join("pki"),
+        "requester": DEMO_REQUESTER,
+        "purpose": DEMO_PURPOSE,
+        "item_requester": PF_REQUESTER,
+        "approval_item": PF_ITEM,
+        "citizen": outcome.citizen,
+        "company": outcome.company,
+    })
+}
+
+/// Writes the ready file whole or not at all (a temporary file renamed), so
+/// a script polling for it never reads half a document.
+fn write_ready_file(path: &Path, doc: &serde_json::Value) -> anyhow::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, serde_json::to_vec_pretty(doc)?)
+        .with_context(|| format!("writing `{}`", partial.display()))?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("renaming `{}` to `{}`", partial.display(), path.display()))
 }
 
 fn print_how_to_call(url: &str, work: &Path, citizen: &str) -> std::io::Result<()> {

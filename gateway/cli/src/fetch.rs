@@ -6,7 +6,10 @@ use anyhow::Context as _;
 use serde_json::json;
 use xgate_catalog::SubjectKind;
 use xgate_proto::v1::exchange_client::ExchangeClient;
-use xgate_proto::v1::{FetchRequest, ListRecordTypesRequest, RecordRequest, RecordResult, Subject};
+use xgate_proto::v1::{
+    FetchRequest, ListRecordTypesRequest, RecordRequest, RecordResult, RecordTypeInfo, Subject,
+    ViewInfo, ViewKind, ViewParamType,
+};
 
 use super::ClientTls;
 use xgate_proto::kind::to_proto as proto_kind;
@@ -331,7 +334,7 @@ pub struct TypesArgs {
     pub json: bool,
 }
 
-/// `xgate types`: the catalog as the gateway serves it.
+/// `xgate types`: the catalog as the gateway serves it, with each type's views.
 pub async fn types(args: TypesArgs) -> anyhow::Result<()> {
     let channel = super::client::connect(&args.tls.gateway, &args.tls.files()).await?;
     let mut client = ExchangeClient::new(channel);
@@ -341,11 +344,7 @@ pub async fn types(args: TypesArgs) -> anyhow::Result<()> {
         .map_err(explain)?
         .into_inner();
     if args.json {
-        let v: Vec<_> = list
-            .record_types
-            .iter()
-            .map(|t| json!({"id": t.id, "name": t.name, "department": t.department, "has_source": t.has_source}))
-            .collect();
+        let v: Vec<_> = list.record_types.iter().map(type_json).collect();
         crate::outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
@@ -363,8 +362,73 @@ pub async fn types(args: TypesArgs) -> anyhow::Result<()> {
             if t.has_source { "yes" } else { "-" },
             t.name
         )?;
+        crate::outln!("    views: {}", views_line(&t.views))?;
     }
     Ok(())
+}
+
+/// One record type of `xgate types --json`, views included.
+fn type_json(t: &RecordTypeInfo) -> serde_json::Value {
+    let views: Vec<_> = t
+        .views
+        .iter()
+        .map(|v| {
+            let params: Vec<_> = v
+                .params
+                .iter()
+                .map(|p| json!({"name": p.name, "type": param_type(p.r#type)}))
+                .collect();
+            json!({
+                "name": v.name,
+                "kind": if v.kind == ViewKind::Predicate as i32 { "predicate" } else { "fields" },
+                "description": v.description,
+                "fields": v.fields,
+                "params": params,
+            })
+        })
+        .collect();
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "department": t.department,
+        "has_source": t.has_source,
+        "views": views,
+    })
+}
+
+fn param_type(ty: i32) -> &'static str {
+    match ViewParamType::try_from(ty) {
+        Ok(ViewParamType::Integer) => "integer",
+        _ => "string",
+    }
+}
+
+/// A type's views on one line: `full`, field views with their fields in
+/// brackets, predicates with their parameters in parentheses and a `?`
+/// (they answer yes/no), e.g. `summary [name, gender] · age_at_least(n: integer)?`.
+fn views_line(views: &[ViewInfo]) -> String {
+    views
+        .iter()
+        .map(|v| {
+            if v.kind == ViewKind::Predicate as i32 {
+                let params: Vec<String> = v
+                    .params
+                    .iter()
+                    .map(|p| format!("{}: {}", p.name, param_type(p.r#type)))
+                    .collect();
+                if params.is_empty() {
+                    format!("{}?", v.name)
+                } else {
+                    format!("{}({})?", v.name, params.join(", "))
+                }
+            } else if v.name == xgate_catalog::FULL {
+                v.name.clone()
+            } else {
+                format!("{} [{}]", v.name, v.fields.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 #[cfg(test)]
@@ -381,6 +445,32 @@ mod tests {
             age_ms,
             ..RecordResult::default()
         }
+    }
+
+    #[test]
+    fn types_show_each_view_with_its_fields_or_parameters() {
+        let catalog = xgate_catalog::Catalog::builtin().expect("catalog");
+        let rt = catalog.record_type("real_estate_title").expect("type");
+        let info = RecordTypeInfo {
+            id: rt.id.clone(),
+            views: rt.views().iter().map(xgate_proto::view::to_proto).collect(),
+            ..RecordTypeInfo::default()
+        };
+        assert_eq!(
+            views_line(&info.views),
+            "full · summary [owner_name, address, city, district, area_m2] · exists? · \
+             owns_property_in_city(city: string)? · owns_residential_property?"
+        );
+        let doc = type_json(&info);
+        let views = doc["views"].as_array().expect("views");
+        assert_eq!(views[1]["name"], "summary");
+        assert_eq!(views[1]["kind"], "fields");
+        assert_eq!(views[1]["fields"][0], "owner_name");
+        assert_eq!(views[3]["kind"], "predicate");
+        assert_eq!(
+            views[3]["params"],
+            json!([{"name": "city", "type": "string"}])
+        );
     }
 
     #[test]
