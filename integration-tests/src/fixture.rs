@@ -210,6 +210,7 @@ impl FixtureAdapter {
             gateway: Some(gateway_url.to_owned()),
             advertise: None,
             adapter_id: None,
+            replace: false,
         };
         let department = dept.department.clone();
         let types = dept.types();

@@ -876,6 +876,27 @@ async fn check_trace(
 mod tests {
     use super::*;
 
+    /// The department guide's table explains every row the kit prints.
+    #[test]
+    fn the_guide_explains_every_row() {
+        let guide = include_str!("../../README.md");
+        for row in [
+            "connect",
+            "health",
+            "describe",
+            "records: <type>",
+            "unknown subject (<kind>)",
+            "malformed ID (<kind>)",
+            "deadline (100 ms)",
+            "trace context",
+        ] {
+            assert!(
+                guide.contains(&format!("| `{row}` |")),
+                "adapters/README.md has no row `{row}`"
+            );
+        }
+    }
+
     #[test]
     fn generated_subjects_are_well_formed_and_their_malformed_twins_are_not() {
         for kind in [SubjectKind::ResidentId, SubjectKind::Uscc] {

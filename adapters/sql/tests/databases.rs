@@ -41,6 +41,149 @@ const SETUP: &[&str] = &[
      '[\"boiler\",\"crane\"]', NULL, '北京市市场监督管理局', '2020-06-01', '2024-06-01', 'expired')",
 ];
 
+/// A department's own layout: code columns, text dates `YYYYMMDD` (one
+/// malformed), a numeric text column, an integer office number, a small
+/// integer month.
+const DEPT_SETUP: &[&str] = &[
+    "CREATE TABLE dept_certs (cert_no VARCHAR(32) NOT NULL, person_id VARCHAR(18) NOT NULL, \
+     person_name VARCHAR(64) NOT NULL, owes_code CHAR(1) NOT NULL, owed NUMERIC(12,2) NOT NULL, \
+     owed_text VARCHAR(16) NOT NULL, office VARCHAR(64) NOT NULL, office_no INTEGER NOT NULL, \
+     djrq VARCHAR(8) NOT NULL, month_no SMALLINT NOT NULL)",
+    "INSERT INTO dept_certs VALUES ('000000000000000001', '11010519491231002X', '张三', 'Y', \
+     12.5, '12.50', '北京市朝阳区税务局', 9, '20240301', 3)",
+    "INSERT INTO dept_certs VALUES ('000000000000000002', 'BAD-DATE', '李四', 'N', \
+     0, '0', '北京市东城区税务局', 9, '2024AB01', 3)",
+    "INSERT INTO dept_certs VALUES ('000000000000000003', 'BAD-CODE', '王五', 'X', \
+     0, '0', '北京市东城区税务局', 9, '20240301', 3)",
+];
+
+/// Tax's arrears certificates from [`DEPT_SETUP`]'s table, the fields
+/// given as `fields` (the rest fixed).
+fn dept_mapping(url: &str, fields: &str) -> String {
+    format!(
+        r#"department = "tax"
+
+[database]
+url = "{url}"
+
+[[record_types]]
+record_type = "no_tax_arrears_certificate"
+query = "SELECT cert_no, person_id, person_name, owes_code, owed, owed_text, office, office_no, djrq, month_no FROM dept_certs WHERE person_id = :subject"
+
+[record_types.fields]
+certificate_no = "cert_no"
+id_number = "person_id"
+taxpayer_name = "person_name"
+has_arrears = {{ column = "owes_code", values = {{ "Y" = true, "N" = false }} }}
+{fields}
+"#
+    )
+}
+
+/// The 1-based line of `needle` in `source`.
+fn line_of(source: &str, needle: &str) -> usize {
+    source.lines().position(|l| l.starts_with(needle)).unwrap() + 1
+}
+
+/// Column types are compared with field types at check time; bad data is
+/// INVALID-worthy bad data naming the field, never the column. With
+/// `small_ints`, the database reports SMALLINT as a small integer type
+/// (not SQLite: its INTEGER affinity holds 8 bytes).
+async fn types_checked_and_bad_data_named(url: &str, small_ints: bool) {
+    let good = "outstanding_amount_cny = \"owed\"\ntax_authority = \"office\"\nissue_date = { column = \"djrq\", type = \"date\" }";
+    // VARCHAR -> number field: refused at its line
+    let source = dept_mapping(url, &good.replace("= \"owed\"", "= \"owed_text\""));
+    let Err(SqlError::Mapping(errors)) = department(&source).await else {
+        panic!("a text column was accepted for a number field");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].position.map(|p| p.0),
+        Some(line_of(&source, "outstanding_amount_cny"))
+    );
+    assert!(
+        errors[0]
+            .message
+            .contains("cannot make field `outstanding_amount_cny`: cast it"),
+        "{}",
+        errors[0]
+    );
+    // SMALLINT -> date field
+    let source = dept_mapping(url, &good.replace("column = \"djrq\"", "column = \"month_no\""));
+    match department(&source).await {
+        Err(SqlError::Mapping(errors)) if small_ints => {
+            assert!(
+                errors[0].message.contains("cannot make field `issue_date`"),
+                "{}",
+                errors[0]
+            );
+        }
+        Ok(d) if !small_ints => d.close().await,
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a SMALLINT column was accepted for a date field"),
+    }
+    // INT -> string field: works, warned unless the mapping says so
+    let source = dept_mapping(url, &good.replace("= \"office\"", "= \"office_no\""));
+    let warned = department(&source).await.unwrap();
+    let [warning] = warned.warnings() else {
+        panic!("{:?}", warned.warnings());
+    };
+    assert_eq!(warning.position.map(|p| p.0), Some(line_of(&source, "tax_authority")));
+    assert!(warning.message.contains("from_number = true"), "{warning}");
+    warned.close().await;
+    let meant = dept_mapping(
+        url,
+        &good.replace(
+            "tax_authority = \"office\"",
+            "tax_authority = { column = \"office_no\", from_number = true }",
+        ),
+    );
+    let meant = department(&meant).await.unwrap();
+    assert!(meant.warnings().is_empty(), "{:?}", meant.warnings());
+    meant.close().await;
+    // a code map over a numeric column that holds no codes
+    let source = dept_mapping(url, good).replace(
+        "column = \"owes_code\"",
+        "column = \"owed\"",
+    );
+    let Err(SqlError::Mapping(errors)) = department(&source).await else {
+        panic!("a value map over a decimal column was accepted");
+    };
+    assert!(errors[0].message.contains("value map needs"), "{}", errors[0]);
+
+    // The good mapping: codes and text dates make valid records.
+    let dept = department(&dept_mapping(url, good)).await.unwrap();
+    assert!(dept.warnings().is_empty(), "{:?}", dept.warnings());
+    let records = dept
+        .lookup_id(PERSON, "no_tax_arrears_certificate")
+        .await
+        .unwrap();
+    assert_valid("no_tax_arrears_certificate", &records);
+    assert_eq!(records[0]["has_arrears"], true);
+    assert_eq!(records[0]["issue_date"], "2024-03-01");
+    // A malformed date and an unknown code are bad data naming the field.
+    for (subject, field, problem) in [
+        ("BAD-DATE", "issue_date", "holds text that is not a date"),
+        ("BAD-CODE", "has_arrears", "holds a code its value map does not list"),
+    ] {
+        let err = dept
+            .lookup_id(subject, "no_tax_arrears_certificate")
+            .await
+            .unwrap_err();
+        let xgate_adapter_sdk::LookupError::BadData(text) = &err else {
+            panic!("{subject}: not bad data: {err}");
+        };
+        assert!(
+            text.contains(&format!("field `{field}` {problem}")),
+            "{subject}: {text}"
+        );
+        for column in ["djrq", "owes_code"] {
+            assert!(!text.contains(column), "the column leaked: {text}");
+        }
+    }
+    dept.close().await;
+}
+
 /// Tax's arrears certificates; `condition` is added to the WHERE clause.
 fn tax_mapping(url: &str, condition: &str, timeout_ms: u64) -> String {
     format!(
@@ -263,7 +406,7 @@ mod sqlite {
             .connect()
             .await
             .unwrap();
-        for statement in SETUP {
+        for statement in SETUP.iter().chain(DEPT_SETUP) {
             conn.execute(*statement).await.unwrap();
         }
         conn.close().await.unwrap();
@@ -289,6 +432,13 @@ mod sqlite {
                     SELECT count(*) FROM r) > 0";
         exercise(&url, slow, |table| count(&url, table)).await;
         missing_column_is_refused(&url).await;
+    }
+
+    #[tokio::test]
+    async fn column_types_are_checked_and_bad_data_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = seeded(dir.path()).await;
+        types_checked_and_bad_data_named(&url, false).await;
     }
 
     #[tokio::test]
@@ -577,10 +727,11 @@ mod postgres {
         )
         .await;
         let mut conn = PgConnection::connect(&db.url).await.unwrap();
-        for statement in SETUP {
+        for statement in SETUP.iter().chain(DEPT_SETUP) {
             conn.execute(*statement).await.unwrap();
         }
         conn.close().await.unwrap();
+        types_checked_and_bad_data_named(&db.url, true).await;
 
         exercise(
             &db.url,
@@ -651,12 +802,46 @@ mod mysql {
         )
         .await;
         let mut conn = MySqlConnection::connect(&db.url).await.unwrap();
-        for statement in SETUP {
+        for statement in SETUP.iter().chain(DEPT_SETUP) {
             conn.execute(*statement).await.unwrap();
         }
         conn.close().await.unwrap();
 
         exercise(&db.url, "AND SLEEP(5) = 0", |table| count(&db.url, table)).await;
         missing_column_is_refused(&db.url).await;
+        types_checked_and_bad_data_named(&db.url, true).await;
+    }
+
+    #[tokio::test]
+    async fn a_zero_date_is_named_not_taken_for_null() {
+        let db = TempDatabase::create(
+            ADMIN,
+            "CREATE DATABASE {name} CHARACTER SET utf8mb4",
+            "DROP DATABASE IF EXISTS {name}",
+            "mysql://root@127.0.0.1:3306",
+        )
+        .await;
+        let mut conn = MySqlConnection::connect(&db.url).await.unwrap();
+        conn.execute("SET SESSION sql_mode = ''").await.unwrap();
+        for statement in SETUP {
+            conn.execute(*statement).await.unwrap();
+        }
+        conn.execute("UPDATE arrears_certs SET issued = '0000-00-00' WHERE cert_no = '000000000000000002'")
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let tax = department(&tax_mapping(&db.url, "", 2000)).await.unwrap();
+        let err = tax
+            .lookup_id(PERSON, "no_tax_arrears_certificate")
+            .await
+            .unwrap_err();
+        let xgate_adapter_sdk::LookupError::BadData(text) = &err else {
+            panic!("not bad data: {err}");
+        };
+        assert_eq!(
+            text,
+            "row 2 of `no_tax_arrears_certificate`: field `issue_date` holds the zero date `0000-00-00`, which is not a date"
+        );
+        tax.close().await;
     }
 }
