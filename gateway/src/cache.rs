@@ -162,7 +162,8 @@ impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
         let Some(entries) = &self.entries else {
             return;
         };
-        let gone = entries.invalidate_entries_if(move |key, _| record_types.contains(&key.record_type));
+        let gone =
+            entries.invalidate_entries_if(move |key, _| record_types.contains(&key.record_type));
         if let Err(e) = gone {
             // Not expected (the cache is built with closures supported);
             // dropping everything is the safe fallback.
@@ -313,7 +314,8 @@ mod tests {
         let c = cache(1 << 20);
         let now = Instant::now();
         let k = key("341602197703051725", &rt.id);
-        c.insert(k.clone(), rt, entry(100, now, rt.freshness), 0).await;
+        c.insert(k.clone(), rt, entry(100, now, rt.freshness), 0)
+            .await;
         let hit = c.get(&k, now).await.expect("hit");
         assert_eq!(
             hit.age(now + Duration::from_secs(3)),
@@ -389,17 +391,45 @@ mod tests {
         let title = catalog.record_type("real_estate_title").expect("type");
         let c = cache(1 << 20);
         let now = Instant::now();
-        let (kl, kt) = (key("341602197703051725", &licence.id), key("341602197703051725", &title.id));
+        let (kl, kt) = (
+            key("341602197703051725", &licence.id),
+            key("341602197703051725", &title.id),
+        );
         let asked = c.epoch();
-        c.insert(kl.clone(), licence, entry(100, now, licence.freshness), asked).await;
-        c.insert(kt.clone(), title, entry(100, now, title.freshness), asked).await;
+        c.insert(
+            kl.clone(),
+            licence,
+            entry(100, now, licence.freshness),
+            asked,
+        )
+        .await;
+        c.insert(kt.clone(), title, entry(100, now, title.freshness), asked)
+            .await;
         c.forget(vec![licence.id.clone()]);
-        assert!(c.get(&kl, now).await.is_none(), "a forgotten type is served");
-        assert!(c.get(&kt, now).await.is_some(), "another department's type is dropped");
+        assert!(
+            c.get(&kl, now).await.is_none(),
+            "a forgotten type is served"
+        );
+        assert!(
+            c.get(&kt, now).await.is_some(),
+            "another department's type is dropped"
+        );
         // an answer asked for before the change arrives after it
-        c.insert(kl.clone(), licence, entry(100, now, licence.freshness), asked).await;
+        c.insert(
+            kl.clone(),
+            licence,
+            entry(100, now, licence.freshness),
+            asked,
+        )
+        .await;
         assert!(c.get(&kl, now).await.is_none(), "a stale answer was cached");
-        c.insert(kl.clone(), licence, entry(100, now, licence.freshness), c.epoch()).await;
+        c.insert(
+            kl.clone(),
+            licence,
+            entry(100, now, licence.freshness),
+            c.epoch(),
+        )
+        .await;
         assert!(c.get(&kl, now).await.is_some());
     }
 

@@ -757,7 +757,11 @@ impl Registry for RegistryService {
         let (registration, change) =
             plan_registration(previous, &department, &adapter_id, req, SystemTime::now())
                 .inspect_err(|_| {
-                    tracing::warn!(department, adapter_id, "registration refused: it would drop types or endpoints");
+                    tracing::warn!(
+                        department,
+                        adapter_id,
+                        "registration refused: it would drop types or endpoints"
+                    );
                 })?;
         gw.store
             .upsert(&registration)
@@ -811,12 +815,13 @@ impl Registry for RegistryService {
         let department = request.get_ref().department.clone();
         own_department(&request, &department)?;
         let adapter_id = adapter_id_of(&department, &request.get_ref().adapter_id);
-        let registered_at = match &request.get_ref().registered_at {
-            None => None,
-            Some(ts) => Some(SystemTime::try_from(*ts).map_err(|_| {
-                Status::invalid_argument("registered_at is not a valid timestamp")
-            })?),
-        };
+        let registered_at =
+            match &request.get_ref().registered_at {
+                None => None,
+                Some(ts) => Some(SystemTime::try_from(*ts).map_err(|_| {
+                    Status::invalid_argument("registered_at is not a valid timestamp")
+                })?),
+            };
         let now = SystemTime::now();
         match self
             .0
@@ -997,7 +1002,10 @@ mod tests {
         assert!(change.replaced && !change.created);
         assert_eq!(change.added_record_types, ["t4"]);
         assert_eq!(change.removed_record_types, ["t2"]);
-        assert_eq!((change.added_endpoints, change.removed_endpoints), (strings(&[B]), strings(&[A])));
+        assert_eq!(
+            (change.added_endpoints, change.removed_endpoints),
+            (strings(&[B]), strings(&[A]))
+        );
         // the clock did not move: still a later time than the replaced one
         assert_eq!(new.registered_at, at(1_001));
         assert!(changes_anything(&RegistrationChange {

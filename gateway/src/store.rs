@@ -285,7 +285,10 @@ mod tests {
         let first_at = Some(first.registered_at);
         let beat = from_millis(1_750_000_000_000);
         assert_eq!(
-            store.touch("tax", "tax", first_at, beat).await.expect("touch"),
+            store
+                .touch("tax", "tax", first_at, beat)
+                .await
+                .expect("touch"),
             Touch::Alive
         );
         let mut second = registration(&["b_type"]);
@@ -294,13 +297,19 @@ mod tests {
         store.upsert(&second).await.expect("replace");
         let late = from_millis(1_900_000_000_000);
         assert_eq!(
-            store.touch("tax", "tax", first_at, late).await.expect("touch"),
+            store
+                .touch("tax", "tax", first_at, late)
+                .await
+                .expect("touch"),
             Touch::Replaced {
                 registered_at: second.registered_at
             }
         );
         let all = store.all().await.expect("all");
-        assert_eq!(all[0].last_seen, second.last_seen, "the old beat refreshed it");
+        assert_eq!(
+            all[0].last_seen, second.last_seen,
+            "the old beat refreshed it"
+        );
         assert_eq!(
             store
                 .touch("tax", "tax", Some(second.registered_at), late)

@@ -447,20 +447,36 @@ async fn onboarding_issue_register_list_fetch_deregister() -> anyhow::Result<()>
         refused.describe()
     );
     let unchanged = xgate(list.clone()).await?;
-    assert_eq!(registered_line(&unchanged.stdout), before, "{}", unchanged.describe());
+    assert_eq!(
+        registered_line(&unchanged.stdout),
+        before,
+        "{}",
+        unchanged.describe()
+    );
     fewer.push("--replace".into());
     let replaced = xgate(fewer).await?;
     assert!(replaced.success(), "{}", replaced.describe());
     assert!(
-        replaced.stdout.contains("replacing the previous registration")
+        replaced
+            .stdout
+            .contains("replacing the previous registration")
             && replaced.stdout.contains("types removed: ")
             && replaced.stdout.contains("individual_income_tax_record"),
         "{}",
         replaced.describe()
     );
     let after = xgate(list.clone()).await?;
-    assert!(after.stdout.contains("types:      tax_registration\n"), "{}", after.describe());
-    assert_ne!(registered_line(&after.stdout), before, "{}", after.describe());
+    assert!(
+        after.stdout.contains("types:      tax_registration\n"),
+        "{}",
+        after.describe()
+    );
+    assert_ne!(
+        registered_line(&after.stdout),
+        before,
+        "{}",
+        after.describe()
+    );
 
     // 7. Deregister; the list no longer shows it, and a second deregister says so.
     let deregistered = xgate(client_args("deregister")).await?;

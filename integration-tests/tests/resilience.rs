@@ -224,7 +224,10 @@ async fn a_replaced_registration_drops_cached_records_and_its_heartbeats() {
         .await
         .expect("new");
     let (old_url, new_url) = (old.url().expect("url"), new.url().expect("url"));
-    let mut registry = env.registry_as(gateway.addr(), &tls).await.expect("registry");
+    let mut registry = env
+        .registry_as(gateway.addr(), &tls)
+        .await
+        .expect("registry");
     let register = |endpoint: &str, types: &[&str], replace: bool| RegisterRequest {
         department: "tax".into(),
         adapter_id: String::new(),
@@ -243,18 +246,35 @@ async fn a_replaced_registration_drops_cached_records_and_its_heartbeats() {
         .expect("routed");
     for _ in 0..2 {
         let results = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE, INCOME]).await;
-        assert!(results.iter().all(|r| status_of(r) == RecordStatus::Ok), "{}", describe(&results));
+        assert!(
+            results.iter().all(|r| status_of(r) == RecordStatus::Ok),
+            "{}",
+            describe(&results)
+        );
     }
-    assert_eq!(old.lookups(), 2, "one lookup of each type; the second fetch was a cache hit");
+    assert_eq!(
+        old.lookups(),
+        2,
+        "one lookup of each type; the second fetch was a cache hit"
+    );
 
     // Dropping a type without replace is refused and changes nothing.
     let refused = registry
         .register(register(&new_url, &[CERTIFICATE], false))
         .await
         .expect_err("drops a type and an endpoint");
-    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
-    assert!(refused.message().contains(&format!("`{INCOME}`")), "{refused:?}");
-    let cached = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE]).await.remove(0);
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains(&format!("`{INCOME}`")),
+        "{refused:?}"
+    );
+    let cached = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE])
+        .await
+        .remove(0);
     assert!(cached.from_cache, "{cached:?}");
 
     let replaced = registry
@@ -265,7 +285,10 @@ async fn a_replaced_registration_drops_cached_records_and_its_heartbeats() {
     let change = replaced.change.expect("change");
     assert!(change.replaced, "{change:?}");
     assert_eq!(change.removed_record_types, [INCOME]);
-    assert_eq!((change.added_endpoints, change.removed_endpoints), (vec![new_url.clone()], vec![old_url.clone()]));
+    assert_eq!(
+        (change.added_endpoints, change.removed_endpoints),
+        (vec![new_url.clone()], vec![old_url.clone()])
+    );
     let new_at = replaced.registration.expect("registration").registered_at;
     assert!(
         new_at.map(|t| (t.seconds, t.nanos)) > first_at.map(|t| (t.seconds, t.nanos)),
@@ -276,8 +299,15 @@ async fn a_replaced_registration_drops_cached_records_and_its_heartbeats() {
     let results = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE, INCOME]).await;
     let table = describe(&results);
     assert_eq!(status_of(&results[0]), RecordStatus::Ok, "{table}");
-    assert!(!results[0].from_cache, "the old adapter's cached records: {table}");
-    assert_eq!(results[0].provenance.as_ref().expect("provenance").endpoint, new_url, "{table}");
+    assert!(
+        !results[0].from_cache,
+        "the old adapter's cached records: {table}"
+    );
+    assert_eq!(
+        results[0].provenance.as_ref().expect("provenance").endpoint,
+        new_url,
+        "{table}"
+    );
     assert_eq!(status_of(&results[1]), RecordStatus::NoSource, "{table}");
     assert_eq!(
         results[1].error,
@@ -292,7 +322,10 @@ async fn a_replaced_registration_drops_cached_records_and_its_heartbeats() {
         adapter_id: String::new(),
         registered_at,
     };
-    let stale = registry.heartbeat(beat(first_at)).await.expect_err("replaced");
+    let stale = registry
+        .heartbeat(beat(first_at))
+        .await
+        .expect_err("replaced");
     assert_eq!(stale.code(), tonic::Code::FailedPrecondition, "{stale:?}");
     assert!(stale.message().contains("was replaced"), "{stale:?}");
     registry.heartbeat(beat(new_at)).await.expect("current");

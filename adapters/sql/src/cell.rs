@@ -128,7 +128,11 @@ impl Kind {
             FieldType::Date => matches!(self, Date | DateTime | DateTimeTz | Text | Int),
             FieldType::StringList => matches!(self, Text | Json | TextArray),
         };
-        if fits { Verdict::Fits } else { Verdict::Refused }
+        if fits {
+            Verdict::Fits
+        } else {
+            Verdict::Refused
+        }
     }
 
     /// A cast that would make the column readable as `ty`, for messages.
@@ -207,10 +211,8 @@ pub fn to_json(cell: Cell, ty: FieldType, separator: Option<&str>) -> Result<Val
         (FieldType::StringList, Cell::List(items)) => {
             Ok(Value::Array(items.into_iter().map(Value::String).collect()))
         }
-        (FieldType::StringList, Cell::Json(value)) => {
-            string_array(value)
-                .ok_or_else(|| "holds JSON that is not an array of strings".to_owned())
-        }
+        (FieldType::StringList, Cell::Json(value)) => string_array(value)
+            .ok_or_else(|| "holds JSON that is not an array of strings".to_owned()),
         (FieldType::StringList, Cell::Text(s)) => match separator {
             Some(sep) => Ok(Value::Array(
                 s.split(sep)
@@ -417,7 +419,11 @@ mod tests {
             Ok(want.clone())
         );
         assert_eq!(
-            to_json(Cell::Text("a; b c;".into()), FieldType::StringList, Some(";")),
+            to_json(
+                Cell::Text("a; b c;".into()),
+                FieldType::StringList,
+                Some(";")
+            ),
             Ok(want)
         );
         assert!(conv(Cell::Text("a;b".into()), FieldType::StringList).is_err());
@@ -447,8 +453,15 @@ mod tests {
         assert_eq!(verdict(Kind::Date, FieldType::Date), Verdict::Fits);
         assert_eq!(verdict(Kind::Date, FieldType::Number), Verdict::Refused);
         assert_eq!(verdict(Kind::Float, FieldType::Integer), Verdict::Refused);
-        assert_eq!(verdict(Kind::TextArray, FieldType::StringList), Verdict::Fits);
-        assert_eq!(verdict(Kind::Int, FieldType::Date), Verdict::Fits, "YYYYMMDD");
+        assert_eq!(
+            verdict(Kind::TextArray, FieldType::StringList),
+            Verdict::Fits
+        );
+        assert_eq!(
+            verdict(Kind::Int, FieldType::Date),
+            Verdict::Fits,
+            "YYYYMMDD"
+        );
     }
 
     #[test]
@@ -464,14 +477,32 @@ mod tests {
             Kind::SmallInt.verdict(FieldType::Date, false, false),
             Verdict::Refused
         );
-        assert_eq!(Kind::Text.verdict(FieldType::Number, false, false), Verdict::Refused);
-        assert_eq!(Kind::Text.verdict(FieldType::Boolean, false, false), Verdict::Refused);
+        assert_eq!(
+            Kind::Text.verdict(FieldType::Number, false, false),
+            Verdict::Refused
+        );
+        assert_eq!(
+            Kind::Text.verdict(FieldType::Boolean, false, false),
+            Verdict::Refused
+        );
         // INT -> string works but gives "9": a warning unless the mapping says so
-        assert_eq!(Kind::Int.verdict(FieldType::String, false, false), Verdict::Warn);
-        assert_eq!(Kind::Int.verdict(FieldType::String, false, true), Verdict::Fits);
+        assert_eq!(
+            Kind::Int.verdict(FieldType::String, false, false),
+            Verdict::Warn
+        );
+        assert_eq!(
+            Kind::Int.verdict(FieldType::String, false, true),
+            Verdict::Fits
+        );
         // codes through a value map
-        assert_eq!(Kind::Text.verdict(FieldType::Boolean, true, false), Verdict::Fits);
-        assert_eq!(Kind::Date.verdict(FieldType::String, true, false), Verdict::Refused);
+        assert_eq!(
+            Kind::Text.verdict(FieldType::Boolean, true, false),
+            Verdict::Fits
+        );
+        assert_eq!(
+            Kind::Date.verdict(FieldType::String, true, false),
+            Verdict::Refused
+        );
         // SQLite: the declared type's affinity as sqlx names it
         assert_eq!(Kind::sqlite("INTEGER"), Some(Kind::Int));
         assert_eq!(Kind::sqlite("NULL"), None);

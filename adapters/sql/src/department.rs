@@ -307,9 +307,9 @@ async fn open(
             options = options.password(password);
         }
         let options = options.options([
-                ("statement_timeout", millis.to_string()),
-                ("default_transaction_read_only", "on".to_owned()),
-            ]);
+            ("statement_timeout", millis.to_string()),
+            ("default_transaction_read_only", "on".to_owned()),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(timeout)
@@ -428,12 +428,11 @@ async fn prepare(
         };
         // (name, declared type, its kind); a SQLite expression has no
         // declared type (`None`): its values are checked row by row.
-        match columns.get(index) {
-            Some((_, type_name, Some(kind))) => {
-                let verdict = kind.map_or(Verdict::Refused, |k| {
-                    k.verdict(field.ty, field.values.is_some(), field.from_number)
-                });
-                match verdict {
+        if let Some((_, type_name, Some(kind))) = columns.get(index) {
+            let verdict = kind.map_or(Verdict::Refused, |k| {
+                k.verdict(field.ty, field.values.is_some(), field.from_number)
+            });
+            match verdict {
                     Verdict::Fits => {}
                     Verdict::Warn => warnings.push(mapping.error_at(
                         field.position,
@@ -456,8 +455,6 @@ async fn prepare(
                         ),
                     )),
                 }
-            }
-            _ => {}
         }
         fields.push((field.clone(), index));
     }
@@ -498,7 +495,12 @@ fn cells<R>(
 ) -> Result<Vec<Vec<Result<Cell, String>>>, sqlx::Error> {
     Ok(rows
         .iter()
-        .map(|row| t.fields.iter().map(|(_, index)| cell(row, *index)).collect())
+        .map(|row| {
+            t.fields
+                .iter()
+                .map(|(_, index)| cell(row, *index))
+                .collect()
+        })
         .collect())
 }
 
@@ -637,9 +639,7 @@ fn pg_cell(row: &PgRow, index: usize) -> Result<Cell, String> {
         (Kind::Int, "INT4") => {
             <i32 as Decode<Postgres>>::decode(value).map(|i| Cell::Int(i.into()))
         }
-        (Kind::SmallInt | Kind::Int, _) => {
-            <i64 as Decode<Postgres>>::decode(value).map(Cell::Int)
-        }
+        (Kind::SmallInt | Kind::Int, _) => <i64 as Decode<Postgres>>::decode(value).map(Cell::Int),
         (Kind::Float, "FLOAT4") => {
             <f32 as Decode<Postgres>>::decode(value).map(|f| Cell::Float(f.into()))
         }
@@ -764,7 +764,12 @@ mod tests {
 
     #[test]
     fn bad_data_is_bad_data_naming_the_field_not_the_column() {
-        let t = runnable(vec![field("registration_date", FieldType::Date, false, true)]);
+        let t = runnable(vec![field(
+            "registration_date",
+            FieldType::Date,
+            false,
+            true,
+        )]);
         for cell in [
             Ok(Cell::Text("2024-13-45".into())),
             Ok(Cell::ZeroDate),
@@ -780,7 +785,10 @@ mod tests {
                 text.starts_with("row 1 of `marriage_registration`: field `registration_date` "),
                 "{text}"
             );
-            assert!(!text.contains("c_registration_date"), "the column leaked: {text}");
+            assert!(
+                !text.contains("c_registration_date"),
+                "the column leaked: {text}"
+            );
         }
         let err = super::record(&t, vec![Ok(Cell::ZeroDate)]).unwrap_err();
         assert!(err.what.contains("zero date `0000-00-00`"), "{}", err.what);

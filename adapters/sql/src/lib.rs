@@ -148,7 +148,11 @@ mod tests {
             .plan(&xgate_catalog::Catalog::builtin().unwrap())
             .unwrap();
         assert_eq!(mapping.record_types(), ["marriage_registration"]);
-        let status = plans[0].fields.iter().find(|f| f.field == "status").unwrap();
+        let status = plans[0]
+            .fields
+            .iter()
+            .find(|f| f.field == "status")
+            .unwrap();
         let values = status.values.as_ref().expect("the example's value map");
         assert_eq!(values.get("2"), Some(&serde_json::json!("divorced")));
         // the commented password lines are the documented keys

@@ -65,7 +65,8 @@ struct Source {
 
 #[derive(Debug)]
 enum Invocation {
-    Serve(ServeCli),
+    // Boxed: the serve flags are large, and this is parsed once.
+    Serve(Box<ServeCli>),
     Check(CheckCli),
 }
 
@@ -78,7 +79,7 @@ fn parse(mut args: Vec<OsString>) -> Result<Invocation, clap::Error> {
             Some(SqlCommand::Check(check)) => Invocation::Check(CheckCli {
                 source: check.source,
             }),
-            None => Invocation::Serve(cli),
+            None => Invocation::Serve(Box::new(cli)),
         })
     }
 }
@@ -89,7 +90,7 @@ async fn main() -> ExitCode {
     let invocation = parse(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
     let result = match invocation {
         Invocation::Check(cli) => check(&cli.source).await,
-        Invocation::Serve(cli) => serve(cli).await,
+        Invocation::Serve(cli) => serve(*cli).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -202,8 +203,18 @@ mod tests {
         );
         // given after the serve flags it is the check command too
         let invocation = run(&[
-            "xgate-adapter-sql", "--cert", "c.pem", "--key", "k.pem", "--ca", "ca.pem",
-            "--mapping", "m.toml", "check", "--mapping", "n.toml",
+            "xgate-adapter-sql",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+            "--ca",
+            "ca.pem",
+            "--mapping",
+            "m.toml",
+            "check",
+            "--mapping",
+            "n.toml",
         ])
         .unwrap();
         let Invocation::Check(cli) = invocation else {

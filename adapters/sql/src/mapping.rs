@@ -625,7 +625,9 @@ fn value_map(
             toml::Value::Integer(i) => Value::from(*i),
             toml::Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map(Value::Number)
-                .ok_or_else(|| format!("field `{field}`: code `{code}` maps to a number JSON cannot hold"))?,
+                .ok_or_else(|| {
+                    format!("field `{field}`: code `{code}` maps to a number JSON cannot hold")
+                })?,
             toml::Value::Boolean(b) => Value::Bool(*b),
             _ => {
                 return Err(format!(
@@ -634,7 +636,9 @@ fn value_map(
             }
         };
         if let Err(why) = fits_property(&json, property) {
-            return Err(format!("field `{field}`: code `{code}` maps to {json}, {why}"));
+            return Err(format!(
+                "field `{field}`: code `{code}` maps to {json}, {why}"
+            ));
         }
         values.insert(code.clone(), json);
     }
@@ -1096,11 +1100,14 @@ status = "s"
         let wrong = coded.replace(r#""N" = false"#, r#""N" = "no""#);
         let errors = check_errors(&wrong);
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].position.unwrap().0, line_of(&wrong, "has_arrears"));
+        assert_eq!(
+            errors[0].position.unwrap().0,
+            line_of(&wrong, "has_arrears")
+        );
         assert!(
-            errors[0]
-                .message
-                .contains("field `has_arrears`: code `N` maps to \"no\", but the schema wants boolean"),
+            errors[0].message.contains(
+                "field `has_arrears`: code `N` maps to \"no\", but the schema wants boolean"
+            ),
             "{}",
             errors[0]
         );
@@ -1123,12 +1130,17 @@ status = { column = "s", values = { "1" = "married", "9" = "annulled" } }
         let errors = check_errors(source);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
-            errors[0].message.contains("code `9` maps to \"annulled\", which the schema does not allow")
+            errors[0]
+                .message
+                .contains("code `9` maps to \"annulled\", which the schema does not allow")
                 && errors[0].message.contains("\"widowed\""),
             "{}",
             errors[0]
         );
-        let empty = source.replace(r#"values = { "1" = "married", "9" = "annulled" }"#, "values = {}");
+        let empty = source.replace(
+            r#"values = { "1" = "married", "9" = "annulled" }"#,
+            "values = {}",
+        );
         assert!(check_errors(&empty)[0].message.contains("lists no code"));
     }
 
@@ -1145,7 +1157,12 @@ status = { column = "s", values = { "1" = "married", "9" = "annulled" } }
             r#"type = "boolean", from_number = true }"#,
         );
         let errors = check_errors(&bad);
-        assert!(errors[0].message.contains("`from_number` only applies to string fields"), "{errors:?}");
+        assert!(
+            errors[0]
+                .message
+                .contains("`from_number` only applies to string fields"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -1166,6 +1183,10 @@ status = { column = "s", values = { "1" = "married", "9" = "annulled" } }
             "url = \"sqlite:tax.db\"",
             "url = \"sqlite:tax.db\"\npassword_env = \"X\"",
         );
-        assert!(check_errors(&sqlite)[0].message.contains("SQLite database has no password"));
+        assert!(
+            check_errors(&sqlite)[0]
+                .message
+                .contains("SQLite database has no password")
+        );
     }
 }

@@ -110,7 +110,10 @@ async fn types_checked_and_bad_data_named(url: &str, server: bool) {
         errors[0]
     );
     // SMALLINT -> date field
-    let source = dept_mapping(url, &good.replace("column = \"djrq\"", "column = \"month_no\""));
+    let source = dept_mapping(
+        url,
+        &good.replace("column = \"djrq\"", "column = \"month_no\""),
+    );
     match department(&source).await {
         Err(SqlError::Mapping(errors)) if server => {
             assert!(
@@ -129,7 +132,10 @@ async fn types_checked_and_bad_data_named(url: &str, server: bool) {
     let [warning] = warned.warnings() else {
         panic!("{:?}", warned.warnings());
     };
-    assert_eq!(warning.position.map(|p| p.0), Some(line_of(&source, "tax_authority")));
+    assert_eq!(
+        warning.position.map(|p| p.0),
+        Some(line_of(&source, "tax_authority"))
+    );
     assert!(warning.message.contains("from_number = true"), "{warning}");
     warned.close().await;
     let meant = dept_mapping(
@@ -143,13 +149,14 @@ async fn types_checked_and_bad_data_named(url: &str, server: bool) {
     assert!(meant.warnings().is_empty(), "{:?}", meant.warnings());
     meant.close().await;
     // a code map over a numeric column that holds no codes
-    let source = dept_mapping(url, good).replace(
-        "column = \"owes_code\"",
-        "column = \"owed\"",
-    );
+    let source = dept_mapping(url, good).replace("column = \"owes_code\"", "column = \"owed\"");
     match department(&source).await {
         Err(SqlError::Mapping(errors)) if server => {
-            assert!(errors[0].message.contains("value map needs"), "{}", errors[0]);
+            assert!(
+                errors[0].message.contains("value map needs"),
+                "{}",
+                errors[0]
+            );
         }
         Ok(d) if !server => d.close().await,
         Err(e) => panic!("{e}"),
@@ -169,7 +176,11 @@ async fn types_checked_and_bad_data_named(url: &str, server: bool) {
     // A malformed date and an unknown code are bad data naming the field.
     for (subject, field, problem) in [
         ("BAD-DATE", "issue_date", "holds text that is not a date"),
-        ("BAD-CODE", "has_arrears", "holds a code its value map does not list"),
+        (
+            "BAD-CODE",
+            "has_arrears",
+            "holds a code its value map does not list",
+        ),
     ] {
         let err = dept
             .lookup_id(subject, "no_tax_arrears_certificate")
@@ -831,9 +842,11 @@ mod mysql {
         for statement in SETUP {
             conn.execute(*statement).await.unwrap();
         }
-        conn.execute("UPDATE arrears_certs SET issued = '0000-00-00' WHERE cert_no = '000000000000000002'")
-            .await
-            .unwrap();
+        conn.execute(
+            "UPDATE arrears_certs SET issued = '0000-00-00' WHERE cert_no = '000000000000000002'",
+        )
+        .await
+        .unwrap();
         conn.close().await.unwrap();
         let tax = department(&tax_mapping(&db.url, "", 2000)).await.unwrap();
         let err = tax

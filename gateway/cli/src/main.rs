@@ -199,7 +199,10 @@ mod tests {
         ] {
             let help = cert_help(path);
             assert!(help.contains(wants), "{path:?}: {help}");
-            assert!(!help.contains("to fetch"), "{path:?} copies fetch's help: {help}");
+            assert!(
+                !help.contains("to fetch"),
+                "{path:?} copies fetch's help: {help}"
+            );
         }
     }
 }
