@@ -395,14 +395,15 @@ mod tests {
             key("341602197703051725", &licence.id),
             key("341602197703051725", &title.id),
         );
+        let licence_in = |epoch| {
+            let (c, kl) = (&c, kl.clone());
+            async move {
+                c.insert(kl, licence, entry(100, now, licence.freshness), epoch)
+                    .await;
+            }
+        };
         let asked = c.epoch();
-        c.insert(
-            kl.clone(),
-            licence,
-            entry(100, now, licence.freshness),
-            asked,
-        )
-        .await;
+        licence_in(asked).await;
         c.insert(kt.clone(), title, entry(100, now, title.freshness), asked)
             .await;
         c.forget(vec![licence.id.clone()]);
@@ -415,21 +416,9 @@ mod tests {
             "another department's type is dropped"
         );
         // an answer asked for before the change arrives after it
-        c.insert(
-            kl.clone(),
-            licence,
-            entry(100, now, licence.freshness),
-            asked,
-        )
-        .await;
+        licence_in(asked).await;
         assert!(c.get(&kl, now).await.is_none(), "a stale answer was cached");
-        c.insert(
-            kl.clone(),
-            licence,
-            entry(100, now, licence.freshness),
-            c.epoch(),
-        )
-        .await;
+        licence_in(c.epoch()).await;
         assert!(c.get(&kl, now).await.is_some());
     }
 

@@ -537,47 +537,36 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_failing_lookup_is_an_error_answer_not_a_failed_call() {
-        let svc = service(Duration::ZERO);
+    /// The answer about a citizen for one record type.
+    async fn citizen_answer(record_type: &str) -> TypeAnswer {
         let person = Subject {
             kind: SubjectKind::ResidentId,
             id: "341602197703051725".into(),
         };
-        let answers = svc
-            .answer_all(
-                &person,
-                vec!["individual_income_tax_record".into()],
-                Duration::from_secs(5),
-            )
+        let mut answers = service(Duration::ZERO)
+            .answer_all(&person, vec![record_type.into()], Duration::from_secs(5))
             .await
             .expect("answers");
-        assert_eq!(status(&answers[0]), LookupStatus::Error);
+        answers.remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_failing_lookup_is_an_error_answer_not_a_failed_call() {
+        let answer = citizen_answer("individual_income_tax_record").await;
+        assert_eq!(status(&answer), LookupStatus::Error);
         assert!(
-            answers[0].error.contains("database is down"),
+            answer.error.contains("database is down"),
             "{}",
-            answers[0].error
+            answer.error
         );
     }
 
     #[tokio::test]
     async fn bad_department_data_is_a_bad_data_answer_with_its_text() {
-        let svc = service(Duration::ZERO);
-        let person = Subject {
-            kind: SubjectKind::ResidentId,
-            id: "341602197703051725".into(),
-        };
-        let answers = svc
-            .answer_all(
-                &person,
-                vec!["no_tax_arrears_certificate".into()],
-                Duration::from_secs(5),
-            )
-            .await
-            .expect("answers");
-        assert_eq!(status(&answers[0]), LookupStatus::BadData);
+        let answer = citizen_answer("no_tax_arrears_certificate").await;
+        assert_eq!(status(&answer), LookupStatus::BadData);
         assert_eq!(
-            answers[0].error,
+            answer.error,
             "field `issue_date` holds text that is not a date"
         );
     }

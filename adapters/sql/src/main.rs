@@ -202,21 +202,10 @@ mod tests {
             "{help}"
         );
         // given after the serve flags it is the check command too
-        let invocation = run(&[
-            "xgate-adapter-sql",
-            "--cert",
-            "c.pem",
-            "--key",
-            "k.pem",
-            "--ca",
-            "ca.pem",
-            "--mapping",
-            "m.toml",
-            "check",
-            "--mapping",
-            "n.toml",
-        ])
-        .unwrap();
+        let mut args = vec!["xgate-adapter-sql", "--mapping", "m.toml"];
+        args.extend(["--cert", "c.pem", "--key", "k.pem", "--ca", "ca.pem"]);
+        args.extend(["check", "--mapping", "n.toml"]);
+        let invocation = run(&args).unwrap();
         let Invocation::Check(cli) = invocation else {
             panic!("not check: {invocation:?}");
         };
