@@ -316,6 +316,7 @@ fn lookup_status_name(status: i32) -> &'static str {
         Ok(LookupStatus::Found) => "FOUND",
         Ok(LookupStatus::NotFound) => "NOT_FOUND",
         Ok(LookupStatus::Error) => "ERROR",
+        Ok(LookupStatus::BadData) => "BAD_DATA",
         _ => "UNSPECIFIED",
     }
 }
@@ -639,10 +640,13 @@ fn judge_answer(
             }
             return;
         }
-        Ok(LookupStatus::Error) => {
-            found
-                .problems
-                .push(format!("ERROR for `{}`: {}", mask(id), answer.error));
+        Ok(status @ (LookupStatus::Error | LookupStatus::BadData)) => {
+            found.problems.push(format!(
+                "{} for `{}`: {}",
+                lookup_status_name(status as i32),
+                mask(id),
+                answer.error
+            ));
             return;
         }
         _ => {
@@ -1010,6 +1014,21 @@ mod tests {
         );
         assert!(none.problems.is_empty());
         assert_eq!(none.subjects_with_records, 0);
+
+        // Data the adapter could not make a record of is a problem, named.
+        let mut bad_data = TypeFindings::default();
+        judge_answer(
+            &mut bad_data,
+            &response("tax_registration", LookupStatus::BadData, &[]),
+            "tax_registration",
+            &id,
+            &catalog,
+        );
+        assert!(
+            bad_data.problems[0].starts_with("BAD_DATA for `"),
+            "{:?}",
+            bad_data.problems
+        );
 
         // A valid record, but about another citizen.
         let citizen = unknown_subject(SubjectKind::ResidentId);
