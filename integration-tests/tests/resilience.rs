@@ -339,6 +339,63 @@ async fn a_replaced_registration_drops_cached_records_and_its_heartbeats() {
     assert_eq!(listed[0].registered_at, new_at);
 }
 
+/// An SDK adapter that registered itself and was then replaced keeps heartbeating with its
+/// registration's time; the gateway refuses those beats, so `last seen` is not refreshed by an
+/// adapter that no longer serves the department.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_adapter_no_longer_refreshes_last_seen() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env.start_gateway(&uncached("")).await.expect("gateway");
+    let old = env
+        .start_fixture(tax_fixture(), &gateway)
+        .await
+        .expect("self-registered fixture");
+    let tls = env.pki().department("tax");
+    let new = FixtureAdapter::spawn_unregistered(tax_fixture(), &tls)
+        .await
+        .expect("new");
+    let mut registry = env
+        .registry_as(gateway.addr(), &tls)
+        .await
+        .expect("registry");
+    let before = registry
+        .list(ListAdaptersRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .adapters
+        .remove(0);
+    let replaced = registry
+        .register(RegisterRequest {
+            department: "tax".into(),
+            adapter_id: String::new(),
+            endpoints: vec![new.url().expect("url")],
+            record_types: old.types().to_vec(),
+            replace: true,
+        })
+        .await
+        .expect("replace")
+        .into_inner()
+        .registration
+        .expect("registration");
+    assert_ne!(replaced.registered_at, before.registered_at);
+    // One heartbeat interval of the old adapter, and some.
+    tokio::time::sleep(xgate_adapter_sdk::HEARTBEAT_INTERVAL + Duration::from_secs(2)).await;
+    let after = registry
+        .list(ListAdaptersRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .adapters
+        .remove(0);
+    assert_eq!(after.endpoints, replaced.endpoints);
+    assert_eq!(after.registered_at, replaced.registered_at);
+    assert_eq!(
+        after.last_seen, replaced.last_seen,
+        "the replaced adapter's heartbeat refreshed the registration"
+    );
+}
+
 /// Twenty concurrent identical fetches of two types against a slow department make one Lookup
 /// of both types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
