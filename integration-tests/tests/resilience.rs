@@ -339,6 +339,39 @@ async fn a_replaced_registration_drops_cached_records_and_its_heartbeats() {
     assert_eq!(listed[0].registered_at, new_at);
 }
 
+/// A department whose data makes no valid record gives the requester INVALID (asking again
+/// does not help) with the adapter's text naming the catalog field, not UNAVAILABLE; it does
+/// not count against the adapter's breaker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_department_data_is_invalid_not_unavailable() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env
+        .start_gateway(&uncached("breaker_failures = 2\n"))
+        .await
+        .expect("gateway");
+    let _tax = env
+        .start_fixture(tax_fixture().in_mode(Mode::BadData), &gateway)
+        .await
+        .expect("fixture");
+    for _ in 0..3 {
+        let result = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE])
+            .await
+            .remove(0);
+        assert_eq!(status_of(&result), RecordStatus::Invalid, "{result:?}");
+        assert_eq!(
+            result.error,
+            format!("row 1 of `{CERTIFICATE}`: field `issue_date` holds text that is not a date")
+        );
+    }
+    assert_eq!(
+        health(&env, &gateway, "xgate.adapter.tax")
+            .await
+            .expect("health"),
+        ServingStatus::Serving,
+        "bad data opened the breaker"
+    );
+}
+
 /// An SDK adapter that registered itself and was then replaced keeps heartbeating with its
 /// registration's time; the gateway refuses those beats, so `last seen` is not refreshed by an
 /// adapter that no longer serves the department.
