@@ -613,6 +613,37 @@ mod sqlite {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{out:?}");
         assert!(stdout.contains("ok, 1 record type checked"), "{stdout}");
+        assert!(!stdout.contains("warning"), "{stdout}");
+
+        // An integer column read as a string: ok, with a warning naming the line.
+        let warned = dir.path().join("warned.toml");
+        let source = dept_mapping(
+            "sqlite:dept.db",
+            "outstanding_amount_cny = \"owed\"\ntax_authority = \"office_no\"\nissue_date = \"djrq\"",
+        );
+        std::fs::write(&warned, &source).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
+            .args(["check", "--mapping"])
+            .arg(&warned)
+            .env_remove("XGATE_SQL_DATABASE_URL")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        let line = line_of(&source, "tax_authority");
+        assert!(
+            stdout.contains(&format!(
+                "warning: {}:{line}:1: column `office_no` has type `INTEGER`",
+                warned.display()
+            )),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(
+                "ok, 1 record type checked against the catalog and the database, 1 warning"
+            ),
+            "{stdout}"
+        );
 
         let bad = dir.path().join("bad.toml");
         let source = tax_mapping("sqlite:dept.db", "", 2000)
