@@ -590,9 +590,14 @@ fn plan_registration(
     req: RegisterRequest,
     now: SystemTime,
 ) -> Result<(Registration, RegistrationChange), Status> {
+    // What `new` names that `old` does not, once each, in `new`'s order.
     let added_to = |old: &[String], new: &[String]| -> Vec<String> {
-        let mut added: Vec<String> = new.iter().filter(|x| !old.contains(x)).cloned().collect();
-        added.dedup();
+        let mut added: Vec<String> = Vec::new();
+        for item in new {
+            if !old.contains(item) && !added.contains(item) {
+                added.push(item.clone());
+            }
+        }
         added
     };
     let (old_types, old_endpoints) = previous
