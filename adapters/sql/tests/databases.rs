@@ -597,6 +597,16 @@ mod sqlite {
         assert!(stderr.contains("unknown parameter `:id`"), "{stderr}");
     }
 
+    /// `xgate-adapter-sql check --mapping FILE`, the URL from the file.
+    fn check(mapping: &Path) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
+            .args(["check", "--mapping"])
+            .arg(mapping)
+            .env_remove("XGATE_SQL_DATABASE_URL")
+            .output()
+            .unwrap()
+    }
+
     #[test]
     fn the_check_command_reports_lines_and_exits_1() {
         let dir = tempfile::tempdir().unwrap();
@@ -604,12 +614,7 @@ mod sqlite {
         runtime.block_on(seeded(dir.path()));
         let good = dir.path().join("good.toml");
         std::fs::write(&good, tax_mapping("sqlite:dept.db", "", 2000)).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
-            .args(["check", "--mapping"])
-            .arg(&good)
-            .env_remove("XGATE_SQL_DATABASE_URL")
-            .output()
-            .unwrap();
+        let out = check(&good);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{out:?}");
         assert!(stdout.contains("ok, 1 record type checked"), "{stdout}");
@@ -622,12 +627,7 @@ mod sqlite {
             "outstanding_amount_cny = \"owed\"\ntax_authority = \"office_no\"\nissue_date = \"djrq\"",
         );
         std::fs::write(&warned, &source).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
-            .args(["check", "--mapping"])
-            .arg(&warned)
-            .env_remove("XGATE_SQL_DATABASE_URL")
-            .output()
-            .unwrap();
+        let out = check(&warned);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{out:?}");
         let line = line_of(&source, "tax_authority");
@@ -650,11 +650,7 @@ mod sqlite {
             .replace("tax_authority = \"office\"\n", "")
             .replace("type = \"boolean\"", "type = \"string\"");
         std::fs::write(&bad, &source).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
-            .args(["check", "--mapping"])
-            .arg(&bad)
-            .output()
-            .unwrap();
+        let out = check(&bad);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         let fields_line = source
