@@ -13,6 +13,11 @@
 //! as received plus its key (the parsed records take a small multiple of
 //! that in memory).
 //!
+//! A registration change of a department ([`RecordCache::forget`]) drops
+//! the cached records of its types at once, and an answer to a call that
+//! was asked before the change is not cached after it: records of an
+//! adapter that was replaced or removed are never served again.
+//!
 //! Concurrent misses of the same key make one adapter call: the first fetch
 //! leads (its call runs in its own task, so a cancelled leader does not fail
 //! the others), later ones follow and receive the leader's answer. The key
@@ -106,6 +111,9 @@ pub struct RecordCache<T: Clone> {
     entries: Option<moka::future::Cache<Key, Arc<Entry>>>,
     flights: Flights<T>,
     serial: AtomicU64,
+    /// Bumped by every [`RecordCache::forget`]; an answer asked for under
+    /// an older epoch is not cached.
+    epoch: AtomicU64,
 }
 
 impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
@@ -115,12 +123,14 @@ impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
                 .max_capacity(config.max_bytes)
                 .weigher(|key: &Key, entry: &Arc<Entry>| entry.weight(key))
                 .expire_after(FreshnessExpiry)
+                .support_invalidation_closures()
                 .build()
         });
         RecordCache {
             entries,
             flights: Arc::new(Mutex::new(HashMap::new())),
             serial: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -138,9 +148,37 @@ impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
             .filter(|entry| now < entry.fresh_until)
     }
 
-    /// Caches checked records of `rt` (nothing when `rt` is not cached).
-    pub async fn insert(&self, key: Key, rt: &RecordType, entry: Entry) {
-        if !self.caches(rt) || entry.records.is_empty() {
+    /// The current epoch: take it before calling an adapter and give it
+    /// to [`RecordCache::insert`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Drops every cached record of `record_types` (one department's types,
+    /// whose registration changed). Entries are unreachable from the
+    /// return on; answers of calls asked before it are not cached.
+    pub fn forget(&self, record_types: Vec<String>) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let Some(entries) = &self.entries else {
+            return;
+        };
+        let gone =
+            entries.invalidate_entries_if(move |key, _| record_types.contains(&key.record_type));
+        if let Err(e) = gone {
+            // Not expected (the cache is built with closures supported);
+            // dropping everything is the safe fallback.
+            tracing::warn!(error = %e, "cache: dropping every entry");
+            entries.invalidate_all();
+        }
+    }
+
+    /// Caches checked records of `rt` (nothing when `rt` is not cached, or
+    /// when a registration changed since `asked_in`, the [`epoch`] the call
+    /// was made in).
+    ///
+    /// [`epoch`]: RecordCache::epoch
+    pub async fn insert(&self, key: Key, rt: &RecordType, entry: Entry, asked_in: u64) {
+        if !self.caches(rt) || entry.records.is_empty() || self.epoch() != asked_in {
             return;
         }
         if let Some(entries) = &self.entries {
@@ -276,7 +314,8 @@ mod tests {
         let c = cache(1 << 20);
         let now = Instant::now();
         let k = key("341602197703051725", &rt.id);
-        c.insert(k.clone(), rt, entry(100, now, rt.freshness)).await;
+        c.insert(k.clone(), rt, entry(100, now, rt.freshness), 0)
+            .await;
         let hit = c.get(&k, now).await.expect("hit");
         assert_eq!(
             hit.age(now + Duration::from_secs(3)),
@@ -305,7 +344,7 @@ mod tests {
         assert!(!c.caches(secret));
         let now = Instant::now();
         let k = key("341602197703051725", &secret.id);
-        c.insert(k.clone(), secret, entry(100, now, secret.freshness))
+        c.insert(k.clone(), secret, entry(100, now, secret.freshness), 0)
             .await;
         assert!(c.get(&k, now).await.is_none());
 
@@ -316,7 +355,7 @@ mod tests {
         });
         assert!(!off.caches(rt));
         let k = key("341602197703051725", &rt.id);
-        off.insert(k.clone(), rt, entry(100, now, rt.freshness))
+        off.insert(k.clone(), rt, entry(100, now, rt.freshness), 0)
             .await;
         assert!(off.get(&k, now).await.is_none());
     }
@@ -329,7 +368,7 @@ mod tests {
         let now = Instant::now();
         for i in 0..50 {
             let k = key(&format!("subject-{i}"), &rt.id);
-            c.insert(k, rt, entry(1_000, now, rt.freshness)).await;
+            c.insert(k, rt, entry(1_000, now, rt.freshness), 0).await;
         }
         c.settle().await;
         assert!(c.weighted_size() <= 10_000, "{}", c.weighted_size());
@@ -343,6 +382,44 @@ mod tests {
             }
         }
         assert!((1..=10).contains(&held), "{held} entries held");
+    }
+
+    #[tokio::test]
+    async fn forget_drops_the_types_at_once_and_refuses_answers_asked_before() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let licence = catalog.record_type("driving_licence").expect("type");
+        let title = catalog.record_type("real_estate_title").expect("type");
+        let c = cache(1 << 20);
+        let now = Instant::now();
+        let (kl, kt) = (
+            key("341602197703051725", &licence.id),
+            key("341602197703051725", &title.id),
+        );
+        let licence_in = |epoch| {
+            let (c, kl) = (&c, kl.clone());
+            async move {
+                c.insert(kl, licence, entry(100, now, licence.freshness), epoch)
+                    .await;
+            }
+        };
+        let asked = c.epoch();
+        licence_in(asked).await;
+        c.insert(kt.clone(), title, entry(100, now, title.freshness), asked)
+            .await;
+        c.forget(vec![licence.id.clone()]);
+        assert!(
+            c.get(&kl, now).await.is_none(),
+            "a forgotten type is served"
+        );
+        assert!(
+            c.get(&kt, now).await.is_some(),
+            "another department's type is dropped"
+        );
+        // an answer asked for before the change arrives after it
+        licence_in(asked).await;
+        assert!(c.get(&kl, now).await.is_none(), "a stale answer was cached");
+        licence_in(c.epoch()).await;
+        assert!(c.get(&kl, now).await.is_some());
     }
 
     #[tokio::test]

@@ -268,6 +268,7 @@ async fn fetch_types(
         request_id: job.request_id.clone(),
         purpose: job.fetch.purpose.clone(),
     };
+    let asked_in = cache.epoch();
     let answer = route.lookup(request, deadline).await;
     let retrieved_at = SystemTime::now();
     let stored = Instant::now();
@@ -298,7 +299,7 @@ async fn fetch_types(
                         stored,
                         fresh_until: stored + rt.freshness,
                     };
-                    cache.insert(key, rt, entry).await;
+                    cache.insert(key, rt, entry, asked_in).await;
                 }
                 verdict
             }
@@ -603,6 +604,8 @@ fn judge(answer: TypeAnswer, rt: &RecordType, fetch: &ValidFetch) -> Judged {
     match LookupStatus::try_from(answer.status) {
         Ok(LookupStatus::NotFound) => return Judged::NotFound,
         Ok(LookupStatus::Error) => return Judged::DepartmentError(answer.error),
+        // Asking again gives the same data: INVALID, not UNAVAILABLE.
+        Ok(LookupStatus::BadData) => return Judged::Invalid(answer.error),
         Ok(LookupStatus::Found) => {}
         _ => {
             let why = format!("adapter sent unknown lookup status {}", answer.status);
@@ -730,6 +733,10 @@ mod tests {
     fn department_errors_are_unavailable_with_the_reason() {
         let (status, n, error) = judged(answer(LookupStatus::Error, vec![]));
         assert_eq!((status, n), (RecordStatus::Unavailable, 0));
+        assert!(error.contains("backend exploded"), "{error}");
+        // data that makes no valid record: asking again does not help
+        let (status, n, error) = judged(answer(LookupStatus::BadData, vec![]));
+        assert_eq!((status, n), (RecordStatus::Invalid, 0));
         assert!(error.contains("backend exploded"), "{error}");
     }
 

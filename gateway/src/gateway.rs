@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use futures::Stream;
 use futures::StreamExt as _;
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt as _};
 use tracing::Instrument as _;
 use xgate_catalog::{Catalog, SharingClass};
 use xgate_policy::PolicySet;
@@ -23,7 +24,7 @@ use xgate_proto::v1::{
     FetchStreamResponse, HeartbeatRequest, HeartbeatResponse, ListAdaptersRequest,
     ListAdaptersResponse, ListApprovalItemsRequest, ListApprovalItemsResponse,
     ListRecordTypesRequest, ListRecordTypesResponse, PurposeInfo, RecordRequest, RecordResult,
-    RecordStatus, RecordTypeInfo, RegisterRequest, RegisterResponse,
+    RecordStatus, RecordTypeInfo, RegisterRequest, RegisterResponse, RegistrationChange,
 };
 use xgate_tls::TlsFiles;
 use xgate_tls::role::{Department, DepartmentOrAdmin, Requester, Role as _};
@@ -38,7 +39,7 @@ use crate::overload::{HeldStream, Overload};
 use crate::policy_admin::PolicyStore;
 use crate::quota::Quotas;
 use crate::routing::{Routes, endpoint_host};
-use crate::store::{Registration, Store};
+use crate::store::{Registration, Store, Touch};
 use crate::upstream::{BreakerState, Upstream};
 use crate::validate;
 
@@ -107,6 +108,17 @@ impl GatewayState {
             cache: Arc::new(fetch::Cache::new(cache)),
             upstream,
         }))
+    }
+
+    /// Drops the cached records of `department`'s types: after any change
+    /// of its registrations, an answer of the adapter it had is not served.
+    fn forget_cached(&self, department: &str) {
+        let types = self
+            .catalog
+            .types_of_department(department)
+            .map(|t| t.id.clone())
+            .collect();
+        self.cache.forget(types);
     }
 
     /// Rebuilds the routes from the store; returns the registrations read.
@@ -568,6 +580,122 @@ fn refuse_shared_types(
     Ok(())
 }
 
+/// The registration `req` makes of an adapter whose current one is
+/// `previous`, and what it changes. Dropping a type or an endpoint of
+/// `previous` is refused unless `req.replace`: a department that meant to
+/// add must not silently lose what it served. The same sets again (an
+/// adapter restarting) keep the registration time, so its heartbeats stay
+/// valid; a replacement gets a time later than the one it replaces.
+fn plan_registration(
+    previous: Option<&Registration>,
+    department: &str,
+    adapter_id: &str,
+    req: RegisterRequest,
+    now: SystemTime,
+) -> Result<(Registration, RegistrationChange), Status> {
+    // What `new` names that `old` does not, once each, in `new`'s order.
+    let added_to = |old: &[String], new: &[String]| -> Vec<String> {
+        let mut added: Vec<String> = Vec::new();
+        for item in new {
+            if !old.contains(item) && !added.contains(item) {
+                added.push(item.clone());
+            }
+        }
+        added
+    };
+    let (old_types, old_endpoints) = previous
+        .map(|p| (p.record_types.as_slice(), p.endpoints.as_slice()))
+        .unwrap_or_default();
+    let change = RegistrationChange {
+        created: previous.is_none(),
+        replaced: previous.is_some() && req.replace,
+        added_record_types: added_to(old_types, &req.record_types),
+        removed_record_types: added_to(&req.record_types, old_types),
+        added_endpoints: added_to(old_endpoints, &req.endpoints),
+        removed_endpoints: added_to(&req.endpoints, old_endpoints),
+    };
+    let registered_at = match previous {
+        None => now,
+        // At least a millisecond later (the store keeps milliseconds), so
+        // the replaced registration's heartbeats name another time.
+        Some(p) if req.replace => now.max(p.registered_at + Duration::from_millis(1)),
+        Some(p) => p.registered_at,
+    };
+    let drops = !change.removed_record_types.is_empty() || !change.removed_endpoints.is_empty();
+    if drops && !req.replace {
+        return Err(refuse_dropping(department, adapter_id, &change));
+    }
+    let registration = Registration {
+        department: department.to_owned(),
+        adapter_id: adapter_id.to_owned(),
+        endpoints: req.endpoints,
+        record_types: req.record_types,
+        registered_at,
+        last_seen: now,
+    };
+    Ok((registration, change))
+}
+
+/// Whether `change` changes what the gateway routes (anything but the
+/// same registration again).
+fn changes_anything(change: &RegistrationChange) -> bool {
+    change.created
+        || change.replaced
+        || !change.added_record_types.is_empty()
+        || !change.removed_record_types.is_empty()
+        || !change.added_endpoints.is_empty()
+        || !change.removed_endpoints.is_empty()
+}
+
+/// FAILED_PRECONDITION naming every type and endpoint the registration
+/// would drop, in the message and as a google.rpc.PreconditionFailure.
+fn refuse_dropping(department: &str, adapter_id: &str, change: &RegistrationChange) -> Status {
+    let quoted = |items: &[String]| {
+        items
+            .iter()
+            .map(|i| format!("`{i}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut dropped = Vec::new();
+    if !change.removed_record_types.is_empty() {
+        dropped.push(format!(
+            "record types {} (they would have no source)",
+            quoted(&change.removed_record_types)
+        ));
+    }
+    if !change.removed_endpoints.is_empty() {
+        dropped.push(format!("endpoints {}", quoted(&change.removed_endpoints)));
+    }
+    let message = format!(
+        "adapter `{adapter_id}` of department `{department}` is registered with more than this registration names: it would drop {}; name them too to keep them, register another adapter with its own adapter id, or set replace (`--replace`) to replace the registration",
+        dropped.join(" and ")
+    );
+    let violations: Vec<PreconditionViolation> = change
+        .removed_record_types
+        .iter()
+        .map(|t| {
+            PreconditionViolation::new(
+                "DROPS_RECORD_TYPE",
+                t.clone(),
+                format!("record type `{t}` would lose its adapter"),
+            )
+        })
+        .chain(change.removed_endpoints.iter().map(|e| {
+            PreconditionViolation::new(
+                "DROPS_ENDPOINT",
+                e.clone(),
+                format!("endpoint `{e}` would no longer be called"),
+            )
+        }))
+        .collect();
+    Status::with_error_details(
+        tonic::Code::FailedPrecondition,
+        message,
+        ErrorDetails::with_precondition_failure(violations),
+    )
+}
+
 fn adapter_id_of(department: &str, adapter_id: &str) -> String {
     if adapter_id.is_empty() {
         department.to_owned()
@@ -631,26 +759,46 @@ impl Registry for RegistryService {
         let _guard = gw.registry_lock.lock().await;
         let existing = gw.store.all().await.map_err(error::status)?;
         refuse_shared_types(&existing, &department, &adapter_id, &req.record_types)?;
-        let now = SystemTime::now();
-        let registration = Registration {
-            department: department.clone(),
-            adapter_id: adapter_id.clone(),
-            endpoints: req.endpoints,
-            record_types: req.record_types,
-            registered_at: now,
-            last_seen: now,
-        };
+        let previous = existing
+            .iter()
+            .find(|r| r.department == department && r.adapter_id == adapter_id);
+        let (registration, change) =
+            plan_registration(previous, &department, &adapter_id, req, SystemTime::now())
+                .inspect_err(|_| {
+                    tracing::warn!(
+                        department,
+                        adapter_id,
+                        "registration refused: it would drop types or endpoints"
+                    );
+                })?;
         gw.store
             .upsert(&registration)
             .await
             .map_err(error::status)?;
+        let changed = changes_anything(&change);
+        if changed {
+            // Before the answer: no fetch after it sees the old adapter's records.
+            gw.forget_cached(&department);
+        }
         let stored = gw
             .reload_routes()
             .await?
             .into_iter()
             .find(|r| r.department == department && r.adapter_id == adapter_id)
             .unwrap_or(registration);
-        tracing::info!(department, adapter_id, types = stored.record_types.len(), endpoints = ?stored.endpoints, "adapter registered");
+        tracing::info!(
+            department,
+            adapter_id,
+            types = stored.record_types.len(),
+            endpoints = ?stored.endpoints,
+            created = change.created,
+            replaced = change.replaced,
+            added_types = ?change.added_record_types,
+            removed_types = ?change.removed_record_types,
+            added_endpoints = ?change.added_endpoints,
+            removed_endpoints = ?change.removed_endpoints,
+            "adapter registered"
+        );
         audit::admin_event(
             &gw.auditor,
             &department,
@@ -664,6 +812,7 @@ impl Registry for RegistryService {
         .await;
         Ok(Response::new(RegisterResponse {
             registration: Some(to_proto(&stored, &gw.routes.load())),
+            change: Some(change),
         }))
     }
 
@@ -674,17 +823,33 @@ impl Registry for RegistryService {
         let department = request.get_ref().department.clone();
         own_department(&request, &department)?;
         let adapter_id = adapter_id_of(&department, &request.get_ref().adapter_id);
+        let registered_at =
+            match &request.get_ref().registered_at {
+                None => None,
+                Some(ts) => Some(SystemTime::try_from(*ts).map_err(|_| {
+                    Status::invalid_argument("registered_at is not a valid timestamp")
+                })?),
+            };
         let now = SystemTime::now();
-        if !self
+        match self
             .0
             .store
-            .touch(&department, &adapter_id, now)
+            .touch(&department, &adapter_id, registered_at, now)
             .await
             .map_err(error::status)?
         {
-            return Err(Status::not_found(format!(
-                "adapter `{adapter_id}` of department `{department}` is not registered"
-            )));
+            Touch::Alive => {}
+            Touch::Missing => {
+                return Err(Status::not_found(format!(
+                    "adapter `{adapter_id}` of department `{department}` is not registered"
+                )));
+            }
+            Touch::Replaced { registered_at } => {
+                return Err(Status::failed_precondition(format!(
+                    "adapter `{adapter_id}` of department `{department}` was replaced by a registration made at {}; this instance no longer serves it: stop it, or register it again",
+                    prost_types::Timestamp::from(registered_at)
+                )));
+            }
         }
         Ok(Response::new(HeartbeatResponse {
             last_seen: Some(prost_types::Timestamp::from(now)),
@@ -707,6 +872,9 @@ impl Registry for RegistryService {
             .remove(&department, &adapter_id)
             .await
             .map_err(error::status)?;
+        if removed {
+            gw.forget_cached(&department);
+        }
         gw.reload_routes().await?;
         tracing::info!(
             department,
@@ -750,5 +918,142 @@ impl Registry for RegistryService {
             .map(|r| to_proto(r, &routes))
             .collect();
         Ok(Response::new(ListAdaptersResponse { adapters }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn request(types: &[&str], endpoints: &[&str], replace: bool) -> RegisterRequest {
+        RegisterRequest {
+            department: "tax".into(),
+            adapter_id: String::new(),
+            endpoints: strings(endpoints),
+            record_types: strings(types),
+            replace,
+        }
+    }
+
+    fn registered(types: &[&str], endpoints: &[&str]) -> Registration {
+        Registration {
+            department: "tax".into(),
+            adapter_id: "tax".into(),
+            endpoints: strings(endpoints),
+            record_types: strings(types),
+            registered_at: at(1_000),
+            last_seen: at(2_000),
+        }
+    }
+
+    const A: &str = "https://127.0.0.1:7001";
+    const B: &str = "https://127.0.0.1:7002";
+
+    #[test]
+    fn dropping_a_type_or_an_endpoint_is_refused_with_what_would_be_dropped() {
+        let old = registered(&["t1", "t2", "t3"], &[A, B]);
+        let status = plan_registration(
+            Some(&old),
+            "tax",
+            "tax",
+            request(&["t1"], &[A], false),
+            at(5_000),
+        )
+        .expect_err("drops t2, t3 and B");
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        let message = status.message();
+        assert!(
+            message.contains("record types `t2`, `t3`")
+                && message.contains(&format!("endpoints `{B}`"))
+                && message.contains("`--replace`"),
+            "{message}"
+        );
+        let failure = status
+            .get_details_precondition_failure()
+            .expect("precondition failure details");
+        let subjects: Vec<(&str, &str)> = failure
+            .violations
+            .iter()
+            .map(|v| (v.r#type.as_str(), v.subject.as_str()))
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                ("DROPS_RECORD_TYPE", "t2"),
+                ("DROPS_RECORD_TYPE", "t3"),
+                ("DROPS_ENDPOINT", B)
+            ]
+        );
+    }
+
+    #[test]
+    fn replace_takes_the_new_set_with_a_new_registration_time() {
+        let old = registered(&["t1", "t2"], &[A]);
+        let (new, change) = plan_registration(
+            Some(&old),
+            "tax",
+            "tax",
+            request(&["t1", "t4"], &[B], true),
+            at(1_000),
+        )
+        .expect("replace");
+        assert_eq!(new.record_types, ["t1", "t4"]);
+        assert!(change.replaced && !change.created);
+        assert_eq!(change.added_record_types, ["t4"]);
+        assert_eq!(change.removed_record_types, ["t2"]);
+        assert_eq!(
+            (change.added_endpoints, change.removed_endpoints),
+            (strings(&[B]), strings(&[A]))
+        );
+        // the clock did not move: still a later time than the replaced one
+        assert_eq!(new.registered_at, at(1_001));
+        assert!(changes_anything(&RegistrationChange {
+            replaced: true,
+            ..RegistrationChange::default()
+        }));
+    }
+
+    #[test]
+    fn the_same_set_again_or_a_superset_is_no_replacement() {
+        let old = registered(&["t1", "t2"], &[A]);
+        let (same, change) = plan_registration(
+            Some(&old),
+            "tax",
+            "tax",
+            request(&["t2", "t1"], &[A], false),
+            at(9_000),
+        )
+        .expect("restart");
+        assert_eq!(same.registered_at, old.registered_at);
+        assert_eq!(same.last_seen, at(9_000));
+        assert!(!changes_anything(&change), "{change:?}");
+
+        let (more, change) = plan_registration(
+            Some(&old),
+            "tax",
+            "tax",
+            request(&["t1", "t2", "t3"], &[A, B], false),
+            at(9_000),
+        )
+        .expect("extension");
+        assert_eq!(more.registered_at, old.registered_at);
+        assert_eq!(change.added_record_types, ["t3"]);
+        assert_eq!(change.added_endpoints, [B]);
+        assert!(!change.replaced && changes_anything(&change));
+
+        let (first, change) =
+            plan_registration(None, "tax", "tax", request(&["t1"], &[A], true), at(9_000))
+                .expect("first");
+        assert_eq!(first.registered_at, at(9_000));
+        assert!(change.created && !change.replaced);
     }
 }

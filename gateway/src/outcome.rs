@@ -47,7 +47,7 @@ pub enum Outcome {
     },
     /// A permit matched, but the requester's daily quota of the type is spent.
     QuotaSpent { permit: Permit, limit: u32 },
-    /// No adapter of the owning department is registered.
+    /// No registered adapter of the owning department serves the type.
     NoSource { permit: Permit },
     /// Permitted, but the department could not answer.
     Unavailable { permit: Permit, why: Unavailable },
@@ -137,9 +137,12 @@ impl Outcome {
                     permit.policy_ids().join(", ")
                 ),
             ),
-            Outcome::NoSource { .. } => (
+            Outcome::NoSource { permit } => (
                 RecordStatus::NoSource,
-                format!("no adapter of `{department}` is registered"),
+                format!(
+                    "no adapter of `{department}` serves `{}`",
+                    permit.record_type()
+                ),
             ),
             Outcome::Unavailable { why, .. } => {
                 (RecordStatus::Unavailable, unavailable_text(why, department))
@@ -332,6 +335,16 @@ mod tests {
         assert_eq!(
             spent.policy_ids(),
             ["approval-hall-general-approval".to_owned()]
+        );
+        let no_source = Outcome::NoSource {
+            permit: permit.clone(),
+        };
+        assert_eq!(
+            no_source.status("public-security"),
+            (
+                RecordStatus::NoSource,
+                "no adapter of `public-security` serves `driving_licence`".to_owned()
+            )
         );
         let missing = Outcome::NotFound { permit };
         assert_eq!(missing.verdict(), Verdict::Permit);

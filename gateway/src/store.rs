@@ -37,6 +37,17 @@ pub enum StoreError {
     },
 }
 
+/// What a heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touch {
+    /// The registration is current; `last_seen` was updated.
+    Alive,
+    /// The adapter is not registered (never, or deregistered).
+    Missing,
+    /// The adapter's registration is a newer one, made at `registered_at`.
+    Replaced { registered_at: SystemTime },
+}
+
 /// Registrations, persisted.
 #[derive(Clone)]
 pub struct Store {
@@ -67,7 +78,8 @@ impl Store {
         Ok(Store { pool })
     }
 
-    /// Inserts or replaces a registration; keeps the first `registered_at`.
+    /// Inserts or overwrites a registration, `registered_at` included: the
+    /// registry keeps the previous time unless the registration is replaced.
     pub async fn upsert(&self, r: &Registration) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO adapter_registrations
@@ -76,6 +88,7 @@ impl Store {
              ON CONFLICT (department, adapter_id) DO UPDATE SET
                  endpoints = excluded.endpoints,
                  record_types = excluded.record_types,
+                 registered_at = excluded.registered_at,
                  last_seen = excluded.last_seen",
         )
         .bind(&r.department)
@@ -89,22 +102,39 @@ impl Store {
         Ok(())
     }
 
-    /// Marks an adapter alive; false when it is not registered.
+    /// Marks an adapter alive. With `registered_at`, only that registration
+    /// of it: a heartbeat of a replaced registration keeps nothing alive.
     pub async fn touch(
         &self,
         department: &str,
         adapter_id: &str,
+        registered_at: Option<SystemTime>,
         at: SystemTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Touch, StoreError> {
         let done = sqlx::query(
-            "UPDATE adapter_registrations SET last_seen = ? WHERE department = ? AND adapter_id = ?",
+            "UPDATE adapter_registrations SET last_seen = ?
+             WHERE department = ? AND adapter_id = ? AND (? IS NULL OR registered_at = ?)",
         )
         .bind(millis(at))
         .bind(department)
         .bind(adapter_id)
+        .bind(registered_at.map(millis))
+        .bind(registered_at.map(millis))
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() > 0 {
+            return Ok(Touch::Alive);
+        }
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT registered_at FROM adapter_registrations WHERE department = ? AND adapter_id = ?",
+        )
+        .bind(department)
+        .bind(adapter_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(current.map_or(Touch::Missing, |ms| Touch::Replaced {
+            registered_at: from_millis(ms),
+        }))
     }
 
     /// Removes a registration; false when there was none.
@@ -206,7 +236,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn upsert_replaces_types_but_keeps_first_registration_time() {
+    async fn upsert_overwrites_types_and_registration_time() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("gw.db")).await.expect("open");
         store
@@ -220,7 +250,7 @@ mod tests {
         let all = store.all().await.expect("all");
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].record_types, vec!["b_type", "c_type"]);
-        assert_eq!(all[0].registered_at, from_millis(1_700_000_000_000));
+        assert_eq!(all[0].registered_at, from_millis(1_800_000_000_000));
         assert_eq!(all[0].last_seen, from_millis(1_800_000_000_000));
     }
 
@@ -228,24 +258,64 @@ mod tests {
     async fn touch_and_remove_report_missing_adapters() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("gw.db")).await.expect("open");
-        assert!(
-            !store
-                .touch("tax", "tax", SystemTime::now())
-                .await
-                .expect("touch")
+        let now = SystemTime::now();
+        assert_eq!(
+            store.touch("tax", "tax", None, now).await.expect("touch"),
+            Touch::Missing
         );
         store
             .upsert(&registration(&["a_type"]))
             .await
             .expect("upsert");
-        assert!(
-            store
-                .touch("tax", "tax", SystemTime::now())
-                .await
-                .expect("touch")
+        assert_eq!(
+            store.touch("tax", "tax", None, now).await.expect("touch"),
+            Touch::Alive
         );
         assert!(store.remove("tax", "tax").await.expect("remove"));
         assert!(!store.remove("tax", "tax").await.expect("remove again"));
         assert!(store.all().await.expect("all").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_of_a_replaced_registration_keeps_nothing_alive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("gw.db")).await.expect("open");
+        let first = registration(&["a_type"]);
+        store.upsert(&first).await.expect("first");
+        let first_at = Some(first.registered_at);
+        let beat = from_millis(1_750_000_000_000);
+        assert_eq!(
+            store
+                .touch("tax", "tax", first_at, beat)
+                .await
+                .expect("touch"),
+            Touch::Alive
+        );
+        let mut second = registration(&["b_type"]);
+        second.registered_at = from_millis(1_800_000_000_000);
+        second.last_seen = second.registered_at;
+        store.upsert(&second).await.expect("replace");
+        let late = from_millis(1_900_000_000_000);
+        assert_eq!(
+            store
+                .touch("tax", "tax", first_at, late)
+                .await
+                .expect("touch"),
+            Touch::Replaced {
+                registered_at: second.registered_at
+            }
+        );
+        let all = store.all().await.expect("all");
+        assert_eq!(
+            all[0].last_seen, second.last_seen,
+            "the old beat refreshed it"
+        );
+        assert_eq!(
+            store
+                .touch("tax", "tax", Some(second.registered_at), late)
+                .await
+                .expect("touch"),
+            Touch::Alive
+        );
     }
 }

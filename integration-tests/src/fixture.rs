@@ -27,6 +27,8 @@ pub enum Mode {
     Failing = 1,
     /// Never answers.
     Hanging = 2,
+    /// Every lookup finds data that makes no valid record: BAD_DATA answers.
+    BadData = 3,
 }
 
 /// The switch of a serving fixture's [`Mode`].
@@ -42,6 +44,7 @@ impl ModeSwitch {
         match self.0.load(Ordering::SeqCst) {
             1 => Mode::Failing,
             2 => Mode::Hanging,
+            3 => Mode::BadData,
             _ => Mode::Ok,
         }
     }
@@ -164,6 +167,11 @@ impl Department for FixtureDepartment {
             Mode::Failing => {
                 return Err(LookupError::Backend("fixture backend down".into()));
             }
+            Mode::BadData => {
+                return Err(LookupError::BadData(format!(
+                    "row 1 of `{record_type}`: field `issue_date` holds text that is not a date"
+                )));
+            }
             Mode::Ok => {}
         }
         tokio::time::sleep(self.delay).await;
@@ -210,6 +218,7 @@ impl FixtureAdapter {
             gateway: Some(gateway_url.to_owned()),
             advertise: None,
             adapter_id: None,
+            replace: false,
         };
         let department = dept.department.clone();
         let types = dept.types();

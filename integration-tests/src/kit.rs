@@ -195,6 +195,7 @@ impl SdkAdapter {
             gateway: Some(gateway_url.to_owned()),
             advertise: None,
             adapter_id: None,
+            replace: false,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(xgate_adapter_sdk::serve_with_shutdown(dept, args, async {

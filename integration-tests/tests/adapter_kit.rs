@@ -419,6 +419,65 @@ async fn onboarding_issue_register_list_fetch_deregister() -> anyhow::Result<()>
         "{table}"
     );
 
+    // 6b. Registering fewer types without --replace is refused, naming what
+    // would be dropped; with --replace it takes effect and says what changed,
+    // with a new registration time.
+    let registered_line = |stdout: &str| -> String {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("registered:"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let before = registered_line(&listed.stdout);
+    let mut fewer = client_args("register");
+    fewer.extend([
+        "--endpoint".into(),
+        endpoint.clone().into(),
+        "--types".into(),
+        "tax_registration".into(),
+    ]);
+    let refused = xgate(fewer.clone()).await?;
+    assert!(!refused.success(), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("FailedPrecondition")
+            && refused.stderr.contains("`individual_income_tax_record`")
+            && refused.stderr.contains("--replace"),
+        "{}",
+        refused.describe()
+    );
+    let unchanged = xgate(list.clone()).await?;
+    assert_eq!(
+        registered_line(&unchanged.stdout),
+        before,
+        "{}",
+        unchanged.describe()
+    );
+    fewer.push("--replace".into());
+    let replaced = xgate(fewer).await?;
+    assert!(replaced.success(), "{}", replaced.describe());
+    assert!(
+        replaced
+            .stdout
+            .contains("replacing the previous registration")
+            && replaced.stdout.contains("types removed: ")
+            && replaced.stdout.contains("individual_income_tax_record"),
+        "{}",
+        replaced.describe()
+    );
+    let after = xgate(list.clone()).await?;
+    assert!(
+        after.stdout.contains("types:      tax_registration\n"),
+        "{}",
+        after.describe()
+    );
+    assert_ne!(
+        registered_line(&after.stdout),
+        before,
+        "{}",
+        after.describe()
+    );
+
     // 7. Deregister; the list no longer shows it, and a second deregister says so.
     let deregistered = xgate(client_args("deregister")).await?;
     assert!(deregistered.success(), "{}", deregistered.describe());

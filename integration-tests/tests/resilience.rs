@@ -19,8 +19,8 @@ use xgate_integration_tests::{
 };
 use xgate_proto::v1::audit_client::AuditClient;
 use xgate_proto::v1::{
-    AuditQueryRequest, BreakerState, FetchRequest, ListAdaptersRequest, RecordResult, RecordStatus,
-    RegisterRequest,
+    AuditQueryRequest, BreakerState, FetchRequest, HeartbeatRequest, ListAdaptersRequest,
+    RecordResult, RecordStatus, RegisterRequest,
 };
 use xgate_tls::Identity;
 
@@ -103,6 +103,7 @@ async fn register_tax(
             adapter_id: "tax".into(),
             endpoints,
             record_types: types.iter().map(|t| (*t).to_owned()).collect(),
+            replace: true,
         })
         .await
         .expect("register");
@@ -200,6 +201,231 @@ async fn a_cache_hit_is_policy_checked_and_audited() {
             (APPROVAL_HALL, "permit", "OK"),
             (NO_GRANT, "deny", "DENIED"),
         ]
+    );
+}
+
+/// A registration change drops the department's cached records before it is answered: after
+/// the tax adapter is replaced by one on another endpoint serving one type fewer, the next
+/// fetch is not from the cache, names the new endpoint, and the dropped type has no source.
+/// The replaced registration's heartbeat is refused and names the replacement; the new one
+/// has a later registration time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_registration_drops_cached_records_and_its_heartbeats() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env
+        .start_gateway(&GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let tls = env.pki().department("tax");
+    let old = FixtureAdapter::spawn_unregistered(tax_fixture(), &tls)
+        .await
+        .expect("old");
+    let new = FixtureAdapter::spawn_unregistered(tax_fixture(), &tls)
+        .await
+        .expect("new");
+    let (old_url, new_url) = (old.url().expect("url"), new.url().expect("url"));
+    let mut registry = env
+        .registry_as(gateway.addr(), &tls)
+        .await
+        .expect("registry");
+    let register = |endpoint: &str, types: &[&str], replace: bool| RegisterRequest {
+        department: "tax".into(),
+        adapter_id: String::new(),
+        endpoints: vec![endpoint.to_owned()],
+        record_types: types.iter().map(|t| (*t).to_owned()).collect(),
+        replace,
+    };
+    let first = registry
+        .register(register(&old_url, &[CERTIFICATE, INCOME], false))
+        .await
+        .expect("register")
+        .into_inner();
+    let first_at = first.registration.expect("registration").registered_at;
+    env.wait_for_sources(gateway.addr(), &[CERTIFICATE.to_owned(), INCOME.to_owned()])
+        .await
+        .expect("routed");
+    for _ in 0..2 {
+        let results = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE, INCOME]).await;
+        assert!(
+            results.iter().all(|r| status_of(r) == RecordStatus::Ok),
+            "{}",
+            describe(&results)
+        );
+    }
+    assert_eq!(
+        old.lookups(),
+        2,
+        "one lookup of each type; the second fetch was a cache hit"
+    );
+
+    // Dropping a type without replace is refused and changes nothing.
+    let refused = registry
+        .register(register(&new_url, &[CERTIFICATE], false))
+        .await
+        .expect_err("drops a type and an endpoint");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains(&format!("`{INCOME}`")),
+        "{refused:?}"
+    );
+    let cached = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE])
+        .await
+        .remove(0);
+    assert!(cached.from_cache, "{cached:?}");
+
+    let replaced = registry
+        .register(register(&new_url, &[CERTIFICATE], true))
+        .await
+        .expect("replace")
+        .into_inner();
+    let change = replaced.change.expect("change");
+    assert!(change.replaced, "{change:?}");
+    assert_eq!(change.removed_record_types, [INCOME]);
+    assert_eq!(
+        (change.added_endpoints, change.removed_endpoints),
+        (vec![new_url.clone()], vec![old_url.clone()])
+    );
+    let new_at = replaced.registration.expect("registration").registered_at;
+    assert!(
+        new_at.map(|t| (t.seconds, t.nanos)) > first_at.map(|t| (t.seconds, t.nanos)),
+        "{new_at:?} after {first_at:?}"
+    );
+
+    // At once: no old records, no source for the dropped type.
+    let results = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE, INCOME]).await;
+    let table = describe(&results);
+    assert_eq!(status_of(&results[0]), RecordStatus::Ok, "{table}");
+    assert!(
+        !results[0].from_cache,
+        "the old adapter's cached records: {table}"
+    );
+    assert_eq!(
+        results[0].provenance.as_ref().expect("provenance").endpoint,
+        new_url,
+        "{table}"
+    );
+    assert_eq!(status_of(&results[1]), RecordStatus::NoSource, "{table}");
+    assert_eq!(
+        results[1].error,
+        format!("no adapter of `tax` serves `{INCOME}`"),
+        "{table}"
+    );
+    assert_eq!((old.lookups(), new.lookups()), (2, 1));
+
+    // The replaced registration's heartbeat is refused; the current one's is kept.
+    let beat = |registered_at| HeartbeatRequest {
+        department: "tax".into(),
+        adapter_id: String::new(),
+        registered_at,
+    };
+    let stale = registry
+        .heartbeat(beat(first_at))
+        .await
+        .expect_err("replaced");
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition, "{stale:?}");
+    assert!(stale.message().contains("was replaced"), "{stale:?}");
+    registry.heartbeat(beat(new_at)).await.expect("current");
+    let listed = registry
+        .list(ListAdaptersRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .adapters;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].registered_at, new_at);
+}
+
+/// A department whose data makes no valid record gives the requester INVALID (asking again
+/// does not help) with the adapter's text naming the catalog field, not UNAVAILABLE; it does
+/// not count against the adapter's breaker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_department_data_is_invalid_not_unavailable() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env
+        .start_gateway(&uncached("breaker_failures = 2\n"))
+        .await
+        .expect("gateway");
+    let _tax = env
+        .start_fixture(tax_fixture().in_mode(Mode::BadData), &gateway)
+        .await
+        .expect("fixture");
+    for _ in 0..3 {
+        let result = fetch(&env, &gateway, APPROVAL_HALL, &[CERTIFICATE])
+            .await
+            .remove(0);
+        assert_eq!(status_of(&result), RecordStatus::Invalid, "{result:?}");
+        assert_eq!(
+            result.error,
+            format!("row 1 of `{CERTIFICATE}`: field `issue_date` holds text that is not a date")
+        );
+    }
+    assert_eq!(
+        health(&env, &gateway, "xgate.adapter.tax")
+            .await
+            .expect("health"),
+        ServingStatus::Serving,
+        "bad data opened the breaker"
+    );
+}
+
+/// An SDK adapter that registered itself and was then replaced keeps heartbeating with its
+/// registration's time; the gateway refuses those beats, so `last seen` is not refreshed by an
+/// adapter that no longer serves the department.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_adapter_no_longer_refreshes_last_seen() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env.start_gateway(&uncached("")).await.expect("gateway");
+    let old = env
+        .start_fixture(tax_fixture(), &gateway)
+        .await
+        .expect("self-registered fixture");
+    let tls = env.pki().department("tax");
+    let new = FixtureAdapter::spawn_unregistered(tax_fixture(), &tls)
+        .await
+        .expect("new");
+    let mut registry = env
+        .registry_as(gateway.addr(), &tls)
+        .await
+        .expect("registry");
+    let before = registry
+        .list(ListAdaptersRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .adapters
+        .remove(0);
+    let replaced = registry
+        .register(RegisterRequest {
+            department: "tax".into(),
+            adapter_id: String::new(),
+            endpoints: vec![new.url().expect("url")],
+            record_types: old.types().to_vec(),
+            replace: true,
+        })
+        .await
+        .expect("replace")
+        .into_inner()
+        .registration
+        .expect("registration");
+    assert_ne!(replaced.registered_at, before.registered_at);
+    // One heartbeat interval of the old adapter, and some.
+    tokio::time::sleep(xgate_adapter_sdk::HEARTBEAT_INTERVAL + Duration::from_secs(2)).await;
+    let after = registry
+        .list(ListAdaptersRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .adapters
+        .remove(0);
+    assert_eq!(after.endpoints, replaced.endpoints);
+    assert_eq!(after.registered_at, replaced.registered_at);
+    assert_eq!(
+        after.last_seen, replaced.last_seen,
+        "the replaced adapter's heartbeat refreshed the registration"
     );
 }
 

@@ -76,6 +76,7 @@ async fn a_department_cannot_register_for_another_department() -> anyhow::Result
         adapter_id: String::new(),
         endpoints: vec!["https://127.0.0.1:9".to_owned()],
         record_types: vec!["real_estate_title".to_owned()],
+        replace: false,
     };
 
     // Its own department, another department's record type.
@@ -246,6 +247,7 @@ async fn an_adapter_must_present_its_own_departments_certificate() -> anyhow::Re
         adapter_id: String::new(),
         endpoints: vec![format!("https://{}", natural_resources.addr())],
         record_types: vec!["tax_registration".to_owned()],
+        replace: false,
     })
     .await?;
     env.wait_for_sources(gateway.addr(), &["tax_registration".to_owned()])

@@ -316,6 +316,7 @@ fn lookup_status_name(status: i32) -> &'static str {
         Ok(LookupStatus::Found) => "FOUND",
         Ok(LookupStatus::NotFound) => "NOT_FOUND",
         Ok(LookupStatus::Error) => "ERROR",
+        Ok(LookupStatus::BadData) => "BAD_DATA",
         _ => "UNSPECIFIED",
     }
 }
@@ -639,10 +640,13 @@ fn judge_answer(
             }
             return;
         }
-        Ok(LookupStatus::Error) => {
-            found
-                .problems
-                .push(format!("ERROR for `{}`: {}", mask(id), answer.error));
+        Ok(status @ (LookupStatus::Error | LookupStatus::BadData)) => {
+            found.problems.push(format!(
+                "{} for `{}`: {}",
+                lookup_status_name(status as i32),
+                mask(id),
+                answer.error
+            ));
             return;
         }
         _ => {
@@ -876,6 +880,27 @@ async fn check_trace(
 mod tests {
     use super::*;
 
+    /// The department guide's table explains every row the kit prints.
+    #[test]
+    fn the_guide_explains_every_row() {
+        let guide = include_str!("../../README.md");
+        for row in [
+            "connect",
+            "health",
+            "describe",
+            "records: <type>",
+            "unknown subject (<kind>)",
+            "malformed ID (<kind>)",
+            "deadline (100 ms)",
+            "trace context",
+        ] {
+            assert!(
+                guide.contains(&format!("| `{row}` |")),
+                "adapters/README.md has no row `{row}`"
+            );
+        }
+    }
+
     #[test]
     fn generated_subjects_are_well_formed_and_their_malformed_twins_are_not() {
         for kind in [SubjectKind::ResidentId, SubjectKind::Uscc] {
@@ -989,6 +1014,21 @@ mod tests {
         );
         assert!(none.problems.is_empty());
         assert_eq!(none.subjects_with_records, 0);
+
+        // Data the adapter could not make a record of is a problem, named.
+        let mut bad_data = TypeFindings::default();
+        judge_answer(
+            &mut bad_data,
+            &response("tax_registration", LookupStatus::BadData, &[]),
+            "tax_registration",
+            &id,
+            &catalog,
+        );
+        assert!(
+            bad_data.problems[0].starts_with("BAD_DATA for `"),
+            "{:?}",
+            bad_data.problems
+        );
 
         // A valid record, but about another citizen.
         let citizen = unknown_subject(SubjectKind::ResidentId);

@@ -19,6 +19,12 @@ pub enum LookupError {
     /// The department's own system failed (database down, query error...).
     #[error("department backend failed: {0}")]
     Backend(String),
+    /// The department's data cannot make a valid record (a malformed date,
+    /// an unknown code): asking again does not help, and the gateway answers
+    /// INVALID. The text goes to the requester: name the catalog field,
+    /// never the department's own columns or values.
+    #[error("{0}")]
+    BadData(String),
 }
 
 /// What a department writes: the lookup of its records. Everything else

@@ -23,7 +23,7 @@ use xgate_proto::v1::{
 };
 use xgate_tls::{Identity, TlsFiles};
 
-use crate::department::{Department, Subject};
+use crate::department::{Department, LookupError, Subject};
 use crate::registration;
 
 /// Flags every adapter binary takes for `serve` (flatten them into its CLI).
@@ -51,6 +51,12 @@ pub struct AdapterArgs {
     /// Adapter name within the department (default: the department id).
     #[arg(long, env = "XGATE_ADAPTER_ID")]
     pub adapter_id: Option<String>,
+    /// Replace the adapter's registration at the gateway even when this one
+    /// drops record types or endpoints it holds (without it such a
+    /// registration is refused; the same types and endpoints again are
+    /// always accepted).
+    #[arg(long, env = "XGATE_ADAPTER_REPLACE")]
+    pub replace: bool,
 }
 
 /// Serves `dept` until SIGINT or SIGTERM.
@@ -117,6 +123,7 @@ pub async fn serve_with_shutdown<D: Department>(
             adapter_id,
             endpoints: vec![endpoint],
             record_types,
+            replace: args.replace,
         }))
     });
 
@@ -270,6 +277,15 @@ impl<D: Department> AdapterService<D> {
                     error: String::new(),
                 }
             }
+            Err(LookupError::BadData(why)) => {
+                tracing::warn!(record_type, error = %why, "the department's data makes no valid record");
+                TypeAnswer {
+                    record_type,
+                    status: LookupStatus::BadData as i32,
+                    records_json: Vec::new(),
+                    error: why,
+                }
+            }
             Err(e) => {
                 tracing::warn!(record_type, error = %e, "lookup failed");
                 error(e.to_string())
@@ -409,6 +425,7 @@ mod tests {
                 "tax_registration".into(),
                 "taxpayer_credit_rating".into(),
                 "individual_income_tax_record".into(),
+                "no_tax_arrears_certificate".into(),
             ]
         }
         async fn lookup(
@@ -420,6 +437,9 @@ mod tests {
             match record_type {
                 "tax_registration" => Ok(vec![serde_json::json!({"a": 1})]),
                 "taxpayer_credit_rating" => Ok(vec![]),
+                "no_tax_arrears_certificate" => Err(crate::LookupError::BadData(
+                    "field `issue_date` holds text that is not a date".into(),
+                )),
                 _ => Err(crate::LookupError::Backend("database is down".into())),
             }
         }
@@ -517,26 +537,37 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_failing_lookup_is_an_error_answer_not_a_failed_call() {
-        let svc = service(Duration::ZERO);
+    /// The answer about a citizen for one record type.
+    async fn citizen_answer(record_type: &str) -> TypeAnswer {
         let person = Subject {
             kind: SubjectKind::ResidentId,
             id: "341602197703051725".into(),
         };
-        let answers = svc
-            .answer_all(
-                &person,
-                vec!["individual_income_tax_record".into()],
-                Duration::from_secs(5),
-            )
+        let mut answers = service(Duration::ZERO)
+            .answer_all(&person, vec![record_type.into()], Duration::from_secs(5))
             .await
             .expect("answers");
-        assert_eq!(status(&answers[0]), LookupStatus::Error);
+        answers.remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_failing_lookup_is_an_error_answer_not_a_failed_call() {
+        let answer = citizen_answer("individual_income_tax_record").await;
+        assert_eq!(status(&answer), LookupStatus::Error);
         assert!(
-            answers[0].error.contains("database is down"),
+            answer.error.contains("database is down"),
             "{}",
-            answers[0].error
+            answer.error
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_department_data_is_a_bad_data_answer_with_its_text() {
+        let answer = citizen_answer("no_tax_arrears_certificate").await;
+        assert_eq!(status(&answer), LookupStatus::BadData);
+        assert_eq!(
+            answer.error,
+            "field `issue_date` holds text that is not a date"
         );
     }
 

@@ -1,6 +1,8 @@
 //! Column values: what each driver's native types decode to ([`Cell`]) and
-//! how a cell becomes a record field of its mapping type. Errors name the
-//! column, never the value (it may be personal data).
+//! how a cell becomes a record field of its mapping type; which declared
+//! column types can make which field types ([`Kind::verdict`]). Errors say
+//! what the cell holds, never the value (it may be personal data); the
+//! caller names the field (for the requester) or the column (for the log).
 
 use serde_json::{Number, Value};
 use time::Date;
@@ -19,6 +21,9 @@ pub enum Cell {
     Date(Date),
     Json(Value),
     List(Vec<String>),
+    /// MySQL's zero date (`0000-00-00`, also as a DATETIME), which the
+    /// driver would otherwise give as NULL.
+    ZeroDate,
 }
 
 /// The family of a column's declared type (PostgreSQL, MySQL), checked at
@@ -26,6 +31,9 @@ pub enum Cell {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Bool,
+    /// An integer too small to hold a `YYYYMMDD` date (TINYINT, SMALLINT,
+    /// MEDIUMINT, YEAR, INT2).
+    SmallInt,
     Int,
     Float,
     /// NUMERIC / DECIMAL: read exactly, given as a JSON number.
@@ -43,7 +51,8 @@ impl Kind {
     pub fn postgres(name: &str) -> Option<Kind> {
         Some(match name {
             "BOOL" => Kind::Bool,
-            "INT2" | "INT4" | "INT8" => Kind::Int,
+            "INT2" => Kind::SmallInt,
+            "INT4" | "INT8" => Kind::Int,
             "FLOAT4" | "FLOAT8" => Kind::Float,
             "NUMERIC" => Kind::Decimal,
             "TEXT" | "VARCHAR" | "CHAR" | "BPCHAR" | "NAME" | "CITEXT" => Kind::Text,
@@ -60,9 +69,9 @@ impl Kind {
     pub fn mysql(name: &str) -> Option<Kind> {
         Some(match name {
             "BOOLEAN" => Kind::Bool,
-            "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR"
-            | "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED"
-            | "BIGINT UNSIGNED" => Kind::Int,
+            "TINYINT" | "SMALLINT" | "MEDIUMINT" | "YEAR" | "TINYINT UNSIGNED"
+            | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" => Kind::SmallInt,
+            "INT" | "BIGINT" | "INT UNSIGNED" | "BIGINT UNSIGNED" => Kind::Int,
             "FLOAT" | "DOUBLE" => Kind::Float,
             "DECIMAL" => Kind::Decimal,
             "CHAR" | "VARCHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" => {
@@ -75,20 +84,54 @@ impl Kind {
         })
     }
 
-    /// Whether a column of this kind can make a field of type `ty`.
-    pub fn can_make(self, ty: FieldType) -> bool {
-        match ty {
-            FieldType::String => matches!(self, Kind::Text | Kind::Int),
-            FieldType::Integer => matches!(self, Kind::Int | Kind::Decimal | Kind::Text),
-            FieldType::Number => {
-                matches!(self, Kind::Int | Kind::Float | Kind::Decimal | Kind::Text)
+    /// The kind of a SQLite column as sqlx reports its declared type (the
+    /// type name's affinity); `None` for an expression or a column declared
+    /// without a type, whose values are checked row by row only.
+    pub fn sqlite(name: &str) -> Option<Kind> {
+        Some(match name {
+            "BOOLEAN" => Kind::Bool,
+            "INTEGER" => Kind::Int,
+            "REAL" => Kind::Float,
+            "NUMERIC" => Kind::Decimal,
+            "TEXT" => Kind::Text,
+            "DATE" => Kind::Date,
+            "DATETIME" => Kind::DateTime,
+            _ => return None,
+        })
+    }
+
+    /// Whether a column of this kind can make a field of type `ty`: with a
+    /// value map (`coded`) any code column can; a numeric column making a
+    /// string is allowed only when the mapping says so (`from_number`),
+    /// else a warning (the string would read `"9"`).
+    pub fn verdict(self, ty: FieldType, coded: bool, from_number: bool) -> Verdict {
+        use Kind::*;
+        if coded {
+            return if matches!(self, Text | Int | SmallInt | Bool) {
+                Verdict::Fits
+            } else {
+                Verdict::Refused
+            };
+        }
+        let fits = match ty {
+            FieldType::String if matches!(self, Int | SmallInt) => {
+                return if from_number {
+                    Verdict::Fits
+                } else {
+                    Verdict::Warn
+                };
             }
-            FieldType::Boolean => matches!(self, Kind::Bool | Kind::Int),
-            FieldType::Date => matches!(
-                self,
-                Kind::Date | Kind::DateTime | Kind::DateTimeTz | Kind::Text | Kind::Int
-            ),
-            FieldType::StringList => matches!(self, Kind::Text | Kind::Json | Kind::TextArray),
+            FieldType::String => matches!(self, Text),
+            FieldType::Integer => matches!(self, Int | SmallInt | Decimal),
+            FieldType::Number => matches!(self, Int | SmallInt | Float | Decimal),
+            FieldType::Boolean => matches!(self, Bool | Int | SmallInt),
+            FieldType::Date => matches!(self, Date | DateTime | DateTimeTz | Text | Int),
+            FieldType::StringList => matches!(self, Text | Json | TextArray),
+        };
+        if fits {
+            Verdict::Fits
+        } else {
+            Verdict::Refused
         }
     }
 
@@ -105,22 +148,24 @@ impl Kind {
     }
 }
 
+/// What a column of some kind makes of a field type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Fits,
+    /// Works, but probably not what the department meant.
+    Warn,
+    /// Fails on every row.
+    Refused,
+}
+
 /// Makes the JSON value of a field of type `ty` from `cell` (never NULL:
-/// the caller decides what NULL means for the field).
-pub fn to_json(
-    cell: Cell,
-    ty: FieldType,
-    separator: Option<&str>,
-    column: &str,
-) -> Result<Value, String> {
-    let wrong = |what: &str| {
-        format!(
-            "column `{column}` holds {what}, which is not a {}",
-            ty_name(ty)
-        )
-    };
+/// the caller decides what NULL means for the field). The error completes
+/// "field `x` ..." / "column `c` ...": what the cell holds, not its value.
+pub fn to_json(cell: Cell, ty: FieldType, separator: Option<&str>) -> Result<Value, String> {
+    let wrong = |what: &str| format!("holds {what}, which is not {}", ty_name(ty));
     match (ty, cell) {
         (_, Cell::Null) => Ok(Value::Null),
+        (_, Cell::ZeroDate) => Err("holds the zero date `0000-00-00`, which is not a date".into()),
         (FieldType::String, Cell::Text(s)) => Ok(Value::String(s)),
         (FieldType::String, Cell::Int(i)) => Ok(Value::String(i.to_string())),
         (FieldType::Integer, Cell::Int(i)) => Ok(Value::from(i)),
@@ -133,39 +178,41 @@ pub fn to_json(
             .trim()
             .parse::<i64>()
             .map(Value::from)
-            .map_err(|_| wrong("text that is not an integer")),
+            .map_err(|_| "holds text that is not an integer".to_owned()),
         (FieldType::Number, Cell::Int(i)) => Ok(Value::from(i)),
         (FieldType::Number, Cell::Float(f)) => Number::from_f64(f)
             .map(Value::Number)
-            .ok_or_else(|| wrong("a NaN or infinite number")),
+            .ok_or_else(|| "holds a NaN or infinite number".to_owned()),
         (FieldType::Number, Cell::Text(s)) => s
             .trim()
             .parse::<f64>()
             .ok()
             .and_then(Number::from_f64)
             .map(Value::Number)
-            .ok_or_else(|| wrong("text that is not a number")),
+            .ok_or_else(|| "holds text that is not a number".to_owned()),
         (FieldType::Boolean, Cell::Bool(b)) => Ok(Value::Bool(b)),
         (FieldType::Boolean, Cell::Int(0)) => Ok(Value::Bool(false)),
         (FieldType::Boolean, Cell::Int(1)) => Ok(Value::Bool(true)),
         (FieldType::Boolean, Cell::Text(s)) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "t" | "1" => Ok(Value::Bool(true)),
             "false" | "f" | "0" => Ok(Value::Bool(false)),
-            _ => Err(wrong("text that is not true/false")),
+            _ => Err("holds text that is not true/false".to_owned()),
         },
         (FieldType::Date, Cell::Date(d)) => Ok(Value::String(format_date(d))),
         (FieldType::Date, Cell::Text(s)) => parse_date(s.trim())
             .map(|d| Value::String(format_date(d)))
-            .ok_or_else(|| wrong("text that is not a date (YYYY-MM-DD or YYYYMMDD)")),
+            .ok_or_else(|| {
+                "holds text that is not a date (YYYY-MM-DD, YYYY-MM-DD hh:mm:ss or YYYYMMDD)"
+                    .to_owned()
+            }),
         (FieldType::Date, Cell::Int(i)) => parse_date(&i.to_string())
             .map(|d| Value::String(format_date(d)))
-            .ok_or_else(|| wrong("a number that is not a date (YYYYMMDD)")),
+            .ok_or_else(|| "holds a number that is not a date (YYYYMMDD)".to_owned()),
         (FieldType::StringList, Cell::List(items)) => {
             Ok(Value::Array(items.into_iter().map(Value::String).collect()))
         }
-        (FieldType::StringList, Cell::Json(value)) => {
-            string_array(value).ok_or_else(|| wrong("JSON that is not an array of strings"))
-        }
+        (FieldType::StringList, Cell::Json(value)) => string_array(value)
+            .ok_or_else(|| "holds JSON that is not an array of strings".to_owned()),
         (FieldType::StringList, Cell::Text(s)) => match separator {
             Some(sep) => Ok(Value::Array(
                 s.split(sep)
@@ -177,20 +224,31 @@ pub fn to_json(
             None => serde_json::from_str(&s)
                 .ok()
                 .and_then(string_array)
-                .ok_or_else(|| wrong("text that is not a JSON array of strings")),
+                .ok_or_else(|| "holds text that is not a JSON array of strings".to_owned()),
         },
         (_, cell) => Err(wrong(cell_kind(&cell))),
     }
 }
 
+/// The code a cell holds, for a value map: text as is (trailing blanks of
+/// CHAR columns dropped), integers and booleans as written in SQL.
+pub fn code(cell: &Cell) -> Option<String> {
+    match cell {
+        Cell::Text(s) => Some(s.trim_end().to_owned()),
+        Cell::Int(i) => Some(i.to_string()),
+        Cell::Bool(b) => Some(if *b { "1" } else { "0" }.to_owned()),
+        _ => None,
+    }
+}
+
 fn ty_name(ty: FieldType) -> &'static str {
     match ty {
-        FieldType::String => "string",
-        FieldType::Integer => "integer",
-        FieldType::Number => "number",
-        FieldType::Boolean => "boolean",
-        FieldType::Date => "date",
-        FieldType::StringList => "string_list",
+        FieldType::String => "a string",
+        FieldType::Integer => "an integer",
+        FieldType::Number => "a number",
+        FieldType::Boolean => "a boolean",
+        FieldType::Date => "a date",
+        FieldType::StringList => "a list of strings",
     }
 }
 
@@ -204,6 +262,7 @@ fn cell_kind(cell: &Cell) -> &'static str {
         Cell::Date(_) => "a date",
         Cell::Json(_) => "JSON",
         Cell::List(_) => "an array",
+        Cell::ZeroDate => "the zero date",
     }
 }
 
@@ -281,7 +340,7 @@ mod tests {
     use super::*;
 
     fn conv(cell: Cell, ty: FieldType) -> Result<Value, String> {
-        to_json(cell, ty, None, "c")
+        to_json(cell, ty, None)
     }
 
     #[test]
@@ -306,7 +365,8 @@ mod tests {
         assert_eq!(conv(Cell::Int(20210304), FieldType::Date), Ok(want));
         for bad in ["2021-13-04", "04/03/2021", "2021-03-04x", ""] {
             let err = conv(Cell::Text(bad.into()), FieldType::Date).unwrap_err();
-            assert!(err.contains("column `c`"), "{err}");
+            assert!(err.starts_with("holds text that is not a date ("), "{err}");
+            assert!(!err.contains("which is not a date"), "said twice: {err}");
             assert!(
                 bad.is_empty() || !err.contains(bad),
                 "the value leaked: {err}"
@@ -331,7 +391,13 @@ mod tests {
         assert_eq!(conv(Cell::Bool(true), FieldType::Boolean), Ok(json!(true)));
         assert_eq!(conv(Cell::Int(7), FieldType::String), Ok(json!("7")));
         let err = conv(Cell::Date(date!(2021 - 03 - 04)), FieldType::Integer).unwrap_err();
-        assert_eq!(err, "column `c` holds a date, which is not a integer");
+        assert_eq!(err, "holds a date, which is not an integer");
+    }
+
+    #[test]
+    fn a_zero_date_is_named_not_taken_for_null() {
+        let err = conv(Cell::ZeroDate, FieldType::Date).unwrap_err();
+        assert_eq!(err, "holds the zero date `0000-00-00`, which is not a date");
     }
 
     #[test]
@@ -356,8 +422,7 @@ mod tests {
             to_json(
                 Cell::Text("a; b c;".into()),
                 FieldType::StringList,
-                Some(";"),
-                "c"
+                Some(";")
             ),
             Ok(want)
         );
@@ -383,10 +448,63 @@ mod tests {
         assert_eq!(Kind::postgres("NUMERIC"), Some(Kind::Decimal));
         assert_eq!(Kind::postgres("MONEY"), None);
         assert_eq!(Kind::mysql("BIGINT UNSIGNED"), Some(Kind::Int));
-        assert!(Kind::Decimal.can_make(FieldType::Number));
-        assert!(Kind::Date.can_make(FieldType::Date));
-        assert!(!Kind::Date.can_make(FieldType::Number));
-        assert!(!Kind::Float.can_make(FieldType::Integer));
-        assert!(Kind::TextArray.can_make(FieldType::StringList));
+        let verdict = |k: Kind, ty| k.verdict(ty, false, false);
+        assert_eq!(verdict(Kind::Decimal, FieldType::Number), Verdict::Fits);
+        assert_eq!(verdict(Kind::Date, FieldType::Date), Verdict::Fits);
+        assert_eq!(verdict(Kind::Date, FieldType::Number), Verdict::Refused);
+        assert_eq!(verdict(Kind::Float, FieldType::Integer), Verdict::Refused);
+        assert_eq!(
+            verdict(Kind::TextArray, FieldType::StringList),
+            Verdict::Fits
+        );
+        assert_eq!(
+            verdict(Kind::Int, FieldType::Date),
+            Verdict::Fits,
+            "YYYYMMDD"
+        );
+    }
+
+    #[test]
+    fn impossible_pairs_are_refused_and_numbers_as_strings_warned() {
+        // VARCHAR -> integer, TINYINT -> date: fail on every row
+        assert_eq!(Kind::mysql("VARCHAR"), Some(Kind::Text));
+        assert_eq!(
+            Kind::Text.verdict(FieldType::Integer, false, false),
+            Verdict::Refused
+        );
+        assert_eq!(Kind::mysql("TINYINT"), Some(Kind::SmallInt));
+        assert_eq!(
+            Kind::SmallInt.verdict(FieldType::Date, false, false),
+            Verdict::Refused
+        );
+        assert_eq!(
+            Kind::Text.verdict(FieldType::Number, false, false),
+            Verdict::Refused
+        );
+        assert_eq!(
+            Kind::Text.verdict(FieldType::Boolean, false, false),
+            Verdict::Refused
+        );
+        // INT -> string works but gives "9": a warning unless the mapping says so
+        assert_eq!(
+            Kind::Int.verdict(FieldType::String, false, false),
+            Verdict::Warn
+        );
+        assert_eq!(
+            Kind::Int.verdict(FieldType::String, false, true),
+            Verdict::Fits
+        );
+        // codes through a value map
+        assert_eq!(
+            Kind::Text.verdict(FieldType::Boolean, true, false),
+            Verdict::Fits
+        );
+        assert_eq!(
+            Kind::Date.verdict(FieldType::String, true, false),
+            Verdict::Refused
+        );
+        // SQLite: the declared type's affinity as sqlx names it
+        assert_eq!(Kind::sqlite("INTEGER"), Some(Kind::Int));
+        assert_eq!(Kind::sqlite("NULL"), None);
     }
 }

@@ -17,8 +17,8 @@ use sqlx::{
 use xgate_adapter_sdk::{Department, LookupError, Subject};
 use xgate_catalog::Catalog;
 
-use crate::cell::{self, Cell, Kind};
-use crate::mapping::{FieldPlan, Mapping, MappingError, TypePlan, join_errors};
+use crate::cell::{self, Cell, Kind, Verdict};
+use crate::mapping::{FieldPlan, Mapping, MappingError, PasswordSource, TypePlan, join_errors};
 use crate::query::Dialect;
 
 /// Why the adapter cannot start.
@@ -34,6 +34,9 @@ pub enum SqlError {
     /// The URL is not one of the supported drivers, or is malformed.
     #[error("bad database URL `{url}`: {reason}")]
     BadUrl { url: String, reason: String },
+    /// The password's environment variable or file cannot be read.
+    #[error("database password: {0}")]
+    Password(String),
     /// The database did not answer.
     #[error("cannot connect to `{url}`: {source}")]
     Connect {
@@ -80,6 +83,8 @@ pub struct SqlDepartment {
     pool: Pool,
     timeout: Duration,
     types: Arc<Vec<Runnable>>,
+    /// What the check found that works but may not be meant.
+    warnings: Arc<Vec<MappingError>>,
 }
 
 impl SqlDepartment {
@@ -104,11 +109,20 @@ impl SqlDepartment {
         } else {
             None
         };
-        let pool = open(&url, base, spec.max_connections, spec.statement_timeout).await?;
+        let password = spec.password.as_ref().map(read_password).transpose()?;
+        let pool = open(
+            &url,
+            base,
+            password.as_deref(),
+            spec.max_connections,
+            spec.statement_timeout,
+        )
+        .await?;
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         let mut types = Vec::new();
         for plan in plans {
-            match prepare(&pool, &plan, mapping).await {
+            match prepare(&pool, &plan, mapping, &mut warnings).await {
                 Ok(runnable) => types.push(runnable),
                 Err(mut e) => errors.append(&mut e),
             }
@@ -122,7 +136,14 @@ impl SqlDepartment {
             pool,
             timeout: spec.statement_timeout,
             types: Arc::new(types),
+            warnings: Arc::new(warnings),
         })
+    }
+
+    /// What the check found that works but may not be what the department
+    /// meant (a numeric column read as a string), each naming its line.
+    pub fn warnings(&self) -> &[MappingError] {
+        &self.warnings
     }
 
     /// Closes the pool (waits for connections in use to be returned).
@@ -158,12 +179,30 @@ impl SqlDepartment {
             })?;
         rows.into_iter()
             .enumerate()
-            .map(|(n, cells)| record(runnable, cells).map_err(|e| row_error(record_type, n, &e)))
+            .map(|(n, cells)| {
+                record(runnable, cells).map_err(|e| {
+                    // The column only in the adapter's log; the requester
+                    // learns the catalog field.
+                    tracing::warn!(
+                        record_type,
+                        row = n + 1,
+                        column = e.column,
+                        field = e.field,
+                        problem = e.what,
+                        "a row makes no valid record"
+                    );
+                    row_error(record_type, n, &e)
+                })
+            })
             .collect()
     }
 
     /// The cells of each row, in field order.
-    async fn fetch(&self, t: &Runnable, id: &str) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+    async fn fetch(
+        &self,
+        t: &Runnable,
+        id: &str,
+    ) -> Result<Vec<Vec<Result<Cell, String>>>, sqlx::Error> {
         let sql = AssertSqlSafe(Arc::clone(&t.sql));
         match &self.pool {
             Pool::Sqlite(pool) => {
@@ -226,6 +265,7 @@ impl Department for SqlDepartment {
 async fn open(
     url: &str,
     base: Option<&Path>,
+    password: Option<&str>,
     max_connections: u32,
     timeout: Duration,
 ) -> Result<Pool, SqlError> {
@@ -240,6 +280,9 @@ async fn open(
     };
     let millis = timeout.as_millis().max(1);
     if url.starts_with("sqlite:") {
+        if password.is_some() {
+            return Err(bad("a SQLite database has no password".into()));
+        }
         let mut options = SqliteConnectOptions::from_str(url)
             .map_err(|e| bad(e.to_string()))?
             .read_only(true)
@@ -259,12 +302,14 @@ async fn open(
             .map_err(connect_error)?;
         Ok(Pool::Sqlite(pool))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| bad(e.to_string()))?
-            .options([
-                ("statement_timeout", millis.to_string()),
-                ("default_transaction_read_only", "on".to_owned()),
-            ]);
+        let mut options = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+        if let Some(password) = password {
+            options = options.password(password);
+        }
+        let options = options.options([
+            ("statement_timeout", millis.to_string()),
+            ("default_transaction_read_only", "on".to_owned()),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(timeout)
@@ -274,7 +319,10 @@ async fn open(
         Ok(Pool::Postgres(pool))
     } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
         let url = url.replacen("mariadb://", "mysql://", 1);
-        let options = MySqlConnectOptions::from_str(&url).map_err(|e| bad(e.to_string()))?;
+        let mut options = MySqlConnectOptions::from_str(&url).map_err(|e| bad(e.to_string()))?;
+        if let Some(password) = password {
+            options = options.password(password);
+        }
         let pool = MySqlPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(timeout)
@@ -307,6 +355,18 @@ async fn open(
     }
 }
 
+/// The password from its environment variable or file (a trailing newline
+/// dropped); never logged.
+fn read_password(source: &PasswordSource) -> Result<String, SqlError> {
+    match source {
+        PasswordSource::Env(var) => std::env::var(var)
+            .map_err(|_| SqlError::Password(format!("environment variable `{var}` is not set"))),
+        PasswordSource::File(path) => std::fs::read_to_string(path)
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+            .map_err(|e| SqlError::Password(format!("cannot read `{}`: {e}", path.display()))),
+    }
+}
+
 async fn close(pool: &Pool) {
     match pool {
         Pool::Sqlite(p) => p.close().await,
@@ -320,13 +380,14 @@ async fn prepare(
     pool: &Pool,
     plan: &TypePlan,
     mapping: &Mapping,
+    warnings: &mut Vec<MappingError>,
 ) -> Result<Runnable, Vec<MappingError>> {
     let (sql, binds) = plan.query.render(pool.dialect());
     let prepared = match pool {
         Pool::Sqlite(p) => p
             .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
             .await
-            .map(|s| columns(s.columns(), |_| None)),
+            .map(|s| columns(s.columns(), |t| (t != "NULL").then(|| Kind::sqlite(t)))),
         Pool::Postgres(p) => p
             .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
             .await
@@ -365,20 +426,35 @@ async fn prepare(
             ));
             continue;
         };
-        // (name, declared type, its kind); SQLite's types are per value.
+        // (name, declared type, its kind); a SQLite expression has no
+        // declared type (`None`): its values are checked row by row.
         if let Some((_, type_name, Some(kind))) = columns.get(index) {
-            match kind {
-                Some(kind) if kind.can_make(field.ty) => {}
-                _ => errors.push(mapping.error_at(
-                    field.position,
-                    format!(
-                        "column `{}` has type `{type_name}`, which cannot make field `{}`: {}",
-                        field.column,
-                        field.field,
-                        Kind::hint(field.ty)
-                    ),
-                )),
-            }
+            let verdict = kind.map_or(Verdict::Refused, |k| {
+                k.verdict(field.ty, field.values.is_some(), field.from_number)
+            });
+            match verdict {
+                    Verdict::Fits => {}
+                    Verdict::Warn => warnings.push(mapping.error_at(
+                        field.position,
+                        format!(
+                            "column `{}` has type `{type_name}`: string field `{}` will hold its digits (`\"9\"`); if that is meant, say `from_number = true`, else map a text column",
+                            field.column, field.field
+                        ),
+                    )),
+                    Verdict::Refused => errors.push(mapping.error_at(
+                        field.position,
+                        format!(
+                            "column `{}` has type `{type_name}`, which cannot make field `{}`: {}",
+                            field.column,
+                            field.field,
+                            if field.values.is_some() {
+                                "a value map needs a text, integer or boolean code column"
+                            } else {
+                                Kind::hint(field.ty)
+                            }
+                        ),
+                    )),
+                }
         }
         fields.push((field.clone(), index));
     }
@@ -410,50 +486,72 @@ fn columns<C: sqlx::Column>(
         .collect()
 }
 
-/// The cells of each row in field order, decoded by `cell`.
+/// The cells of each row in field order, decoded by `cell`; a cell that
+/// cannot be decoded is kept as its error (bad data of that field).
 fn cells<R>(
     rows: &[R],
     t: &Runnable,
     cell: fn(&R, usize) -> Result<Cell, String>,
-) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
-    rows.iter()
+) -> Result<Vec<Vec<Result<Cell, String>>>, sqlx::Error> {
+    Ok(rows
+        .iter()
         .map(|row| {
             t.fields
                 .iter()
-                .map(|(field, index)| {
-                    cell(row, *index).map_err(|e| {
-                        sqlx::Error::Decode(format!("column `{}`: {e}", field.column).into())
-                    })
-                })
+                .map(|(_, index)| cell(row, *index))
                 .collect()
         })
-        .collect()
+        .collect())
+}
+
+/// Why a row makes no record: the field (told to the requester), its column
+/// (the adapter's log only) and what is wrong (never the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RowError {
+    field: String,
+    column: String,
+    what: String,
 }
 
 /// One record from one row's cells. NULL is JSON null where the schema
-/// allows it, an absent field where the field is optional, else an error.
-fn record(t: &Runnable, cells: Vec<Cell>) -> Result<Value, String> {
+/// allows it, an absent field where the field is optional, else an error;
+/// a coded field's value comes from its value map.
+fn record(t: &Runnable, cells: Vec<Result<Cell, String>>) -> Result<Value, RowError> {
     let mut record = Map::new();
     for ((field, _), cell) in t.fields.iter().zip(cells) {
+        let fail = |what: String| RowError {
+            field: field.field.clone(),
+            column: field.column.clone(),
+            what,
+        };
+        let cell = cell.map_err(fail)?;
         if cell == Cell::Null {
             if field.nullable {
                 record.insert(field.field.clone(), Value::Null);
             } else if field.required {
-                return Err(format!(
-                    "column `{}` is NULL, but field `{}` is required",
-                    field.column, field.field
-                ));
+                return Err(fail("is NULL, but the field is required".into()));
             }
             continue;
         }
-        let value = cell::to_json(cell, field.ty, field.separator.as_deref(), &field.column)?;
+        let value = match &field.values {
+            Some(values) => cell::code(&cell)
+                .and_then(|code| values.get(&code).cloned())
+                .ok_or_else(|| fail("holds a code its value map does not list".into()))?,
+            None => cell::to_json(cell, field.ty, field.separator.as_deref()).map_err(fail)?,
+        };
         record.insert(field.field.clone(), value);
     }
     Ok(Value::Object(record))
 }
 
-fn row_error(record_type: &str, n: usize, error: &str) -> LookupError {
-    LookupError::Backend(format!("row {} of `{record_type}`: {error}", n + 1))
+/// Bad data: the requester is told the field, not the column.
+fn row_error(record_type: &str, n: usize, error: &RowError) -> LookupError {
+    LookupError::BadData(format!(
+        "row {} of `{record_type}`: field `{}` {}",
+        n + 1,
+        error.field,
+        error.what
+    ))
 }
 
 fn timed_out(record_type: &str, timeout: Duration) -> LookupError {
@@ -535,13 +633,13 @@ fn pg_cell(row: &PgRow, index: usize) -> Result<Cell, String> {
     };
     let decoded = match (kind, ty.as_str()) {
         (Kind::Bool, _) => <bool as Decode<Postgres>>::decode(value).map(Cell::Bool),
-        (Kind::Int, "INT2") => {
+        (Kind::SmallInt | Kind::Int, "INT2") => {
             <i16 as Decode<Postgres>>::decode(value).map(|i| Cell::Int(i.into()))
         }
         (Kind::Int, "INT4") => {
             <i32 as Decode<Postgres>>::decode(value).map(|i| Cell::Int(i.into()))
         }
-        (Kind::Int, _) => <i64 as Decode<Postgres>>::decode(value).map(Cell::Int),
+        (Kind::SmallInt | Kind::Int, _) => <i64 as Decode<Postgres>>::decode(value).map(Cell::Int),
         (Kind::Float, "FLOAT4") => {
             <f32 as Decode<Postgres>>::decode(value).map(|f| Cell::Float(f.into()))
         }
@@ -572,23 +670,27 @@ fn pg_cell(row: &PgRow, index: usize) -> Result<Cell, String> {
 
 fn mysql_cell(row: &MySqlRow, index: usize) -> Result<Cell, String> {
     let value = row.try_get_raw(index).map_err(|e| e.to_string())?;
-    if value.is_null() {
-        return Ok(Cell::Null);
-    }
     let ty = value.type_info().name().to_owned();
+    if value.is_null() {
+        // The driver calls a zero date NULL; its raw bytes say otherwise
+        // (a NULL has none, a zero date a zero length byte).
+        let zero = matches!(ty.as_str(), "DATE" | "DATETIME" | "TIMESTAMP")
+            && <&[u8] as Decode<MySql>>::decode(value).is_ok();
+        return Ok(if zero { Cell::ZeroDate } else { Cell::Null });
+    }
     let Some(kind) = Kind::mysql(&ty) else {
         return Err(format!("has type `{ty}`, which cannot be read"));
     };
     let decoded = match kind {
         Kind::Bool => <bool as Decode<MySql>>::decode(value).map(Cell::Bool),
-        Kind::Int if ty.ends_with("UNSIGNED") => {
+        Kind::Int | Kind::SmallInt if ty.ends_with("UNSIGNED") => {
             <u64 as Decode<MySql>>::decode(value).and_then(|u| {
                 i64::try_from(u)
                     .map(Cell::Int)
                     .map_err(|e| Box::new(e) as sqlx::error::BoxDynError)
             })
         }
-        Kind::Int => <i64 as Decode<MySql>>::decode(value).map(Cell::Int),
+        Kind::Int | Kind::SmallInt => <i64 as Decode<MySql>>::decode(value).map(Cell::Int),
         Kind::Float if ty == "FLOAT" => {
             <f32 as Decode<MySql>>::decode(value).map(|f| Cell::Float(f.into()))
         }
@@ -618,41 +720,106 @@ mod tests {
             separator: None,
             nullable,
             required,
+            from_number: false,
+            values: None,
             position: (1, 1),
         };
         (plan, 0)
     }
 
-    #[test]
-    fn null_is_null_absent_or_an_error_as_the_schema_says() {
-        let t = Runnable {
+    fn runnable(fields: Vec<(FieldPlan, usize)>) -> Runnable {
+        Runnable {
             record_type: "t".into(),
             sql: Arc::from("SELECT 1"),
             binds: 1,
-            fields: vec![
-                field("nullable", FieldType::String, true, true),
-                field("optional", FieldType::Integer, false, false),
-                field("required", FieldType::Date, false, true),
-            ],
-        };
-        let text = |s: &str| Cell::Text(s.into());
-        let record = super::record(&t, vec![Cell::Null, Cell::Null, text("20240101")]).unwrap();
+            fields,
+        }
+    }
+
+    #[test]
+    fn null_is_null_absent_or_an_error_as_the_schema_says() {
+        let t = runnable(vec![
+            field("nullable", FieldType::String, true, true),
+            field("optional", FieldType::Integer, false, false),
+            field("required", FieldType::Date, false, true),
+        ]);
+        let text = |s: &str| Ok(Cell::Text(s.into()));
+        let record =
+            super::record(&t, vec![Ok(Cell::Null), Ok(Cell::Null), text("20240101")]).unwrap();
         assert_eq!(
             record,
             serde_json::json!({"nullable": null, "required": "2024-01-01"})
         );
-        let record = super::record(&t, vec![text("x"), Cell::Int(3), text("2024-01-01")]).unwrap();
+        let record =
+            super::record(&t, vec![text("x"), Ok(Cell::Int(3)), text("2024-01-01")]).unwrap();
         assert_eq!(
             record,
             serde_json::json!({"nullable": "x", "optional": 3, "required": "2024-01-01"})
         );
-        let err = super::record(&t, vec![text("x"), Cell::Int(3), Cell::Null]).unwrap_err();
-        assert_eq!(
-            err,
-            "column `c_required` is NULL, but field `required` is required"
-        );
+        let err = super::record(&t, vec![text("x"), Ok(Cell::Int(3)), Ok(Cell::Null)]).unwrap_err();
+        assert_eq!(err.what, "is NULL, but the field is required");
         let err = row_error("t", 1, &err).to_string();
         assert!(err.contains("row 2 of `t`"), "{err}");
+    }
+
+    #[test]
+    fn bad_data_is_bad_data_naming_the_field_not_the_column() {
+        let t = runnable(vec![field(
+            "registration_date",
+            FieldType::Date,
+            false,
+            true,
+        )]);
+        for cell in [
+            Ok(Cell::Text("2024-13-45".into())),
+            Ok(Cell::ZeroDate),
+            Ok(Cell::Null),
+            Err("has type `BLOB`, which cannot be read".into()),
+        ] {
+            let err = super::record(&t, vec![cell.clone()]).unwrap_err();
+            assert_eq!(err.column, "c_registration_date");
+            let LookupError::BadData(text) = row_error("marriage_registration", 0, &err) else {
+                panic!("not bad data: {cell:?}");
+            };
+            assert!(
+                text.starts_with("row 1 of `marriage_registration`: field `registration_date` "),
+                "{text}"
+            );
+            assert!(
+                !text.contains("c_registration_date"),
+                "the column leaked: {text}"
+            );
+        }
+        let err = super::record(&t, vec![Ok(Cell::ZeroDate)]).unwrap_err();
+        assert!(err.what.contains("zero date `0000-00-00`"), "{}", err.what);
+    }
+
+    #[test]
+    fn a_value_map_turns_codes_into_values_and_refuses_unknown_codes() {
+        let (mut plan, index) = field("has_arrears", FieldType::Boolean, false, true);
+        plan.values = Some(
+            [("1", true), ("0", false)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::Bool(v)))
+                .collect(),
+        );
+        let t = runnable(vec![(plan, index)]);
+        for (cell, want) in [
+            (Cell::Text("1".into()), true),
+            (Cell::Text("0 ".into()), false),
+            (Cell::Int(1), true),
+        ] {
+            assert_eq!(
+                super::record(&t, vec![Ok(cell)]).unwrap(),
+                serde_json::json!({ "has_arrears": want })
+            );
+        }
+        let err = super::record(&t, vec![Ok(Cell::Text("Y".into()))]).unwrap_err();
+        let text = row_error("t", 0, &err).to_string();
+        assert_eq!(
+            text,
+            "row 1 of `t`: field `has_arrears` holds a code its value map does not list"
+        );
     }
 
     #[test]

@@ -16,10 +16,14 @@
 //! department = "civil-affairs"              # catalog department id
 //!
 //! [database]
-//! # sqlite:PATH (relative to this file), postgres://..., mysql://... (or
-//! # mariadb://...). Optional here when --database-url (env
-//! # XGATE_SQL_DATABASE_URL) is given; the flag wins.
+//! # sqlite:PATH (relative to this file), postgres://USER@HOST:PORT/DB,
+//! # mysql://USER@HOST:PORT/DB (or mariadb://...). Optional here when
+//! # --database-url (env XGATE_SQL_DATABASE_URL) is given; the flag wins.
 //! url = "sqlite:civil-affairs.db"
+//! # PostgreSQL / MySQL only, instead of a password in the URL: the name of
+//! # an environment variable, or a file (relative to this file) holding it.
+//! # password_env = "CIVIL_DB_PASSWORD"
+//! # password_file = "/run/secrets/civil-db"
 //! max_connections = 4                       # optional, default 4
 //! statement_timeout_ms = 2000               # optional, default 2000
 //!
@@ -27,7 +31,7 @@
 //! record_type = "marriage_registration"     # must belong to `department`
 //! query = """
 //! SELECT cert_no, person_id, person_name, partner_name, partner_id,
-//!        reg_date, office, status
+//!        reg_date, office, state_code
 //! FROM marriages WHERE person_id = :subject
 //! ORDER BY reg_date
 //! """
@@ -42,18 +46,32 @@
 //! spouse_id_number = "partner_id"
 //! registration_date = { column = "reg_date", type = "date" }
 //! registration_authority = "office"
-//! status = "status"
+//! # a code column: each code the column holds -> the field's value
+//! status = { column = "state_code", values = { "1" = "married", "2" = "divorced", "3" = "widowed" } }
 //! ```
 //!
+//! Field options: `column` (required), `type`, `separator` (`string_list`
+//! only), `from_number = true` (a string field read from a numeric column
+//! on purpose, see below), `values` (a value map, see below).
+//!
 //! Field types: `string`, `integer`, `number`, `boolean`, `date` (a native
-//! DATE/DATETIME/TIMESTAMP column, text `YYYY-MM-DD`, `YYYY-MM-DD hh:mm:ss`
-//! or `YYYYMMDD`, or an integer `YYYYMMDD`; always given as `YYYY-MM-DD`),
-//! `string_list` (a text column holding a JSON array of strings, or with
-//! `separator = ";"` a delimited string; a PostgreSQL `text[]`; a JSON
-//! column). Numbers: PostgreSQL NUMERIC and MySQL DECIMAL are read exactly
-//! and given as JSON numbers. A NULL column gives JSON null where the schema
-//! allows null, leaves an optional field out, and is an error for a required
-//! one.
+//! DATE/DATETIME/TIMESTAMP column, text `YYYY-MM-DD`, `YYYY-MM-DD hh:mm:ss`,
+//! `YYYY-MM-DDThh:mm:ss...` or `YYYYMMDD`, or an integer `YYYYMMDD`; always
+//! given as `YYYY-MM-DD`; a time of day is dropped), `string_list` (a text
+//! column holding a JSON array of strings, or with `separator = ";"` a
+//! delimited string; a PostgreSQL `text[]`; a JSON column). Numbers:
+//! PostgreSQL NUMERIC and MySQL DECIMAL are read exactly and given as JSON
+//! numbers. A NULL column gives JSON null where the schema allows null,
+//! leaves an optional field out, and is bad data for a required one. MySQL's
+//! zero date (`0000-00-00`) is not NULL: it is bad data (write
+//! `NULLIF(col, '0000-00-00')` in the query to make it NULL).
+//!
+//! Value maps: `values = { "code" = value, ... }` turns the codes a column
+//! holds (text, trailing blanks dropped; an integer or boolean as written,
+//! `1`/`0`) into the field's values: strings, numbers or booleans, each
+//! checked at start against the field's schema (its type, its `enum`, a
+//! `YYYY-MM-DD` date). A code the map does not list is bad data naming the
+//! field.
 //!
 //! # The query
 //!
@@ -66,10 +84,18 @@
 //!
 //! Unknown department or record type, a record type of another department,
 //! a required schema field not mapped, a mapped field not in the schema, a
-//! field type that cannot make the schema's type, a bad query parameter; then,
-//! with the database connected: a query the database refuses, a mapped column
-//! the query does not return, and (PostgreSQL, MySQL) a column whose declared
-//! type cannot make its field (cast it in the query).
+//! field type that cannot make the schema's type, a value map with a value
+//! the schema refuses, a bad query parameter; then, with the database
+//! connected: a query the database refuses, a mapped column the query does
+//! not return, and a column whose type cannot make its field on any row
+//! (PostgreSQL and MySQL/MariaDB: the type the database reports for the
+//! statement's column; SQLite: the declared type's affinity, not checked
+//! for an expression): text to an integer, number or boolean field (cast it
+//! in the query, or give a value map), a TINYINT/SMALLINT/MEDIUMINT/YEAR to a
+//! date, a date to a number, a floating point number to a string, a value
+//! map over a column that holds no codes. An integer column making a string
+//! field works (`9` becomes `"9"`) but is warned about unless the field says
+//! `from_number = true`.
 //!
 //! # At run time
 //!
@@ -80,9 +106,13 @@
 //! statement). Connections are read-only: SQLite files are always opened
 //! read-only (the adapter never writes, whatever the URL says); PostgreSQL
 //! and MySQL sessions are set read-only (use a read-only account as well). A
-//! timeout, a database error or a row that cannot make its record is a
-//! [`LookupError`](xgate_adapter_sdk::LookupError) for that record type;
-//! error texts never contain the subject ID or column values.
+//! timeout or a database error is a
+//! [`LookupError::Backend`](xgate_adapter_sdk::LookupError) for that record
+//! type (the requester gets UNAVAILABLE: it may pass). A row that cannot make
+//! its record is [`LookupError::BadData`](xgate_adapter_sdk::LookupError)
+//! (INVALID: asking again does not help); its text names the row and the
+//! catalog field, the column only in the adapter's log. Error texts never
+//! contain the subject ID or column values.
 
 mod cell;
 mod department;
@@ -92,7 +122,7 @@ mod query;
 pub use department::{SqlDepartment, SqlError};
 pub use mapping::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT_MS, DatabaseSpec, FieldPlan, FieldType,
-    Mapping, MappingError, TypePlan, join_errors,
+    Mapping, MappingError, PasswordSource, TypePlan, join_errors,
 };
 pub use query::{Dialect, ParsedQuery, QueryError};
 
@@ -114,9 +144,29 @@ mod tests {
         let end = start + docs[start..].iter().position(|l| *l == "```").unwrap();
         let example = docs[start..end].join("\n");
         let mapping = Mapping::parse(Path::new("civil-affairs.toml"), &example).unwrap();
-        mapping
-            .check(&xgate_catalog::Catalog::builtin().unwrap())
+        let plans = mapping
+            .plan(&xgate_catalog::Catalog::builtin().unwrap())
             .unwrap();
         assert_eq!(mapping.record_types(), ["marriage_registration"]);
+        let status = plans[0]
+            .fields
+            .iter()
+            .find(|f| f.field == "status")
+            .unwrap();
+        let values = status.values.as_ref().expect("the example's value map");
+        assert_eq!(values.get("2"), Some(&serde_json::json!("divorced")));
+        // the commented password lines are the documented keys
+        for key in ["password_env", "password_file"] {
+            let line = docs
+                .iter()
+                .find_map(|l| l.strip_prefix(&format!("# {key} = ")))
+                .unwrap_or_else(|| panic!("no `{key}` in the example"));
+            let source = example.replace(
+                "url = \"sqlite:civil-affairs.db\"",
+                &format!("url = \"postgres://reader@db/civil\"\n{key} = {line}"),
+            );
+            let mapping = Mapping::parse(Path::new("civil-affairs.toml"), &source).unwrap();
+            assert!(mapping.database().password.is_some(), "{key}");
+        }
     }
 }

@@ -9,27 +9,39 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 use xgate_adapter_sdk::AdapterArgs;
 use xgate_adapter_sql::{Mapping, SqlDepartment, SqlError};
 use xgate_catalog::Catalog;
 
 /// Generic SQL adapter for xgate: serves catalog record types from SQLite,
 /// PostgreSQL or MySQL/MariaDB tables described by a mapping file.
-// Two parsers chosen by the first argument, rather than an optional
-// subcommand beside the serve flags: the serve flags are required, the
-// check command has none of them.
+// Two parsers chosen by the first argument: the serve flags are required,
+// the check command has none of them. The serve parser also lists `check`
+// as a subcommand, so `--help` shows it.
 #[derive(Parser, Debug)]
-#[command(
-    name = "xgate-adapter-sql",
-    version,
-    after_help = "Check a mapping without serving: xgate-adapter-sql check --mapping FILE [--database-url URL]"
-)]
+#[command(name = "xgate-adapter-sql", version, disable_help_subcommand = true)]
 struct ServeCli {
+    #[command(subcommand)]
+    command: Option<SqlCommand>,
     #[command(flatten)]
     source: Source,
     #[command(flatten)]
     adapter: AdapterArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum SqlCommand {
+    /// Check the mapping against the catalog and, connected, the database
+    /// (columns and their types), print warnings, and exit; 1 on any
+    /// problem. Takes only --mapping and --database-url.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    source: Source,
 }
 
 /// Checks the mapping against the catalog and, connected to the database,
@@ -53,7 +65,8 @@ struct Source {
 
 #[derive(Debug)]
 enum Invocation {
-    Serve(ServeCli),
+    // Boxed: the serve flags are large, and this is parsed once.
+    Serve(Box<ServeCli>),
     Check(CheckCli),
 }
 
@@ -62,7 +75,12 @@ fn parse(mut args: Vec<OsString>) -> Result<Invocation, clap::Error> {
         args.remove(1);
         CheckCli::try_parse_from(args).map(Invocation::Check)
     } else {
-        ServeCli::try_parse_from(args).map(Invocation::Serve)
+        ServeCli::try_parse_from(args).map(|cli| match cli.command {
+            Some(SqlCommand::Check(check)) => Invocation::Check(CheckCli {
+                source: check.source,
+            }),
+            None => Invocation::Serve(Box::new(cli)),
+        })
     }
 }
 
@@ -72,7 +90,7 @@ async fn main() -> ExitCode {
     let invocation = parse(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
     let result = match invocation {
         Invocation::Check(cli) => check(&cli.source).await,
-        Invocation::Serve(cli) => serve(cli).await,
+        Invocation::Serve(cli) => serve(*cli).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,18 +121,30 @@ async fn check(source: &Source) -> anyhow::Result<()> {
     let types = xgate_adapter_sdk::Department::record_types(&department);
     department.close().await;
     let mut out = std::io::stdout().lock();
+    for warning in department.warnings() {
+        writeln!(out, "warning: {warning}")?;
+    }
+    let warned = department.warnings().len();
     writeln!(
         out,
-        "{}: ok, {} record type{} checked against the catalog and the database",
+        "{}: ok, {} record type{} checked against the catalog and the database{}",
         source.mapping.display(),
         types.len(),
-        if types.len() == 1 { "" } else { "s" }
+        if types.len() == 1 { "" } else { "s" },
+        match warned {
+            0 => String::new(),
+            1 => ", 1 warning".to_owned(),
+            n => format!(", {n} warnings"),
+        }
     )?;
     Ok(())
 }
 
 async fn serve(cli: ServeCli) -> anyhow::Result<()> {
     let department = connect(&cli.source).await?;
+    for warning in department.warnings() {
+        tracing::warn!(%warning, "mapping");
+    }
     tracing::info!(mapping = %cli.source.mapping.display(), "mapping checked, database connected");
     xgate_adapter_sdk::serve(department, cli.adapter).await
 }
@@ -162,6 +192,24 @@ mod tests {
         assert_eq!(cli.adapter.listen.port(), 7000);
         let no_cert = run(&["xgate-adapter-sql", "--mapping", "m.toml"]);
         assert!(no_cert.is_err());
+    }
+
+    #[test]
+    fn help_lists_check_as_a_subcommand() {
+        let help = ServeCli::command().render_help().to_string();
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with("check ")),
+            "{help}"
+        );
+        // given after the serve flags it is the check command too
+        let mut args = vec!["xgate-adapter-sql", "--mapping", "m.toml"];
+        args.extend(["--cert", "c.pem", "--key", "k.pem", "--ca", "ca.pem"]);
+        args.extend(["check", "--mapping", "n.toml"]);
+        let invocation = run(&args).unwrap();
+        let Invocation::Check(cli) = invocation else {
+            panic!("not check: {invocation:?}");
+        };
+        assert_eq!(cli.source.mapping, PathBuf::from("n.toml"));
     }
 
     #[test]

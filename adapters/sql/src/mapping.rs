@@ -100,6 +100,8 @@ struct RawMapping {
 #[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
     max_connections: Option<Spanned<u32>>,
     statement_timeout_ms: Option<Spanned<u64>>,
 }
@@ -112,12 +114,15 @@ struct RawRecordType {
     fields: Spanned<BTreeMap<Spanned<String>, Spanned<FieldSpec>>>,
 }
 
-/// `field = "column"` or `field = { column = "...", type = "...", separator = "..." }`.
+/// `field = "column"` or `field = { column = "...", type = "...",
+/// separator = "...", from_number = true, values = { "code" = value } }`.
 #[derive(Debug, Clone)]
 struct FieldSpec {
     column: String,
     ty: Option<FieldType>,
     separator: Option<String>,
+    from_number: bool,
+    values: Option<BTreeMap<String, toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +132,9 @@ struct FullFieldSpec {
     #[serde(rename = "type")]
     ty: Option<FieldType>,
     separator: Option<String>,
+    #[serde(default)]
+    from_number: bool,
+    values: Option<BTreeMap<String, toml::Value>>,
 }
 
 impl<'de> Deserialize<'de> for FieldSpec {
@@ -142,6 +150,8 @@ impl<'de> Deserialize<'de> for FieldSpec {
                     column: column.to_owned(),
                     ty: None,
                     separator: None,
+                    from_number: false,
+                    values: None,
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldSpec, A::Error> {
@@ -150,6 +160,8 @@ impl<'de> Deserialize<'de> for FieldSpec {
                     column: full.column,
                     ty: full.ty,
                     separator: full.separator,
+                    from_number: full.from_number,
+                    values: full.values,
                 })
             }
         }
@@ -162,8 +174,20 @@ impl<'de> Deserialize<'de> for FieldSpec {
 pub struct DatabaseSpec {
     /// The URL as written (sqlite paths not yet resolved), if any.
     pub url: Option<String>,
+    /// Where the password comes from, when not in the URL.
+    pub password: Option<PasswordSource>,
     pub max_connections: u32,
     pub statement_timeout: Duration,
+}
+
+/// Where a database password is read from at start (never the mapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// An environment variable's value.
+    Env(String),
+    /// A file's content, a trailing newline dropped (a path relative to the
+    /// mapping file's folder).
+    File(PathBuf),
 }
 
 /// One record type of a checked mapping, ready to run.
@@ -187,6 +211,11 @@ pub struct FieldPlan {
     pub nullable: bool,
     /// The schema requires the field (a NULL then is an error unless nullable).
     pub required: bool,
+    /// A numeric column makes this string field on purpose (no warning).
+    pub from_number: bool,
+    /// The value map: column code -> the field's value (checked against the
+    /// schema); a code not in it is bad data.
+    pub values: Option<BTreeMap<String, Value>>,
     /// Where the field is mapped, for messages.
     pub(crate) position: (usize, usize),
 }
@@ -219,6 +248,8 @@ impl Mapping {
                     0..0,
                     RawDatabase {
                         url: None,
+                        password_env: None,
+                        password_file: None,
                         max_connections: None,
                         statement_timeout_ms: None,
                     },
@@ -260,8 +291,20 @@ impl Mapping {
     /// The `[database]` settings, defaults filled in.
     pub fn database(&self) -> DatabaseSpec {
         let db = self.raw.database.get_ref();
+        let password = match (&db.password_env, &db.password_file) {
+            (Some(var), _) => Some(PasswordSource::Env(var.get_ref().clone())),
+            (None, Some(file)) => {
+                let path = Path::new(file.get_ref());
+                Some(PasswordSource::File(match self.file.parent() {
+                    Some(dir) if path.is_relative() => dir.join(path),
+                    _ => path.to_owned(),
+                }))
+            }
+            (None, None) => None,
+        };
         DatabaseSpec {
             url: db.url.as_ref().map(|u| u.get_ref().clone()),
+            password,
             max_connections: db
                 .max_connections
                 .as_ref()
@@ -303,6 +346,18 @@ impl Mapping {
                 n.span().start,
                 "`max_connections` must be at least 1".into(),
             ));
+        }
+        if let (Some(_), Some(file)) = (&db.password_env, &db.password_file) {
+            errors.push(self.error(
+                file.span().start,
+                "give the password in `password_env` or `password_file`, not both".into(),
+            ));
+        }
+        if let Some(url) = &db.url
+            && url.get_ref().starts_with("sqlite:")
+            && let Some(p) = db.password_env.as_ref().or(db.password_file.as_ref())
+        {
+            errors.push(self.error(p.span().start, "a SQLite database has no password".into()));
         }
         if let Some(ms) = &db.statement_timeout_ms
             && *ms.get_ref() == 0
@@ -435,6 +490,13 @@ impl Mapping {
                 ));
                 continue;
             }
+            if spec_ref.from_number && ty != FieldType::String {
+                errors.push(self.error(
+                    spec.span().start,
+                    format!("`from_number` only applies to string fields, not to field `{name}`"),
+                ));
+                continue;
+            }
             if spec_ref.separator.as_deref() == Some("") {
                 errors.push(self.error(spec.span().start, "`separator` must not be empty".into()));
                 continue;
@@ -444,6 +506,16 @@ impl Mapping {
                     .push(self.error(spec.span().start, format!("field `{name}` names no column")));
                 continue;
             }
+            let values = match &spec_ref.values {
+                None => None,
+                Some(map) => match value_map(name, map, property) {
+                    Ok(values) => Some(values),
+                    Err(why) => {
+                        errors.push(self.error(spec.span().start, why));
+                        continue;
+                    }
+                },
+            };
             plans.push(FieldPlan {
                 field: name.clone(),
                 column: spec_ref.column.clone(),
@@ -451,6 +523,8 @@ impl Mapping {
                 separator: spec_ref.separator.clone(),
                 nullable: schema_type.nullable,
                 required: required.contains(&name.as_str()),
+                from_number: spec_ref.from_number,
+                values,
                 position: self.position(at),
             });
         }
@@ -531,6 +605,80 @@ impl Mapping {
             message,
         }
     }
+}
+
+/// Checks a field's value map against its schema property: at least one
+/// code, every value of the property's type, in its `enum` when it has one,
+/// a `YYYY-MM-DD` date for a date field; gives the values as JSON.
+fn value_map(
+    field: &str,
+    map: &BTreeMap<String, toml::Value>,
+    property: &Value,
+) -> Result<BTreeMap<String, Value>, String> {
+    if map.is_empty() {
+        return Err(format!("the value map of field `{field}` lists no code"));
+    }
+    let mut values = BTreeMap::new();
+    for (code, value) in map {
+        let json = match value {
+            toml::Value::String(s) => Value::String(s.clone()),
+            toml::Value::Integer(i) => Value::from(*i),
+            toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(Value::Number)
+                .ok_or_else(|| {
+                    format!("field `{field}`: code `{code}` maps to a number JSON cannot hold")
+                })?,
+            toml::Value::Boolean(b) => Value::Bool(*b),
+            _ => {
+                return Err(format!(
+                    "field `{field}`: code `{code}` must map to a string, number or boolean"
+                ));
+            }
+        };
+        if let Err(why) = fits_property(&json, property) {
+            return Err(format!(
+                "field `{field}`: code `{code}` maps to {json}, {why}"
+            ));
+        }
+        values.insert(code.clone(), json);
+    }
+    Ok(values)
+}
+
+/// Whether `value` is valid for a schema property (type, enum, date format).
+fn fits_property(value: &Value, property: &Value) -> Result<(), String> {
+    let types: Vec<&str> = match property.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let type_ok = types.is_empty()
+        || types.iter().any(|t| match *t {
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            _ => false,
+        });
+    if !type_ok {
+        return Err(format!("but the schema wants {}", types.join(" or ")));
+    }
+    if let Some(allowed) = property.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let listed: Vec<String> = allowed.iter().map(Value::to_string).collect();
+        return Err(format!(
+            "which the schema does not allow; it allows {}",
+            listed.join(", ")
+        ));
+    }
+    if property.get("format").and_then(Value::as_str) == Some("date")
+        && let Some(s) = value.as_str()
+        && time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).is_err()
+    {
+        return Err("which is not a date (YYYY-MM-DD)".into());
+    }
+    Ok(())
 }
 
 /// What a schema property accepts, reduced to what mapping types can make.
@@ -684,6 +832,7 @@ issue_date = { column = "issued", type = "date" }
             mapping.database(),
             DatabaseSpec {
                 url: Some("sqlite:tax.db".into()),
+                password: None,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 statement_timeout: Duration::from_millis(500),
             }
@@ -930,6 +1079,114 @@ status = "s"
         assert!(
             errors[0].message.contains("`separator` only applies"),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn value_maps_are_checked_against_the_schema() {
+        let coded = GOOD.replace(
+            r#"has_arrears = { column = "owes", type = "boolean" }"#,
+            r#"has_arrears = { column = "owes", values = { "Y" = true, "N" = false } }"#,
+        );
+        let plans = parse(&coded).plan(&catalog()).unwrap();
+        let arrears = plans[0]
+            .fields
+            .iter()
+            .find(|f| f.field == "has_arrears")
+            .unwrap();
+        let values = arrears.values.as_ref().unwrap();
+        assert_eq!(values.get("Y"), Some(&Value::Bool(true)));
+        // a value of the wrong type, at the field's line
+        let wrong = coded.replace(r#""N" = false"#, r#""N" = "no""#);
+        let errors = check_errors(&wrong);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].position.unwrap().0,
+            line_of(&wrong, "has_arrears")
+        );
+        assert!(
+            errors[0].message.contains(
+                "field `has_arrears`: code `N` maps to \"no\", but the schema wants boolean"
+            ),
+            "{}",
+            errors[0]
+        );
+        // a value outside the schema's enum
+        let source = r#"department = "civil-affairs"
+[database]
+[[record_types]]
+record_type = "marriage_registration"
+query = "SELECT * FROM m WHERE p = :subject"
+[record_types.fields]
+certificate_no = "c"
+id_number = "p"
+name = "n"
+spouse_name = "sn"
+spouse_id_number = "sp"
+registration_date = "d"
+registration_authority = "a"
+status = { column = "s", values = { "1" = "married", "9" = "annulled" } }
+"#;
+        let errors = check_errors(source);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0]
+                .message
+                .contains("code `9` maps to \"annulled\", which the schema does not allow")
+                && errors[0].message.contains("\"widowed\""),
+            "{}",
+            errors[0]
+        );
+        let empty = source.replace(
+            r#"values = { "1" = "married", "9" = "annulled" }"#,
+            "values = {}",
+        );
+        assert!(check_errors(&empty)[0].message.contains("lists no code"));
+    }
+
+    #[test]
+    fn from_number_is_for_string_fields_only() {
+        let ok = GOOD.replace(
+            r#"taxpayer_name = "holder""#,
+            r#"taxpayer_name = { column = "holder", from_number = true }"#,
+        );
+        let plans = parse(&ok).plan(&catalog()).unwrap();
+        assert!(plans[0].fields.iter().any(|f| f.from_number));
+        let bad = GOOD.replace(
+            r#"type = "boolean" }"#,
+            r#"type = "boolean", from_number = true }"#,
+        );
+        let errors = check_errors(&bad);
+        assert!(
+            errors[0]
+                .message
+                .contains("`from_number` only applies to string fields"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn the_password_comes_from_one_place_relative_to_the_mapping() {
+        let source = GOOD.replace(
+            "url = \"sqlite:tax.db\"",
+            "url = \"postgres://reader@db/tax\"\npassword_file = \"secrets/db\"",
+        );
+        let mapping = Mapping::parse(Path::new("/etc/xgate/tax.toml"), &source).unwrap();
+        assert_eq!(
+            mapping.database().password,
+            Some(PasswordSource::File(PathBuf::from("/etc/xgate/secrets/db")))
+        );
+        mapping.check(&catalog()).unwrap();
+        let both = source.replace("password_file", "password_env = \"X\"\npassword_file");
+        assert!(check_errors(&both)[0].message.contains("not both"));
+        let sqlite = GOOD.replace(
+            "url = \"sqlite:tax.db\"",
+            "url = \"sqlite:tax.db\"\npassword_env = \"X\"",
+        );
+        assert!(
+            check_errors(&sqlite)[0]
+                .message
+                .contains("SQLite database has no password")
         );
     }
 }

@@ -41,6 +41,158 @@ const SETUP: &[&str] = &[
      '[\"boiler\",\"crane\"]', NULL, '北京市市场监督管理局', '2020-06-01', '2024-06-01', 'expired')",
 ];
 
+/// A department's own layout: code columns, text dates `YYYYMMDD` (one
+/// malformed), a numeric text column, an integer office number, a small
+/// integer month.
+const DEPT_SETUP: &[&str] = &[
+    "CREATE TABLE dept_certs (cert_no VARCHAR(32) NOT NULL, person_id VARCHAR(18) NOT NULL, \
+     person_name VARCHAR(64) NOT NULL, owes_code CHAR(1) NOT NULL, owed NUMERIC(12,2) NOT NULL, \
+     owed_text VARCHAR(16) NOT NULL, office VARCHAR(64) NOT NULL, office_no INTEGER NOT NULL, \
+     djrq VARCHAR(8) NOT NULL, month_no SMALLINT NOT NULL)",
+    "INSERT INTO dept_certs VALUES ('000000000000000001', '11010519491231002X', '张三', 'Y', \
+     12.5, '12.50', '北京市朝阳区税务局', 9, '20240301', 3)",
+    "INSERT INTO dept_certs VALUES ('000000000000000002', 'BAD-DATE', '李四', 'N', \
+     0, '0', '北京市东城区税务局', 9, '2024AB01', 3)",
+    "INSERT INTO dept_certs VALUES ('000000000000000003', 'BAD-CODE', '王五', 'X', \
+     0, '0', '北京市东城区税务局', 9, '20240301', 3)",
+];
+
+/// Tax's arrears certificates from [`DEPT_SETUP`]'s table, the fields
+/// given as `fields` (the rest fixed).
+fn dept_mapping(url: &str, fields: &str) -> String {
+    format!(
+        r#"department = "tax"
+
+[database]
+url = "{url}"
+
+[[record_types]]
+record_type = "no_tax_arrears_certificate"
+query = "SELECT cert_no, person_id, person_name, owes_code, owed, owed_text, office, office_no, djrq, month_no FROM dept_certs WHERE person_id = :subject"
+
+[record_types.fields]
+certificate_no = "cert_no"
+id_number = "person_id"
+taxpayer_name = "person_name"
+has_arrears = {{ column = "owes_code", values = {{ "Y" = true, "N" = false }} }}
+{fields}
+"#
+    )
+}
+
+/// The 1-based line of `needle` in `source`.
+fn line_of(source: &str, needle: &str) -> usize {
+    source.lines().position(|l| l.starts_with(needle)).unwrap() + 1
+}
+
+/// The text of the bad-data error a lookup of arrears certificates gives.
+async fn bad_data(dept: &SqlDepartment, subject: &str) -> String {
+    match dept.lookup_id(subject, "no_tax_arrears_certificate").await {
+        Err(xgate_adapter_sdk::LookupError::BadData(text)) => text,
+        other => panic!("{subject}: not bad data: {other:?}"),
+    }
+}
+
+/// A mapping that a database server (`server`) refuses with a message
+/// containing `wants`, and SQLite accepts (it does not report that type).
+async fn refused_by_servers(source: &str, server: bool, wants: &str) {
+    match department(source).await {
+        Err(SqlError::Mapping(errors)) if server => {
+            assert!(errors[0].message.contains(wants), "{}", errors[0]);
+        }
+        Ok(d) if !server => d.close().await,
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("accepted, expected `{wants}`"),
+    }
+}
+
+/// Column types are compared with field types at check time; bad data is
+/// INVALID-worthy bad data naming the field, never the column. `server`:
+/// PostgreSQL or MySQL, which report every column's type; SQLite reports
+/// its declared type's affinity (SMALLINT is an 8-byte INTEGER there) and
+/// nothing for NUMERIC columns, which are then checked row by row.
+async fn types_checked_and_bad_data_named(url: &str, server: bool) {
+    let good = "outstanding_amount_cny = \"owed\"\ntax_authority = \"office\"\nissue_date = { column = \"djrq\", type = \"date\" }";
+    // VARCHAR -> number field: refused at its line
+    let source = dept_mapping(url, &good.replace("= \"owed\"", "= \"owed_text\""));
+    let Err(SqlError::Mapping(errors)) = department(&source).await else {
+        panic!("a text column was accepted for a number field");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].position.map(|p| p.0),
+        Some(line_of(&source, "outstanding_amount_cny"))
+    );
+    assert!(
+        errors[0]
+            .message
+            .contains("cannot make field `outstanding_amount_cny`: cast it"),
+        "{}",
+        errors[0]
+    );
+    // SMALLINT -> date field
+    let source = dept_mapping(
+        url,
+        &good.replace("column = \"djrq\"", "column = \"month_no\""),
+    );
+    refused_by_servers(&source, server, "cannot make field `issue_date`").await;
+    // INT -> string field: works, warned unless the mapping says so
+    let source = dept_mapping(url, &good.replace("= \"office\"", "= \"office_no\""));
+    let warned = department(&source).await.unwrap();
+    let [warning] = warned.warnings() else {
+        panic!("{:?}", warned.warnings());
+    };
+    assert_eq!(
+        warning.position.map(|p| p.0),
+        Some(line_of(&source, "tax_authority"))
+    );
+    assert!(warning.message.contains("from_number = true"), "{warning}");
+    warned.close().await;
+    let meant = dept_mapping(
+        url,
+        &good.replace(
+            "tax_authority = \"office\"",
+            "tax_authority = { column = \"office_no\", from_number = true }",
+        ),
+    );
+    let meant = department(&meant).await.unwrap();
+    assert!(meant.warnings().is_empty(), "{:?}", meant.warnings());
+    meant.close().await;
+    // a code map over a numeric column that holds no codes
+    let source = dept_mapping(url, good).replace("column = \"owes_code\"", "column = \"owed\"");
+    refused_by_servers(&source, server, "value map needs").await;
+
+    // The good mapping: codes and text dates make valid records.
+    let dept = department(&dept_mapping(url, good)).await.unwrap();
+    assert!(dept.warnings().is_empty(), "{:?}", dept.warnings());
+    let records = dept
+        .lookup_id(PERSON, "no_tax_arrears_certificate")
+        .await
+        .unwrap();
+    assert_valid("no_tax_arrears_certificate", &records);
+    assert_eq!(records[0]["has_arrears"], true);
+    assert_eq!(records[0]["issue_date"], "2024-03-01");
+    // A malformed date and an unknown code are bad data naming the field.
+    for (subject, field, problem) in [
+        ("BAD-DATE", "issue_date", "holds text that is not a date"),
+        (
+            "BAD-CODE",
+            "has_arrears",
+            "holds a code its value map does not list",
+        ),
+    ] {
+        let text = bad_data(&dept, subject).await;
+        assert!(
+            text.contains(&format!("field `{field}` {problem}")),
+            "{subject}: {text}"
+        );
+        for column in ["djrq", "owes_code"] {
+            assert!(!text.contains(column), "the column leaked: {text}");
+        }
+    }
+    dept.close().await;
+}
+
 /// Tax's arrears certificates; `condition` is added to the WHERE clause.
 fn tax_mapping(url: &str, condition: &str, timeout_ms: u64) -> String {
     format!(
@@ -263,7 +415,7 @@ mod sqlite {
             .connect()
             .await
             .unwrap();
-        for statement in SETUP {
+        for statement in SETUP.iter().chain(DEPT_SETUP) {
             conn.execute(*statement).await.unwrap();
         }
         conn.close().await.unwrap();
@@ -289,6 +441,13 @@ mod sqlite {
                     SELECT count(*) FROM r) > 0";
         exercise(&url, slow, |table| count(&url, table)).await;
         missing_column_is_refused(&url).await;
+    }
+
+    #[tokio::test]
+    async fn column_types_are_checked_and_bad_data_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = seeded(dir.path()).await;
+        types_checked_and_bad_data_named(&url, false).await;
     }
 
     #[tokio::test]
@@ -438,6 +597,16 @@ mod sqlite {
         assert!(stderr.contains("unknown parameter `:id`"), "{stderr}");
     }
 
+    /// `xgate-adapter-sql check --mapping FILE`, the URL from the file.
+    fn check(mapping: &Path) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
+            .args(["check", "--mapping"])
+            .arg(mapping)
+            .env_remove("XGATE_SQL_DATABASE_URL")
+            .output()
+            .unwrap()
+    }
+
     #[test]
     fn the_check_command_reports_lines_and_exits_1() {
         let dir = tempfile::tempdir().unwrap();
@@ -445,26 +614,43 @@ mod sqlite {
         runtime.block_on(seeded(dir.path()));
         let good = dir.path().join("good.toml");
         std::fs::write(&good, tax_mapping("sqlite:dept.db", "", 2000)).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
-            .args(["check", "--mapping"])
-            .arg(&good)
-            .env_remove("XGATE_SQL_DATABASE_URL")
-            .output()
-            .unwrap();
+        let out = check(&good);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{out:?}");
         assert!(stdout.contains("ok, 1 record type checked"), "{stdout}");
+        assert!(!stdout.contains("warning"), "{stdout}");
+
+        // An integer column read as a string: ok, with a warning naming the line.
+        let warned = dir.path().join("warned.toml");
+        let source = dept_mapping(
+            "sqlite:dept.db",
+            "outstanding_amount_cny = \"owed\"\ntax_authority = \"office_no\"\nissue_date = \"djrq\"",
+        );
+        std::fs::write(&warned, &source).unwrap();
+        let out = check(&warned);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        let line = line_of(&source, "tax_authority");
+        assert!(
+            stdout.contains(&format!(
+                "warning: {}:{line}:1: column `office_no` has type `INTEGER`",
+                warned.display()
+            )),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(
+                "ok, 1 record type checked against the catalog and the database, 1 warning"
+            ),
+            "{stdout}"
+        );
 
         let bad = dir.path().join("bad.toml");
         let source = tax_mapping("sqlite:dept.db", "", 2000)
             .replace("tax_authority = \"office\"\n", "")
             .replace("type = \"boolean\"", "type = \"string\"");
         std::fs::write(&bad, &source).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_xgate-adapter-sql"))
-            .args(["check", "--mapping"])
-            .arg(&bad)
-            .output()
-            .unwrap();
+        let out = check(&bad);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         let fields_line = source
@@ -577,10 +763,11 @@ mod postgres {
         )
         .await;
         let mut conn = PgConnection::connect(&db.url).await.unwrap();
-        for statement in SETUP {
+        for statement in SETUP.iter().chain(DEPT_SETUP) {
             conn.execute(*statement).await.unwrap();
         }
         conn.close().await.unwrap();
+        types_checked_and_bad_data_named(&db.url, true).await;
 
         exercise(
             &db.url,
@@ -651,12 +838,42 @@ mod mysql {
         )
         .await;
         let mut conn = MySqlConnection::connect(&db.url).await.unwrap();
-        for statement in SETUP {
+        for statement in SETUP.iter().chain(DEPT_SETUP) {
             conn.execute(*statement).await.unwrap();
         }
         conn.close().await.unwrap();
 
         exercise(&db.url, "AND SLEEP(5) = 0", |table| count(&db.url, table)).await;
         missing_column_is_refused(&db.url).await;
+        types_checked_and_bad_data_named(&db.url, true).await;
+    }
+
+    #[tokio::test]
+    async fn a_zero_date_is_named_not_taken_for_null() {
+        let db = TempDatabase::create(
+            ADMIN,
+            "CREATE DATABASE {name} CHARACTER SET utf8mb4",
+            "DROP DATABASE IF EXISTS {name}",
+            "mysql://root@127.0.0.1:3306",
+        )
+        .await;
+        let mut conn = MySqlConnection::connect(&db.url).await.unwrap();
+        conn.execute("SET SESSION sql_mode = ''").await.unwrap();
+        for statement in SETUP {
+            conn.execute(*statement).await.unwrap();
+        }
+        conn.execute(
+            "UPDATE arrears_certs SET issued = '0000-00-00' WHERE cert_no = '000000000000000002'",
+        )
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        let tax = department(&tax_mapping(&db.url, "", 2000)).await.unwrap();
+        let text = bad_data(&tax, PERSON).await;
+        assert_eq!(
+            text,
+            "row 2 of `no_tax_arrears_certificate`: field `issue_date` holds the zero date `0000-00-00`, which is not a date"
+        );
+        tax.close().await;
     }
 }

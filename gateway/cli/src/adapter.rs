@@ -10,6 +10,7 @@ use xgate_catalog::Catalog;
 use xgate_proto::v1::registry_client::RegistryClient;
 use xgate_proto::v1::{
     AdapterRegistration, BreakerState, DeregisterRequest, ListAdaptersRequest, RegisterRequest,
+    RegistrationChange,
 };
 use xgate_tls::{Identity, TlsFiles};
 
@@ -61,6 +62,9 @@ pub struct CheckArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("cert", |a| a.help(
+    "PEM certificate of the department (URI SAN `xgate://department/<id>`) whose adapter is registered"
+)))]
 pub struct RegisterArgs {
     #[command(flatten)]
     pub tls: ClientTls,
@@ -77,9 +81,17 @@ pub struct RegisterArgs {
     /// of the department).
     #[arg(long, value_delimiter = ',')]
     pub types: Vec<String>,
+    /// Replace the adapter's registration even when this one drops record
+    /// types or endpoints it holds (without it the gateway refuses such a
+    /// registration and names what would be dropped).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("cert", |a| a.help(
+    "PEM certificate of the adapter's department (`xgate://department/<id>`), or an admin's (`xgate://admin/<id>`) with --department"
+)))]
 pub struct DeregisterArgs {
     #[command(flatten)]
     pub tls: ClientTls,
@@ -92,6 +104,9 @@ pub struct DeregisterArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("cert", |a| a.help(
+    "PEM certificate: an admin's (`xgate://admin/<id>`) lists every adapter, a department's (`xgate://department/<id>`) its own"
+)))]
 pub struct ListArgs {
     #[command(flatten)]
     pub tls: ClientTls,
@@ -192,20 +207,52 @@ async fn register(args: RegisterArgs) -> anyhow::Result<()> {
         args.types
     };
     let mut client = registry(&args.tls).await?;
-    let registration = client
+    let answer = client
         .register(RegisterRequest {
             department,
             adapter_id: args.adapter_id.unwrap_or_default(),
             endpoints: args.endpoints,
             record_types: types,
+            replace: args.replace,
         })
         .await
         .map_err(|s| refused("registration", s))?
-        .into_inner()
+        .into_inner();
+    let registration = answer
         .registration
         .context("the gateway answered without the registration")?;
-    crate::outln!("registered:")?;
+    let change = answer.change.unwrap_or_default();
+    crate::outln!("{}", change_summary(&change))?;
     print_registration(&registration)
+}
+
+/// One line saying what a registration did, then one per kind of change.
+fn change_summary(change: &RegistrationChange) -> String {
+    let mut lines = vec![
+        if change.created {
+            "registered (new adapter):"
+        } else if change.replaced {
+            "registered, replacing the previous registration:"
+        } else if change.added_record_types.is_empty() && change.added_endpoints.is_empty() {
+            "registered (unchanged):"
+        } else {
+            "registered (extended):"
+        }
+        .to_owned(),
+    ];
+    if !change.created {
+        for (label, items) in [
+            ("types added", &change.added_record_types),
+            ("types removed", &change.removed_record_types),
+            ("endpoints added", &change.added_endpoints),
+            ("endpoints removed", &change.removed_endpoints),
+        ] {
+            if !items.is_empty() {
+                lines.push(format!("  {label}: {}", items.join(", ")));
+            }
+        }
+    }
+    lines.join("\n")
 }
 
 async fn deregister(args: DeregisterArgs) -> anyhow::Result<()> {
@@ -282,6 +329,24 @@ fn print_registration(r: &AdapterRegistration) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_registration_says_what_it_changed() {
+        let change = RegistrationChange {
+            replaced: true,
+            removed_record_types: vec!["a".into(), "b".into()],
+            added_endpoints: vec!["https://h:1".into()],
+            ..RegistrationChange::default()
+        };
+        assert_eq!(
+            change_summary(&change),
+            "registered, replacing the previous registration:\n  types removed: a, b\n  endpoints added: https://h:1"
+        );
+        assert_eq!(
+            change_summary(&RegistrationChange::default()),
+            "registered (unchanged):"
+        );
+    }
 
     #[test]
     fn department_comes_from_the_flag_or_a_department_certificate() {

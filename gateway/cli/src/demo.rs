@@ -174,8 +174,10 @@ async fn spawn_adapter(
             c
         }
     };
+    // `--replace`: a demo run in a used folder finds the last run's
+    // registrations, which name that run's ports; this run's adapters replace them.
     let mut child = command
-        .args(["--listen", "127.0.0.1:0", "--gateway", gateway])
+        .args(["--listen", "127.0.0.1:0", "--gateway", gateway, "--replace"])
         .arg("--cert")
         .arg(&tls.cert)
         .arg("--key")

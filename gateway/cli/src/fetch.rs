@@ -327,6 +327,9 @@ pub fn result_json(r: &RecordResult, with_records: bool) -> serde_json::Value {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("cert", |a| a.help(
+    "PEM client certificate of any identity the gateway's CA issued (requester, department, admin)"
+)))]
 pub struct TypesArgs {
     #[command(flatten)]
     pub tls: ClientTls,

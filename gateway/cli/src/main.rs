@@ -159,3 +159,50 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// The help of `--cert` under `path` (subcommand names).
+    fn cert_help(path: &[&str]) -> String {
+        let mut command = Cli::command();
+        command.build();
+        let mut sub = &command;
+        for name in path {
+            sub = sub
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no subcommand `{name}`"));
+        }
+        sub.get_arguments()
+            .find(|a| a.get_id() == "cert")
+            .and_then(|a| a.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn each_command_says_which_certificate_it_needs() {
+        assert!(cert_help(&["fetch"]).contains("xgate://requester/"));
+        for (path, wants) in [
+            (&["adapter", "register"][..], "xgate://department/"),
+            (&["adapter", "deregister"][..], "xgate://admin/"),
+            (&["adapter", "list"][..], "xgate://admin/"),
+            (&["types"][..], "any identity"),
+        ] {
+            let help = cert_help(path);
+            assert!(help.contains(wants), "{path:?}: {help}");
+            assert!(
+                !help.contains("to fetch"),
+                "{path:?} copies fetch's help: {help}"
+            );
+        }
+    }
+}
