@@ -69,7 +69,8 @@ pub struct Config {
     /// also reloaded on SIGHUP and by the `PolicyAdmin.ReloadPolicies` RPC).
     #[serde(default = "default_true")]
     pub watch_policies: bool,
-    /// The gateway's own SQLite database (registrations).
+    /// The gateway's own database (registrations): a SQLite file path, or a
+    /// `postgres://` URL that several replicas share.
     pub database: PathBuf,
     #[serde(default)]
     pub limits: Limits,
@@ -428,7 +429,9 @@ impl Config {
         fix(&mut self.tls.key);
         fix(&mut self.tls.ca);
         fix(&mut self.policies_dir);
-        fix(&mut self.database);
+        if !crate::store::is_postgres(&self.database) {
+            fix(&mut self.database);
+        }
         if let Some(dir) = &mut self.catalog_dir {
             fix(dir);
         }
@@ -486,6 +489,23 @@ impl Config {
             );
         }
         let a = &self.audit;
+        // Their defaults sit beside a database file, which a URL has not.
+        if crate::store::is_postgres(&self.database) {
+            if a.database.is_none() {
+                report(
+                    "audit.database",
+                    &"(unset)",
+                    "must be set when `database` is a PostgreSQL URL",
+                );
+            }
+            if a.key_dir.is_none() {
+                report(
+                    "audit.key_dir",
+                    &"(unset)",
+                    "must be set when `database` is a PostgreSQL URL",
+                );
+            }
+        }
         if a.checkpoint_interval_secs == 0 {
             report("audit.checkpoint_interval_secs", &0, "must be positive");
         }
@@ -689,6 +709,28 @@ ca = "/etc/xgate/ca.pem"
         let text = format!("{MINIMAL}\n[audit]\ndatabase = \"mysql://x\"\n");
         let err = Config::load(&write(dir.path(), &text)).expect_err("bad url");
         assert!(err.to_string().contains("audit.database"), "{err}");
+    }
+
+    #[test]
+    fn a_postgres_registry_is_a_url_and_needs_the_audit_locations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pg = MINIMAL.replace(
+            "database = \"gateway.db\"",
+            "database = \"postgres://postgres@127.0.0.1/xgate\"",
+        );
+        let err = Config::load(&write(dir.path(), &pg)).expect_err("no audit locations");
+        let text = err.to_string();
+        assert!(text.contains("audit.database = (unset)"), "{text}");
+        assert!(text.contains("audit.key_dir = (unset)"), "{text}");
+        let text = format!(
+            "{pg}\n[audit]\ndatabase = \"postgres://postgres@127.0.0.1/xgate\"\nkey_dir = \"keys\"\n"
+        );
+        let config = Config::load(&write(dir.path(), &text)).expect("load");
+        assert_eq!(
+            config.database,
+            PathBuf::from("postgres://postgres@127.0.0.1/xgate"),
+            "a URL is not resolved against the file's directory"
+        );
     }
 
     #[test]

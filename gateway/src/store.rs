@@ -1,11 +1,12 @@
-//! The gateway's own SQLite database: adapter registrations, so they
-//! survive a restart.
+//! The gateway's own database: adapter registrations, so they survive a
+//! restart. SQLite (a file path) for one box; PostgreSQL (`postgres://...`)
+//! when several replicas share one registry table.
 
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::Row as _;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 /// One adapter as registered.
@@ -51,12 +52,70 @@ pub enum Touch {
 /// Registrations, persisted.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+/// The PostgreSQL registry table. Not a sqlx migration: the audit store may
+/// share the database and owns its `_sqlx_migrations` table.
+const PG_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS adapter_registrations (
+    department    TEXT   NOT NULL,
+    adapter_id    TEXT   NOT NULL,
+    endpoints     TEXT   NOT NULL,
+    record_types  TEXT   NOT NULL,
+    registered_at BIGINT NOT NULL,
+    last_seen     BIGINT NOT NULL,
+    PRIMARY KEY (department, adapter_id)
+)";
+
+/// Whether a `database` setting names a PostgreSQL server rather than a file.
+pub fn is_postgres(database: &Path) -> bool {
+    database
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
 }
 
 impl Store {
-    /// Opens (creating if missing) the database and applies migrations.
-    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Opens the registry: a PostgreSQL URL or a SQLite file path.
+    pub async fn open(database: &Path) -> Result<Store, StoreError> {
+        match database.to_str() {
+            Some(url) if is_postgres(database) => Store::open_pg(url).await,
+            _ => Store::open_sqlite(database).await,
+        }
+    }
+
+    /// Connects to PostgreSQL and creates the table if missing. Replicas
+    /// starting together serialise on an advisory lock: concurrent `CREATE
+    /// TABLE IF NOT EXISTS` can still fail on the catalog's unique index.
+    pub async fn open_pg(url: &str) -> Result<Store, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: redact(url),
+                source,
+            })?;
+        let mut tx = pool.begin().await?;
+        // The registry's lock key, 0x7867_7265_6700 ("xgreg").
+        sqlx::query("SELECT pg_advisory_xact_lock(132463002478336)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(PG_SCHEMA).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Store {
+            pool: Pool::Pg(pool),
+        })
+    }
+
+    /// Opens (creating if missing) the SQLite database and applies migrations.
+    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
         let display = path.display().to_string();
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{display}"))
             .map_err(|source| StoreError::Open {
@@ -75,30 +134,48 @@ impl Store {
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    /// The PostgreSQL pool, when the registry lives there.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Pg(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
     }
 
     /// Inserts or overwrites a registration, `registered_at` included: the
     /// registry keeps the previous time unless the registration is replaced.
     pub async fn upsert(&self, r: &Registration) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO adapter_registrations
+        const SQL: &str = "INSERT INTO adapter_registrations
                  (department, adapter_id, endpoints, record_types, registered_at, last_seen)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (department, adapter_id) DO UPDATE SET
                  endpoints = excluded.endpoints,
                  record_types = excluded.record_types,
                  registered_at = excluded.registered_at,
-                 last_seen = excluded.last_seen",
-        )
-        .bind(&r.department)
-        .bind(&r.adapter_id)
-        .bind(json_list(&r.endpoints))
-        .bind(json_list(&r.record_types))
-        .bind(millis(r.registered_at))
-        .bind(millis(r.last_seen))
-        .execute(&self.pool)
-        .await?;
+                 last_seen = excluded.last_seen";
+        macro_rules! run {
+            ($pool:expr) => {
+                sqlx::query(SQL)
+                    .bind(&r.department)
+                    .bind(&r.adapter_id)
+                    .bind(json_list(&r.endpoints))
+                    .bind(json_list(&r.record_types))
+                    .bind(millis(r.registered_at))
+                    .bind(millis(r.last_seen))
+                    .execute($pool)
+                    .await?
+                    .rows_affected()
+            };
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => run!(p),
+            Pool::Pg(p) => run!(p),
+        };
         Ok(())
     }
 
@@ -111,27 +188,37 @@ impl Store {
         registered_at: Option<SystemTime>,
         at: SystemTime,
     ) -> Result<Touch, StoreError> {
-        let done = sqlx::query(
-            "UPDATE adapter_registrations SET last_seen = ?
-             WHERE department = ? AND adapter_id = ? AND (? IS NULL OR registered_at = ?)",
-        )
-        .bind(millis(at))
-        .bind(department)
-        .bind(adapter_id)
-        .bind(registered_at.map(millis))
-        .bind(registered_at.map(millis))
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() > 0 {
-            return Ok(Touch::Alive);
+        const UPDATE: &str = "UPDATE adapter_registrations SET last_seen = $1
+             WHERE department = $2 AND adapter_id = $3
+               AND ($4 IS NULL OR registered_at = $4)";
+        const UPDATE_PG: &str = "UPDATE adapter_registrations SET last_seen = $1
+             WHERE department = $2 AND adapter_id = $3
+               AND ($4::BIGINT IS NULL OR registered_at = $4)";
+        const CURRENT: &str = "SELECT registered_at FROM adapter_registrations
+             WHERE department = $1 AND adapter_id = $2";
+        macro_rules! run {
+            ($pool:expr, $update:expr) => {{
+                let done = sqlx::query($update)
+                    .bind(millis(at))
+                    .bind(department)
+                    .bind(adapter_id)
+                    .bind(registered_at.map(millis))
+                    .execute($pool)
+                    .await?;
+                if done.rows_affected() > 0 {
+                    return Ok(Touch::Alive);
+                }
+                sqlx::query_scalar::<_, i64>(CURRENT)
+                    .bind(department)
+                    .bind(adapter_id)
+                    .fetch_optional($pool)
+                    .await?
+            }};
         }
-        let current: Option<i64> = sqlx::query_scalar(
-            "SELECT registered_at FROM adapter_registrations WHERE department = ? AND adapter_id = ?",
-        )
-        .bind(department)
-        .bind(adapter_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let current = match &self.pool {
+            Pool::Sqlite(p) => run!(p, UPDATE),
+            Pool::Pg(p) => run!(p, UPDATE_PG),
+        };
         Ok(current.map_or(Touch::Missing, |ms| Touch::Replaced {
             registered_at: from_millis(ms),
         }))
@@ -139,51 +226,98 @@ impl Store {
 
     /// Removes a registration; false when there was none.
     pub async fn remove(&self, department: &str, adapter_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM adapter_registrations WHERE department = ? AND adapter_id = ?",
-        )
-        .bind(department)
-        .bind(adapter_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        const SQL: &str =
+            "DELETE FROM adapter_registrations WHERE department = $1 AND adapter_id = $2";
+        let affected = match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query(SQL)
+                    .bind(department)
+                    .bind(adapter_id)
+                    .execute(p)
+                    .await?
+                    .rows_affected()
+            }
+            Pool::Pg(p) => {
+                sqlx::query(SQL)
+                    .bind(department)
+                    .bind(adapter_id)
+                    .execute(p)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(affected > 0)
     }
 
     /// Every registration, ordered by department and adapter id.
     pub async fn all(&self) -> Result<Vec<Registration>, StoreError> {
-        let rows = sqlx::query(
+        const SQL: &str =
             "SELECT department, adapter_id, endpoints, record_types, registered_at, last_seen
-             FROM adapter_registrations ORDER BY department, adapter_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let department: String = row.try_get("department")?;
-                let adapter_id: String = row.try_get("adapter_id")?;
-                let corrupt = |message: String| StoreError::Corrupt {
-                    department: department.clone(),
-                    adapter_id: adapter_id.clone(),
-                    message,
-                };
-                let endpoints: String = row.try_get("endpoints")?;
-                let record_types: String = row.try_get("record_types")?;
-                Ok(Registration {
-                    endpoints: serde_json::from_str(&endpoints)
-                        .map_err(|e| corrupt(format!("endpoints: {e}")))?,
-                    record_types: serde_json::from_str(&record_types)
-                        .map_err(|e| corrupt(format!("record_types: {e}")))?,
-                    registered_at: from_millis(row.try_get("registered_at")?),
-                    last_seen: from_millis(row.try_get("last_seen")?),
-                    department,
-                    adapter_id,
-                })
-            })
-            .collect()
+             FROM adapter_registrations ORDER BY department, adapter_id";
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::query(SQL)
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(decode)
+                .collect(),
+            Pool::Pg(p) => sqlx::query(SQL)
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(decode)
+                .collect(),
+        }
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Pg(p) => p.close().await,
+        }
+    }
+}
+
+/// One row of either backend as a registration.
+fn decode<R>(row: &R) -> Result<Registration, StoreError>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let department: String = row.try_get("department")?;
+    let adapter_id: String = row.try_get("adapter_id")?;
+    let corrupt = |message: String| StoreError::Corrupt {
+        department: department.clone(),
+        adapter_id: adapter_id.clone(),
+        message,
+    };
+    let endpoints: String = row.try_get("endpoints")?;
+    let record_types: String = row.try_get("record_types")?;
+    Ok(Registration {
+        endpoints: serde_json::from_str(&endpoints)
+            .map_err(|e| corrupt(format!("endpoints: {e}")))?,
+        record_types: serde_json::from_str(&record_types)
+            .map_err(|e| corrupt(format!("record_types: {e}")))?,
+        registered_at: from_millis(row.try_get("registered_at")?),
+        last_seen: from_millis(row.try_get("last_seen")?),
+        department,
+        adapter_id,
+    })
+}
+
+/// A database URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -204,6 +338,71 @@ fn from_millis(ms: i64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Connection as _;
+
+    const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+    /// A database to open a store on: a SQLite file in a temporary
+    /// directory, or a PostgreSQL database of its own, dropped at the end.
+    enum Db {
+        Sqlite(tempfile::TempDir),
+        Pg(String),
+    }
+
+    impl Db {
+        async fn sqlite() -> Db {
+            Db::Sqlite(tempfile::tempdir().expect("tempdir"))
+        }
+        async fn pg() -> Db {
+            let name = format!("xgate_registry_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(PG_ADMIN).await.expect("pg");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create db");
+            Db::Pg(name)
+        }
+        fn database(&self) -> std::path::PathBuf {
+            match self {
+                Db::Sqlite(dir) => dir.path().join("gw.db"),
+                Db::Pg(name) => format!("postgres://postgres@127.0.0.1:5432/{name}").into(),
+            }
+        }
+        async fn open(&self) -> Store {
+            Store::open(&self.database()).await.expect("open")
+        }
+        async fn drop_db(self) {
+            if let Db::Pg(name) = self {
+                let mut conn = sqlx::PgConnection::connect(PG_ADMIN).await.expect("pg");
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .expect("drop db");
+            }
+        }
+    }
+
+    /// Runs one check on both backends.
+    macro_rules! on_both {
+        ($name:ident) => {
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    let db = super::Db::sqlite().await;
+                    super::$name(&db).await;
+                    db.drop_db().await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    let db = super::Db::pg().await;
+                    super::$name(&db).await;
+                    db.drop_db().await;
+                }
+            }
+        };
+    }
 
     fn registration(types: &[&str]) -> Registration {
         let at = from_millis(1_700_000_000_000);
@@ -217,28 +416,26 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn registrations_persist_across_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("gw.db");
-        let store = Store::open(&path).await.expect("open");
+    on_both!(registrations_persist_across_reopen);
+    async fn registrations_persist_across_reopen(db: &Db) {
+        let store = db.open().await;
         store
             .upsert(&registration(&["tax_registration"]))
             .await
             .expect("upsert");
         store.close().await;
 
-        let store = Store::open(&path).await.expect("reopen");
+        let store = db.open().await;
         assert_eq!(
             store.all().await.expect("all"),
             vec![registration(&["tax_registration"])]
         );
+        store.close().await;
     }
 
-    #[tokio::test]
-    async fn upsert_overwrites_types_and_registration_time() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("gw.db")).await.expect("open");
+    on_both!(upsert_overwrites_types_and_registration_time);
+    async fn upsert_overwrites_types_and_registration_time(db: &Db) {
+        let store = db.open().await;
         store
             .upsert(&registration(&["a_type"]))
             .await
@@ -252,12 +449,12 @@ mod tests {
         assert_eq!(all[0].record_types, vec!["b_type", "c_type"]);
         assert_eq!(all[0].registered_at, from_millis(1_800_000_000_000));
         assert_eq!(all[0].last_seen, from_millis(1_800_000_000_000));
+        store.close().await;
     }
 
-    #[tokio::test]
-    async fn touch_and_remove_report_missing_adapters() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("gw.db")).await.expect("open");
+    on_both!(touch_and_remove_report_missing_adapters);
+    async fn touch_and_remove_report_missing_adapters(db: &Db) {
+        let store = db.open().await;
         let now = SystemTime::now();
         assert_eq!(
             store.touch("tax", "tax", None, now).await.expect("touch"),
@@ -274,12 +471,12 @@ mod tests {
         assert!(store.remove("tax", "tax").await.expect("remove"));
         assert!(!store.remove("tax", "tax").await.expect("remove again"));
         assert!(store.all().await.expect("all").is_empty());
+        store.close().await;
     }
 
-    #[tokio::test]
-    async fn a_heartbeat_of_a_replaced_registration_keeps_nothing_alive() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("gw.db")).await.expect("open");
+    on_both!(a_heartbeat_of_a_replaced_registration_keeps_nothing_alive);
+    async fn a_heartbeat_of_a_replaced_registration_keeps_nothing_alive(db: &Db) {
+        let store = db.open().await;
         let first = registration(&["a_type"]);
         store.upsert(&first).await.expect("first");
         let first_at = Some(first.registered_at);
@@ -317,5 +514,28 @@ mod tests {
                 .expect("touch"),
             Touch::Alive
         );
+        store.close().await;
+    }
+
+    on_both!(two_stores_on_one_database_see_each_others_changes);
+    /// Replicas share the table: what one writes, another reads.
+    async fn two_stores_on_one_database_see_each_others_changes(db: &Db) {
+        let a = db.open().await;
+        let b = db.open().await;
+        a.upsert(&registration(&["a_type"])).await.expect("upsert");
+        assert_eq!(b.all().await.expect("all").len(), 1);
+        assert!(b.remove("tax", "tax").await.expect("remove"));
+        assert!(a.all().await.expect("all").is_empty());
+        a.close().await;
+        b.close().await;
+    }
+
+    #[test]
+    fn urls_are_told_from_paths_and_redacted() {
+        assert!(is_postgres(Path::new("postgres://u@h/db")));
+        assert!(is_postgres(Path::new("postgresql://u@h/db")));
+        assert!(!is_postgres(Path::new("gateway.db")));
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u@h:5432/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
     }
 }
