@@ -124,16 +124,38 @@ impl GatewayState {
     /// Rebuilds the routes from the store; returns the registrations read.
     async fn reload_routes(&self) -> Result<Vec<Registration>, Status> {
         let registrations = self.store.all().await.map_err(error::status)?;
+        self.install_routes(&registrations).await;
+        Ok(registrations)
+    }
+
+    /// Catches up with the shared registry (changes made through other
+    /// replicas): drops the cached records of every department whose
+    /// registrations differ from `known`, then rebuilds the routes from the
+    /// table, and remembers what it read.
+    pub async fn resync_registry(
+        &self,
+        known: &mut Vec<Registration>,
+    ) -> Result<(), crate::store::StoreError> {
+        let _guard = self.registry_lock.lock().await;
+        let registrations = self.store.all().await?;
+        for department in changed_departments(known, &registrations) {
+            self.forget_cached(&department);
+        }
+        self.install_routes(&registrations).await;
+        *known = registrations;
+        Ok(())
+    }
+
+    async fn install_routes(&self, registrations: &[Registration]) {
         let previous = self.routes.load_full();
         let routes = Arc::new(Routes::build(
-            &registrations,
+            registrations,
             &self.tls,
             &self.upstream,
             Some(&previous),
         ));
         self.routes.store(Arc::clone(&routes));
         routes.announce(&self.upstream, Some(&previous)).await;
-        Ok(registrations)
     }
 
     /// The fetch's deadlines: adapters must have answered by the first
@@ -779,6 +801,7 @@ impl Registry for RegistryService {
         if changed {
             // Before the answer: no fetch after it sees the old adapter's records.
             gw.forget_cached(&department);
+            announce(gw, &department).await;
         }
         let stored = gw
             .reload_routes()
@@ -874,6 +897,7 @@ impl Registry for RegistryService {
             .map_err(error::status)?;
         if removed {
             gw.forget_cached(&department);
+            announce(gw, &department).await;
         }
         gw.reload_routes().await?;
         tracing::info!(
@@ -921,10 +945,116 @@ impl Registry for RegistryService {
     }
 }
 
+/// Tells the other replicas; a lost notice is healed by their resync.
+async fn announce(gw: &GatewayState, department: &str) {
+    if let Err(e) = gw.store.announce(department).await {
+        tracing::warn!(department, error = %e, "registry change not announced; replicas resync");
+    }
+}
+
+/// Departments whose registrations (anything but `last_seen`) differ.
+fn changed_departments(before: &[Registration], after: &[Registration]) -> Vec<String> {
+    let shape = |rs: &[Registration],
+                 department: &str|
+     -> Vec<(String, Vec<String>, Vec<String>, SystemTime)> {
+        rs.iter()
+            .filter(|r| r.department == department)
+            .map(|r| {
+                (
+                    r.adapter_id.clone(),
+                    r.endpoints.clone(),
+                    r.record_types.clone(),
+                    r.registered_at,
+                )
+            })
+            .collect()
+    };
+    let mut departments: Vec<&str> = before
+        .iter()
+        .chain(after)
+        .map(|r| r.department.as_str())
+        .collect();
+    departments.sort_unstable();
+    departments.dedup();
+    departments
+        .into_iter()
+        .filter(|d| shape(before, d) != shape(after, d))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Follows the shared registry when it is in PostgreSQL: a `NOTIFY` from
+/// any replica, or every [`RESYNC_EVERY`] in case one was missed (a
+/// dropped listener connection), resyncs this replica's routes and cache.
+pub fn follow_registry(state: &Arc<GatewayState>) -> Option<tokio::task::JoinHandle<()>> {
+    let pool = state.store.pg_pool()?.clone();
+    let state = Arc::clone(state);
+    Some(tokio::spawn(async move {
+        let mut known = match state.store.all().await {
+            Ok(all) => all,
+            Err(_) => Vec::new(),
+        };
+        let mut listener: Option<sqlx::postgres::PgListener> = None;
+        loop {
+            if listener.is_none() {
+                match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut l) => match l.listen(crate::store::CHANGES).await {
+                        Ok(()) => listener = Some(l),
+                        Err(e) => tracing::warn!(error = %e, "registry listener: listen failed"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "registry listener: connect failed"),
+                }
+            }
+            match &mut listener {
+                Some(l) => match tokio::time::timeout(RESYNC_EVERY, l.recv()).await {
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "registry listener lost; resyncing");
+                        listener = None;
+                    }
+                },
+                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+            if let Err(e) = state.resync_registry(&mut known).await {
+                tracing::warn!(error = %e, "registry resync failed");
+            }
+        }
+    }))
+}
+
+/// How often a replica rereads the shared registry without a notice.
+pub const RESYNC_EVERY: Duration = Duration::from_secs(5);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn changed_departments_ignore_heartbeats_and_name_every_other_change() {
+        let reg = |department: &str, endpoint: &str, ms: u64| Registration {
+            department: department.into(),
+            adapter_id: department.into(),
+            endpoints: vec![endpoint.into()],
+            record_types: vec![format!("{department}_type")],
+            registered_at: UNIX_EPOCH + Duration::from_millis(ms),
+            last_seen: UNIX_EPOCH + Duration::from_millis(ms),
+        };
+        let before = vec![reg("tax", "https://a", 1), reg("courts", "https://c", 1)];
+        let mut beat = before.clone();
+        beat[0].last_seen = UNIX_EPOCH + Duration::from_millis(9);
+        assert!(changed_departments(&before, &beat).is_empty());
+        let replaced = vec![reg("tax", "https://b", 2), reg("courts", "https://c", 1)];
+        assert_eq!(changed_departments(&before, &replaced), vec!["tax"]);
+        let removed = vec![reg("tax", "https://a", 1)];
+        assert_eq!(changed_departments(&before, &removed), vec!["courts"]);
+        let added = vec![
+            reg("tax", "https://a", 1),
+            reg("courts", "https://c", 1),
+            reg("land", "https://l", 3),
+        ];
+        assert_eq!(changed_departments(&before, &added), vec!["land"]);
+    }
 
     fn at(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(ms)

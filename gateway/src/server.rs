@@ -40,6 +40,8 @@ pub struct RunningGateway {
     /// Keeps the policy directory watched while the gateway runs.
     _watcher: Option<notify::RecommendedWatcher>,
     sighup: JoinHandle<()>,
+    /// Follows registry changes of other replicas (PostgreSQL only).
+    registry_follower: Option<JoinHandle<()>>,
 }
 
 impl RunningGateway {
@@ -50,6 +52,9 @@ impl RunningGateway {
         }
         (&mut self.task).await.context("gateway task")??;
         self.sighup.abort();
+        if let Some(task) = self.registry_follower.take() {
+            task.abort();
+        }
         if let Some(task) = self.metrics_task.take() {
             task.abort();
         }
@@ -147,6 +152,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         let _ = rx.await;
     }));
     tracing::info!(%addr, "gateway serving");
+    let registry_follower = crate::gateway::follow_registry(&state);
     Ok(RunningGateway {
         addr,
         metrics_addr: metrics.as_ref().map(|(addr, _)| *addr),
@@ -156,6 +162,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         task,
         _watcher: watcher,
         sighup,
+        registry_follower,
     })
 }
 

@@ -73,6 +73,9 @@ const PG_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS adapter_registrations (
     PRIMARY KEY (department, adapter_id)
 )";
 
+/// The `LISTEN` channel of registry changes; the payload is a department.
+pub const CHANGES: &str = "xgate_registry";
+
 /// Whether a `database` setting names a PostgreSQL server rather than a file.
 pub fn is_postgres(database: &Path) -> bool {
     database
@@ -104,7 +107,7 @@ impl Store {
             })?;
         let mut tx = pool.begin().await?;
         // The registry's lock key, 0x7867_7265_6700 ("xgreg").
-        sqlx::query("SELECT pg_advisory_xact_lock(132463002478336)")
+        sqlx::query("SELECT pg_advisory_xact_lock(132385696212736)")
             .execute(&mut *tx)
             .await?;
         sqlx::query(PG_SCHEMA).execute(&mut *tx).await?;
@@ -137,6 +140,19 @@ impl Store {
         Ok(Store {
             pool: Pool::Sqlite(pool),
         })
+    }
+
+    /// Tells the other replicas that `department`'s registrations changed
+    /// (PostgreSQL `NOTIFY` on [`CHANGES`]); nothing to tell with SQLite.
+    pub async fn announce(&self, department: &str) -> Result<(), StoreError> {
+        if let Pool::Pg(pool) = &self.pool {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES)
+                .bind(department)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The PostgreSQL pool, when the registry lives there.
@@ -229,22 +245,18 @@ impl Store {
         const SQL: &str =
             "DELETE FROM adapter_registrations WHERE department = $1 AND adapter_id = $2";
         let affected = match &self.pool {
-            Pool::Sqlite(p) => {
-                sqlx::query(SQL)
-                    .bind(department)
-                    .bind(adapter_id)
-                    .execute(p)
-                    .await?
-                    .rows_affected()
-            }
-            Pool::Pg(p) => {
-                sqlx::query(SQL)
-                    .bind(department)
-                    .bind(adapter_id)
-                    .execute(p)
-                    .await?
-                    .rows_affected()
-            }
+            Pool::Sqlite(p) => sqlx::query(SQL)
+                .bind(department)
+                .bind(adapter_id)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Pool::Pg(p) => sqlx::query(SQL)
+                .bind(department)
+                .bind(adapter_id)
+                .execute(p)
+                .await?
+                .rows_affected(),
         };
         Ok(affected > 0)
     }
@@ -535,7 +547,10 @@ mod tests {
         assert!(is_postgres(Path::new("postgres://u@h/db")));
         assert!(is_postgres(Path::new("postgresql://u@h/db")));
         assert!(!is_postgres(Path::new("gateway.db")));
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u@h:5432/db"
+        );
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
     }
 }
