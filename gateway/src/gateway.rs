@@ -990,10 +990,8 @@ pub fn follow_registry(state: &Arc<GatewayState>) -> Option<tokio::task::JoinHan
     let pool = state.store.pg_pool()?.clone();
     let state = Arc::clone(state);
     Some(tokio::spawn(async move {
-        let mut known = match state.store.all().await {
-            Ok(all) => all,
-            Err(_) => Vec::new(),
-        };
+        // Unread, every department counts as changed at the first resync.
+        let mut known = state.store.all().await.unwrap_or_default();
         let mut listener: Option<sqlx::postgres::PgListener> = None;
         loop {
             if listener.is_none() {
