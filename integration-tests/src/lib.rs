@@ -24,6 +24,7 @@ pub mod client;
 mod env;
 pub mod fixture;
 pub mod kit;
+pub mod pg;
 pub mod pki;
 pub mod process;
 pub mod records;

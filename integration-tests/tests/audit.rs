@@ -11,6 +11,7 @@ use sqlx::Connection as _;
 use xgate_audit::{Filter, Keys, Store, verify_store};
 use xgate_catalog::SubjectKind;
 use xgate_integration_tests::client::{self, fetch_request, status_of, with_timeout};
+use xgate_integration_tests::pg::PgDb;
 use xgate_integration_tests::{
     APPROVAL_HALL, FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, NO_GRANT, TestEnv,
 };
@@ -20,8 +21,6 @@ use xgate_proto::v1::{
     RecordStatus, Subject, SubjectReportRequest,
 };
 use xgate_tls::Identity;
-
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 async fn auditor(
     env: &TestEnv,
@@ -354,59 +353,6 @@ async fn tampering_in_sqlite_is_detected_and_named() {
     tampering_is_named(&url, &keys).await;
 }
 
-/// A database (and role) of its own on the local PostgreSQL.
-struct PgDb {
-    name: String,
-}
-
-impl PgDb {
-    async fn create() -> PgDb {
-        let name = format!("xgate_audit_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(PG_ADMIN)
-            .await
-            .expect("postgres");
-        for sql in [
-            format!("CREATE ROLE {name} LOGIN"),
-            format!("CREATE DATABASE {name} OWNER {name}"),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .expect("create");
-        }
-        PgDb { name }
-    }
-
-    /// As the database's own (non-superuser) role, so privileges apply.
-    fn url(&self) -> String {
-        format!("postgres://{0}@127.0.0.1:5432/{0}", self.name)
-    }
-
-    async fn admin(&self, sql: String) {
-        let url = format!("postgres://postgres@127.0.0.1:5432/{}", self.name);
-        let mut conn = sqlx::PgConnection::connect(&url).await.expect("postgres");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .expect("admin sql");
-    }
-
-    async fn drop_db(self) {
-        let mut conn = sqlx::PgConnection::connect(PG_ADMIN)
-            .await
-            .expect("postgres");
-        for sql in [
-            format!("DROP DATABASE {} WITH (FORCE)", self.name),
-            format!("DROP ROLE {}", self.name),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .expect("drop");
-        }
-    }
-}
-
 fn with_audit_database(env: &TestEnv, url: &str) -> std::path::PathBuf {
     let config = env
         .write_gateway_config(&GatewayOptions::default())
@@ -419,17 +365,17 @@ fn with_audit_database(env: &TestEnv, url: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn tampering_in_postgres_is_detected_and_named() {
-    let db = PgDb::create().await;
+    let db = PgDb::create("xgate_audit").await.expect("postgres");
     let env = TestEnv::new().expect("env");
     let config = with_audit_database(&env, &db.url());
     let keys = fill_log(&env, &config).await;
     tampering_is_named(&db.url(), &keys).await;
-    db.drop_db().await;
+    db.drop_db().await.expect("drop");
 }
 
 #[tokio::test]
 async fn an_unwritable_store_releases_nothing_then_recovers() {
-    let db = PgDb::create().await;
+    let db = PgDb::create("xgate_audit").await.expect("postgres");
     let env = TestEnv::new().expect("env");
     let config = with_audit_database(&env, &db.url());
     let gateway = env
@@ -472,7 +418,8 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
     );
 
     db.admin(format!("REVOKE INSERT ON audit_log FROM {}", db.name))
-        .await;
+        .await
+        .expect("admin sql");
     let withheld = hall.fetch(request()).await.expect("fetch").into_inner();
     for r in &withheld.results {
         assert_eq!(
@@ -496,7 +443,8 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
     }
 
     db.admin(format!("GRANT INSERT ON audit_log TO {}", db.name))
-        .await;
+        .await
+        .expect("admin sql");
     let recovered =
         xgate_integration_tests::wait::until("audit recovery", Duration::from_secs(20), || {
             let mut hall = hall.clone();
@@ -543,7 +491,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
             .any(|e| e.entry.body.request_id == withheld.request_id)
     );
     store.close().await;
-    db.drop_db().await;
+    db.drop_db().await.expect("drop");
 }
 
 /// A store that accepts connections but never finishes the append (another
@@ -551,7 +499,7 @@ async fn an_unwritable_store_releases_nothing_then_recovers() {
 /// within its deadline, every record UNAVAILABLE, never a cancelled call.
 #[tokio::test]
 async fn a_stalled_store_answers_unavailable_within_the_deadline() {
-    let db = PgDb::create().await;
+    let db = PgDb::create("xgate_audit").await.expect("postgres");
     let env = TestEnv::new().expect("env");
     let config = with_audit_database(&env, &db.url());
     let gateway = env
@@ -577,7 +525,7 @@ async fn a_stalled_store_answers_unavailable_within_the_deadline() {
             .any(|r| status_of(r) == RecordStatus::Ok)
     );
 
-    let url = format!("postgres://postgres@127.0.0.1:5432/{}", db.name);
+    let url = db.admin_url();
     let mut blocker = sqlx::PgConnection::connect(&url).await.expect("postgres");
     let mut tx = blocker.begin().await.expect("begin");
     sqlx::query("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
@@ -600,7 +548,7 @@ async fn a_stalled_store_answers_unavailable_within_the_deadline() {
     tx.rollback().await.expect("rollback");
     drop(blocker);
     gateway.stop().await.expect("stop");
-    db.drop_db().await;
+    db.drop_db().await.expect("drop");
 }
 
 #[tokio::test]
@@ -896,7 +844,7 @@ async fn receipts_prove_answers_and_fail_after_edit_or_tail_truncation() {
 /// auditor's verify (through either gateway) passes over both chains.
 #[tokio::test]
 async fn two_gateways_share_one_postgres_store_each_with_its_own_chain() {
-    let db = PgDb::create().await;
+    let db = PgDb::create("xgate_audit").await.expect("postgres");
     let env = TestEnv::new().expect("env");
     let config_a = with_audit_database(&env, &db.url());
     let config_b = env.dir().join("gateway-b.toml");
@@ -957,7 +905,7 @@ async fn two_gateways_share_one_postgres_store_each_with_its_own_chain() {
     assert_eq!(report.chains.len(), 2, "{report:?}");
     a.stop().await.expect("stop a");
     b.stop().await.expect("stop b");
-    db.drop_db().await;
+    db.drop_db().await.expect("drop");
 }
 
 /// Entries deleted while the gateway runs (the tail after its last

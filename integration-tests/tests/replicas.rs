@@ -6,51 +6,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use sqlx::Connection as _;
 use xgate_catalog::SubjectKind;
 use xgate_integration_tests::client::{self, fetch_request, status_of, with_timeout};
+use xgate_integration_tests::pg::PgDb;
 use xgate_integration_tests::{
     APPROVAL_HALL, FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, TestEnv,
 };
 use xgate_proto::v1::{FetchRequest, RecordStatus};
-
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A database of its own on the local PostgreSQL, dropped at the end.
-struct PgDb {
-    name: String,
-}
-
-impl PgDb {
-    async fn create() -> PgDb {
-        let name = format!("xgate_replicas_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(PG_ADMIN)
-            .await
-            .expect("postgres");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create");
-        PgDb { name }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-
-    async fn drop_db(self) {
-        let mut conn = sqlx::PgConnection::connect(PG_ADMIN)
-            .await
-            .expect("postgres");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("drop");
-    }
-}
 
 /// A replica's configuration: registry and audit store in `url`, its own
 /// audit key directory (so its own chain).
@@ -100,7 +62,7 @@ fn citizen_request(env: &TestEnv) -> tonic::Request<FetchRequest> {
 /// shared table (it has no other way to learn of it).
 #[tokio::test]
 async fn a_registration_through_one_replica_is_routed_by_the_other_within_a_second() {
-    let db = PgDb::create().await;
+    let db = PgDb::create("xgate_replicas").await.expect("postgres");
     let env = TestEnv::new().expect("env");
     let a = env
         .start_gateway_with_config(&replica_config(&env, &db.url(), "a"))
@@ -152,5 +114,5 @@ async fn a_registration_through_one_replica_is_routed_by_the_other_within_a_seco
     }
     a.stop().await.expect("stop a");
     b.stop().await.expect("stop b");
-    db.drop_db().await;
+    db.drop_db().await.expect("drop");
 }
