@@ -113,8 +113,10 @@ fn decide_view(
     first.unwrap_or_else(|| ("full".to_owned(), decide("full")))
 }
 
-/// Decides every wanted type and groups the permitted ones by adapter.
-pub fn plan(
+/// Decides every wanted type, takes the daily quota units of the metered ones
+/// (one store statement per fetch, none when no decision carries a quota) and
+/// groups the permitted ones by adapter.
+pub async fn plan(
     job: FetchJob,
     catalog: Arc<Catalog>,
     policies: &PolicySet,
@@ -123,8 +125,8 @@ pub fn plan(
     cache: &Arc<Cache>,
 ) -> Plan {
     let job = Arc::new(job);
-    let mut immediate = Vec::new();
-    let mut per_adapter: HashMap<(String, String), (Arc<AdapterRoute>, Vec<Item>)> = HashMap::new();
+    let mut planned = Planned::default();
+    let mut metered: Vec<(Item, String, u32)> = Vec::new();
     let today = job.now.to_offset(LOCAL_OFFSET).date();
     for (index, wanted) in job.fetch.wanted.iter().enumerate() {
         let id = &wanted.record_type;
@@ -133,7 +135,7 @@ pub fn plan(
             // result per type anyway.
             let why = "unknown record type".to_owned();
             let outcome = Outcome::Invalid { permit: None, why };
-            immediate.push(settle(
+            planned.immediate.push(settle(
                 index,
                 id,
                 "",
@@ -146,43 +148,64 @@ pub fn plan(
         };
         let (view, decision) = decide_view(policies, &job, rt, wanted);
         let version = decision.policy_set_version.to_string();
-        let settled = |outcome: Outcome| {
-            let (view, version) = (view.clone(), version.clone());
-            settle(index, id, &rt.department, view, version, &job, outcome)
-        };
         let Some(permit) = decision.permit() else {
-            immediate.push(settled(Outcome::Denied {
-                policy_ids: decision.policy_ids.clone(),
-                policy_set_version: version.clone(),
-            }));
-            continue;
-        };
-        if let Some(limit) = decision.daily_quota
-            && !quotas.take(&job.requester, id, today, limit)
-        {
-            immediate.push(settled(Outcome::QuotaSpent { permit, limit }));
-            continue;
-        }
-        let Some(route) = routes.get(id) else {
-            immediate.push(settled(Outcome::NoSource { permit }));
-            continue;
-        };
-        per_adapter
-            .entry((route.department.clone(), route.adapter_id.clone()))
-            .or_insert_with(|| (Arc::clone(route), Vec::new()))
-            .1
-            .push(Item {
-                slot: Slot {
-                    index,
-                    record_type: id.clone(),
-                    view,
+            planned.immediate.push(settle(
+                index,
+                id,
+                &rt.department,
+                view,
+                version.clone(),
+                &job,
+                Outcome::Denied {
+                    policy_ids: decision.policy_ids.clone(),
                     policy_set_version: version,
                 },
-                params: wanted.params.clone(),
-                permit,
-            });
+            ));
+            continue;
+        };
+        let item = Item {
+            slot: Slot {
+                index,
+                record_type: id.clone(),
+                view,
+                policy_set_version: version,
+            },
+            params: wanted.params.clone(),
+            permit,
+        };
+        match decision.daily_quota {
+            Some(limit) => metered.push((item, rt.department.clone(), limit)),
+            None => planned.route(item, &rt.department, routes, &job),
+        }
     }
-    let calls = per_adapter
+    if !metered.is_empty() {
+        let asks: Vec<(&str, u32)> = metered
+            .iter()
+            .map(|(item, _, limit)| (item.slot.record_type.as_str(), *limit))
+            .collect();
+        let granted = quotas.take(&job.requester, today, &asks).await;
+        for (i, (item, department, limit)) in metered.into_iter().enumerate() {
+            match &granted {
+                Ok(granted) if granted.get(i).copied().unwrap_or(false) => {
+                    planned.route(item, &department, routes, &job);
+                }
+                Ok(_) => {
+                    let Item { slot, permit, .. } = item;
+                    let outcome = Outcome::QuotaSpent { permit, limit };
+                    planned.immediate.push(settle_slot(slot, &department, &job, outcome));
+                }
+                // Fail closed: an uncounted fetch of a metered type is not released.
+                Err(e) => {
+                    let Item { slot, permit, .. } = item;
+                    let why = Unavailable::QuotaStore(e.to_string());
+                    let outcome = Outcome::Unavailable { permit, why };
+                    planned.immediate.push(settle_slot(slot, &department, &job, outcome));
+                }
+            }
+        }
+    }
+    let calls = planned
+        .per_adapter
         .into_values()
         .map(|(route, items)| {
             let job = Arc::clone(&job);
@@ -192,7 +215,47 @@ pub fn plan(
                 as futures::future::BoxFuture<'static, Vec<Settled>>
         })
         .collect();
-    Plan { immediate, calls }
+    Plan {
+        immediate: planned.immediate,
+        calls,
+    }
+}
+
+/// A plan being built: outcomes known now, and permitted items per adapter.
+#[derive(Default)]
+struct Planned {
+    immediate: Vec<Settled>,
+    per_adapter: HashMap<(String, String), (Arc<AdapterRoute>, Vec<Item>)>,
+}
+
+impl Planned {
+    /// Sends a permitted (and, if metered, counted) item to its adapter, or
+    /// settles it NO_SOURCE.
+    fn route(&mut self, item: Item, department: &str, routes: &Routes, job: &FetchJob) {
+        let Some(route) = routes.get(&item.slot.record_type) else {
+            let Item { slot, permit, .. } = item;
+            let outcome = Outcome::NoSource { permit };
+            self.immediate.push(settle_slot(slot, department, job, outcome));
+            return;
+        };
+        self.per_adapter
+            .entry((route.department.clone(), route.adapter_id.clone()))
+            .or_insert_with(|| (Arc::clone(route), Vec::new()))
+            .1
+            .push(item);
+    }
+}
+
+fn settle_slot(slot: Slot, department: &str, job: &FetchJob, outcome: Outcome) -> Settled {
+    settle(
+        slot.index,
+        &slot.record_type,
+        department,
+        slot.view,
+        slot.policy_set_version,
+        job,
+        outcome,
+    )
 }
 
 /// Runs a plan to the end and returns the outcomes in request order.

@@ -98,11 +98,11 @@ impl GatewayState {
             catalog,
             policies,
             routes: ArcSwap::from_pointee(routes),
+            quotas: Quotas::new(store.clone()),
             store,
             tls,
             overload: Overload::new(&limits),
             limits,
-            quotas: Quotas::default(),
             auditor,
             registry_lock: tokio::sync::Mutex::new(()),
             cache: Arc::new(fetch::Cache::new(cache)),
@@ -220,7 +220,7 @@ impl GatewayState {
     }
 
     /// Plans the fetch; the context carries what its audit entries share.
-    fn plan(
+    async fn plan(
         &self,
         (job, policies): (FetchJob, Arc<PolicySet>),
         trace_id: String,
@@ -234,16 +234,16 @@ impl GatewayState {
             decisions = job.fetch.wanted.len(),
             settled = tracing::field::Empty,
         );
-        let plan = span.in_scope(|| {
-            fetch::plan(
-                job,
-                Arc::clone(&self.catalog),
-                &policies,
-                &routes,
-                &self.quotas,
-                &self.cache,
-            )
-        });
+        let plan = fetch::plan(
+            job,
+            Arc::clone(&self.catalog),
+            &policies,
+            &routes,
+            &self.quotas,
+            &self.cache,
+        )
+        .instrument(span.clone())
+        .await;
         // Results known without an adapter call: denials, spent quotas,
         // types without a source.
         span.record("settled", plan.immediate.len());
@@ -303,7 +303,7 @@ impl ExchangeService {
             job.fetch.purpose.clone(),
             job.started,
         );
-        let (plan, ctx) = self.0.plan((job, policies), trace_id);
+        let (plan, ctx) = self.0.plan((job, policies), trace_id).await;
         // Nothing of a unary fetch leaves before the end: one audit append
         // for all of its results.
         let settled = fetch::collect(plan).await;
@@ -321,14 +321,14 @@ impl ExchangeService {
         Ok(response)
     }
 
-    fn fetch_streaming(
+    async fn fetch_streaming(
         &self,
         request: Request<FetchRequest>,
         trace_id: String,
     ) -> Result<(ResultStream, String), Status> {
         let job = self.0.start_fetch(request)?;
         let request_id = job.0.request_id.clone();
-        let (fetch::Plan { immediate, calls }, ctx) = self.0.plan(job, trace_id);
+        let (fetch::Plan { immediate, calls }, ctx) = self.0.plan(job, trace_id).await;
         let wrap = {
             let request_id = request_id.clone();
             move |(result, receipt): (RecordResult, Option<AuditReceipt>)| {
@@ -411,7 +411,11 @@ impl Exchange for ExchangeService {
         let (span, trace_id) = crate::telemetry::fetch_span("FetchStream", request.metadata());
         let trace_id = audit_trace_id(trace_id, &request);
         let started = Instant::now();
-        let (stream, request_id) = match span.in_scope(|| self.fetch_streaming(request, trace_id)) {
+        let (stream, request_id) = match self
+            .fetch_streaming(request, trace_id)
+            .instrument(span.clone())
+            .await
+        {
             Ok(started) => started,
             Err(status) => {
                 count_request("FetchStream", status.code());

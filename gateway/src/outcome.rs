@@ -35,6 +35,9 @@ pub enum Unavailable {
     Department(String),
     /// The fetch's deadline passed before the department was called.
     DeadlinePassed,
+    /// The type is metered by a daily quota and the gateway's store could not
+    /// count this fetch: released uncounted it would escape the quota.
+    QuotaStore(String),
 }
 
 /// What the gateway decided for one wanted record type.
@@ -161,6 +164,9 @@ fn unavailable_text(why: &Unavailable, department: &str) -> String {
             "the fetch deadline passed before the department was called".into()
         }
         Unavailable::Department(message) => format!("department error: {message}"),
+        Unavailable::QuotaStore(error) => {
+            format!("the daily quota could not be counted, so nothing is released: {error}")
+        }
         Unavailable::Call { error, adapter_id } => match error {
             CallError::NoEndpoint => format!("adapter `{adapter_id}` has no endpoint"),
             CallError::Timeout(budget) => format!(

@@ -1,6 +1,6 @@
-//! The gateway's own database: adapter registrations, so they survive a
-//! restart. SQLite (a file path) for one box; PostgreSQL (`postgres://...`)
-//! when several replicas share one registry table.
+//! The gateway's own database: adapter registrations and daily quota use, so
+//! they survive a restart. SQLite (a file path) for one box; PostgreSQL
+//! (`postgres://...`) when several replicas share them.
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -73,6 +73,22 @@ const PG_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS adapter_registrations (
     PRIMARY KEY (department, adapter_id)
 )";
 
+/// The PostgreSQL quota table (the SQLite one is migration 0002).
+const PG_QUOTA_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS quota_use (
+    requester   TEXT   NOT NULL,
+    record_type TEXT   NOT NULL,
+    day         TEXT   NOT NULL,
+    used        BIGINT NOT NULL,
+    day_limit   BIGINT NOT NULL,
+    PRIMARY KEY (requester, record_type, day)
+)";
+
+/// The SQLite schema, in order.
+const SQLITE_MIGRATIONS: &[xgate_audit::store::EmbeddedMigration] = &[
+    (1, "registrations", include_str!("../migrations/0001_registrations.sql")),
+    (2, "quota use", include_str!("../migrations/0002_quota_use.sql")),
+];
+
 /// The `LISTEN` channel of registry changes; the payload is a department.
 pub const CHANGES: &str = "xgate_registry";
 
@@ -111,6 +127,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(PG_SCHEMA).execute(&mut *tx).await?;
+        sqlx::query(PG_QUOTA_SCHEMA).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Store {
             pool: Pool::Pg(pool),
@@ -136,7 +153,9 @@ impl Store {
                 path: display,
                 source,
             })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        xgate_audit::store::embedded_migrator(SQLITE_MIGRATIONS)
+            .run(&pool)
+            .await?;
         Ok(Store {
             pool: Pool::Sqlite(pool),
         })
@@ -280,6 +299,98 @@ impl Store {
                 .map(decode)
                 .collect(),
         }
+    }
+
+    /// Takes one unit of each `(record type, limit)` for `requester` on `day`
+    /// (`YYYY-MM-DD`), in one statement: a type is granted only while its
+    /// count is below the limit, and concurrent takes on any replica serialise
+    /// on the row, so the count never passes the limit. Returns the granted
+    /// types. Types must be distinct; a zero limit is never granted.
+    pub async fn take_quota(
+        &self,
+        requester: &str,
+        day: &str,
+        asks: &[(&str, u32)],
+    ) -> Result<Vec<String>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                const SQL: &str = "INSERT INTO quota_use
+                         (requester, record_type, day, used, day_limit)
+                     SELECT $1, j.key, $2, 1, j.value FROM json_each($3) AS j WHERE j.value > 0
+                     ON CONFLICT (requester, record_type, day) DO UPDATE
+                         SET used = quota_use.used + 1, day_limit = excluded.day_limit
+                         WHERE quota_use.used < excluded.day_limit
+                     RETURNING record_type";
+                let limits: serde_json::Map<String, serde_json::Value> = asks
+                    .iter()
+                    .map(|(t, l)| ((*t).to_owned(), (*l).into()))
+                    .collect();
+                Ok(sqlx::query_scalar(SQL)
+                    .bind(requester)
+                    .bind(day)
+                    .bind(serde_json::Value::Object(limits).to_string())
+                    .fetch_all(p)
+                    .await?)
+            }
+            Pool::Pg(p) => {
+                const SQL: &str = "INSERT INTO quota_use
+                         (requester, record_type, day, used, day_limit)
+                     SELECT $1, t, $2, 1, l FROM unnest($3::TEXT[], $4::BIGINT[]) AS a(t, l)
+                     WHERE l > 0
+                     ON CONFLICT (requester, record_type, day) DO UPDATE
+                         SET used = quota_use.used + 1, day_limit = excluded.day_limit
+                         WHERE quota_use.used < excluded.day_limit
+                     RETURNING record_type";
+                let types: Vec<&str> = asks.iter().map(|(t, _)| *t).collect();
+                let limits: Vec<i64> = asks.iter().map(|(_, l)| i64::from(*l)).collect();
+                Ok(sqlx::query_scalar(SQL)
+                    .bind(requester)
+                    .bind(day)
+                    .bind(types)
+                    .bind(limits)
+                    .fetch_all(p)
+                    .await?)
+            }
+        }
+    }
+
+    /// Units of `record_type` taken by `requester` on `day`.
+    pub async fn quota_used(
+        &self,
+        requester: &str,
+        record_type: &str,
+        day: &str,
+    ) -> Result<u64, StoreError> {
+        const SQL: &str =
+            "SELECT used FROM quota_use WHERE requester = $1 AND record_type = $2 AND day = $3";
+        let used: Option<i64> = match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar(SQL)
+                    .bind(requester)
+                    .bind(record_type)
+                    .bind(day)
+                    .fetch_optional(p)
+                    .await?
+            }
+            Pool::Pg(p) => {
+                sqlx::query_scalar(SQL)
+                    .bind(requester)
+                    .bind(record_type)
+                    .bind(day)
+                    .fetch_optional(p)
+                    .await?
+            }
+        };
+        Ok(used.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    /// Forgets quota use of days before `day`.
+    pub async fn forget_quota_before(&self, day: &str) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM quota_use WHERE day < $1";
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => sqlx::query(SQL).bind(day).execute(p).await?.rows_affected(),
+            Pool::Pg(p) => sqlx::query(SQL).bind(day).execute(p).await?.rows_affected(),
+        })
     }
 
     pub async fn close(&self) {
@@ -540,6 +651,35 @@ mod tests {
         assert!(a.all().await.expect("all").is_empty());
         a.close().await;
         b.close().await;
+    }
+
+    on_both!(concurrent_quota_takes_on_three_stores_never_pass_the_limit);
+    async fn concurrent_quota_takes_on_three_stores_never_pass_the_limit(db: &Db) {
+        // Three replicas' stores on one database, 300 takes at once against
+        // a limit of 100: exactly 100 granted, whatever the interleaving.
+        let stores = [db.open().await, db.open().await, db.open().await];
+        let takes = (0..300).map(|i| {
+            let store = stores[i % 3].clone();
+            async move {
+                store
+                    .take_quota("hall", "2026-11-25", &[("tax_registration", 100)])
+                    .await
+                    .expect("take")
+                    .len()
+            }
+        });
+        let granted: usize = futures::future::join_all(takes).await.into_iter().sum();
+        assert_eq!(granted, 100);
+        assert_eq!(
+            stores[0]
+                .quota_used("hall", "tax_registration", "2026-11-25")
+                .await
+                .expect("used"),
+            100
+        );
+        for store in stores {
+            store.close().await;
+        }
     }
 
     #[test]
