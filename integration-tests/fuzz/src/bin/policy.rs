@@ -1,0 +1,4 @@
+//! AFL++ entry point of [`xgate_fuzz::policy`] (built by `run.sh` with `cargo afl build`).
+fn main() {
+    afl::fuzz!(|data: &[u8]| xgate_fuzz::policy(data));
+}
