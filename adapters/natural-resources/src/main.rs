@@ -20,7 +20,6 @@ static NATURAL_RESOURCES: DepartmentSpec = DepartmentSpec {
     generate: records::generate,
 };
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    xgate_synth::cli::run(&NATURAL_RESOURCES).await
+fn main() -> anyhow::Result<()> {
+    xgate_synth::cli::main(&NATURAL_RESOURCES)
 }

@@ -20,7 +20,6 @@ static PUBLIC_SECURITY: DepartmentSpec = DepartmentSpec {
     generate: records::generate,
 };
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    xgate_synth::cli::run(&PUBLIC_SECURITY).await
+fn main() -> anyhow::Result<()> {
+    xgate_synth::cli::main(&PUBLIC_SECURITY)
 }

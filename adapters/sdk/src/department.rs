@@ -55,3 +55,39 @@ pub trait Department: Send + Sync + 'static {
         record_type: &str,
     ) -> impl Future<Output = Result<Vec<serde_json::Value>, LookupError>> + Send;
 }
+
+/// A [`Department`] behind a pointer. The SDK's server holds one of these,
+/// so the whole gRPC/TLS stack is compiled once, in this crate, instead of
+/// once per adapter binary for its `D` (in release builds each binary
+/// instantiates the generics it uses itself: a generic server made every
+/// department binary a half-minute build). One boxed future per lookup is
+/// the price.
+pub(crate) trait DynDepartment: Send + Sync + 'static {
+    fn department(&self) -> &str;
+    fn record_types(&self) -> Vec<String>;
+    fn sample_subjects(&self) -> Vec<Subject>;
+    fn lookup<'a>(
+        &'a self,
+        subject: &'a Subject,
+        record_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<serde_json::Value>, LookupError>>;
+}
+
+impl<D: Department> DynDepartment for D {
+    fn department(&self) -> &str {
+        Department::department(self)
+    }
+    fn record_types(&self) -> Vec<String> {
+        Department::record_types(self)
+    }
+    fn sample_subjects(&self) -> Vec<Subject> {
+        Department::sample_subjects(self)
+    }
+    fn lookup<'a>(
+        &'a self,
+        subject: &'a Subject,
+        record_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<serde_json::Value>, LookupError>> {
+        Box::pin(Department::lookup(self, subject, record_type))
+    }
+}

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use xgate_proto::v1::{
 };
 use xgate_tls::{Identity, TlsFiles};
 
-use crate::department::{Department, LookupError, Subject};
+use crate::department::{Department, DynDepartment, LookupError, Subject};
 use crate::registration;
 
 /// Flags every adapter binary takes for `serve` (flatten them into its CLI).
@@ -73,6 +74,15 @@ pub async fn serve_with_shutdown<D: Department>(
     args: AdapterArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_dyn(Arc::new(dept), args, Box::pin(shutdown)).await
+}
+
+/// [`serve_with_shutdown`] without generics: compiled once, in the SDK.
+async fn serve_dyn(
+    dept: Arc<dyn DynDepartment>,
+    args: AdapterArgs,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+) -> anyhow::Result<()> {
     xgate_tls::install_crypto_provider();
     let tls = TlsFiles {
         cert: args.cert.clone(),
@@ -88,7 +98,7 @@ pub async fn serve_with_shutdown<D: Department>(
         );
     }
     let catalog = Catalog::builtin().context("loading the record catalog")?;
-    let service = AdapterService::new(dept, &catalog)?;
+    let service = AdapterService::from_dyn(dept, &catalog)?;
     let record_types = service.record_types.clone();
 
     let incoming = TcpIncoming::bind(args.listen)
@@ -99,7 +109,7 @@ pub async fn serve_with_shutdown<D: Department>(
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<DepartmentAdapterServer<AdapterService<D>>>()
+        .set_serving::<DepartmentAdapterServer<AdapterService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(xgate_proto::FILE_DESCRIPTOR_SET)
@@ -184,17 +194,21 @@ fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 }
 
 /// The `DepartmentAdapter` service around a [`Department`].
-pub struct AdapterService<D> {
-    dept: Arc<D>,
+pub struct AdapterService {
+    dept: Arc<dyn DynDepartment>,
     /// Served types and the subject kind each is keyed by.
     kinds: HashMap<String, SubjectKind>,
     record_types: Vec<String>,
 }
 
-impl<D: Department> AdapterService<D> {
+impl AdapterService {
     /// Checks the department's types against the catalog: each must exist
     /// and belong to this department.
-    pub fn new(dept: D, catalog: &Catalog) -> anyhow::Result<Self> {
+    pub fn new<D: Department>(dept: D, catalog: &Catalog) -> anyhow::Result<Self> {
+        Self::from_dyn(Arc::new(dept), catalog)
+    }
+
+    fn from_dyn(dept: Arc<dyn DynDepartment>, catalog: &Catalog) -> anyhow::Result<Self> {
         let department = dept.department().to_owned();
         let record_types = dept.record_types();
         let mut kinds = HashMap::new();
@@ -211,7 +225,7 @@ impl<D: Department> AdapterService<D> {
             kinds.insert(id.clone(), rt.subject_kind);
         }
         Ok(Self {
-            dept: Arc::new(dept),
+            dept,
             kinds,
             record_types,
         })
@@ -327,7 +341,7 @@ fn subject_of(request: &LookupRequest) -> Result<Subject, Status> {
     })
 }
 
-impl<D: Department> AdapterService<D> {
+impl AdapterService {
     async fn lookup_traced(
         &self,
         request: Request<LookupRequest>,
@@ -351,7 +365,7 @@ impl<D: Department> AdapterService<D> {
 }
 
 #[tonic::async_trait]
-impl<D: Department> DepartmentAdapter for AdapterService<D> {
+impl DepartmentAdapter for AdapterService {
     async fn lookup(
         &self,
         request: Request<LookupRequest>,
@@ -454,7 +468,7 @@ mod tests {
         }
     }
 
-    fn service(delay: Duration) -> AdapterService<Scripted> {
+    fn service(delay: Duration) -> AdapterService {
         let catalog = Catalog::builtin().expect("catalog");
         AdapterService::new(Scripted { delay }, &catalog).expect("service")
     }

@@ -115,6 +115,7 @@
 //! contain the subject ID or column values.
 
 mod cell;
+pub mod cli;
 mod department;
 mod mapping;
 mod query;

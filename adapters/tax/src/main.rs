@@ -19,7 +19,6 @@ static TAX: DepartmentSpec = DepartmentSpec {
     generate: records::generate,
 };
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    xgate_synth::cli::run(&TAX).await
+fn main() -> anyhow::Result<()> {
+    xgate_synth::cli::main(&TAX)
 }
