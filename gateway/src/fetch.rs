@@ -192,14 +192,18 @@ pub async fn plan(
                 Ok(_) => {
                     let Item { slot, permit, .. } = item;
                     let outcome = Outcome::QuotaSpent { permit, limit };
-                    planned.immediate.push(settle_slot(slot, &department, &job, outcome));
+                    planned
+                        .immediate
+                        .push(settle_slot(slot, &department, &job, outcome));
                 }
                 // Fail closed: an uncounted fetch of a metered type is not released.
                 Err(e) => {
                     let Item { slot, permit, .. } = item;
                     let why = Unavailable::QuotaStore(e.to_string());
                     let outcome = Outcome::Unavailable { permit, why };
-                    planned.immediate.push(settle_slot(slot, &department, &job, outcome));
+                    planned
+                        .immediate
+                        .push(settle_slot(slot, &department, &job, outcome));
                 }
             }
         }
@@ -235,7 +239,8 @@ impl Planned {
         let Some(route) = routes.get(&item.slot.record_type) else {
             let Item { slot, permit, .. } = item;
             let outcome = Outcome::NoSource { permit };
-            self.immediate.push(settle_slot(slot, department, job, outcome));
+            self.immediate
+                .push(settle_slot(slot, department, job, outcome));
             return;
         };
         self.per_adapter

@@ -85,8 +85,16 @@ const PG_QUOTA_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS quota_use (
 
 /// The SQLite schema, in order.
 const SQLITE_MIGRATIONS: &[xgate_audit::store::EmbeddedMigration] = &[
-    (1, "registrations", include_str!("../migrations/0001_registrations.sql")),
-    (2, "quota use", include_str!("../migrations/0002_quota_use.sql")),
+    (
+        1,
+        "registrations",
+        include_str!("../migrations/0001_registrations.sql"),
+    ),
+    (
+        2,
+        "quota use",
+        include_str!("../migrations/0002_quota_use.sql"),
+    ),
 ];
 
 /// The `LISTEN` channel of registry changes; the payload is a department.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use xgate_catalog::SubjectKind;
 use xgate_integration_tests::client::{self, fetch_request, status_of, with_timeout};
-use xgate_integration_tests::pg::PgDb;
 use xgate_integration_tests::fixture::{FixtureAdapter, FixtureDepartment};
+use xgate_integration_tests::pg::PgDb;
 use xgate_integration_tests::process::GatewayProcess;
 use xgate_integration_tests::{
     APPROVAL_HALL, FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv,
@@ -25,12 +25,7 @@ fn replica_config(env: &TestEnv, url: &str, name: &str) -> PathBuf {
     replica_config_with(env, url, name, &GatewayOptions::default())
 }
 
-fn replica_config_with(
-    env: &TestEnv,
-    url: &str,
-    name: &str,
-    options: &GatewayOptions,
-) -> PathBuf {
+fn replica_config_with(env: &TestEnv, url: &str, name: &str, options: &GatewayOptions) -> PathBuf {
     let base = env.write_gateway_config(options).expect("config");
     let text = std::fs::read_to_string(&base).expect("read config");
     let mut text: String = text
@@ -160,8 +155,7 @@ async fn a_replacement_through_one_replica_drops_the_others_cached_records() {
     let (a, b) = (&replicas[0], &replicas[1]);
     let tls = env.pki().department("tax");
     let fixture = || {
-        FixtureDepartment::new("tax")
-            .serving(CERTIFICATE, vec![records::tax_payment_certificate()])
+        FixtureDepartment::new("tax").serving(CERTIFICATE, vec![records::tax_payment_certificate()])
     };
     let old = FixtureAdapter::spawn_unregistered(fixture(), &tls)
         .await
@@ -178,7 +172,10 @@ async fn a_replacement_through_one_replica_drops_the_others_cached_records() {
         record_types: vec![CERTIFICATE.into()],
         replace: true,
     };
-    registry.register(register(&old_url)).await.expect("register");
+    registry
+        .register(register(&old_url))
+        .await
+        .expect("register");
     env.wait_for_sources(b.addr(), &[CERTIFICATE.to_owned()])
         .await
         .expect("b routes");
@@ -206,9 +203,15 @@ async fn a_replacement_through_one_replica_drops_the_others_cached_records() {
     let first = fetch_b().await;
     assert_eq!(status_of(&first), RecordStatus::Ok, "{first:?}");
     let cached = fetch_b().await;
-    assert!(cached.from_cache, "b's second fetch is a cache hit: {cached:?}");
+    assert!(
+        cached.from_cache,
+        "b's second fetch is a cache hit: {cached:?}"
+    );
 
-    registry.register(register(&new_url)).await.expect("replace");
+    registry
+        .register(register(&new_url))
+        .await
+        .expect("replace");
     let replaced = Instant::now();
     loop {
         let result = fetch_b().await;
@@ -226,7 +229,11 @@ async fn a_replacement_through_one_replica_drops_the_others_cached_records() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(old.lookups(), 1, "the old adapter was asked once, then cached");
+    assert_eq!(
+        old.lookups(),
+        1,
+        "the old adapter was asked once, then cached"
+    );
     for replica in replicas {
         replica.stop().await.expect("stop");
     }
@@ -295,7 +302,16 @@ async fn a_daily_quota_is_exact_across_three_replicas_and_survives_a_restart() {
     let fetches = (0..60).map(|i| {
         let mut client = clients[i % 3].clone();
         let request = request();
-        async move { status_of(&client.fetch(request).await.expect("fetch").into_inner().results[0]) }
+        async move {
+            status_of(
+                &client
+                    .fetch(request)
+                    .await
+                    .expect("fetch")
+                    .into_inner()
+                    .results[0],
+            )
+        }
     });
     let statuses = futures::future::join_all(fetches).await;
     let ok = statuses.iter().filter(|s| **s == RecordStatus::Ok).count();

@@ -10,10 +10,10 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::{Mapping, SqlDepartment, SqlError};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use xgate_adapter_sdk::AdapterArgs;
-use crate::{Mapping, SqlDepartment, SqlError};
 use xgate_catalog::Catalog;
 
 /// Generic SQL adapter for xgate: serves catalog record types from SQLite,

@@ -58,13 +58,29 @@ fn hash_of(bytes: &[u8]) -> Option<Hash> {
 pub type EmbeddedMigration = (i64, &'static str, &'static str);
 
 const SQLITE_MIGRATIONS: &[EmbeddedMigration] = &[
-    (1, "audit", include_str!("../migrations/sqlite/0001_audit.sql")),
-    (2, "audit v2", include_str!("../migrations/sqlite/0002_audit_v2.sql")),
+    (
+        1,
+        "audit",
+        include_str!("../migrations/sqlite/0001_audit.sql"),
+    ),
+    (
+        2,
+        "audit v2",
+        include_str!("../migrations/sqlite/0002_audit_v2.sql"),
+    ),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
-    (1, "audit", include_str!("../migrations/postgres/0001_audit.sql")),
-    (2, "audit v2", include_str!("../migrations/postgres/0002_audit_v2.sql")),
+    (
+        1,
+        "audit",
+        include_str!("../migrations/postgres/0001_audit.sql"),
+    ),
+    (
+        2,
+        "audit v2",
+        include_str!("../migrations/postgres/0002_audit_v2.sql"),
+    ),
 ];
 
 /// A sqlx migrator over migrations embedded with `include_str!`: what

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use crate as cli;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(

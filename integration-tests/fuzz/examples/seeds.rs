@@ -15,7 +15,10 @@ use xgate_policy::PolicySet;
 use xgate_proto::v1::{FetchRequest, RecordRequest, Subject, SubjectKind};
 
 fn resident(first17: &str) -> String {
-    format!("{first17}{}", resident_id_check_char(first17).unwrap_or('0'))
+    format!(
+        "{first17}{}",
+        resident_id_check_char(first17).unwrap_or('0')
+    )
 }
 
 fn uscc(first17: &str) -> String {
@@ -34,7 +37,10 @@ fn fetch_seeds(root: &Path, citizen: &str, company: &str) -> std::io::Result<()>
             kind: SubjectKind::ResidentId as i32,
             id: citizen.into(),
         }),
-        record_types: vec!["resident_identity_card".into(), "marriage_registration".into()],
+        record_types: vec![
+            "resident_identity_card".into(),
+            "marriage_registration".into(),
+        ],
         purpose: "GENERAL-APPROVAL".into(),
         case_id: "CASE-1".into(),
         operator_id: "op-1".into(),
@@ -73,7 +79,11 @@ fn fetch_seeds(root: &Path, citizen: &str, company: &str) -> std::io::Result<()>
 fn id_seeds(root: &Path, citizen: &str, company: &str) -> std::io::Result<()> {
     let dir = root.join("ids");
     write(&dir, "resident.txt", citizen.as_bytes())?;
-    write(&dir, "resident-x.txt", resident("11010518800229123").as_bytes())?;
+    write(
+        &dir,
+        "resident-x.txt",
+        resident("11010518800229123").as_bytes(),
+    )?;
     write(&dir, "uscc.txt", company.as_bytes())?;
     write(&dir, "bad-check.txt", b"110105194912310021")?;
     write(&dir, "short.txt", b"91110000")
@@ -104,7 +114,10 @@ fn mapping_seeds(root: &Path) -> std::io::Result<()> {
 /// A real export: 40 answers and an admin event, checkpointed, plus the trusted key.
 async fn audit_seed(root: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
-    let url = format!("sqlite://{}?mode=rwc", tmp.path().join("audit.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        tmp.path().join("audit.db").display()
+    );
     let keys = Keys::generate()?;
     let trusted = keys.public_key().to_string();
     let options = Options {
@@ -143,7 +156,10 @@ async fn audit_seed(root: &Path) -> Result<(), Box<dyn std::error::Error>> {
             e
         })
         .collect();
-    let mut admin = NewEntry::admin("adapter_registered", serde_json::json!({"department": "tax"}));
+    let mut admin = NewEntry::admin(
+        "adapter_registered",
+        serde_json::json!({"department": "tax"}),
+    );
     admin.requester = "gateway-admin".into();
     entries.push(admin);
     let receipts = log.append(entries).await?;

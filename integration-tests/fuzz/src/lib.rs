@@ -131,7 +131,10 @@ pub fn mapping(data: &[u8]) {
     }
     if let Ok(query) = ParsedQuery::parse(text) {
         // A query that parses holds `:subject` at least once (the parser's promise).
-        assert!(text.contains(":subject"), "parsed {text:?} without :subject");
+        assert!(
+            text.contains(":subject"),
+            "parsed {text:?} without :subject"
+        );
         let _ = query;
     }
 }

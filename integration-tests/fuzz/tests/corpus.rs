@@ -113,11 +113,9 @@ fn the_seeds_reach_past_the_first_refusal() {
     // mutate from: the fetch seeds must validate, the export must verify.
     use prost::Message as _;
     let catalog = xgate_catalog::Catalog::builtin().expect("catalog");
-    let policies = xgate_policy::PolicySet::from_sources(
-        &xgate_policy::PolicySet::builtin_files(),
-        &catalog,
-    )
-    .expect("policies");
+    let policies =
+        xgate_policy::PolicySet::from_sources(&xgate_policy::PolicySet::builtin_files(), &catalog)
+            .expect("policies");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     for seed in ["by-types.bin", "by-item.bin", "views.bin"] {
         let bytes = std::fs::read(dir.join("fetch").join(seed)).expect("seed");
@@ -145,6 +143,9 @@ fn the_seeds_reach_past_the_first_refusal() {
         } else {
             xgate_catalog::SubjectKind::ResidentId
         };
-        assert!(xgate_catalog::ids::validate(kind, &id).is_ok(), "{name}: {id}");
+        assert!(
+            xgate_catalog::ids::validate(kind, &id).is_ok(),
+            "{name}: {id}"
+        );
     }
 }
