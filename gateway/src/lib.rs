@@ -16,7 +16,8 @@
 //! [`server`] start-up, [`config`] the configuration file, [`audit`] the
 //! access log (written before release) and the auditors' service, [`overload`]
 //! load shedding and rate limits, [`telemetry`] spans, trace propagation and
-//! the metrics endpoint ([`metrics`]).
+//! the metrics endpoint ([`metrics`]), [`cluster`] the replicas sharing one
+//! database and whether they agree on the policy set.
 //!
 //! A library only: the `xgate` binary, its client commands and the demo are
 //! the `xgate-cli` crate (`gateway/cli`), so nothing here links demo data.
@@ -26,6 +27,7 @@ pub mod audit;
 /// and the compile-fail test name the very crate versions it was built with.
 pub use xgate_proto;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod fetch;

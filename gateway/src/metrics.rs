@@ -63,6 +63,14 @@ pub struct ShedLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicySetLabels {
+    /// The active policy set's version (`sha256:...`).
+    pub version: String,
+    /// The replica's instance id, so a dashboard can compare replicas.
+    pub instance: String,
+}
+
 /// Every metric the gateway exports.
 pub struct Metrics {
     registry: Registry,
@@ -95,6 +103,9 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Fetches refused before any work, by reason.
     pub shed: Family<ShedLabels, Counter>,
+    /// 1 for the active policy set (an "info" gauge: the labels are the
+    /// data); replicas whose series differ disagree.
+    pub policy_set: Family<PolicySetLabels, Gauge>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -184,6 +195,12 @@ impl Metrics {
         );
         let shed = Family::<ShedLabels, Counter>::default();
         registry.register("shed", "Fetches refused before any work", shed.clone());
+        let policy_set = Family::<PolicySetLabels, Gauge>::default();
+        registry.register(
+            "policy_set",
+            "The active policy set (1, labelled with its version and the replica's instance)",
+            policy_set.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -200,6 +217,7 @@ impl Metrics {
             audit_tamper_alarms,
             in_flight,
             shed,
+            policy_set,
         }
     }
 

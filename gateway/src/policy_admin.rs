@@ -19,9 +19,10 @@ use xgate_policy::{PolicyLoadError, PolicySet};
 use xgate_proto::status::{Violation, bad_request};
 use xgate_proto::v1::policy_admin_server::PolicyAdmin;
 use xgate_proto::v1::{
-    GetPolicySetRequest, PolicySetInfo, ReloadPoliciesRequest, ReloadPoliciesResponse,
+    ClusterStatusRequest, ClusterStatusResponse, GetPolicySetRequest, PolicySetInfo,
+    ReloadPoliciesRequest, ReloadPoliciesResponse,
 };
-use xgate_tls::role::{Admin, Role as _};
+use xgate_tls::role::{Admin, AdminOrAuditor, Role as _};
 
 use arc_swap::ArcSwap;
 use xgate_catalog::Catalog;
@@ -196,7 +197,10 @@ pub fn reload_on_change(store: Arc<PolicyStore>) -> notify::Result<notify::Recom
 
 /// The `PolicyAdmin` service.
 #[derive(Clone)]
-pub struct PolicyAdminService(pub Arc<PolicyStore>);
+pub struct PolicyAdminService {
+    pub policies: Arc<PolicyStore>,
+    pub cluster: Arc<crate::cluster::Cluster>,
+}
 
 #[tonic::async_trait]
 impl PolicyAdmin for PolicyAdminService {
@@ -205,12 +209,12 @@ impl PolicyAdmin for PolicyAdminService {
         request: Request<ReloadPoliciesRequest>,
     ) -> Result<Response<ReloadPoliciesResponse>, Status> {
         let Admin(admin) = Admin::of(&request, "reload policies")?;
-        match self.0.reload(&format!("RPC by admin {admin}")).await {
+        match self.policies.reload(&format!("RPC by admin {admin}")).await {
             Ok(reloaded) => Ok(Response::new(ReloadPoliciesResponse {
                 changed: matches!(reloaded, Reloaded::Swapped { .. }),
-                active: Some(self.0.info()),
+                active: Some(self.policies.info()),
             })),
-            Err(e) => Err(rejected(&e, self.0.current().version())),
+            Err(e) => Err(rejected(&e, self.policies.current().version())),
         }
     }
 
@@ -219,7 +223,18 @@ impl PolicyAdmin for PolicyAdminService {
         request: Request<GetPolicySetRequest>,
     ) -> Result<Response<PolicySetInfo>, Status> {
         xgate_tls::peer_identity(&request)?;
-        Ok(Response::new(self.0.info()))
+        Ok(Response::new(self.policies.info()))
+    }
+
+    async fn cluster_status(
+        &self,
+        request: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        AdminOrAuditor::of(&request, "read the cluster status")?;
+        self.cluster.status().await.map(Response::new).map_err(|e| {
+            tracing::error!(error = %e, "cluster status: reading the replica table failed");
+            Status::unavailable(format!("the replica table cannot be read: {e}"))
+        })
     }
 }
 

@@ -16,6 +16,7 @@ use xgate_proto::v1::exchange_server::ExchangeServer;
 use xgate_proto::v1::registry_server::RegistryServer;
 
 use crate::audit::{AdminEvent, AuditService};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::gateway::{ExchangeService, GatewayState, RegistryService};
 use crate::policy_admin::{self, PolicyAdminService};
@@ -42,6 +43,9 @@ pub struct RunningGateway {
     sighup: JoinHandle<()>,
     /// Follows registry changes of other replicas (PostgreSQL only).
     registry_follower: Option<JoinHandle<()>>,
+    /// This replica in the shared replica table, and its heartbeat.
+    pub cluster: Arc<Cluster>,
+    heartbeat: JoinHandle<()>,
 }
 
 impl RunningGateway {
@@ -58,6 +62,8 @@ impl RunningGateway {
         if let Some(task) = self.metrics_task.take() {
             task.abort();
         }
+        self.heartbeat.abort();
+        self.cluster.leave().await;
         self.state.store.close().await;
         // A final signed checkpoint, then the store closes.
         if let Err(e) = self.state.auditor.checkpoint().await {
@@ -129,30 +135,32 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let addr = incoming.local_addr()?;
 
     let health = health_service(&state).await;
+    let cluster = Cluster::new(
+        addr.to_string(),
+        state.store.clone(),
+        Arc::clone(&state.policies),
+        Arc::clone(&state.auditor),
+    );
+    // Listed before the first fetch is answered; a database that cannot
+    // take the row now will not take a fetch's quota or registry read either.
+    cluster
+        .beat()
+        .await
+        .context("reporting this replica in the gateway database")?;
     let metrics = match config.telemetry.metrics_listen {
         Some(listen) => {
-            // Gauges read from their owners at scrape time.
-            let auditor = Arc::clone(&state.auditor);
-            let refresh: crate::telemetry::Refresh = Arc::new(move || {
-                let metrics = crate::metrics::metrics();
-                metrics
-                    .audit_queue_depth
-                    .set(i64::try_from(auditor.queue_depth()).unwrap_or(i64::MAX));
-                metrics
-                    .audit_tamper_alarms
-                    .set(i64::try_from(auditor.alarms()).unwrap_or(i64::MAX));
-            });
-            Some(crate::telemetry::serve_metrics(listen, refresh).await?)
+            Some(crate::telemetry::serve_metrics(listen, endpoints(&state, &cluster)).await?)
         }
         None => None,
     };
-    let router = router(config, server_tls, &state, auditor, health)?;
+    let router = router(config, server_tls, &state, &cluster, auditor, health)?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
     }));
     tracing::info!(%addr, "gateway serving");
     let registry_follower = crate::gateway::follow_registry(&state);
+    let heartbeat = cluster.spawn();
     Ok(RunningGateway {
         addr,
         metrics_addr: metrics.as_ref().map(|(addr, _)| *addr),
@@ -163,7 +171,40 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         _watcher: watcher,
         sighup,
         registry_follower,
+        cluster,
+        heartbeat,
     })
+}
+
+/// What the metrics listener serves: gauges read from their owners at
+/// scrape time, and this replica's health detail.
+fn endpoints(state: &Arc<GatewayState>, cluster: &Arc<Cluster>) -> crate::telemetry::Endpoints {
+    let auditor = Arc::clone(&state.auditor);
+    let policies = Arc::clone(&state.policies);
+    let instance = cluster.instance().to_owned();
+    let refresh: crate::telemetry::Refresh = Arc::new(move || {
+        let metrics = crate::metrics::metrics();
+        metrics
+            .audit_queue_depth
+            .set(i64::try_from(auditor.queue_depth()).unwrap_or(i64::MAX));
+        metrics
+            .audit_tamper_alarms
+            .set(i64::try_from(auditor.alarms()).unwrap_or(i64::MAX));
+        // One series: the set active now (a swapped-out set's series goes).
+        metrics.policy_set.clear();
+        metrics
+            .policy_set
+            .get_or_create(&crate::metrics::PolicySetLabels {
+                version: policies.current().version().to_owned(),
+                instance: instance.clone(),
+            })
+            .set(1);
+    });
+    let cluster = Arc::clone(cluster);
+    crate::telemetry::Endpoints {
+        refresh,
+        health: Arc::new(move || cluster.health()),
+    }
 }
 
 /// The policy set of `config`; its load, or why it was rejected, goes to
@@ -247,6 +288,7 @@ fn router(
     config: &Config,
     server_tls: tonic::transport::ServerTlsConfig,
     state: &Arc<GatewayState>,
+    cluster: &Arc<Cluster>,
     auditor: crate::audit::Auditor,
     health: HealthServer<impl tonic_health::pb::health_server::Health>,
 ) -> anyhow::Result<Router> {
@@ -258,7 +300,10 @@ fn router(
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let audit =
         AuditServer::new(AuditService(auditor)).max_decoding_message_size(MAX_DECODING_BYTES);
-    let policy_admin = PolicyAdminServer::new(PolicyAdminService(Arc::clone(&state.policies)));
+    let policy_admin = PolicyAdminServer::new(PolicyAdminService {
+        policies: Arc::clone(&state.policies),
+        cluster: Arc::clone(cluster),
+    });
     Ok(Server::builder()
         // HTTP/2 bounds per connection; oversized headers are refused by
         // the HTTP/2 layer before any service runs.

@@ -1,5 +1,5 @@
-//! The gateway's own database: adapter registrations and daily quota use, so
-//! they survive a restart. SQLite (a file path) for one box; PostgreSQL
+//! The gateway's own database: adapter registrations, daily quota use and
+//! the replicas sharing it, so they survive a restart. SQLite (a file path) for one box; PostgreSQL
 //! (`postgres://...`) when several replicas share them.
 
 use std::path::Path;
@@ -83,6 +83,26 @@ const PG_QUOTA_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS quota_use (
     PRIMARY KEY (requester, record_type, day)
 )";
 
+/// The PostgreSQL replica table (the SQLite one is migration 0003).
+const PG_REPLICA_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS gateway_replicas (
+    instance       TEXT   NOT NULL PRIMARY KEY,
+    address        TEXT   NOT NULL,
+    policy_version TEXT   NOT NULL,
+    started_at     BIGINT NOT NULL,
+    last_seen      BIGINT NOT NULL
+)";
+
+/// One gateway process using the database, as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    /// The audit instance id (the name of its chain).
+    pub instance: String,
+    pub address: String,
+    pub policy_version: String,
+    pub started_at: SystemTime,
+    pub last_seen: SystemTime,
+}
+
 /// The SQLite schema, in order.
 const SQLITE_MIGRATIONS: &[xgate_audit::store::EmbeddedMigration] = &[
     (
@@ -95,6 +115,11 @@ const SQLITE_MIGRATIONS: &[xgate_audit::store::EmbeddedMigration] = &[
         "quota use",
         include_str!("../migrations/0002_quota_use.sql"),
     ),
+    (
+        3,
+        "gateway replicas",
+        include_str!("../migrations/0003_gateway_replicas.sql"),
+    ),
 ];
 
 /// The `LISTEN` channel of registry changes; the payload is a department.
@@ -105,6 +130,17 @@ pub fn is_postgres(database: &Path) -> bool {
     database
         .to_str()
         .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
+}
+
+/// Runs `$body` with `$p` bound to whichever pool the store has: the SQL is
+/// the same text for both backends, the types differ.
+macro_rules! on_pool {
+    ($store:expr, $p:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Pg($p) => $body,
+        }
+    };
 }
 
 impl Store {
@@ -136,6 +172,7 @@ impl Store {
             .await?;
         sqlx::query(PG_SCHEMA).execute(&mut *tx).await?;
         sqlx::query(PG_QUOTA_SCHEMA).execute(&mut *tx).await?;
+        sqlx::query(PG_REPLICA_SCHEMA).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Store {
             pool: Pool::Pg(pool),
@@ -271,20 +308,12 @@ impl Store {
     pub async fn remove(&self, department: &str, adapter_id: &str) -> Result<bool, StoreError> {
         const SQL: &str =
             "DELETE FROM adapter_registrations WHERE department = $1 AND adapter_id = $2";
-        let affected = match &self.pool {
-            Pool::Sqlite(p) => sqlx::query(SQL)
-                .bind(department)
-                .bind(adapter_id)
-                .execute(p)
-                .await?
-                .rows_affected(),
-            Pool::Pg(p) => sqlx::query(SQL)
-                .bind(department)
-                .bind(adapter_id)
-                .execute(p)
-                .await?
-                .rows_affected(),
-        };
+        let affected = on_pool!(self, p => sqlx::query(SQL)
+            .bind(department)
+            .bind(adapter_id)
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(affected > 0)
     }
 
@@ -293,20 +322,12 @@ impl Store {
         const SQL: &str =
             "SELECT department, adapter_id, endpoints, record_types, registered_at, last_seen
              FROM adapter_registrations ORDER BY department, adapter_id";
-        match &self.pool {
-            Pool::Sqlite(p) => sqlx::query(SQL)
-                .fetch_all(p)
-                .await?
-                .iter()
-                .map(decode)
-                .collect(),
-            Pool::Pg(p) => sqlx::query(SQL)
-                .fetch_all(p)
-                .await?
-                .iter()
-                .map(decode)
-                .collect(),
-        }
+        on_pool!(self, p => sqlx::query(SQL)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(decode)
+            .collect())
     }
 
     /// Takes one unit of each `(record type, limit)` for `requester` on `day`
@@ -371,41 +392,80 @@ impl Store {
     ) -> Result<u64, StoreError> {
         const SQL: &str =
             "SELECT used FROM quota_use WHERE requester = $1 AND record_type = $2 AND day = $3";
-        let used: Option<i64> = match &self.pool {
-            Pool::Sqlite(p) => {
-                sqlx::query_scalar(SQL)
-                    .bind(requester)
-                    .bind(record_type)
-                    .bind(day)
-                    .fetch_optional(p)
-                    .await?
-            }
-            Pool::Pg(p) => {
-                sqlx::query_scalar(SQL)
-                    .bind(requester)
-                    .bind(record_type)
-                    .bind(day)
-                    .fetch_optional(p)
-                    .await?
-            }
-        };
+        let used: Option<i64> = on_pool!(self, p => sqlx::query_scalar(SQL)
+            .bind(requester)
+            .bind(record_type)
+            .bind(day)
+            .fetch_optional(p)
+            .await?);
         Ok(used.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
     }
 
     /// Forgets quota use of days before `day`.
     pub async fn forget_quota_before(&self, day: &str) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM quota_use WHERE day < $1";
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => sqlx::query(SQL).bind(day).execute(p).await?.rows_affected(),
-            Pool::Pg(p) => sqlx::query(SQL).bind(day).execute(p).await?.rows_affected(),
-        })
+        Ok(on_pool!(self, p => sqlx::query(SQL).bind(day).execute(p).await?.rows_affected()))
+    }
+
+    /// Records a replica's heartbeat (inserting it on its first), and
+    /// forgets replicas silent since before `forget_before`.
+    pub async fn beat_replica(
+        &self,
+        r: &Replica,
+        forget_before: SystemTime,
+    ) -> Result<(), StoreError> {
+        const UPSERT: &str = "INSERT INTO gateway_replicas
+                 (instance, address, policy_version, started_at, last_seen)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (instance) DO UPDATE SET
+                 address = excluded.address,
+                 policy_version = excluded.policy_version,
+                 started_at = excluded.started_at,
+                 last_seen = excluded.last_seen";
+        const FORGET: &str = "DELETE FROM gateway_replicas WHERE last_seen < $1";
+        on_pool!(self, p => {
+            sqlx::query(UPSERT)
+                .bind(&r.instance)
+                .bind(&r.address)
+                .bind(&r.policy_version)
+                .bind(millis(r.started_at))
+                .bind(millis(r.last_seen))
+                .execute(p)
+                .await?;
+            sqlx::query(FORGET).bind(millis(forget_before)).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Removes a replica (it stopped cleanly).
+    pub async fn leave_replica(&self, instance: &str) -> Result<(), StoreError> {
+        const SQL: &str = "DELETE FROM gateway_replicas WHERE instance = $1";
+        on_pool!(self, p => sqlx::query(SQL).bind(instance).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Every replica, ordered by instance id.
+    pub async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        const SQL: &str = "SELECT instance, address, policy_version, started_at, last_seen
+             FROM gateway_replicas ORDER BY instance";
+        let rows: Vec<(String, String, String, i64, i64)> =
+            on_pool!(self, p => sqlx::query_as(SQL).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(instance, address, policy_version, started_at, last_seen)| Replica {
+                    instance,
+                    address,
+                    policy_version,
+                    started_at: from_millis(started_at),
+                    last_seen: from_millis(last_seen),
+                },
+            )
+            .collect())
     }
 
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Sqlite(p) => p.close().await,
-            Pool::Pg(p) => p.close().await,
-        }
+        on_pool!(self, p => p.close().await);
     }
 }
 
@@ -688,6 +748,50 @@ mod tests {
         for store in stores {
             store.close().await;
         }
+    }
+
+    on_both!(replicas_are_listed_updated_forgotten_and_removed);
+    async fn replicas_are_listed_updated_forgotten_and_removed(db: &Db) {
+        let (a, b) = (db.open().await, db.open().await);
+        let replica = |instance: &str, version: &str, seen: i64| Replica {
+            instance: instance.into(),
+            address: "127.0.0.1:1".into(),
+            policy_version: version.into(),
+            started_at: from_millis(1_000),
+            last_seen: from_millis(seen),
+        };
+        let long_ago = from_millis(0);
+        a.beat_replica(&replica("gw-a", "v1", 5_000), long_ago)
+            .await
+            .expect("beat");
+        b.beat_replica(&replica("gw-b", "v1", 5_000), long_ago)
+            .await
+            .expect("beat");
+        // A's next beat reports a new policy set; B sees it.
+        a.beat_replica(&replica("gw-a", "v2", 7_000), long_ago)
+            .await
+            .expect("beat");
+        assert_eq!(
+            b.replicas().await.expect("replicas"),
+            vec![replica("gw-a", "v2", 7_000), replica("gw-b", "v1", 5_000)]
+        );
+        // B's beat forgets replicas silent since before 6 s: A stays.
+        b.beat_replica(&replica("gw-b", "v1", 9_000), from_millis(6_000))
+            .await
+            .expect("beat");
+        assert_eq!(a.replicas().await.expect("replicas").len(), 2);
+        a.beat_replica(&replica("gw-a", "v2", 9_500), from_millis(9_200))
+            .await
+            .expect("beat");
+        assert_eq!(
+            a.replicas().await.expect("replicas"),
+            vec![replica("gw-a", "v2", 9_500)],
+            "a replica silent past the bound is forgotten"
+        );
+        a.leave_replica("gw-a").await.expect("leave");
+        assert!(b.replicas().await.expect("replicas").is_empty());
+        a.close().await;
+        b.close().await;
     }
 
     #[test]

@@ -101,12 +101,23 @@ pub fn fetch_span(rpc: &'static str, metadata: &MetadataMap) -> (tracing::Span, 
 /// queue's depth); the metrics endpoint knows no gateway state.
 pub type Refresh = Arc<dyn Fn() + Send + Sync>;
 
-/// Serves `GET /metrics` (Prometheus/OpenMetrics text) on `listen` over
-/// plain HTTP/1.1 until the task is aborted, calling `refresh` before each
-/// scrape. Returns the bound address.
+/// The body of `GET /health`: the replica's own detail (instance, policy
+/// set, chain head), which `grpc.health.v1` has no field for.
+pub type HealthDetail = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What the metrics listener answers from.
+#[derive(Clone)]
+pub struct Endpoints {
+    pub refresh: Refresh,
+    pub health: HealthDetail,
+}
+
+/// Serves `GET /metrics` (Prometheus/OpenMetrics text, calling `refresh`
+/// before each scrape) and `GET /health` (JSON) on `listen` over plain
+/// HTTP/1.1 until the task is aborted. Returns the bound address.
 pub async fn serve_metrics(
     listen: SocketAddr,
-    refresh: Refresh,
+    endpoints: Endpoints,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(listen)
         .await
@@ -122,11 +133,11 @@ pub async fn serve_metrics(
                     continue;
                 }
             };
-            let refresh = Arc::clone(&refresh);
+            let endpoints = endpoints.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
-                    let refresh = Arc::clone(&refresh);
-                    async move { Ok::<_, std::convert::Infallible>(answer(&request, &*refresh)) }
+                    let endpoints = endpoints.clone();
+                    async move { Ok::<_, std::convert::Infallible>(answer(&request, &endpoints)) }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -142,10 +153,7 @@ pub async fn serve_metrics(
     Ok((addr, task))
 }
 
-fn answer<B>(
-    request: &http::Request<B>,
-    refresh: &(dyn Fn() + Send + Sync),
-) -> http::Response<String> {
+fn answer<B>(request: &http::Request<B>, endpoints: &Endpoints) -> http::Response<String> {
     let response = |status: http::StatusCode, content_type: &str, body: String| {
         let mut r = http::Response::new(body);
         *r.status_mut() = status;
@@ -154,11 +162,12 @@ fn answer<B>(
         }
         r
     };
-    if request.uri().path() != "/metrics" {
+    let path = request.uri().path();
+    if path != "/metrics" && path != "/health" {
         return response(
             http::StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "not found; metrics are at /metrics\n".into(),
+            "not found; metrics are at /metrics, health detail at /health\n".into(),
         );
     }
     if request.method() != http::Method::GET && request.method() != http::Method::HEAD {
@@ -168,7 +177,14 @@ fn answer<B>(
             "use GET\n".into(),
         );
     }
-    refresh();
+    if path == "/health" {
+        return response(
+            http::StatusCode::OK,
+            "application/json",
+            format!("{}\n", (endpoints.health)()),
+        );
+    }
+    (endpoints.refresh)();
     response(
         http::StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",

@@ -57,6 +57,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::policy::PolicyCommand,
     },
+    /// Gateway replicas sharing one database: policy sets, heartbeats,
+    /// audit chain heads.
+    Cluster {
+        #[command(subcommand)]
+        command: cli::cluster::ClusterCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -124,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Adapter { command } => cli::adapter::run(command).await,
         Command::Policy { command } => cli::policy::run(command),
+        Command::Cluster { command } => cli::cluster::run(command).await,
         Command::Demo(args) => {
             let logs = args.workdir.join("logs");
             std::fs::create_dir_all(&logs)?;

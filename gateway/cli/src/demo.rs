@@ -26,6 +26,8 @@ use super::fetch::{header, result_json, row, summary};
 use xgate::config::{Config, Limits, TlsConfig};
 use xgate_proto::kind::to_proto as proto_kind;
 
+mod replicas;
+
 /// Requesters the demo's PKI and policies know.
 pub const REQUESTERS: &[&str] = &[
     "approval-hall-demo",
@@ -82,6 +84,19 @@ pub struct DemoArgs {
     /// (e.g. examples/python). Removed again when the demo stops.
     #[arg(long, value_name = "FILE", conflicts_with = "once")]
     pub ready_file: Option<PathBuf>,
+    /// Run N gateway replicas (separate `xgate serve` processes) on one
+    /// PostgreSQL database behind HAProxy in TCP passthrough; the demo's
+    /// fetches go through the balancer. 1: one gateway in this process, on
+    /// SQLite.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub replicas: u16,
+    /// The PostgreSQL database of the replicas (created if missing).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/xgate_demo"
+    )]
+    pub postgres: String,
 }
 
 /// Where the adapter binaries are: next to this executable.
@@ -190,23 +205,29 @@ async fn spawn_adapter(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting the {department} adapter"))?;
-    let stdout = child.stdout.take().context("adapter stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .with_context(|| format!("the {department} adapter did not start within 20 s"))??
-        .with_context(|| format!("the {department} adapter exited at start; see its log"))?;
-    let addr = first
-        .strip_prefix("listening on ")
-        .with_context(|| format!("unexpected first line from the {department} adapter: {first}"))?
-        .to_owned();
-    // Keep draining stdout so the adapter never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = listening_addr(&mut child, &format!("the {department} adapter")).await?;
     Ok(AdapterProcess {
         department: department.to_owned(),
         addr,
         child,
     })
+}
+
+/// Reads a child's first stdout line, `listening on ADDR`, and keeps
+/// draining its stdout so it never blocks on a full pipe.
+async fn listening_addr(child: &mut Child, what: &str) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().context("child stdout was not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .with_context(|| format!("{what} did not start within 20 s"))??
+        .with_context(|| format!("{what} exited at start; see its log"))?;
+    let addr = first
+        .strip_prefix("listening on ")
+        .with_context(|| format!("unexpected first line from {what}: {first}"))?
+        .to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(addr)
 }
 
 /// The synthetic population's citizen with gaps (no marriage, no vehicle...).
@@ -236,6 +257,9 @@ pub fn sample_subjects() -> (String, String) {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if args.replicas > 1 {
+        return replicas::run(args).await;
+    }
     let started = Instant::now();
     let (work, catalog, pki) = prepare_workdir(&args.workdir)?;
     let departments: Vec<String> = catalog.departments().map(|d| d.id.clone()).collect();
@@ -253,7 +277,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let outcome = Outcome::fetch(&url, &pki, &catalog).await?;
     if args.json {
-        print_json(&outcome, &url)?;
+        print_json(&outcome, &url, None)?;
     } else {
         print_tables(&outcome)?;
     }
@@ -398,29 +422,32 @@ struct Outcome {
     withdrawal: Vec<RecordResult>,
     /// A bureau without a grant.
     refused: Vec<RecordResult>,
+    /// Per fetch above (`citizen`, `company`, ...), the audit chain (gateway
+    /// instance) of its receipt: the replica that answered.
+    answered_by: Vec<(&'static str, String)>,
 }
 
 impl Outcome {
+    /// Every fetch on a connection of its own: behind a balancer, which
+    /// spreads connections, they reach different replicas.
     async fn fetch(url: &str, pki: &devpki::DevPki, catalog: &Catalog) -> anyhow::Result<Self> {
         let (citizen, company) = sample_subjects();
-        let requester = pki.files(&Identity::Requester(DEMO_REQUESTER.into()));
-        let channel = super::client::connect(url, &requester).await?;
-        let client = ExchangeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+        let hall = pki.files(&Identity::Requester(DEMO_REQUESTER.into()));
         let fetch_started = Instant::now();
         let (personal, corporate) = tokio::try_join!(
-            fetch_all(client.clone(), catalog, SubjectKind::ResidentId, &citizen),
-            fetch_all(client.clone(), catalog, SubjectKind::Uscc, &company),
+            fetch_all(url, &hall, catalog, SubjectKind::ResidentId, &citizen),
+            fetch_all(url, &hall, catalog, SubjectKind::Uscc, &company),
         )?;
         let fetch_elapsed = fetch_started.elapsed();
         // The citizen with gaps in her records: what she lacks comes back NOT_FOUND.
         let gappy_id = gappy_citizen();
-        let gappy = fetch_all(client.clone(), catalog, SubjectKind::ResidentId, &gappy_id).await?;
+        let gappy = fetch_all(url, &hall, catalog, SubjectKind::ResidentId, &gappy_id).await?;
         // Policies at work: the provident fund's withdrawal item gets exactly the
         // views the item names; a bureau without a grant gets nothing.
         let pf_files = pki.files(&Identity::Requester(PF_REQUESTER.into()));
-        let pf_client = ExchangeClient::new(super::client::connect(url, &pf_files).await?);
         let withdrawal = fetch_request(
-            pf_client,
+            url,
+            &pf_files,
             FetchRequest {
                 approval_item: PF_ITEM.into(),
                 ..subject_request(SubjectKind::ResidentId, &citizen)
@@ -428,9 +455,9 @@ impl Outcome {
         )
         .await?;
         let nobody_files = pki.files(&Identity::Requester(NO_GRANT_REQUESTER.into()));
-        let nobody_client = ExchangeClient::new(super::client::connect(url, &nobody_files).await?);
         let refused = fetch_request(
-            nobody_client,
+            url,
+            &nobody_files,
             FetchRequest {
                 record_types: vec!["real_estate_title".into()],
                 purpose: DEMO_PURPOSE.into(),
@@ -441,13 +468,20 @@ impl Outcome {
         Ok(Self {
             citizen,
             company,
-            personal,
-            corporate,
+            answered_by: vec![
+                ("citizen", personal.1),
+                ("company", corporate.1),
+                ("gappy_citizen", gappy.1),
+                ("provident_fund_withdrawal", withdrawal.1),
+                ("no_grant", refused.1),
+            ],
+            personal: personal.0,
+            corporate: corporate.0,
             fetch_elapsed,
             gappy_id,
-            gappy,
-            withdrawal,
-            refused,
+            gappy: gappy.0,
+            withdrawal: withdrawal.0,
+            refused: refused.0,
         })
     }
 
@@ -470,8 +504,13 @@ impl Outcome {
     }
 }
 
-/// `--json`: one document with every result and a summary.
-fn print_json(o: &Outcome, url: &str) -> anyhow::Result<()> {
+/// `--json`: one document with every result and a summary; with replicas
+/// (`names`: instance -> replica name), which replica answered each fetch.
+fn print_json(
+    o: &Outcome,
+    url: &str,
+    names: Option<&std::collections::HashMap<String, String>>,
+) -> anyhow::Result<()> {
     let all = o.all();
     let results: Vec<_> = o
         .personal
@@ -493,8 +532,19 @@ fn print_json(o: &Outcome, url: &str) -> anyhow::Result<()> {
             .unwrap_or(0);
         by_status.insert(name.into(), json!(n + 1));
     }
+    let answered_by: Vec<_> = o
+        .answered_by
+        .iter()
+        .map(|(fetch, instance)| {
+            let replica = names
+                .and_then(|n| n.get(instance))
+                .map_or("gateway", String::as_str);
+            json!({"fetch": fetch, "replica": replica, "instance": instance})
+        })
+        .collect();
     let doc = json!({
         "gateway": url,
+        "answered_by": answered_by,
         "requester": DEMO_REQUESTER,
         "purpose": DEMO_PURPOSE,
         "subjects": {"resident_id": o.citizen, "uscc": o.company},
@@ -629,30 +679,42 @@ fn subject_request(kind: SubjectKind, id: &str) -> FetchRequest {
     }
 }
 
+/// One fetch on a connection of its own; the results and the audit chain
+/// (gateway instance) that answered.
 async fn fetch_request(
-    mut client: ExchangeClient<tonic::transport::Channel>,
+    url: &str,
+    requester: &TlsFiles,
     message: FetchRequest,
-) -> anyhow::Result<Vec<RecordResult>> {
+) -> anyhow::Result<(Vec<RecordResult>, String)> {
+    let channel = super::client::connect(url, requester).await?;
+    let mut client = ExchangeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     let mut request = tonic::Request::new(message);
     request.set_timeout(Duration::from_secs(10));
-    let response = client.fetch(request).await.map_err(super::fetch::explain)?;
-    Ok(response.into_inner().results)
+    let response = client
+        .fetch(request)
+        .await
+        .map_err(super::fetch::explain)?
+        .into_inner();
+    let chain = response.receipt.map(|r| r.chain).unwrap_or_default();
+    Ok((response.results, chain))
 }
 
 /// Every record type of the subject's kind, as the demo approval hall.
 async fn fetch_all(
-    client: ExchangeClient<tonic::transport::Channel>,
+    url: &str,
+    requester: &TlsFiles,
     catalog: &Catalog,
     kind: SubjectKind,
     id: &str,
-) -> anyhow::Result<Vec<RecordResult>> {
+) -> anyhow::Result<(Vec<RecordResult>, String)> {
     let record_types = catalog
         .record_types()
         .filter(|t| t.subject_kind == kind)
         .map(|t| t.id.clone())
         .collect();
     fetch_request(
-        client,
+        url,
+        requester,
         FetchRequest {
             record_types,
             purpose: DEMO_PURPOSE.into(),

@@ -20,8 +20,10 @@ macro_rules! outln {
 
 pub mod adapter;
 pub mod audit;
+pub mod balancer;
 pub mod certs;
 pub mod client;
+pub mod cluster;
 pub mod command;
 pub mod demo;
 pub mod fetch;

@@ -106,6 +106,25 @@ impl Role for DepartmentOrAdmin {
     }
 }
 
+/// An operator or an auditor: who may read how the gateway is deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOrAuditor {
+    Admin(String),
+    Auditor(String),
+}
+
+impl Role for AdminOrAuditor {
+    const CERTIFICATE: &'static str = "an admin or auditor certificate";
+
+    fn from_identity(identity: Identity) -> Option<Self> {
+        match identity {
+            Identity::Admin(a) => Some(AdminOrAuditor::Admin(a)),
+            Identity::Auditor(a) => Some(AdminOrAuditor::Auditor(a)),
+            _ => None,
+        }
+    }
+}
+
 /// Who may prove an audit receipt: the approval system that received the
 /// answer, or an auditor.
 #[derive(Debug, Clone, PartialEq, Eq)]
