@@ -14,6 +14,7 @@
 //!   and an adapter that ignores deadlines.
 //! - [`records`]: valid sample records for fixtures, checked against the catalog.
 //! - [`scrape`]: the gateway's `/metrics` endpoint, found in its log.
+//! - [`replicas`]: gateway replicas sharing one PostgreSQL database.
 //! - [`bins`]: where the binaries are (next to the test executable's `deps` folder).
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`); a missing one is
@@ -28,6 +29,7 @@ pub mod pg;
 pub mod pki;
 pub mod process;
 pub mod records;
+pub mod replicas;
 pub mod scrape;
 pub mod wait;
 
@@ -47,6 +49,8 @@ pub const GENERAL_APPROVAL: &str = "GENERAL-APPROVAL";
 pub const GATEWAY_ID: &str = "xgate";
 /// Id of the operator's (admin) certificate.
 pub const ADMIN_ID: &str = "operator";
+/// Id of the auditor's certificate.
+pub const AUDITOR_ID: &str = "auditor";
 /// The departments whose adapters exist as binaries.
 pub const DEPARTMENTS: [&str; 3] = ["public-security", "natural-resources", "tax"];
 

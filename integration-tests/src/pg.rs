@@ -54,6 +54,12 @@ impl PgDb {
         run(&self.admin_url(), &[sql]).await
     }
 
+    /// Runs `sql` as the superuser in the server's `postgres` database (for
+    /// what cannot run inside this one, e.g. locking its role out).
+    pub async fn server_admin(&self, sql: String) -> anyhow::Result<()> {
+        run(ADMIN, &[sql]).await
+    }
+
     /// Drops the database (closing its connections) and the role.
     pub async fn drop_db(self) -> anyhow::Result<()> {
         run(

@@ -5,7 +5,9 @@ use std::path::Path;
 use xgate_tls::devpki::{self, DevPki};
 use xgate_tls::{Identity, TlsFiles};
 
-use crate::{ADMIN_ID, APPROVAL_HALL, DEPARTMENTS, GATEWAY_ID, NO_GRANT, PROVIDENT_FUND};
+use crate::{
+    ADMIN_ID, APPROVAL_HALL, AUDITOR_ID, DEPARTMENTS, GATEWAY_ID, NO_GRANT, PROVIDENT_FUND,
+};
 
 /// Every identity a test may need: the gateway, an operator, three requesters and every
 /// department of the catalog (three with adapters of their own, seventeen served by the
@@ -14,6 +16,7 @@ pub fn identities() -> Vec<Identity> {
     let mut ids = vec![
         Identity::Gateway(GATEWAY_ID.into()),
         Identity::Admin(ADMIN_ID.into()),
+        Identity::Auditor(AUDITOR_ID.into()),
         Identity::Requester(APPROVAL_HALL.into()),
         Identity::Requester(NO_GRANT.into()),
         Identity::Requester(PROVIDENT_FUND.into()),
@@ -60,6 +63,10 @@ impl TestPki {
 
     pub fn admin(&self) -> TlsFiles {
         self.files(&Identity::Admin(ADMIN_ID.into()))
+    }
+
+    pub fn auditor(&self) -> TlsFiles {
+        self.files(&Identity::Auditor(AUDITOR_ID.into()))
     }
 
     pub fn requester(&self, id: &str) -> TlsFiles {

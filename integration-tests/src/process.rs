@@ -216,6 +216,11 @@ impl GatewayProcess {
         &self.config
     }
 
+    /// The end of the gateway's log.
+    pub fn log_text(&self) -> String {
+        self.process.log_text()
+    }
+
     pub fn process(&mut self) -> &mut Process {
         &mut self.process
     }
@@ -342,6 +347,11 @@ impl AdapterProcess {
     /// The endpoint the adapter registers: `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
+    }
+
+    /// The end of the gateway's log.
+    pub fn log_text(&self) -> String {
+        self.process.log_text()
     }
 
     pub fn process(&mut self) -> &mut Process {

@@ -13,38 +13,15 @@ use xgate_integration_tests::client::{self, fetch_request, status_of, with_timeo
 use xgate_integration_tests::fixture::{FixtureAdapter, FixtureDepartment};
 use xgate_integration_tests::pg::PgDb;
 use xgate_integration_tests::process::GatewayProcess;
+use xgate_integration_tests::replicas;
 use xgate_integration_tests::{
     APPROVAL_HALL, FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv,
     records,
 };
 use xgate_proto::v1::{FetchRequest, RecordStatus, RegisterRequest};
 
-/// A replica's configuration: registry and audit store in `url`, its own
-/// audit key directory (so its own chain).
 fn replica_config(env: &TestEnv, url: &str, name: &str) -> PathBuf {
-    replica_config_with(env, url, name, &GatewayOptions::default())
-}
-
-fn replica_config_with(env: &TestEnv, url: &str, name: &str, options: &GatewayOptions) -> PathBuf {
-    let base = env.write_gateway_config(options).expect("config");
-    let text = std::fs::read_to_string(&base).expect("read config");
-    let mut text: String = text
-        .lines()
-        .map(|line| {
-            if line.starts_with("database = ") {
-                format!("database = \"{url}\"\n")
-            } else {
-                format!("{line}\n")
-            }
-        })
-        .collect();
-    text.push_str(&format!(
-        "\n[audit]\ndatabase = \"{url}\"\nkey_dir = \"{}\"\n",
-        env.dir().join(format!("keys-{name}")).display()
-    ));
-    let path = env.dir().join(format!("gateway-{name}.toml"));
-    std::fs::write(&path, text).expect("write config");
-    path
+    replicas::replica_config(env, url, name, &GatewayOptions::default()).expect("config")
 }
 
 /// The sample citizen's public-security records for general approval.
@@ -130,16 +107,9 @@ async fn start_replicas(
     names: &[&str],
     options: &GatewayOptions,
 ) -> Vec<GatewayProcess> {
-    let mut replicas = Vec::new();
-    for name in names {
-        let config = replica_config_with(env, &db.url(), name, options);
-        replicas.push(
-            env.start_gateway_with_config(&config)
-                .await
-                .expect("replica"),
-        );
-    }
-    replicas
+    replicas::start_replicas(env, db, names, options)
+        .await
+        .expect("replicas")
 }
 
 const CERTIFICATE: &str = "tax_payment_certificate";
