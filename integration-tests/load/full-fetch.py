@@ -4,22 +4,18 @@ separate processes, SQLite audit with synchronous=FULL) under `xgate-load`, aski
 type of the sample citizen (43 types over the departments that hold personal records) or the
 sample company (20 types); and the gateway's CPU time per such fetch (utime+stime from /proc).
 
-Side by side: give several build folders; each round runs them in turn, so noise on this 2-core
-box hits both alike. Usage:
+Side by side: give several build folders, or several demo variants (`--variant NAME=FLAGS`, e.g.
+`pg=--postgres postgres://postgres@127.0.0.1:5432/xgate_bench` or `2x=--replicas 2`); each round
+runs every (folder, variant) in turn, so noise on this 2-core box hits them alike. Usage:
 
     integration-tests/load/full-fetch.py [--rounds 2] [--concurrency 16] [--duration 8] \
-        [--kind citizen|company] BIN_DIR [BIN_DIR ...]
+        [--kind citizen|company] [--variant NAME=FLAGS ...] BIN_DIR [BIN_DIR ...]
 
-BIN_DIR holds `xgate` and `xgate-load` (e.g. ./target/release)."""
-import argparse, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+BIN_DIR holds `xgate` and `xgate-load` (e.g. ./target/release). The gateway CPU is the demo
+process's (the in-process gateway) plus every replica's (`--replicas`, `--balanced`)."""
+import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
 
 TCK = os.sysconf('SC_CLK_TCK')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid):
@@ -27,42 +23,40 @@ def cpu_seconds(pid):
     return (int(f[11]) + int(f[12])) / TCK
 
 
-def gateway_pid(demo):
-    """The gateway: the demo process itself, or its child named `xgate`."""
-    out = subprocess.run(['pgrep', '-x', '-P', str(demo.pid), 'xgate'],
-                         capture_output=True, text=True).stdout.split()
-    return int(out[-1]) if out else demo.pid
-
-
-def run(bin_dir, args, work):
-    port = free_port()
+def run(bin_dir, flags, args, work):
     workdir = os.path.join(work, 'demo')
+    ready = os.path.join(work, 'ready.json')
     shutil.rmtree(workdir, ignore_errors=True)
+    if os.path.exists(ready):
+        os.remove(ready)
     demo = subprocess.Popen([os.path.join(bin_dir, 'xgate'), 'demo', '--workdir', workdir,
-                             '--listen', f'127.0.0.1:{port}'],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             '--ready-file', ready] + flags,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        # Serving once the demo's own fetches are done ("demo: done in ..." on stderr).
-        for line in demo.stdout:
-            if line.startswith('demo: done in'):
-                break
-        else:
-            sys.exit('the demo exited before serving')
+        # Serving once the demo's own fetches are done and the ready file is written.
+        deadline = time.time() + 300
+        while not os.path.exists(ready):
+            if demo.poll() is not None:
+                sys.exit(f'the demo exited before serving:\n{demo.stderr.read()}')
+            if time.time() > deadline:
+                sys.exit('the demo did not get ready within 300 s')
+            time.sleep(0.2)
+        doc = json.load(open(ready))
         time.sleep(1)
-        gw = gateway_pid(demo)
-        pki = os.path.join(workdir, 'pki')
+        pids = [demo.pid] + [r['pid'] for r in doc.get('replicas', []) if r.get('pid')]
+        pki = doc['pki']
         subject = []
         if args.kind == 'company':
             subject = ['--subject', args.company]
-        before = cpu_seconds(gw)
-        load = subprocess.run([os.path.join(bin_dir, 'xgate-load'), '--target', f'https://127.0.0.1:{port}',
+        before = sum(cpu_seconds(p) for p in pids)
+        load = subprocess.run([os.path.join(bin_dir, 'xgate-load'), '--target', doc['gateway'],
                                '--cert', os.path.join(pki, 'requester-approval-hall-demo.pem'),
                                '--key', os.path.join(pki, 'requester-approval-hall-demo-key.pem'),
                                '--ca', os.path.join(pki, 'ca.pem'),
                                '--concurrency', str(args.concurrency), '--connections', '4',
                                '--warmup', '0', '--duration', str(args.duration), '--json'] + subject,
                               capture_output=True, text=True)
-        used = cpu_seconds(gw) - before
+        used = sum(cpu_seconds(p) for p in pids) - before
         if load.returncode != 0:
             sys.exit(f'xgate-load failed:\n{load.stdout}\n{load.stderr}')
         report = json.loads(load.stdout)
@@ -70,7 +64,7 @@ def run(bin_dir, args, work):
     finally:
         demo.send_signal(signal.SIGTERM)
         try:
-            demo.wait(20)
+            demo.wait(30)
         except subprocess.TimeoutExpired:
             demo.kill()
 
@@ -83,12 +77,16 @@ def main():
     p.add_argument('--kind', choices=['citizen', 'company'], default='citizen')
     p.add_argument('--company', default='9134160296291900X9',
                    help='the company subject (default: the synthetic sample company)')
+    p.add_argument('--variant', action='append', default=[],
+                   help='NAME=FLAGS: run the demo with FLAGS (space-separated) as arm NAME')
     p.add_argument('bins', nargs='+')
     args = p.parse_args()
+    variants = [v.split('=', 1) for v in args.variant] or [['', '']]
     with tempfile.TemporaryDirectory() as work:
         for r in range(args.rounds):
-            for b in args.bins:
-                report, used = run(b, args, work)
+            for b, (name, flags) in [(b, v) for b in args.bins for v in variants]:
+                report, used = run(b, flags.split(), args, work)
+                b = f'{b} {name}'.strip()
                 ops = report['operations']
                 secs = report['seconds']
                 statuses = report.get('record_status', {})

@@ -86,18 +86,22 @@ pub struct DemoArgs {
     pub ready_file: Option<PathBuf>,
     /// Run N gateway replicas (separate `xgate serve` processes) on one
     /// PostgreSQL database behind HAProxy in TCP passthrough; the demo's
-    /// fetches go through the balancer. 1: one gateway in this process, on
-    /// SQLite.
+    /// fetches go through the balancer. 1 (the default): one gateway in this
+    /// process.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub replicas: u16,
-    /// The PostgreSQL database of the replicas (created if missing).
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/xgate_demo"
-    )]
-    pub postgres: String,
+    /// The PostgreSQL database for the gateway's state and audit log
+    /// (created if missing). Default: SQLite files in the working folder for
+    /// one gateway; `postgres://postgres@127.0.0.1:5432/xgate_demo` for replicas.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// Run even a single gateway as a replica behind HAProxy (`--replicas`).
+    #[arg(long)]
+    pub balanced: bool,
 }
+
+/// The replicas' database when `--postgres` is not given.
+pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/xgate_demo";
 
 /// Where the adapter binaries are: next to this executable.
 fn adapter_binary(department: &str) -> anyhow::Result<PathBuf> {
@@ -257,7 +261,7 @@ pub fn sample_subjects() -> (String, String) {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    if args.replicas > 1 {
+    if args.replicas > 1 || args.balanced {
         return replicas::run(args).await;
     }
     let started = Instant::now();
@@ -265,6 +269,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let departments: Vec<String> = catalog.departments().map(|d| d.id.clone()).collect();
     seed_all(&work, &departments).await?;
 
+    if let Some(url) = &args.postgres {
+        replicas::ensure_database(url).await?;
+    }
     let gateway = xgate::server::start(&gateway_config(&args, &work, &pki)).await?;
     let url = format!("https://{}", gateway.addr);
     progress(&format!("gateway listening on {url}"));
@@ -371,9 +378,15 @@ fn gateway_config(args: &DemoArgs, work: &Path, pki: &devpki::DevPki) -> Config 
         policies_dir: work.join("policies"),
         // The demo rewrites its policy directory at start; it is not edited live.
         watch_policies: false,
-        database: work.join("data").join("gateway.db"),
+        database: args
+            .postgres
+            .as_ref()
+            .map_or_else(|| work.join("data").join("gateway.db"), PathBuf::from),
         limits: Limits::default(),
-        audit: xgate::config::AuditConfig::default(),
+        audit: xgate::config::AuditConfig {
+            database: args.postgres.clone(),
+            ..xgate::config::AuditConfig::default()
+        },
         cache: xgate::config::CacheConfig::default(),
         upstream: xgate::config::UpstreamConfig::default(),
         telemetry: xgate::config::TelemetryConfig {

@@ -8,6 +8,8 @@
 //!   The `xgate-bench-adapter` binary serves it through the adapter SDK.
 //! - [`nginx`]: the nginx `grpc_pass` configuration of arm (b).
 //! - [`proc`]: resident memory of a process, from `/proc`.
+//! - [`replicas`]: registry propagation and quota exactness across gateway replicas on
+//!   PostgreSQL.
 //!
 //! The `xgate-bench` binary orchestrates the runs (see `BENCHMARKS.md`).
 
@@ -15,6 +17,7 @@ pub mod department;
 pub mod load;
 pub mod nginx;
 pub mod proc;
+pub mod replicas;
 
 /// A free TCP port on 127.0.0.1 for a child that cannot report the one it bound (nginx, the
 /// bench adapter's plaintext listener). The port is released before the child binds it; on

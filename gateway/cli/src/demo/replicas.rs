@@ -42,14 +42,15 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // Before anything slow: without HAProxy or PostgreSQL there is no demo.
     crate::balancer::haproxy()?;
-    ensure_database(&args.postgres).await?;
+    let postgres = args.postgres.as_deref().unwrap_or(super::DEFAULT_POSTGRES);
+    ensure_database(postgres).await?;
     let (work, catalog, pki) = prepare_workdir(&args.workdir)?;
     let departments: Vec<String> = catalog.departments().map(|d| d.id.clone()).collect();
     seed_all(&work, &departments).await?;
 
     let mut replicas = Vec::new();
     for n in 1..=args.replicas {
-        let replica = start_replica(&work, &pki, &args.postgres, n).await?;
+        let replica = start_replica(&work, &pki, postgres, n).await?;
         progress(&format!(
             "replica {} ({}) listening on {}",
             replica.name, replica.instance, replica.addr
@@ -162,8 +163,22 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             admin.ca.display(),
             work.join("logs").display()
         )?;
-        xgate::server::shutdown_signal_armed()?.await;
+        // Armed before the ready file exists, as for the single gateway.
+        let stop = xgate::server::shutdown_signal_armed()?;
+        if let Some(path) = &args.ready_file {
+            let mut doc = super::ready_document(&url, &work, &outcome);
+            doc["replicas"] = replicas
+                .iter()
+                .map(|r| serde_json::json!({"name": r.name, "address": r.addr.to_string(), "instance": r.instance, "pid": r.child.id()}))
+                .collect();
+            super::write_ready_file(path, &doc)?;
+            progress(&format!("ready: {}", path.display()));
+        }
+        stop.await;
         progress("stopping");
+        if let Some(path) = &args.ready_file {
+            let _ = std::fs::remove_file(path);
+        }
     }
     for mut adapter in adapters {
         let _ = adapter.child.kill().await;
@@ -176,7 +191,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Creates the database of `url` if the server does not have it yet.
-async fn ensure_database(url: &str) -> anyhow::Result<()> {
+pub(super) async fn ensure_database(url: &str) -> anyhow::Result<()> {
     let options = sqlx::postgres::PgConnectOptions::from_str(url)
         .with_context(|| format!("`{url}` is not a PostgreSQL URL"))?;
     let name = options.get_database().unwrap_or("postgres").to_owned();

@@ -49,6 +49,8 @@ enum Cmd {
     Fanout(FanoutArgs),
     /// The gateway's VmRSS idle and with N fetches in flight.
     Rss(RssArgs),
+    /// Replicas on PostgreSQL: registry propagation p99, quota exactness.
+    Replicas(xgate_load::replicas::ReplicasArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -180,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::E2e(args) => e2e(args).await,
         Cmd::Fanout(args) => fanout(args).await,
         Cmd::Rss(args) => rss(args).await,
+        Cmd::Replicas(args) => xgate_load::replicas::run(args).await,
     }
 }
 
