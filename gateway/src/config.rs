@@ -82,6 +82,30 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub subject_codes: SubjectCodesConfig,
+}
+
+/// `[subject_codes]`: who may issue the subject codes (scannable resident
+/// codes) a fetch may carry instead of a raw subject. None by default: a
+/// fetch with a code is then refused as from an unknown issuer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubjectCodesConfig {
+    /// Issuer name (the code's `iss` and `kid`) -> its Ed25519 public key,
+    /// 64 hex digits.
+    pub issuers: std::collections::BTreeMap<String, String>,
+}
+
+impl SubjectCodesConfig {
+    /// The verifier of these issuers' codes (keys are checked at load).
+    pub fn verifier(&self) -> Result<xgate_code::Verifier, xgate_code::CodeError> {
+        let mut verifier = xgate_code::Verifier::new();
+        for (issuer, key) in &self.issuers {
+            verifier.trust(issuer, key)?;
+        }
+        Ok(verifier)
+    }
 }
 
 /// `[cache]`: the record cache (see [`crate::cache`]).
@@ -525,6 +549,15 @@ impl Config {
                 &format!("{url:?}"),
                 "must start with `sqlite:` or `postgres://`",
             );
+        }
+        for (issuer, key) in &self.subject_codes.issuers {
+            if let Err(e) = xgate_code::Verifier::new().trust(issuer, key) {
+                report(
+                    &format!("subject_codes.issuers.{issuer}"),
+                    &format!("{key:?}"),
+                    &e.to_string(),
+                );
+            }
         }
         let u = &self.upstream;
         if !(0.0..=1.0).contains(&u.retry_ratio) {

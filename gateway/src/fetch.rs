@@ -56,6 +56,9 @@ pub struct FetchJob {
     pub now: OffsetDateTime,
     /// Release records as JSON bytes, not `Struct` trees.
     pub records_as_json: bool,
+    /// The subject code the fetch was made with (the applicant's explicit
+    /// request), verified and spent.
+    pub code: Option<xgate_code::SubjectCode>,
 }
 
 /// A started fetch: the outcomes known without calling anyone (denied,

@@ -68,6 +68,8 @@ pub struct GatewayState {
     pub upstream: Arc<Upstream>,
     /// Fetch admission: in-flight limit and per-requester rates.
     pub overload: Overload,
+    /// The issuers of subject codes this gateway trusts.
+    pub codes: xgate_code::Verifier,
 }
 
 impl GatewayState {
@@ -83,6 +85,7 @@ impl GatewayState {
         auditor: Auditor,
         cache: &crate::config::CacheConfig,
         upstream: crate::config::UpstreamConfig,
+        codes: xgate_code::Verifier,
     ) -> Result<Arc<GatewayState>, crate::store::StoreError> {
         let registrations = store.all().await?;
         let upstream = Arc::new(Upstream::new(upstream));
@@ -107,6 +110,7 @@ impl GatewayState {
             registry_lock: tokio::sync::Mutex::new(()),
             cache: Arc::new(fetch::Cache::new(cache)),
             upstream,
+            codes,
         }))
     }
 
@@ -178,11 +182,12 @@ impl GatewayState {
         (now + (total - margin), now + (total - send))
     }
 
-    /// Authenticates the caller, spends one of its rate tokens and
-    /// validates the request.
-    fn start_fetch(
+    /// Authenticates the caller, spends one of its rate tokens, opens a
+    /// subject code if the request carries one, validates the request and
+    /// spends the code.
+    async fn start_fetch(
         &self,
-        request: Request<FetchRequest>,
+        mut request: Request<FetchRequest>,
     ) -> Result<(FetchJob, Arc<PolicySet>), Status> {
         let Requester(requester) = Requester::of(&request, "fetch")?;
         self.overload.check_rate(&requester)?;
@@ -197,10 +202,16 @@ impl GatewayState {
             xgate_proto::deadline::from_metadata(request.metadata()),
             started,
         );
+        let now = time::OffsetDateTime::now_utc();
+        let code = crate::codes::open(&self.codes, request.get_mut(), now.unix_timestamp())?;
         // One set for validation (purposes, items) and every decision.
         let policies = self.policies.current();
         let records_as_json = request.get_ref().records_as_json;
         let valid = validate::fetch(request.get_ref(), &self.catalog, &policies, &self.limits)?;
+        if let Some(code) = &code {
+            crate::codes::accept(&self.store, code, &requester, &valid, now.unix_timestamp())
+                .await?;
+        }
         // Only a validated purpose (one of the policy set's codes) is recorded.
         span.record("purpose", valid.purpose.as_str());
         Ok((
@@ -212,8 +223,9 @@ impl GatewayState {
                 seal_by,
                 adapter_cap: self.limits.adapter_timeout_cap(),
                 started,
-                now: time::OffsetDateTime::now_utc(),
+                now,
                 records_as_json,
+                code,
             },
             policies,
         ))
@@ -296,7 +308,7 @@ impl ExchangeService {
         request: Request<FetchRequest>,
         trace_id: String,
     ) -> Result<Response<FetchResponse>, Status> {
-        let (job, policies) = self.0.start_fetch(request)?;
+        let (job, policies) = self.0.start_fetch(request).await?;
         let (request_id, requester, purpose, started) = (
             job.request_id.clone(),
             job.requester.clone(),
@@ -326,7 +338,7 @@ impl ExchangeService {
         request: Request<FetchRequest>,
         trace_id: String,
     ) -> Result<(ResultStream, String), Status> {
-        let job = self.0.start_fetch(request)?;
+        let job = self.0.start_fetch(request).await?;
         let request_id = job.0.request_id.clone();
         let (fetch::Plan { immediate, calls }, ctx) = self.0.plan(job, trace_id).await;
         let wrap = {

@@ -28,6 +28,7 @@ pub mod audit;
 pub use xgate_proto;
 pub mod cache;
 pub mod cluster;
+pub mod codes;
 pub mod config;
 pub mod error;
 pub mod fetch;

@@ -116,6 +116,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         Arc::clone(&auditor),
         &config.cache,
         config.upstream.clone(),
+        config
+            .subject_codes
+            .verifier()
+            .context("[subject_codes] issuers")?,
     )
     .await?;
     let sighup = policy_admin::reload_on_sighup(Arc::clone(&state.policies))

@@ -92,6 +92,13 @@ const PG_REPLICA_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS gateway_replicas (
     last_seen      BIGINT NOT NULL
 )";
 
+/// The PostgreSQL table of used subject-code nonces (SQLite: migration 0004).
+const PG_NONCE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS code_nonces (
+    nonce      TEXT   NOT NULL PRIMARY KEY,
+    issuer     TEXT   NOT NULL,
+    expires_at BIGINT NOT NULL
+)";
+
 /// One gateway process using the database, as it last reported itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
@@ -119,6 +126,11 @@ const SQLITE_MIGRATIONS: &[xgate_audit::store::EmbeddedMigration] = &[
         3,
         "gateway replicas",
         include_str!("../migrations/0003_gateway_replicas.sql"),
+    ),
+    (
+        4,
+        "code nonces",
+        include_str!("../migrations/0004_code_nonces.sql"),
     ),
 ];
 
@@ -173,6 +185,7 @@ impl Store {
         sqlx::query(PG_SCHEMA).execute(&mut *tx).await?;
         sqlx::query(PG_QUOTA_SCHEMA).execute(&mut *tx).await?;
         sqlx::query(PG_REPLICA_SCHEMA).execute(&mut *tx).await?;
+        sqlx::query(PG_NONCE_SCHEMA).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Store {
             pool: Pool::Pg(pool),
@@ -405,6 +418,34 @@ impl Store {
     pub async fn forget_quota_before(&self, day: &str) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM quota_use WHERE day < $1";
         Ok(on_pool!(self, p => sqlx::query(SQL).bind(day).execute(p).await?.rows_affected()))
+    }
+
+    /// Records the use of a subject code's nonce; false when it was used
+    /// before (a replay), on any replica sharing the database. Nonces of
+    /// codes expired before `forget_before` (Unix seconds) are dropped now
+    /// and then: on the uses whose nonce starts with a zero byte, 1 in 256.
+    pub async fn use_code_nonce(
+        &self,
+        nonce: &str,
+        issuer: &str,
+        expires_at: i64,
+        forget_before: i64,
+    ) -> Result<bool, StoreError> {
+        const USE: &str = "INSERT INTO code_nonces (nonce, issuer, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (nonce) DO NOTHING";
+        const FORGET: &str = "DELETE FROM code_nonces WHERE expires_at < $1";
+        let fresh = on_pool!(self, p => sqlx::query(USE)
+            .bind(nonce)
+            .bind(issuer)
+            .bind(expires_at)
+            .execute(p)
+            .await?
+            .rows_affected())
+            == 1;
+        if nonce.starts_with("00") {
+            on_pool!(self, p => sqlx::query(FORGET).bind(forget_before).execute(p).await?.rows_affected());
+        }
+        Ok(fresh)
     }
 
     /// Records a replica's heartbeat (inserting it on its first), and
@@ -790,6 +831,28 @@ mod tests {
         );
         a.leave_replica("gw-a").await.expect("leave");
         assert!(b.replicas().await.expect("replicas").is_empty());
+        a.close().await;
+        b.close().await;
+    }
+
+    on_both!(a_code_nonce_is_accepted_once_across_stores);
+    async fn a_code_nonce_is_accepted_once_across_stores(db: &Db) {
+        let (a, b) = (db.open().await, db.open().await);
+        let nonce = "0f".repeat(16);
+        assert!(a.use_code_nonce(&nonce, "p", 100, 0).await.expect("use"));
+        assert!(!b.use_code_nonce(&nonce, "p", 100, 0).await.expect("use"));
+        assert!(!a.use_code_nonce(&nonce, "p", 100, 0).await.expect("use"));
+        // Expired nonces are forgotten on a sampled use.
+        let sampled = "00".repeat(16);
+        assert!(
+            b.use_code_nonce(&sampled, "p", 500, 200)
+                .await
+                .expect("use")
+        );
+        assert!(
+            a.use_code_nonce(&nonce, "p", 100, 0).await.expect("use"),
+            "forgotten after its code expired"
+        );
         a.close().await;
         b.close().await;
     }

@@ -57,6 +57,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::policy::PolicyCommand,
     },
+    /// Subject codes (the scannable resident code): an issuer key, a code
+    /// as text, terminal QR code and PNG.
+    Code {
+        #[command(subcommand)]
+        command: cli::code::CodeCommand,
+    },
     /// Gateway replicas sharing one database: policy sets, heartbeats,
     /// audit chain heads.
     Cluster {
@@ -131,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Adapter { command } => cli::adapter::run(command).await,
         Command::Policy { command } => cli::policy::run(command),
         Command::Cluster { command } => cli::cluster::run(command).await,
+        Command::Code { command } => cli::code::run(command),
         Command::Demo(args) => {
             let logs = args.workdir.join("logs");
             std::fs::create_dir_all(&logs)?;

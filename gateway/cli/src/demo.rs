@@ -393,6 +393,7 @@ fn gateway_config(args: &DemoArgs, work: &Path, pki: &devpki::DevPki) -> Config 
             otlp_endpoint: None,
             metrics_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         },
+        subject_codes: xgate::config::SubjectCodesConfig::default(),
     }
 }
 

@@ -20,8 +20,13 @@ pub struct FetchArgs {
     #[command(flatten)]
     pub tls: ClientTls,
     /// The subject's ID number (resident ID or USCC).
+    #[arg(long, required_unless_present = "code")]
+    pub subject: Option<String>,
+    /// A subject code (`XG1:...`, as scanned from the subject's app, or
+    /// `@FILE` holding one) in place of `--subject`: the applicant's
+    /// explicit request. Good for one fetch.
     #[arg(long)]
-    pub subject: String,
+    pub code: Option<String>,
     /// `resident` or `uscc`; by default guessed from the number.
     #[arg(long, value_parser = ["resident", "uscc"])]
     pub kind: Option<String>,
@@ -80,10 +85,24 @@ pub fn guess_kind(id: &str) -> SubjectKind {
 pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     let channel = super::client::connect(&args.tls.gateway, &args.tls.files()).await?;
     let mut client = ExchangeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
-    let kind = match args.kind.as_deref() {
-        Some("resident") => SubjectKind::ResidentId,
-        Some(_) => SubjectKind::Uscc,
-        None => guess_kind(&args.subject),
+    let code = match args.code.as_deref() {
+        Some(file) if file.starts_with('@') => Some(
+            std::fs::read_to_string(&file[1..])
+                .with_context(|| format!("reading the subject code from `{}`", &file[1..]))?
+                .trim()
+                .to_owned(),
+        ),
+        other => other.map(str::to_owned),
+    };
+    // The code's own subject (unverified: the gateway verifies) picks the
+    // kind when only a code is given.
+    let peeked = code.as_deref().and_then(xgate_code::peek_subject);
+    let kind = match (args.kind.as_deref(), &args.subject, &peeked) {
+        (Some("resident"), ..) => SubjectKind::ResidentId,
+        (Some(_), ..) => SubjectKind::Uscc,
+        (None, Some(subject), _) => guess_kind(subject),
+        (None, None, Some((kind, _))) => *kind,
+        (None, None, None) => SubjectKind::ResidentId,
     };
     let record_types = if args.types.iter().any(|t| t == "all") && args.types.len() == 1 {
         let list = client
@@ -99,10 +118,11 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         args.types.clone()
     };
     let request = FetchRequest {
-        subject: Some(Subject {
+        subject: args.subject.as_ref().map(|id| Subject {
             kind: proto_kind(kind) as i32,
-            id: args.subject.clone(),
+            id: id.clone(),
         }),
+        subject_code: code.unwrap_or_default(),
         record_types,
         purpose: args.purpose.clone(),
         case_id: args.case_id.clone(),

@@ -24,6 +24,7 @@ pub mod balancer;
 pub mod certs;
 pub mod client;
 pub mod cluster;
+pub mod code;
 pub mod command;
 pub mod demo;
 pub mod fetch;

@@ -76,6 +76,9 @@ mod tests {
     fn any_bytes_round_trip() {
         let bytes: Vec<u8> = (0..=255).collect();
         assert_eq!(decode(&encode(&bytes)), Some(bytes.clone()));
-        assert_eq!(decode(&encode(&bytes[..255])).as_deref(), Some(&bytes[..255]));
+        assert_eq!(
+            decode(&encode(&bytes[..255])).as_deref(),
+            Some(&bytes[..255])
+        );
     }
 }

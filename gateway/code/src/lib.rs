@@ -327,9 +327,7 @@ impl Verifier {
 /// The claims of a signed code, checked.
 fn read_claims(claims: ClaimsSet, kid: &str, now: i64) -> Result<SubjectCode, CodeError> {
     let malformed = |why: String| CodeError::Malformed(why);
-    let issuer = claims
-        .issuer
-        .ok_or_else(|| malformed("no issuer".into()))?;
+    let issuer = claims.issuer.ok_or_else(|| malformed("no issuer".into()))?;
     if issuer != kid {
         return Err(malformed(format!(
             "issuer `{issuer}` signed with the key of `{kid}`"
@@ -400,6 +398,24 @@ fn read_claims(claims: ClaimsSet, kid: &str, now: i64) -> Result<SubjectCode, Co
     })
 }
 
+/// The subject a code names, read WITHOUT verifying anything: for showing
+/// or routing a code before the gateway checks it, never for trusting it.
+pub fn peek_subject(token: &str) -> Option<(SubjectKind, String)> {
+    let bytes = base45::decode(token.trim().strip_prefix(PREFIX)?)?;
+    let signed = CoseSign1::from_slice(&bytes).ok()?;
+    let claims = ClaimsSet::from_slice(signed.payload.as_deref()?).ok()?;
+    let (kind, id) = claims
+        .subject?
+        .split_once(':')
+        .map(|(k, i)| (k.to_owned(), i.to_owned()))?;
+    let kind = match kind.as_str() {
+        "resident_id" => SubjectKind::ResidentId,
+        "uscc" => SubjectKind::Uscc,
+        _ => return None,
+    };
+    Some((kind, id))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -467,10 +483,22 @@ mod tests {
         let platform = issuer("p");
         let v = verifier_of(&platform);
         let a = platform
-            .issue(SubjectKind::Uscc, "91340100MA2N0Y0X3H", 60, &Scope::default(), NOW)
+            .issue(
+                SubjectKind::Uscc,
+                "91340100MA2N0Y0X3H",
+                60,
+                &Scope::default(),
+                NOW,
+            )
             .unwrap();
         let b = platform
-            .issue(SubjectKind::Uscc, "91340100MA2N0Y0X3H", 60, &Scope::default(), NOW)
+            .issue(
+                SubjectKind::Uscc,
+                "91340100MA2N0Y0X3H",
+                60,
+                &Scope::default(),
+                NOW,
+            )
             .unwrap();
         assert_ne!(
             v.verify(&a, NOW).unwrap().nonce,
@@ -496,7 +524,13 @@ mod tests {
         ));
         assert_eq!(
             platform
-                .issue(SubjectKind::ResidentId, CITIZEN, 301, &Scope::default(), NOW)
+                .issue(
+                    SubjectKind::ResidentId,
+                    CITIZEN,
+                    301,
+                    &Scope::default(),
+                    NOW
+                )
                 .unwrap_err(),
             CodeError::TooLong(301)
         );
@@ -555,11 +589,21 @@ mod tests {
     fn scope_names_what_is_outside_it() {
         let s = scope();
         assert!(
-            s.permits("approval-hall-demo", "GENERAL-APPROVAL", None, ["real_estate_title"])
-                .is_ok()
+            s.permits(
+                "approval-hall-demo",
+                "GENERAL-APPROVAL",
+                None,
+                ["real_estate_title"]
+            )
+            .is_ok()
         );
         let e = s
-            .permits("other-bureau", "GENERAL-APPROVAL", None, ["real_estate_title"])
+            .permits(
+                "other-bureau",
+                "GENERAL-APPROVAL",
+                None,
+                ["real_estate_title"],
+            )
             .unwrap_err();
         assert!(e.contains("other-bureau"), "{e}");
         let e = s
@@ -570,12 +614,32 @@ mod tests {
                 ["real_estate_title", "tax_registration"],
             )
             .unwrap_err();
-        assert!(e.contains("tax_registration") && !e.contains("real_estate"), "{e}");
+        assert!(
+            e.contains("tax_registration") && !e.contains("real_estate"),
+            "{e}"
+        );
         let e = s
-            .permits("approval-hall-demo", "PF-WITHDRAWAL", None, ["real_estate_title"])
+            .permits(
+                "approval-hall-demo",
+                "PF-WITHDRAWAL",
+                None,
+                ["real_estate_title"],
+            )
             .unwrap_err();
         assert!(e.contains("PF-WITHDRAWAL"), "{e}");
         assert!(Scope::default().permits("x", "y", Some("z"), ["t"]).is_ok());
+    }
+
+    #[test]
+    fn the_subject_can_be_peeked_without_a_key() {
+        let token = issuer("p")
+            .issue(SubjectKind::ResidentId, CITIZEN, 60, &Scope::default(), NOW)
+            .unwrap();
+        assert_eq!(
+            peek_subject(&token),
+            Some((SubjectKind::ResidentId, CITIZEN.to_owned()))
+        );
+        assert_eq!(peek_subject("XG1:BB8"), None);
     }
 
     #[test]
