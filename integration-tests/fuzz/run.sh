@@ -23,6 +23,7 @@ export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
 export AFL_NO_AFFINITY=1 AFL_SKIP_BIN_CHECK=0
 out="out/$target"
 rm -rf "$out"
+mkdir -p out
 # -V: stop after SECONDS; -t: a single input taking over 1 s is a hang.
 cargo afl fuzz -V "$seconds" -t 1000 -i "corpus/$target" -o "$out" \
     "$CARGO_TARGET_DIR/release/fuzz-$target" >"out/$target.log" 2>&1 || {
