@@ -557,3 +557,70 @@ async fn with_postgres_away_fetches_fail_closed_and_replicas_recover_by_themselv
     }
     db.drop_db().await.expect("drop");
 }
+
+/// `xgate demo --replicas 2 --once --json`: two `xgate serve` processes on
+/// the test's PostgreSQL database behind HAProxy; every type OK through the
+/// balancer, each fetch naming the replica that answered (both do), and
+/// the run verifies every chain (it exits non-zero otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replicated_demo_answers_through_the_balancer_and_names_each_fetchs_replica() {
+    if xgate_cli::balancer::haproxy().is_err() {
+        eprintln!(
+            "SKIPPED: HAProxy is not installed (integration-tests/load/install-tools.sh installs it)"
+        );
+        return;
+    }
+    let db = PgDb::create("xgate_demo_replicas").await.expect("postgres");
+    let env = TestEnv::new().expect("env");
+    let workdir = env.dir().join("demo");
+    let output = tokio::time::timeout(
+        Duration::from_secs(150),
+        tokio::process::Command::new(
+            xgate_integration_tests::bins::binary(xgate_integration_tests::bins::GATEWAY)
+                .expect("xgate"),
+        )
+        .args(["demo", "--replicas", "2", "--once", "--json", "--postgres"])
+        .arg(db.url())
+        .arg("--workdir")
+        .arg(&workdir)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output(),
+    )
+    .await
+    .expect("the demo finished within 150 s")
+    .expect("xgate demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}\n{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert!(
+        doc["gateway"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("https://127.0.0.1:")),
+        "{doc}"
+    );
+    let results = doc["results"].as_array().expect("results");
+    assert_eq!(results.len(), 63);
+    assert!(results.iter().all(|r| r["status"] == "OK"), "{stdout}");
+    let replicas: BTreeSet<&str> = doc["answered_by"]
+        .as_array()
+        .expect("answered_by")
+        .iter()
+        .map(|a| a["replica"].as_str().expect("replica name"))
+        .collect();
+    assert_eq!(
+        replicas,
+        BTreeSet::from(["r1", "r2"]),
+        "both replicas answered: {}",
+        doc["answered_by"]
+    );
+    assert!(stderr.contains("policy sets agree"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(" in 2 chains,") && l.ends_with(": OK")),
+        "both chains verified: {stderr}"
+    );
+    db.drop_db().await.expect("drop");
+}

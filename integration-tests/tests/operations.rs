@@ -134,6 +134,35 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
     assert_eq!(refused["status"], "DENIED", "{refused}");
     assert_eq!(refused["policy_ids"][0], "default deny", "{refused}");
 
+    // The scanned resident code: its types OK without an ID typed, and the
+    // same code refused the second time.
+    let scan = &doc["subject_code"];
+    assert!(
+        scan["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("XG1:")),
+        "{scan}"
+    );
+    let scanned = scan["results"].as_array().expect("code results");
+    assert_eq!(scanned.len(), 2, "{scan}");
+    assert!(scanned.iter().all(|r| r["status"] == "OK"), "{scan}");
+    assert!(
+        scan["replay_refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("used before")),
+        "{scan}"
+    );
+    // Every fetch names the gateway (its audit chain) that answered it.
+    let answered = doc["answered_by"].as_array().expect("answered_by");
+    assert_eq!(answered.len(), 6, "{}", context());
+    assert!(
+        answered
+            .iter()
+            .all(|a| a["instance"].as_str().is_some_and(|i| i.starts_with("gw-"))),
+        "{}",
+        context()
+    );
+
     // The citizen with gaps: no marriage, no vehicle; everything else OK or NOT_FOUND.
     let gappy = &doc["gappy_citizen"];
     assert_eq!(gappy["subject"], env.subjects().gappy_citizen.as_str());

@@ -63,6 +63,11 @@ const DEMO_PURPOSE: &str = "GENERAL-APPROVAL";
 const PF_REQUESTER: &str = "provident-fund-bozhou";
 const PF_ITEM: &str = "PF-WITHDRAWAL";
 const NO_GRANT_REQUESTER: &str = "no-grant-bureau";
+/// The demo's subject-code issuer, standing in for the province's identity
+/// platform (the citizen's app shows its codes).
+pub const CODE_ISSUER: &str = "demo-identity-platform";
+/// What the demo's scanned code fetches.
+const CODE_TYPES: &[&str] = &["real_estate_title", "resident_identity_card"];
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -272,7 +277,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.postgres {
         replicas::ensure_database(url).await?;
     }
-    let gateway = xgate::server::start(&gateway_config(&args, &work, &pki)).await?;
+    let issuer = code_issuer(&work)?;
+    let gateway = xgate::server::start(&gateway_config(
+        &args,
+        &work,
+        &pki,
+        &issuer.public_key_hex(),
+    ))
+    .await?;
     let url = format!("https://{}", gateway.addr);
     progress(&format!("gateway listening on {url}"));
     if let Some(addr) = gateway.metrics_addr {
@@ -282,7 +294,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     wait_for_registrations(&gateway, &catalog, &adapters).await?;
     progress("all adapters registered through the Registry API");
 
-    let outcome = Outcome::fetch(&url, &pki, &catalog).await?;
+    let outcome = Outcome::fetch(&url, &pki, &catalog, &issuer).await?;
     if args.json {
         print_json(&outcome, &url, None)?;
     } else {
@@ -342,6 +354,16 @@ fn prepare_workdir(workdir: &Path) -> anyhow::Result<(PathBuf, Catalog, devpki::
     Ok((work, catalog, pki))
 }
 
+/// The demo issuer of subject codes: its key in the working folder's PKI,
+/// created on the first run.
+fn code_issuer(work: &Path) -> anyhow::Result<xgate_code::Issuer> {
+    let path = work.join("pki").join("code-issuer.pk8");
+    if !path.exists() {
+        crate::code::keygen(CODE_ISSUER, &path)?;
+    }
+    crate::code::load_issuer(CODE_ISSUER, &path)
+}
+
 /// Seeds every department's database, two at a time: seeding is CPU-bound
 /// and the machine may be small.
 async fn seed_all(work: &Path, departments: &[String]) -> anyhow::Result<()> {
@@ -365,7 +387,12 @@ async fn seed_all(work: &Path, departments: &[String]) -> anyhow::Result<()> {
 
 /// The in-process gateway's configuration: defaults, the demo's files, and
 /// metrics on a free loopback port.
-fn gateway_config(args: &DemoArgs, work: &Path, pki: &devpki::DevPki) -> Config {
+fn gateway_config(
+    args: &DemoArgs,
+    work: &Path,
+    pki: &devpki::DevPki,
+    code_issuer_key: &str,
+) -> Config {
     let gateway_files = pki.files(&Identity::Gateway("xgate".into()));
     Config {
         listen: args.listen,
@@ -393,7 +420,9 @@ fn gateway_config(args: &DemoArgs, work: &Path, pki: &devpki::DevPki) -> Config 
             otlp_endpoint: None,
             metrics_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         },
-        subject_codes: xgate::config::SubjectCodesConfig::default(),
+        subject_codes: xgate::config::SubjectCodesConfig {
+            issuers: [(CODE_ISSUER.to_owned(), code_issuer_key.to_owned())].into(),
+        },
     }
 }
 
@@ -419,6 +448,14 @@ async fn start_adapters(
     Ok(adapters)
 }
 
+/// A fetch made with a scanned subject code, and the same code again.
+struct CodeScan {
+    token: String,
+    results: Vec<RecordResult>,
+    /// Why the replayed code was refused.
+    replay: String,
+}
+
 /// What the demo's fetches answered.
 struct Outcome {
     citizen: String,
@@ -436,6 +473,8 @@ struct Outcome {
     withdrawal: Vec<RecordResult>,
     /// A bureau without a grant.
     refused: Vec<RecordResult>,
+    /// The citizen's app shows a subject code; the hall scans it and fetches.
+    code_scan: CodeScan,
     /// Per fetch above (`citizen`, `company`, ...), the audit chain (gateway
     /// instance) of its receipt: the replica that answered.
     answered_by: Vec<(&'static str, String)>,
@@ -444,7 +483,12 @@ struct Outcome {
 impl Outcome {
     /// Every fetch on a connection of its own: behind a balancer, which
     /// spreads connections, they reach different replicas.
-    async fn fetch(url: &str, pki: &devpki::DevPki, catalog: &Catalog) -> anyhow::Result<Self> {
+    async fn fetch(
+        url: &str,
+        pki: &devpki::DevPki,
+        catalog: &Catalog,
+        issuer: &xgate_code::Issuer,
+    ) -> anyhow::Result<Self> {
         let (citizen, company) = sample_subjects();
         let hall = pki.files(&Identity::Requester(DEMO_REQUESTER.into()));
         let fetch_started = Instant::now();
@@ -479,15 +523,18 @@ impl Outcome {
             },
         )
         .await?;
+        let (code_scan, scanned_by) = scan_code(url, &hall, issuer, &citizen).await?;
         Ok(Self {
             citizen,
             company,
+            code_scan,
             answered_by: vec![
                 ("citizen", personal.1),
                 ("company", corporate.1),
                 ("gappy_citizen", gappy.1),
                 ("provident_fund_withdrawal", withdrawal.1),
                 ("no_grant", refused.1),
+                ("subject_code", scanned_by),
             ],
             personal: personal.0,
             corporate: corporate.0,
@@ -516,6 +563,43 @@ impl Outcome {
             .map(|r| r.record_type.as_str())
             .collect()
     }
+}
+
+/// The citizen's app issues a code scoped to the demo hall; the hall
+/// fetches with it (no ID typed), then tries the same code again.
+async fn scan_code(
+    url: &str,
+    hall: &TlsFiles,
+    issuer: &xgate_code::Issuer,
+    citizen: &str,
+) -> anyhow::Result<(CodeScan, String)> {
+    let scope = xgate_code::Scope {
+        requester: Some(DEMO_REQUESTER.into()),
+        purpose: Some(DEMO_PURPOSE.into()),
+        ..xgate_code::Scope::default()
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = issuer.issue(SubjectKind::ResidentId, citizen, 300, &scope, now)?;
+    let request = FetchRequest {
+        subject_code: token.clone(),
+        record_types: CODE_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+        purpose: DEMO_PURPOSE.into(),
+        subject: None,
+        ..subject_request(SubjectKind::ResidentId, citizen)
+    };
+    let (results, by) = fetch_request(url, hall, request.clone()).await?;
+    let replay = match fetch_request(url, hall, request).await {
+        Ok(_) => anyhow::bail!("the gateway accepted a subject code twice"),
+        Err(e) => format!("{e:#}"),
+    };
+    Ok((
+        CodeScan {
+            token,
+            results,
+            replay,
+        },
+        by,
+    ))
 }
 
 /// `--json`: one document with every result and a summary; with replicas
@@ -573,6 +657,12 @@ fn print_json(
             "requester": NO_GRANT_REQUESTER,
             "results": o.refused.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
         },
+        "subject_code": {
+            "issuer": CODE_ISSUER,
+            "token": o.code_scan.token,
+            "results": o.code_scan.results.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
+            "replay_refused": o.code_scan.replay,
+        },
         "gappy_citizen": {
             "subject": o.gappy_id,
             "results": o.gappy.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
@@ -627,6 +717,16 @@ fn print_tables(o: &Outcome) -> std::io::Result<()> {
             r.error
         )?;
     }
+    crate::outln!()?;
+    crate::outln!(
+        "The citizen's app shows a resident code ({} characters, from {CODE_ISSUER}); the hall scans it instead of typing the ID:",
+        o.code_scan.token.len()
+    )?;
+    crate::outln!("{}", header())?;
+    for r in &o.code_scan.results {
+        crate::outln!("{}", row(r))?;
+    }
+    crate::outln!("The same code scanned again: {}", o.code_scan.replay)?;
     crate::outln!()?;
     let missing = o.gappy_missing();
     crate::outln!(

@@ -48,9 +48,10 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let departments: Vec<String> = catalog.departments().map(|d| d.id.clone()).collect();
     seed_all(&work, &departments).await?;
 
+    let issuer = super::code_issuer(&work)?;
     let mut replicas = Vec::new();
     for n in 1..=args.replicas {
-        let replica = start_replica(&work, &pki, postgres, n).await?;
+        let replica = start_replica(&work, &pki, postgres, &issuer.public_key_hex(), n).await?;
         progress(&format!(
             "replica {} ({}) listening on {}",
             replica.name, replica.instance, replica.addr
@@ -76,7 +77,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     wait_routed_everywhere(&replicas, &pki, &adapters).await?;
     progress("all adapters registered through the balancer; every replica routes to them");
 
-    let outcome = Outcome::fetch(&url, &pki, &catalog).await?;
+    let outcome = Outcome::fetch(&url, &pki, &catalog, &issuer).await?;
     let names: HashMap<String, String> = replicas
         .iter()
         .map(|r| (r.instance.clone(), r.name.clone()))
@@ -226,6 +227,7 @@ async fn start_replica(
     work: &Path,
     pki: &devpki::DevPki,
     postgres: &str,
+    code_issuer_key: &str,
     n: u16,
 ) -> anyhow::Result<Replica> {
     let name = format!("r{n}");
@@ -249,7 +251,11 @@ key_dir = {keys}
 
 [telemetry]
 metrics_listen = \"127.0.0.1:0\"
+
+[subject_codes.issuers]
+{issuer} = \"{code_issuer_key}\"
 ",
+        issuer = super::CODE_ISSUER,
         policies = quoted(&work.join("policies")),
         postgres = serde_json::Value::from(postgres).to_string(),
         cert = quoted(&tls.cert),
