@@ -100,6 +100,7 @@ fn decide_view(
             purpose: &job.fetch.purpose,
             item: job.fetch.item.as_deref(),
             now: job.now,
+            explicit_request: job.code.is_some(),
         })
     };
     if let Some(view) = &wanted.view {

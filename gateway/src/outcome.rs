@@ -311,6 +311,7 @@ mod tests {
             purpose: "GENERAL-APPROVAL",
             item: None,
             now: time::OffsetDateTime::now_utc(),
+            explicit_request: false,
         });
         match decision.permit() {
             Some(p) => p,

@@ -331,3 +331,78 @@ async fn a_code_used_on_one_replica_is_a_replay_on_another() {
     }
     db.drop_db().await.expect("drop");
 }
+
+/// Policies see the scan: a guard that lifts only for the subject's own
+/// request denies the raw-ID fetch (naming the guard) and allows the same
+/// fetch made with a code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_can_require_the_subjects_explicit_request() {
+    const GUARD: &str = r#"
+@id("licence-needs-the-subjects-code")
+forbid (principal, action, resource in RecordType::"driving_licence")
+unless { context.explicit_request };
+"#;
+    let env = TestEnv::new().expect("env");
+    let (key, public) = keygen(&env).await;
+    let mut options = options(&env, &public);
+    options.policies_dir = Some(
+        env.write_policy_set("guarded", &[("grant.cedar", GRANT), ("guard.cedar", GUARD)])
+            .expect("policies"),
+    );
+    let gateway = env.start_gateway(&options).await.expect("gateway");
+    let citizen = env.subjects().citizen.clone();
+    let _fixture = env
+        .start_fixture(
+            FixtureDepartment::new("public-security")
+                .serving(LICENCE, vec![records::driving_licence(&citizen)]),
+            &gateway,
+        )
+        .await
+        .expect("fixture");
+    let mut hall = env
+        .exchange(gateway.addr(), PROVIDENT_FUND)
+        .await
+        .expect("client");
+    let typed = hall
+        .fetch(with_timeout(
+            client::fetch_request(
+                SubjectKind::ResidentId,
+                &citizen,
+                [LICENCE],
+                GENERAL_APPROVAL,
+            ),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect("fetch")
+        .into_inner();
+    assert_eq!(status_of(&typed.results[0]), RecordStatus::Denied);
+    assert!(
+        typed.results[0]
+            .error
+            .contains("licence-needs-the-subjects-code"),
+        "{}",
+        client::describe(&typed.results)
+    );
+    let token = issuer_from(&key)
+        .issue(
+            SubjectKind::ResidentId,
+            &citizen,
+            60,
+            &Scope::default(),
+            now(),
+        )
+        .unwrap();
+    let scanned = hall
+        .fetch(code_request(&token))
+        .await
+        .expect("fetch")
+        .into_inner();
+    assert_eq!(
+        status_of(&scanned.results[0]),
+        RecordStatus::Ok,
+        "{}",
+        client::describe(&scanned.results)
+    );
+    gateway.stop().await.expect("stop");
+}

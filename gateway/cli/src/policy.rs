@@ -49,6 +49,10 @@ pub struct ExplainArgs {
     /// Request time, RFC 3339; default now.
     #[arg(long)]
     pub at: Option<String>,
+    /// Decide as for a fetch carrying the subject's verified code (the
+    /// explicit request: `context.explicit_request`).
+    #[arg(long)]
+    pub explicit_request: bool,
     /// Policy directory.
     #[arg(default_value = "policies")]
     pub dir: PathBuf,
@@ -160,6 +164,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
             purpose: &args.purpose,
             item: args.item.as_deref(),
             now,
+            explicit_request: args.explicit_request,
         });
         crate::outln!("{explanation}")?;
     }

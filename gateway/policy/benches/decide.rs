@@ -20,6 +20,7 @@ fn hall(record_type: &str, now: OffsetDateTime) -> AccessRequest<'_> {
         purpose: "GENERAL-APPROVAL",
         item: None,
         now,
+        explicit_request: false,
     }
 }
 
@@ -37,6 +38,7 @@ fn decide(c: &mut Criterion) {
         purpose: "PF-WITHDRAWAL",
         item: Some("PF-WITHDRAWAL"),
         now,
+        explicit_request: false,
     };
     let timed = AccessRequest {
         requester: "provident-fund-bozhou",
@@ -45,6 +47,7 @@ fn decide(c: &mut Criterion) {
         purpose: "PF-LOAN",
         item: None,
         now,
+        explicit_request: false,
     };
 
     c.bench_function("decide/one/cold", |b| {

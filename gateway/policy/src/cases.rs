@@ -10,6 +10,7 @@
 //! item = "PF-WITHDRAWAL-HOUSE"        # optional
 //! purpose = "PF-WITHDRAWAL"
 //! at = "2026-11-25T10:00:00+08:00"    # optional, RFC 3339; default that instant
+//! explicit_request = true             # optional: the fetch carries the subject's code
 //! expect = "allow"                    # or "deny"
 //! policies = ["provident-fund-withdrawal"]  # the deciding ids, any order
 //! daily_quota = 500                   # optional: expected quota of an allow
@@ -45,6 +46,8 @@ struct Case {
     item: Option<String>,
     purpose: String,
     at: Option<String>,
+    #[serde(default)]
+    explicit_request: bool,
     expect: Expect,
     policies: Vec<String>,
     daily_quota: Option<u32>,
@@ -170,6 +173,7 @@ pub fn run_cases(set: &PolicySet, catalog: &Catalog, files: &[(String, String)])
                     purpose: &case.purpose,
                     item: case.item.as_deref(),
                     now,
+                    explicit_request: case.explicit_request,
                 });
                 covered.extend(decision.policy_ids.iter().cloned());
                 if let Some(message) = mismatch(&case, &decision) {

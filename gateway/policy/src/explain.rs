@@ -105,7 +105,7 @@ impl PolicySet {
             self.requester_type.clone(),
             EntityId::new(req.requester),
         );
-        let request = crate::context(req.purpose, req.item.unwrap_or(""), minute).and_then(|c| {
+        let request = crate::context(req, minute).and_then(|c| {
             Request::new(
                 principal,
                 self.read_action.clone(),

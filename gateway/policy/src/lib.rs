@@ -3,7 +3,8 @@
 //!
 //! A request is `Requester::"<id>"` (member of its `RequesterGroup`s) doing
 //! `Action::"read"` on `View::"<record type>.<view>"` (member of `RecordType::"<type>"`),
-//! with context `{ purpose, item, now, local_time }` (see the `schema` module). Data files
+//! with context `{ purpose, item, explicit_request, now, local_time }` (see the `schema`
+//! module; `explicit_request`: the fetch carries the subject's verified code). Data files
 //! beside the policies: `purposes.toml`, `items.toml`, `requesters.toml` (the `data`
 //! module).
 //!
@@ -105,6 +106,7 @@ struct MemoKey {
     view: Box<str>,
     purpose: Box<str>,
     item: Option<Box<str>>,
+    explicit_request: bool,
     minute: Option<i64>,
 }
 
@@ -132,6 +134,8 @@ pub struct AccessRequest<'a> {
     pub item: Option<&'a str>,
     /// When the request is made; policies see it truncated to the minute.
     pub now: OffsetDateTime,
+    /// The subject asked for this fetch (a verified subject code was scanned).
+    pub explicit_request: bool,
 }
 
 /// The answer to an [`AccessRequest`], with what an audit record needs.
@@ -363,6 +367,7 @@ impl PolicySet {
             view: view_id.into_boxed_str(),
             purpose: req.purpose.into(),
             item: req.item.map(Into::into),
+            explicit_request: req.explicit_request,
             minute,
         };
         if let Ok(memo) = self.memo.read()
@@ -392,7 +397,7 @@ impl PolicySet {
             self.requester_type.clone(),
             EntityId::new(req.requester),
         );
-        let request = context(req.purpose, req.item.unwrap_or(""), minute).and_then(|context| {
+        let request = context(req, minute).and_then(|context| {
             Request::new(
                 principal,
                 self.read_action.clone(),
@@ -499,15 +504,19 @@ impl PolicySet {
 /// candidate policy reads the time; other policies never look at `now`/`local_time`, so
 /// they are left out (cheaper, and Cedar does not check the context against the schema
 /// here).
-fn context(purpose: &str, item: &str, minute: Option<i64>) -> Result<Context, String> {
+fn context(req: &AccessRequest<'_>, minute: Option<i64>) -> Result<Context, String> {
     let mut pairs = vec![
         (
             schema::CONTEXT_PURPOSE.to_owned(),
-            RestrictedExpression::new_string(purpose.to_owned()),
+            RestrictedExpression::new_string(req.purpose.to_owned()),
         ),
         (
             schema::CONTEXT_ITEM.to_owned(),
-            RestrictedExpression::new_string(item.to_owned()),
+            RestrictedExpression::new_string(req.item.unwrap_or("").to_owned()),
+        ),
+        (
+            schema::CONTEXT_EXPLICIT_REQUEST.to_owned(),
+            RestrictedExpression::new_bool(req.explicit_request),
         ),
     ];
     if let Some(minute) = minute {

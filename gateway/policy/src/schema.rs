@@ -43,6 +43,9 @@ pub(crate) const CONTEXT_ITEM: &str = "item";
 pub(crate) const CONTEXT_NOW: &str = "now";
 /// Context attribute: time since local midnight (truncated to the minute).
 pub(crate) const CONTEXT_LOCAL_TIME: &str = "local_time";
+/// Context attribute: whether the subject asked for this fetch themselves
+/// (the fetch carries a verified subject code, the "resident code" scan).
+pub(crate) const CONTEXT_EXPLICIT_REQUEST: &str = "explicit_request";
 /// Name of the context's record type in the schema.
 const CONTEXT_TYPE: &str = "ReadContext";
 
@@ -79,6 +82,7 @@ pub(crate) fn generate() -> Result<GeneratedSchema, SchemaGenError> {
                     "attributes": {
                         CONTEXT_PURPOSE: required("String"),
                         CONTEXT_ITEM: required("String"),
+                        CONTEXT_EXPLICIT_REQUEST: required("Boolean"),
                         CONTEXT_NOW: extension("datetime"),
                         CONTEXT_LOCAL_TIME: extension("duration")
                     }
@@ -144,6 +148,7 @@ mod tests {
             "now: __cedar::datetime",
             "local_time: __cedar::duration",
             "item: __cedar::String",
+            "explicit_request: __cedar::Bool",
             "action \"read\"",
         ] {
             assert!(text.contains(needle), "`{needle}` missing from:\n{text}");

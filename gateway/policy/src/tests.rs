@@ -148,6 +148,7 @@ fn decide(set: &PolicySet, requester: &str, record_type: &str, purpose: &str) ->
         purpose,
         item: None,
         now: at_ten(),
+        explicit_request: false,
     })
 }
 
@@ -595,6 +596,7 @@ fn request<'a>(
         purpose,
         item,
         now,
+        explicit_request: false,
     }
 }
 
@@ -1131,4 +1133,41 @@ fn version_covers_data_files() {
     .unwrap();
     assert_ne!(a.version(), b.version());
     assert!(a.files().contains(&"purposes.toml".to_owned()));
+}
+
+/// A guard only the subject's own request (a scanned code) lifts: the same
+/// request decides both ways by `context.explicit_request`, and the memo
+/// keeps the two decisions apart.
+#[test]
+fn conditional_types_can_require_the_subjects_explicit_request() {
+    const NEEDS_THE_SUBJECT: &str = r#"
+@id("conditional-needs-explicit-request")
+forbid (principal, action, resource is View)
+when { resource.sharing_class == "conditional" }
+unless { context.explicit_request };
+"#;
+    let set = load(&[("hall.cedar", HALL), ("guard.cedar", NEEDS_THE_SUBJECT)]).unwrap();
+    let ask = |explicit_request: bool, record_type: &str| {
+        set.decide(&AccessRequest {
+            requester: "hall",
+            record_type,
+            view: "full",
+            purpose: "GENERAL-APPROVAL",
+            item: None,
+            now: at_ten(),
+            explicit_request,
+        })
+    };
+    for _ in 0..2 {
+        let without = ask(false, "individual_income_tax_record");
+        assert!(!without.allowed);
+        assert_eq!(without.policy_ids, ["conditional-needs-explicit-request"]);
+        let with = ask(true, "individual_income_tax_record");
+        assert!(with.allowed, "{with:?}");
+        assert_eq!(with.policy_ids, ["hall"]);
+        assert!(
+            ask(false, "resident_identity_card").allowed,
+            "unconditional types need no code"
+        );
+    }
 }
