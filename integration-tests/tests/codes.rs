@@ -404,5 +404,34 @@ unless { context.explicit_request };
         "{}",
         client::describe(&scanned.results)
     );
+    // The subject's access report shows which fetch was the subject's own
+    // request: the scanned one carries the code's issuer and nonce.
+    let report = xgate_proto::v1::audit_client::AuditClient::new(
+        client::connect(gateway.addr(), &env.pki().auditor())
+            .await
+            .expect("auditor"),
+    )
+    .subject_report(xgate_proto::v1::SubjectReportRequest {
+        subject: Some(Subject {
+            kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
+            id: citizen.clone(),
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("report")
+    .into_inner();
+    let details: Vec<&str> = report.accesses.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(details.len(), 2, "{details:?}");
+    assert_eq!(details[0], "", "the typed fetch: {details:?}");
+    let scanned_detail: serde_json::Value =
+        serde_json::from_str(details[1]).expect("detail is JSON");
+    assert_eq!(scanned_detail["subject_code"]["issuer"], ISSUER);
+    assert_eq!(
+        scanned_detail["subject_code"]["nonce"]
+            .as_str()
+            .map(str::len),
+        Some(32)
+    );
     gateway.stop().await.expect("stop");
 }

@@ -141,7 +141,9 @@ pub struct NewEntry {
     pub latency_us: u64,
     /// Admin events: what happened (`adapter_registered`, ...); empty for access.
     pub event: String,
-    /// Admin events: details as JSON text; empty for access.
+    /// Admin events: details as JSON text. Access entries: what the fetch
+    /// was made with beyond the request (`{"subject_code": {"issuer",
+    /// "nonce", "expires_at"}}` for a scanned code), else empty.
     pub detail: String,
     /// Access: one per record type of the answer.
     pub decisions: Vec<Decision>,

@@ -41,6 +41,10 @@ pub struct FetchContext {
     pub seal_by: Instant,
     /// Release records as the JSON bytes the entry's digest covers.
     pub records_as_json: bool,
+    /// What the fetch was made with beyond the request, as the entry's
+    /// `detail` JSON: the subject code's issuer and nonce (the applicant's
+    /// explicit request); empty for a fetch by raw subject.
+    pub detail: String,
 }
 
 impl FetchContext {
@@ -64,6 +68,16 @@ impl FetchContext {
             started: job.started,
             seal_by: job.seal_by,
             records_as_json: job.records_as_json,
+            detail: job.code.as_ref().map_or_else(String::new, |code| {
+                serde_json::json!({
+                    "subject_code": {
+                        "issuer": code.issuer,
+                        "nonce": code.nonce_hex(),
+                        "expires_at": code.expires_at,
+                    }
+                })
+                .to_string()
+            }),
         }
     }
 }
@@ -227,6 +241,7 @@ fn entry_for(
     e.approval_item.clone_from(&ctx.approval_item);
     e.subject_hmac.clone_from(&ctx.subject_hmac);
     e.policy_set_version.clone_from(&ctx.policy_set_version);
+    e.detail.clone_from(&ctx.detail);
     e.latency_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
     e.decisions = settled
         .iter()
@@ -313,6 +328,7 @@ mod tests {
             started: Instant::now(),
             seal_by,
             records_as_json: false,
+            detail: String::new(),
         }
     }
 
