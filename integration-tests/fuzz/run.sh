@@ -20,7 +20,12 @@ cargo afl build --release -p xgate-fuzz --features afl --bin "fuzz-$target"
 
 # The machine's core_pattern and CPU governor are not ours to change.
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
-export AFL_NO_AFFINITY=1 AFL_SKIP_BIN_CHECK=0
+export AFL_NO_AFFINITY=1
+# Targets linking the gateway have more edges than AFL++'s default map holds. (AFL++ reads
+# its variables as set/unset: never export one as 0 to mean off, e.g. AFL_SKIP_BIN_CHECK=0
+# skips the check that finds the persistent-mode signature, and every input then "hangs".)
+map_size=$(AFL_DUMP_MAP_SIZE=1 "$CARGO_TARGET_DIR/release/fuzz-$target" </dev/null || true)
+if [ -n "$map_size" ] && [ "$map_size" -gt 65536 ]; then export AFL_MAP_SIZE=$map_size; fi
 out="out/$target"
 rm -rf "$out"
 mkdir -p out
