@@ -3,12 +3,12 @@
 //! the code before validation and puts its subject in the request;
 //! [`accept`] checks the validated fetch against the code's scope and then
 //! spends its nonce in the gateway's store, so the code works once — on
-//! any replica sharing the store.
+//! any replica sharing the store. Every refusal is written to the audit log
+//! before it is answered ([`audit_refusal`]).
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 use xgate_code::{CLOCK_SKEW_SECS, CodeError, SubjectCode, Verifier};
-use xgate_proto::status::{Violation, invalid_argument};
 use xgate_proto::v1::{FetchRequest, Subject};
 
 use crate::store::Store;
@@ -36,10 +36,14 @@ pub fn open(
     };
     match &request.subject {
         Some(subject) if *subject != from_code => {
-            return Err(invalid_argument(&[Violation::new(
-                "subject",
-                "names another subject than `subject_code`; send one of them",
-            )]));
+            let why = "names another subject than `subject_code`; send one of them";
+            let mut details = ErrorDetails::with_bad_request_violation("subject", why);
+            details.set_error_info("CODE_OTHER_SUBJECT", DOMAIN, []);
+            return Err(Status::with_error_details(
+                Code::InvalidArgument,
+                format!("subject: {why}"),
+                details,
+            ));
         }
         _ => request.subject = Some(from_code),
     }
@@ -82,6 +86,52 @@ pub async fn accept(
     Ok(())
 }
 
+/// Records a refused code before the refusal is answered. A code refused
+/// after its signature verified (out of scope, replayed) names its subject:
+/// the refusal is an access entry under that subject, without decisions, so
+/// the subject's report shows that someone presented their code again. Any
+/// other refusal is an admin event naming the requester and the reason. A
+/// failure to log is logged and the refusal stands.
+pub async fn audit_refusal(
+    auditor: &xgate_audit::AuditLog,
+    requester: &str,
+    verified: Option<(&SubjectCode, &ValidFetch)>,
+    status: &Status,
+) {
+    let reason = status
+        .get_details_error_info()
+        .map_or_else(|| "CODE_REFUSED".to_owned(), |info| info.reason);
+    let entry = match verified {
+        Some((code, fetch)) => {
+            let mut e = xgate_audit::NewEntry::access();
+            e.requester = requester.to_owned();
+            e.purpose.clone_from(&fetch.purpose);
+            e.case_id.clone_from(&fetch.case_id);
+            e.operator_id.clone_from(&fetch.operator_id);
+            e.approval_item = fetch.item.clone().unwrap_or_default();
+            e.subject_hmac = auditor.subject_hmac(code.subject_kind.as_str(), &code.subject_id);
+            e.detail = serde_json::json!({"subject_code": {
+                "issuer": code.issuer,
+                "nonce": code.nonce_hex(),
+                "refused": reason,
+            }})
+            .to_string();
+            e
+        }
+        None => {
+            let mut e = xgate_audit::NewEntry::admin(
+                "subject_code_refused",
+                serde_json::json!({"reason": reason, "message": status.message()}),
+            );
+            e.requester = requester.to_owned();
+            e
+        }
+    };
+    if let Err(e) = auditor.append(vec![entry]).await {
+        tracing::error!(error = %e, reason, "subject code refusal not logged");
+    }
+}
+
 /// PERMISSION_DENIED with an ErrorInfo naming `reason` and the issuer.
 fn denied(reason: &str, why: &str, code: &SubjectCode) -> Status {
     let details =
@@ -94,10 +144,12 @@ fn denied(reason: &str, why: &str, code: &SubjectCode) -> Status {
 fn refused(e: CodeError) -> Status {
     let reason = e.reason();
     let (code, details) = match &e {
-        CodeError::Malformed(_) => (
-            Code::InvalidArgument,
-            ErrorDetails::with_bad_request_violation("subject_code", e.to_string()),
-        ),
+        CodeError::Malformed(_) => {
+            let mut details =
+                ErrorDetails::with_bad_request_violation("subject_code", e.to_string());
+            details.set_error_info(reason, DOMAIN, []);
+            (Code::InvalidArgument, details)
+        }
         _ => (
             Code::PermissionDenied,
             ErrorDetails::with_error_info(reason, DOMAIN, []),

@@ -203,14 +203,25 @@ impl GatewayState {
             started,
         );
         let now = time::OffsetDateTime::now_utc();
-        let code = crate::codes::open(&self.codes, request.get_mut(), now.unix_timestamp())?;
+        let code = match crate::codes::open(&self.codes, request.get_mut(), now.unix_timestamp()) {
+            Ok(code) => code,
+            Err(status) => {
+                crate::codes::audit_refusal(&self.auditor, &requester, None, &status).await;
+                return Err(status);
+            }
+        };
         // One set for validation (purposes, items) and every decision.
         let policies = self.policies.current();
         let records_as_json = request.get_ref().records_as_json;
         let valid = validate::fetch(request.get_ref(), &self.catalog, &policies, &self.limits)?;
-        if let Some(code) = &code {
-            crate::codes::accept(&self.store, code, &requester, &valid, now.unix_timestamp())
-                .await?;
+        if let Some(code) = &code
+            && let Err(status) =
+                crate::codes::accept(&self.store, code, &requester, &valid, now.unix_timestamp())
+                    .await
+        {
+            let verified = Some((code, &valid));
+            crate::codes::audit_refusal(&self.auditor, &requester, verified, &status).await;
+            return Err(status);
         }
         // Only a validated purpose (one of the policy set's codes) is recorded.
         span.record("purpose", valid.purpose.as_str());

@@ -271,6 +271,47 @@ async fn a_scanned_code_fetches_once_and_bad_codes_are_refused_with_their_reason
     });
     let status = refusal(&mut hall, both).await;
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason(&status), "CODE_OTHER_SUBJECT");
+
+    // Every refusal is in the audit log: those of codes whose signature
+    // verified under the subject, the others as admin events.
+    let mut auditor = xgate_proto::v1::audit_client::AuditClient::new(
+        client::connect(gateway.addr(), &env.pki().auditor())
+            .await
+            .expect("auditor"),
+    );
+    let mut details = Vec::new();
+    for kind in ["access", "admin"] {
+        let mut pages = auditor
+            .query(xgate_proto::v1::AuditQueryRequest {
+                requester: PROVIDENT_FUND.into(),
+                kind: kind.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("query")
+            .into_inner();
+        while let Some(page) = pages.message().await.expect("page") {
+            details.extend(page.entries.into_iter().map(|e| (kind, e.event, e.detail)));
+        }
+    }
+    let count = |kind: &str, reason: &str| {
+        details
+            .iter()
+            .filter(|(k, _, d)| *k == kind && d.contains(&format!("\"{reason}\"")))
+            .count()
+    };
+    assert_eq!(count("access", "CODE_REPLAYED"), 1, "{details:#?}");
+    assert_eq!(count("access", "CODE_OUT_OF_SCOPE"), 2, "{details:#?}");
+    for refused in [
+        "CODE_FORGED",
+        "CODE_UNKNOWN_ISSUER",
+        "CODE_EXPIRED",
+        "CODE_MALFORMED",
+        "CODE_OTHER_SUBJECT",
+    ] {
+        assert_eq!(count("admin", refused), 1, "{refused}: {details:#?}");
+    }
     gateway.stop().await.expect("stop");
 }
 

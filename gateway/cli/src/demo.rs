@@ -412,6 +412,8 @@ fn gateway_config(
         limits: Limits::default(),
         audit: xgate::config::AuditConfig {
             database: args.postgres.clone(),
+            // A URL has no folder to keep the instance's keys beside.
+            key_dir: args.postgres.as_ref().map(|_| work.join("audit-keys")),
             ..xgate::config::AuditConfig::default()
         },
         cache: xgate::config::CacheConfig::default(),
