@@ -12,6 +12,7 @@
 //! - [`client`]: mTLS channels and the request builders tests use.
 //! - [`kit`]: the `xgate adapter` / `xgate certs issue` commands run as a department would,
 //!   and an adapter that ignores deadlines.
+//! - [`grants`]: small policies for one fixture department.
 //! - [`records`]: valid sample records for fixtures, checked against the catalog.
 //! - [`scrape`]: the gateway's `/metrics` endpoint, found in its log.
 //! - [`replicas`]: gateway replicas sharing one PostgreSQL database.
@@ -24,6 +25,7 @@ pub mod bins;
 pub mod client;
 mod env;
 pub mod fixture;
+pub mod grants;
 pub mod kit;
 pub mod pg;
 pub mod pki;

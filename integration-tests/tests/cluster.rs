@@ -32,17 +32,7 @@ use xgate_proto::v1::{
 
 const LICENCE: &str = "driving_licence";
 
-/// A grant of the driving licence to the provident fund, so tests need no
-/// more than one fixture department.
-const GRANT: &str = r#"
-@id("pf-licences")
-permit (
-    principal == Requester::"provident-fund-bozhou",
-    action == Action::"read",
-    resource in RecordType::"driving_licence"
-)
-when { context.purpose == "GENERAL-APPROVAL" };
-"#;
+const GRANT: &str = xgate_integration_tests::grants::PF_LICENCES;
 
 fn licence_request(env: &TestEnv) -> tonic::Request<FetchRequest> {
     with_timeout(

@@ -24,15 +24,7 @@ use xgate_proto::v1::{FetchRequest, RecordStatus, Subject};
 const ISSUER: &str = "test-identity";
 const LICENCE: &str = "driving_licence";
 
-const GRANT: &str = r#"
-@id("pf-licences")
-permit (
-    principal == Requester::"provident-fund-bozhou",
-    action == Action::"read",
-    resource in RecordType::"driving_licence"
-)
-when { context.purpose == "GENERAL-APPROVAL" };
-"#;
+const GRANT: &str = xgate_integration_tests::grants::PF_LICENCES;
 
 /// `xgate code keygen` into the test folder; the public key it prints.
 async fn keygen(env: &TestEnv) -> (std::path::PathBuf, String) {
@@ -67,6 +59,11 @@ fn options(env: &TestEnv, public_key: &str) -> GatewayOptions {
         extra_toml: format!("[subject_codes.issuers]\n{ISSUER} = \"{public_key}\"\n"),
         ..GatewayOptions::default()
     }
+}
+
+/// An issuer with a key of its own (not the one the gateway trusts).
+fn other_issuer(name: &str) -> Issuer {
+    Issuer::from_pkcs8(name, &Issuer::generate_pkcs8().expect("key")).expect("issuer")
 }
 
 fn issuer_from(key: &Path) -> Issuer {
@@ -199,8 +196,7 @@ async fn a_scanned_code_fetches_once_and_bad_codes_are_refused_with_their_reason
         hall.fetch(request).await.expect_err("refused")
     };
     // Forged: another key under the trusted issuer's name.
-    let impostor = Issuer::from_pkcs8(ISSUER, &Issuer::generate_pkcs8().unwrap()).unwrap();
-    let forged = impostor
+    let forged = other_issuer(ISSUER)
         .issue(
             SubjectKind::ResidentId,
             &citizen,
@@ -215,8 +211,7 @@ async fn a_scanned_code_fetches_once_and_bad_codes_are_refused_with_their_reason
         (tonic::Code::PermissionDenied, "CODE_FORGED")
     );
     // An issuer the gateway does not trust.
-    let stranger = Issuer::from_pkcs8("elsewhere", &Issuer::generate_pkcs8().unwrap()).unwrap();
-    let foreign = stranger
+    let foreign = other_issuer("elsewhere")
         .issue(
             SubjectKind::ResidentId,
             &citizen,

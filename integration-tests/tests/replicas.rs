@@ -210,17 +210,6 @@ async fn a_replacement_through_one_replica_drops_the_others_cached_records() {
     db.drop_db().await.expect("drop");
 }
 
-const GRANT_WITH_QUOTA: &str = r#"
-@id("pf-licences-metered")
-@daily_quota("10")
-permit (
-    principal == Requester::"provident-fund-bozhou",
-    action == Action::"read",
-    resource in RecordType::"driving_licence"
-)
-when { context.purpose == "GENERAL-APPROVAL" };
-"#;
-
 /// Three replicas, a quota of 10 and 60 fetches at once spread over them:
 /// exactly 10 are answered OK, the rest RESOURCE_EXHAUSTED; a replica started
 /// afterwards (a restart) finds the day's quota spent.
@@ -229,7 +218,13 @@ async fn a_daily_quota_is_exact_across_three_replicas_and_survives_a_restart() {
     let db = PgDb::create("xgate_replicas").await.expect("postgres");
     let env = TestEnv::new().expect("env");
     let policies = env
-        .write_policy_set("quota", &[("grant.cedar", GRANT_WITH_QUOTA)])
+        .write_policy_set(
+            "quota",
+            &[(
+                "grant.cedar",
+                &xgate_integration_tests::grants::pf_licences_with_quota(10),
+            )],
+        )
         .expect("policies");
     let options = GatewayOptions {
         policies_dir: Some(policies),

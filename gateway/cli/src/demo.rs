@@ -314,18 +314,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     if !args.once {
         print_how_to_call(&url, &work, &outcome.citizen)?;
-        // Armed before the ready file exists: a script may stop the demo as
-        // soon as it sees the file.
-        let stop = xgate::server::shutdown_signal_armed()?;
-        if let Some(path) = &args.ready_file {
-            write_ready_file(path, &ready_document(&url, &work, &outcome))?;
-            progress(&format!("ready: {}", path.display()));
-        }
-        stop.await;
-        progress("stopping");
-        if let Some(path) = &args.ready_file {
-            let _ = std::fs::remove_file(path);
-        }
+        serve_until_stopped(&args, ready_document(&url, &work, &outcome)).await?;
     }
     for mut adapter in adapters {
         let _ = adapter.child.kill().await;
@@ -838,6 +827,23 @@ async fn fetch_all(
         },
     )
     .await
+}
+
+/// Keeps serving until SIGINT or SIGTERM, with `--ready-file` written (the
+/// handler is armed first: a script may stop the demo as soon as it sees the
+/// file) and removed at the end.
+async fn serve_until_stopped(args: &DemoArgs, ready: serde_json::Value) -> anyhow::Result<()> {
+    let stop = xgate::server::shutdown_signal_armed()?;
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, &ready)?;
+        progress(&format!("ready: {}", path.display()));
+    }
+    stop.await;
+    progress("stopping");
+    if let Some(path) = &args.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// What a script needs to call the running demo (`--ready-file`).

@@ -170,21 +170,10 @@ async fn registry_propagation(changes: usize) -> anyhow::Result<Percentiles> {
     Ok(percentiles(ms))
 }
 
-const GRANT_WITH_QUOTA: &str = r#"
-@id("pf-licences-metered")
-@daily_quota("QUOTA")
-permit (
-    principal == Requester::"provident-fund-bozhou",
-    action == Action::"read",
-    resource in RecordType::"driving_licence"
-)
-when { context.purpose == "GENERAL-APPROVAL" };
-"#;
-
 async fn quota_exactness(fetches: usize, quota: u32) -> anyhow::Result<(usize, usize, usize)> {
     let db = PgDb::create("xgate_bench").await?;
     let env = TestEnv::new()?;
-    let grant = GRANT_WITH_QUOTA.replace("QUOTA", &quota.to_string());
+    let grant = xgate_integration_tests::grants::pf_licences_with_quota(quota);
     let policies = env.write_policy_set("quota", &[("grant.cedar", &grant)])?;
     let options = GatewayOptions {
         policies_dir: Some(policies),

@@ -164,22 +164,12 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             admin.ca.display(),
             work.join("logs").display()
         )?;
-        // Armed before the ready file exists, as for the single gateway.
-        let stop = xgate::server::shutdown_signal_armed()?;
-        if let Some(path) = &args.ready_file {
-            let mut doc = super::ready_document(&url, &work, &outcome);
-            doc["replicas"] = replicas
-                .iter()
-                .map(|r| serde_json::json!({"name": r.name, "address": r.addr.to_string(), "instance": r.instance, "pid": r.child.id()}))
-                .collect();
-            super::write_ready_file(path, &doc)?;
-            progress(&format!("ready: {}", path.display()));
-        }
-        stop.await;
-        progress("stopping");
-        if let Some(path) = &args.ready_file {
-            let _ = std::fs::remove_file(path);
-        }
+        let mut ready = super::ready_document(&url, &work, &outcome);
+        ready["replicas"] = replicas
+            .iter()
+            .map(|r| serde_json::json!({"name": r.name, "address": r.addr.to_string(), "instance": r.instance, "pid": r.child.id()}))
+            .collect();
+        super::serve_until_stopped(&args, ready).await?;
     }
     for mut adapter in adapters {
         let _ = adapter.child.kill().await;
