@@ -84,6 +84,15 @@ pub struct SeenTrace {
 }
 
 impl FixtureDepartment {
+    /// Public security serving `citizen`'s driving licence (what
+    /// [`crate::grants::PF_LICENCES`] grants).
+    pub fn licences(citizen: &str) -> FixtureDepartment {
+        FixtureDepartment::new("public-security").serving(
+            "driving_licence",
+            vec![crate::records::driving_licence(citizen)],
+        )
+    }
+
     /// A department `department` serving nothing yet.
     pub fn new(department: &str) -> FixtureDepartment {
         FixtureDepartment {

@@ -20,9 +20,7 @@ use xgate_integration_tests::kit::{tls_args, xgate};
 use xgate_integration_tests::pg::PgDb;
 use xgate_integration_tests::process::GatewayProcess;
 use xgate_integration_tests::replicas::{instance_of, pin_listen, replica_config, start_replicas};
-use xgate_integration_tests::{
-    GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv, records, scrape,
-};
+use xgate_integration_tests::{GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv, scrape};
 use xgate_proto::v1::audit_client::AuditClient;
 use xgate_proto::v1::exchange_client::ExchangeClient;
 use xgate_proto::v1::policy_admin_client::PolicyAdminClient;
@@ -51,10 +49,7 @@ fn licence_request(env: &TestEnv) -> tonic::Request<FetchRequest> {
 async fn licence_source(env: &TestEnv, replicas: &[GatewayProcess]) -> FixtureAdapter {
     let fixture = env
         .start_fixture(
-            FixtureDepartment::new("public-security").serving(
-                LICENCE,
-                vec![records::driving_licence(&env.subjects().citizen)],
-            ),
+            FixtureDepartment::licences(&env.subjects().citizen),
             &replicas[0],
         )
         .await

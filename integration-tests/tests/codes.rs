@@ -17,7 +17,7 @@ use xgate_integration_tests::kit::{tls_args, xgate};
 use xgate_integration_tests::pg::PgDb;
 use xgate_integration_tests::replicas::start_replicas;
 use xgate_integration_tests::{
-    FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv, records,
+    FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv,
 };
 use xgate_proto::v1::{FetchRequest, RecordStatus, Subject};
 
@@ -105,11 +105,7 @@ async fn a_scanned_code_fetches_once_and_bad_codes_are_refused_with_their_reason
         .expect("gateway");
     let citizen = env.subjects().citizen.clone();
     let _fixture = env
-        .start_fixture(
-            FixtureDepartment::new("public-security")
-                .serving(LICENCE, vec![records::driving_licence(&citizen)]),
-            &gateway,
-        )
+        .start_fixture(FixtureDepartment::licences(&citizen), &gateway)
         .await
         .expect("fixture");
 
@@ -321,11 +317,7 @@ async fn a_code_used_on_one_replica_is_a_replay_on_another() {
         .expect("replicas");
     let citizen = env.subjects().citizen.clone();
     let _fixture = env
-        .start_fixture(
-            FixtureDepartment::new("public-security")
-                .serving(LICENCE, vec![records::driving_licence(&citizen)]),
-            &replicas[0],
-        )
+        .start_fixture(FixtureDepartment::licences(&citizen), &replicas[0])
         .await
         .expect("fixture");
     env.wait_for_sources(replicas[1].addr(), &[LICENCE.to_owned()])
@@ -388,11 +380,7 @@ unless { context.explicit_request };
     let gateway = env.start_gateway(&options).await.expect("gateway");
     let citizen = env.subjects().citizen.clone();
     let _fixture = env
-        .start_fixture(
-            FixtureDepartment::new("public-security")
-                .serving(LICENCE, vec![records::driving_licence(&citizen)]),
-            &gateway,
-        )
+        .start_fixture(FixtureDepartment::licences(&citizen), &gateway)
         .await
         .expect("fixture");
     let mut hall = env

@@ -233,11 +233,7 @@ async fn a_daily_quota_is_exact_across_three_replicas_and_survives_a_restart() {
     let replicas = start_replicas(&env, &db, &["a", "b", "c"], &options).await;
     let citizen = env.subjects().citizen.clone();
     let _fixture = env
-        .start_fixture(
-            FixtureDepartment::new("public-security")
-                .serving("driving_licence", vec![records::driving_licence(&citizen)]),
-            &replicas[0],
-        )
+        .start_fixture(FixtureDepartment::licences(&citizen), &replicas[0])
         .await
         .expect("fixture");
     for replica in &replicas {

@@ -182,11 +182,7 @@ async fn quota_exactness(fetches: usize, quota: u32) -> anyhow::Result<(usize, u
     let replicas = start_replicas(&env, &db, &["a", "b", "c"], &options).await?;
     let citizen = env.subjects().citizen.clone();
     let fixture = env
-        .start_fixture(
-            FixtureDepartment::new("public-security")
-                .serving("driving_licence", vec![records::driving_licence(&citizen)]),
-            &replicas[0],
-        )
+        .start_fixture(FixtureDepartment::licences(&citizen), &replicas[0])
         .await?;
     let mut clients = Vec::new();
     for replica in &replicas {
