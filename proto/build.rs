@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "xgate/v1/adapter.proto",
     "xgate/v1/admin.proto",
     "xgate/v1/audit.proto",
+    "xgate/v1/consent.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

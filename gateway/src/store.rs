@@ -99,6 +99,69 @@ const PG_NONCE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS code_nonces (
     expires_at BIGINT NOT NULL
 )";
 
+/// The PostgreSQL consent table (SQLite: migration 0005).
+const PG_CONSENT_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS consents (
+    id            TEXT   NOT NULL PRIMARY KEY,
+    subject_hmac  TEXT   NOT NULL,
+    grantee       TEXT   NOT NULL,
+    purpose       TEXT   NOT NULL,
+    record_types  TEXT   NOT NULL,
+    approval_item TEXT   NOT NULL,
+    granted_at    BIGINT NOT NULL,
+    valid_until   BIGINT NOT NULL,
+    revoked_at    BIGINT,
+    evidence      TEXT   NOT NULL,
+    granted_by    TEXT   NOT NULL
+)",
+    "CREATE INDEX IF NOT EXISTS consents_by_subject ON consents (subject_hmac)",
+];
+
+/// A subject's consent, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub id: String,
+    pub subject_hmac: String,
+    /// A requester id, or `group:<requester group>`.
+    pub grantee: String,
+    pub purpose: String,
+    pub record_types: Vec<String>,
+    /// Empty for none.
+    pub approval_item: String,
+    pub granted_at: SystemTime,
+    pub valid_until: SystemTime,
+    pub revoked_at: Option<SystemTime>,
+    /// `code:<issuer>:<nonce>` or `form:<reference>`.
+    pub evidence: String,
+    /// The identity URI that recorded it.
+    pub granted_by: String,
+}
+
+impl Consent {
+    /// Whether it lets `requester` (member of `groups`) fetch `record_type`
+    /// for `purpose` (and `item`, when the consent names one) at `now`.
+    pub fn covers(
+        &self,
+        requester: &str,
+        groups: &[String],
+        purpose: &str,
+        item: Option<&str>,
+        record_type: &str,
+        now: SystemTime,
+    ) -> bool {
+        let grantee = match self.grantee.strip_prefix("group:") {
+            Some(group) => groups.iter().any(|g| g == group),
+            None => self.grantee == requester,
+        };
+        grantee
+            && self.revoked_at.is_none()
+            && now < self.valid_until
+            && self.purpose == purpose
+            && (self.approval_item.is_empty() || Some(self.approval_item.as_str()) == item)
+            && self.record_types.iter().any(|t| t == record_type)
+    }
+}
+
 /// One gateway process using the database, as it last reported itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
@@ -131,6 +194,11 @@ const SQLITE_MIGRATIONS: &[xgate_audit::store::EmbeddedMigration] = &[
         4,
         "code nonces",
         include_str!("../migrations/0004_code_nonces.sql"),
+    ),
+    (
+        5,
+        "consents",
+        include_str!("../migrations/0005_consents.sql"),
     ),
 ];
 
@@ -186,6 +254,9 @@ impl Store {
         sqlx::query(PG_QUOTA_SCHEMA).execute(&mut *tx).await?;
         sqlx::query(PG_REPLICA_SCHEMA).execute(&mut *tx).await?;
         sqlx::query(PG_NONCE_SCHEMA).execute(&mut *tx).await?;
+        for statement in PG_CONSENT_SCHEMA {
+            sqlx::query(*statement).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(Store {
             pool: Pool::Pg(pool),
@@ -448,6 +519,61 @@ impl Store {
         Ok(fresh)
     }
 
+    /// Records a consent.
+    pub async fn grant_consent(&self, c: &Consent) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO consents (id, subject_hmac, grantee, purpose, record_types,
+                 approval_item, granted_at, valid_until, revoked_at, evidence, granted_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10)";
+        on_pool!(self, p => sqlx::query(SQL)
+            .bind(&c.id)
+            .bind(&c.subject_hmac)
+            .bind(&c.grantee)
+            .bind(&c.purpose)
+            .bind(json_list(&c.record_types))
+            .bind(&c.approval_item)
+            .bind(millis(c.granted_at))
+            .bind(millis(c.valid_until))
+            .bind(&c.evidence)
+            .bind(&c.granted_by)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    /// Marks a consent revoked at `at` (a second revocation keeps the
+    /// first time); the consent as it now is, `None` if there is none.
+    pub async fn revoke_consent(
+        &self,
+        id: &str,
+        at: SystemTime,
+    ) -> Result<Option<Consent>, StoreError> {
+        const SQL: &str =
+            "UPDATE consents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        on_pool!(self, p => sqlx::query(SQL).bind(millis(at)).bind(id).execute(p).await?.rows_affected());
+        self.consent(id).await
+    }
+
+    /// One consent by id.
+    pub async fn consent(&self, id: &str) -> Result<Option<Consent>, StoreError> {
+        const SQL: &str = "SELECT id, subject_hmac, grantee, purpose, record_types, approval_item,
+                 granted_at, valid_until, revoked_at, evidence, granted_by
+             FROM consents WHERE id = $1";
+        let rows: Vec<ConsentRow> =
+            on_pool!(self, p => sqlx::query_as(SQL).bind(id).fetch_all(p).await?);
+        rows.into_iter().next().map(consent_of).transpose()
+    }
+
+    /// A subject's consents, newest first.
+    pub async fn consents_of(&self, subject_hmac: &str) -> Result<Vec<Consent>, StoreError> {
+        const SQL: &str = "SELECT id, subject_hmac, grantee, purpose, record_types, approval_item,
+                 granted_at, valid_until, revoked_at, evidence, granted_by
+             FROM consents WHERE subject_hmac = $1 ORDER BY granted_at DESC, id";
+        let rows: Vec<ConsentRow> =
+            on_pool!(self, p => sqlx::query_as(SQL).bind(subject_hmac).fetch_all(p).await?);
+        rows.into_iter().map(consent_of).collect()
+    }
+
     /// Records a replica's heartbeat (inserting it on its first), and
     /// forgets replicas silent since before `forget_before`.
     pub async fn beat_replica(
@@ -508,6 +634,54 @@ impl Store {
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await);
     }
+}
+
+type ConsentRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+);
+
+fn consent_of(row: ConsentRow) -> Result<Consent, StoreError> {
+    let (
+        id,
+        subject_hmac,
+        grantee,
+        purpose,
+        types,
+        approval_item,
+        granted,
+        until,
+        revoked,
+        evidence,
+        granted_by,
+    ) = row;
+    let record_types = serde_json::from_str(&types).map_err(|e| StoreError::Corrupt {
+        department: "consents".into(),
+        adapter_id: id.clone(),
+        message: format!("record_types: {e}"),
+    })?;
+    Ok(Consent {
+        id,
+        subject_hmac,
+        grantee,
+        purpose,
+        record_types,
+        approval_item,
+        granted_at: from_millis(granted),
+        valid_until: from_millis(until),
+        revoked_at: revoked.map(from_millis),
+        evidence,
+        granted_by,
+    })
 }
 
 /// One row of either backend as a registration.
@@ -855,6 +1029,105 @@ mod tests {
         );
         a.close().await;
         b.close().await;
+    }
+
+    on_both!(consents_are_recorded_listed_and_revoked_once);
+    async fn consents_are_recorded_listed_and_revoked_once(db: &Db) {
+        let (a, b) = (db.open().await, db.open().await);
+        let consent = |id: &str, at: i64| Consent {
+            id: id.into(),
+            subject_hmac: "h1".into(),
+            grantee: "group:bozhou-approval-bureaus".into(),
+            purpose: "GENERAL-APPROVAL".into(),
+            record_types: vec!["marriage_registration".into()],
+            approval_item: String::new(),
+            granted_at: from_millis(at),
+            valid_until: from_millis(at + 1_000_000),
+            revoked_at: None,
+            evidence: "form:F-1".into(),
+            granted_by: "xgate://platform/citizen-app".into(),
+        };
+        a.grant_consent(&consent("c1", 1_000)).await.expect("grant");
+        a.grant_consent(&consent("c2", 2_000)).await.expect("grant");
+        let listed = b.consents_of("h1").await.expect("list");
+        assert_eq!(listed, vec![consent("c2", 2_000), consent("c1", 1_000)]);
+        assert!(b.consents_of("h2").await.expect("list").is_empty());
+        let revoked = b
+            .revoke_consent("c1", from_millis(5_000))
+            .await
+            .expect("revoke")
+            .expect("there");
+        assert_eq!(revoked.revoked_at, Some(from_millis(5_000)));
+        let again = a
+            .revoke_consent("c1", from_millis(9_000))
+            .await
+            .expect("revoke")
+            .expect("there");
+        assert_eq!(
+            again.revoked_at,
+            Some(from_millis(5_000)),
+            "the first time stays"
+        );
+        assert_eq!(
+            a.revoke_consent("nope", from_millis(1))
+                .await
+                .expect("revoke"),
+            None
+        );
+        a.close().await;
+        b.close().await;
+    }
+
+    #[test]
+    fn a_consent_covers_only_its_grantee_purpose_item_types_and_time() {
+        let c = Consent {
+            id: "c".into(),
+            subject_hmac: "h".into(),
+            grantee: "group:halls".into(),
+            purpose: "P".into(),
+            record_types: vec!["t".into()],
+            approval_item: "I".into(),
+            granted_at: from_millis(0),
+            valid_until: from_millis(10_000),
+            revoked_at: None,
+            evidence: "form:x".into(),
+            granted_by: "xgate://platform/p".into(),
+        };
+        let halls = ["halls".to_owned()];
+        let now = from_millis(5_000);
+        assert!(c.covers("r", &halls, "P", Some("I"), "t", now));
+        assert!(
+            !c.covers("r", &[], "P", Some("I"), "t", now),
+            "not in the group"
+        );
+        assert!(
+            !c.covers("r", &halls, "Q", Some("I"), "t", now),
+            "another purpose"
+        );
+        assert!(
+            !c.covers("r", &halls, "P", None, "t", now),
+            "not for its item"
+        );
+        assert!(
+            !c.covers("r", &halls, "P", Some("I"), "u", now),
+            "another type"
+        );
+        assert!(
+            !c.covers("r", &halls, "P", Some("I"), "t", from_millis(10_000)),
+            "expired"
+        );
+        let revoked = Consent {
+            revoked_at: Some(from_millis(1)),
+            ..c.clone()
+        };
+        assert!(!revoked.covers("r", &halls, "P", Some("I"), "t", now));
+        let direct = Consent {
+            grantee: "r".into(),
+            approval_item: String::new(),
+            ..c
+        };
+        assert!(direct.covers("r", &[], "P", None, "t", now));
+        assert!(!direct.covers("s", &[], "P", None, "t", now));
     }
 
     #[test]

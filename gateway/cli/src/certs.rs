@@ -6,6 +6,9 @@ use std::path::Path;
 use xgate_catalog::Catalog;
 use xgate_tls::{Identity, devpki};
 
+/// The demo's citizen platform (the province's app backend).
+pub const CITIZEN_PLATFORM: &str = "citizen-app";
+
 /// Identities of the demo: the gateway, its requesters, every catalog
 /// department, an operator and an auditor.
 pub fn demo_identities(catalog: &Catalog) -> Vec<Identity> {
@@ -13,6 +16,7 @@ pub fn demo_identities(catalog: &Catalog) -> Vec<Identity> {
         Identity::Gateway("xgate".into()),
         Identity::Admin("operator".into()),
         Identity::Auditor("auditor".into()),
+        Identity::Platform(CITIZEN_PLATFORM.into()),
     ];
     for requester in super::demo::REQUESTERS {
         ids.push(Identity::Requester((*requester).into()));
@@ -69,6 +73,9 @@ pub struct IssueArgs {
     /// A gateway's certificate (`xgate://gateway/<id>`).
     #[arg(long, group = "who")]
     pub gateway: Option<String>,
+    /// The citizen platform's certificate (`xgate://platform/<id>`).
+    #[arg(long, group = "who")]
+    pub platform: Option<String>,
 }
 
 impl IssueArgs {
@@ -80,6 +87,7 @@ impl IssueArgs {
             &self.admin,
             &self.auditor,
             &self.gateway,
+            &self.platform,
         ) {
             (Some(d), ..) => {
                 if catalog.department(d).is_none() {
@@ -89,10 +97,11 @@ impl IssueArgs {
             }
             (_, Some(r), ..) => ("requester", r),
             (_, _, Some(a), ..) => ("admin", a),
-            (_, _, _, Some(a), _) => ("auditor", a),
-            (_, _, _, _, Some(g)) => ("gateway", g),
+            (_, _, _, Some(a), ..) => ("auditor", a),
+            (_, _, _, _, Some(g), _) => ("gateway", g),
+            (.., Some(p)) => ("platform", p),
             _ => anyhow::bail!(
-                "name whom to issue for: --department, --requester, --admin, --auditor or --gateway"
+                "name whom to issue for: --department, --requester, --admin, --auditor, --gateway or --platform"
             ),
         };
         Ok(Identity::new(kind, id)?)

@@ -23,11 +23,21 @@ pub enum Identity {
     Admin(String),
     /// An auditor.
     Auditor(String),
+    /// The citizen platform (the province's app backend): acts for the
+    /// subjects who signed in to it, e.g. to grant or revoke their consents.
+    Platform(String),
 }
 
 impl Identity {
     /// Every kind, in URI spelling.
-    pub const KINDS: [&'static str; 5] = ["requester", "department", "gateway", "admin", "auditor"];
+    pub const KINDS: [&'static str; 6] = [
+        "requester",
+        "department",
+        "gateway",
+        "admin",
+        "auditor",
+        "platform",
+    ];
 
     /// Builds an identity from its kind (`"department"`) and id (`"tax"`), checking both.
     pub fn new(kind: &str, id: &str) -> Result<Identity, TlsError> {
@@ -45,9 +55,10 @@ impl Identity {
             "gateway" => Identity::Gateway(id),
             "admin" => Identity::Admin(id),
             "auditor" => Identity::Auditor(id),
+            "platform" => Identity::Platform(id),
             _ => {
                 return Err(invalid(
-                    "the kind must be one of requester, department, gateway, admin, auditor",
+                    "the kind must be one of requester, department, gateway, admin, auditor, platform",
                 ));
             }
         })
@@ -83,7 +94,8 @@ impl Identity {
         })
     }
 
-    /// The kind, in URI spelling: `requester`, `department`, `gateway`, `admin` or `auditor`.
+    /// The kind, in URI spelling: `requester`, `department`, `gateway`, `admin`, `auditor` or
+    /// `platform`.
     pub fn kind(&self) -> &'static str {
         match self {
             Identity::Requester(_) => "requester",
@@ -91,6 +103,7 @@ impl Identity {
             Identity::Gateway(_) => "gateway",
             Identity::Admin(_) => "admin",
             Identity::Auditor(_) => "auditor",
+            Identity::Platform(_) => "platform",
         }
     }
 
@@ -101,7 +114,8 @@ impl Identity {
             | Identity::Department(id)
             | Identity::Gateway(id)
             | Identity::Admin(id)
-            | Identity::Auditor(id) => id,
+            | Identity::Auditor(id)
+            | Identity::Platform(id) => id,
         }
     }
 

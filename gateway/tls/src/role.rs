@@ -73,6 +73,14 @@ role!(
     "an auditor certificate (`xgate://auditor/<id>`)"
 );
 
+role!(
+    /// The citizen platform (`xgate://platform/<id>`), acting for the subjects
+    /// signed in to it.
+    Platform,
+    Platform,
+    "a citizen platform certificate (`xgate://platform/<id>`)"
+);
+
 /// Department IT acting for its own department, or an admin acting for any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DepartmentOrAdmin {
