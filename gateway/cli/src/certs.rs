@@ -139,6 +139,7 @@ mod tests {
             admin: None,
             auditor: None,
             gateway: None,
+            platform: None,
         };
         let files = issue(&args("tax"), &catalog).expect("issued");
         assert_eq!(
