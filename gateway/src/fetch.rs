@@ -59,6 +59,9 @@ pub struct FetchJob {
     /// The subject code the fetch was made with (the applicant's explicit
     /// request), verified and spent.
     pub code: Option<xgate_code::SubjectCode>,
+    /// The wanted types a consent of the subject on record covers (looked
+    /// up only when the policy set reads `context.consent`).
+    pub consented: Vec<String>,
 }
 
 /// A started fetch: the outcomes known without calling anyone (denied,
@@ -101,6 +104,7 @@ fn decide_view(
             item: job.fetch.item.as_deref(),
             now: job.now,
             explicit_request: job.code.is_some(),
+            consent: job.consented.contains(&rt.id),
         })
     };
     if let Some(view) = &wanted.view {

@@ -223,6 +223,8 @@ impl GatewayState {
             crate::codes::audit_refusal(&self.auditor, &requester, verified, &status).await;
             return Err(status);
         }
+        let consented =
+            crate::consent::consented_types(self, &policies, &requester, &valid).await?;
         // Only a validated purpose (one of the policy set's codes) is recorded.
         span.record("purpose", valid.purpose.as_str());
         Ok((
@@ -237,6 +239,7 @@ impl GatewayState {
                 now,
                 records_as_json,
                 code,
+                consented,
             },
             policies,
         ))

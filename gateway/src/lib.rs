@@ -30,6 +30,7 @@ pub mod cache;
 pub mod cluster;
 pub mod codes;
 pub mod config;
+pub mod consent;
 pub mod error;
 pub mod fetch;
 pub mod gateway;

@@ -312,6 +312,7 @@ mod tests {
             item: None,
             now: time::OffsetDateTime::now_utc(),
             explicit_request: false,
+            consent: false,
         });
         match decision.permit() {
             Some(p) => p,

@@ -253,6 +253,9 @@ async fn health_service(
         .set_serving::<PolicyAdminServer<PolicyAdminService>>()
         .await;
     reporter.set_serving::<AuditServer<AuditService>>().await;
+    reporter
+        .set_serving::<xgate_proto::v1::consent_server::ConsentServer<crate::consent::ConsentService>>()
+        .await;
     state.upstream.set_health_reporter(reporter.clone());
     state.routes.load().announce(&state.upstream, None).await;
     service
@@ -269,6 +272,7 @@ pub const SERVED_SERVICES: &[&str] = &[
     <RegistryServer<RegistryService> as NamedService>::NAME,
     <AuditServer<AuditService> as NamedService>::NAME,
     <PolicyAdminServer<PolicyAdminService> as NamedService>::NAME,
+    <xgate_proto::v1::consent_server::ConsentServer<crate::consent::ConsentService> as NamedService>::NAME,
 ];
 
 /// Reflection over every descriptor the gateway serves, listing only
@@ -304,6 +308,10 @@ fn router(
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let audit =
         AuditServer::new(AuditService(auditor)).max_decoding_message_size(MAX_DECODING_BYTES);
+    let consent = xgate_proto::v1::consent_server::ConsentServer::new(
+        crate::consent::ConsentService(Arc::clone(state)),
+    )
+    .max_decoding_message_size(MAX_DECODING_BYTES);
     let policy_admin = PolicyAdminServer::new(PolicyAdminService {
         policies: Arc::clone(&state.policies),
         cluster: Arc::clone(cluster),
@@ -320,6 +328,7 @@ fn router(
         .add_service(exchange)
         .add_service(registry)
         .add_service(audit)
+        .add_service(consent)
         .add_service(policy_admin))
 }
 

@@ -53,6 +53,8 @@ pub const GATEWAY_ID: &str = "xgate";
 pub const ADMIN_ID: &str = "operator";
 /// Id of the auditor's certificate.
 pub const AUDITOR_ID: &str = "auditor";
+/// Id of the citizen platform's certificate.
+pub const PLATFORM_ID: &str = "citizen-app";
 /// The departments whose adapters exist as binaries.
 pub const DEPARTMENTS: [&str; 3] = ["public-security", "natural-resources", "tax"];
 

@@ -6,7 +6,8 @@ use xgate_tls::devpki::{self, DevPki};
 use xgate_tls::{Identity, TlsFiles};
 
 use crate::{
-    ADMIN_ID, APPROVAL_HALL, AUDITOR_ID, DEPARTMENTS, GATEWAY_ID, NO_GRANT, PROVIDENT_FUND,
+    ADMIN_ID, APPROVAL_HALL, AUDITOR_ID, DEPARTMENTS, GATEWAY_ID, NO_GRANT, PLATFORM_ID,
+    PROVIDENT_FUND,
 };
 
 /// Every identity a test may need: the gateway, an operator, three requesters and every
@@ -17,6 +18,7 @@ pub fn identities() -> Vec<Identity> {
         Identity::Gateway(GATEWAY_ID.into()),
         Identity::Admin(ADMIN_ID.into()),
         Identity::Auditor(AUDITOR_ID.into()),
+        Identity::Platform(PLATFORM_ID.into()),
         Identity::Requester(APPROVAL_HALL.into()),
         Identity::Requester(NO_GRANT.into()),
         Identity::Requester(PROVIDENT_FUND.into()),
@@ -67,6 +69,10 @@ impl TestPki {
 
     pub fn auditor(&self) -> TlsFiles {
         self.files(&Identity::Auditor(AUDITOR_ID.into()))
+    }
+
+    pub fn platform(&self) -> TlsFiles {
+        self.files(&Identity::Platform(PLATFORM_ID.into()))
     }
 
     pub fn requester(&self, id: &str) -> TlsFiles {

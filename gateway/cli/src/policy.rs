@@ -53,6 +53,10 @@ pub struct ExplainArgs {
     /// explicit request: `context.explicit_request`).
     #[arg(long)]
     pub explicit_request: bool,
+    /// Decide as when a consent of the subject on record covers the request
+    /// (`context.consent`).
+    #[arg(long)]
+    pub consent: bool,
     /// Policy directory.
     #[arg(default_value = "policies")]
     pub dir: PathBuf,
@@ -165,6 +169,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
             item: args.item.as_deref(),
             now,
             explicit_request: args.explicit_request,
+            consent: args.consent,
         });
         crate::outln!("{explanation}")?;
     }

@@ -21,6 +21,7 @@ fn hall(record_type: &str, now: OffsetDateTime) -> AccessRequest<'_> {
         item: None,
         now,
         explicit_request: false,
+        consent: false,
     }
 }
 
@@ -39,6 +40,7 @@ fn decide(c: &mut Criterion) {
         item: Some("PF-WITHDRAWAL"),
         now,
         explicit_request: false,
+        consent: false,
     };
     let timed = AccessRequest {
         requester: "provident-fund-bozhou",
@@ -48,6 +50,7 @@ fn decide(c: &mut Criterion) {
         item: None,
         now,
         explicit_request: false,
+        consent: false,
     };
 
     c.bench_function("decide/one/cold", |b| {

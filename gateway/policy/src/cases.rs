@@ -11,6 +11,7 @@
 //! purpose = "PF-WITHDRAWAL"
 //! at = "2026-11-25T10:00:00+08:00"    # optional, RFC 3339; default that instant
 //! explicit_request = true             # optional: the fetch carries the subject's code
+//! consent = true                      # optional: a consent on record covers it
 //! expect = "allow"                    # or "deny"
 //! policies = ["provident-fund-withdrawal"]  # the deciding ids, any order
 //! daily_quota = 500                   # optional: expected quota of an allow
@@ -48,6 +49,8 @@ struct Case {
     at: Option<String>,
     #[serde(default)]
     explicit_request: bool,
+    #[serde(default)]
+    consent: bool,
     expect: Expect,
     policies: Vec<String>,
     daily_quota: Option<u32>,
@@ -174,6 +177,7 @@ pub fn run_cases(set: &PolicySet, catalog: &Catalog, files: &[(String, String)])
                     item: case.item.as_deref(),
                     now,
                     explicit_request: case.explicit_request,
+                    consent: case.consent,
                 });
                 covered.extend(decision.policy_ids.iter().cloned());
                 if let Some(message) = mismatch(&case, &decision) {

@@ -95,6 +95,8 @@ pub struct PolicySet {
     requesters: Vec<Requester>,
     files: Vec<String>,
     schema_text: String,
+    /// Some policy mentions `consent`: fetches must look up consents.
+    reads_consent: bool,
     memo: RwLock<HashMap<MemoKey, Decision>>,
 }
 
@@ -107,6 +109,7 @@ struct MemoKey {
     purpose: Box<str>,
     item: Option<Box<str>>,
     explicit_request: bool,
+    consent: bool,
     minute: Option<i64>,
 }
 
@@ -136,6 +139,9 @@ pub struct AccessRequest<'a> {
     pub now: OffsetDateTime,
     /// The subject asked for this fetch (a verified subject code was scanned).
     pub explicit_request: bool,
+    /// A consent of the subject on record covers this requester, purpose
+    /// (item) and record type.
+    pub consent: bool,
 }
 
 /// The answer to an [`AccessRequest`], with what an audit record needs.
@@ -270,6 +276,11 @@ impl PolicySet {
             requesters: checked.data.requesters,
             files: files.iter().map(|f| f.name.clone()).collect(),
             schema_text: schema.text,
+            // Textual on purpose: a false positive (a comment) costs one
+            // store read per fetch, a false negative is impossible.
+            reads_consent: files
+                .iter()
+                .any(|f| f.name.ends_with(".cedar") && f.text.contains("consent")),
             memo: RwLock::new(HashMap::new()),
         })
     }
@@ -292,6 +303,12 @@ impl PolicySet {
     /// The generated Cedar schema, human-readable.
     pub fn schema_text(&self) -> String {
         self.schema_text.clone()
+    }
+
+    /// Whether any policy reads `context.consent` (then a fetch looks up
+    /// the subject's consents; otherwise it need not).
+    pub fn reads_consent(&self) -> bool {
+        self.reads_consent
     }
 
     /// The purpose with this code.
@@ -368,6 +385,7 @@ impl PolicySet {
             purpose: req.purpose.into(),
             item: req.item.map(Into::into),
             explicit_request: req.explicit_request,
+            consent: req.consent,
             minute,
         };
         if let Ok(memo) = self.memo.read()
@@ -517,6 +535,10 @@ fn context(req: &AccessRequest<'_>, minute: Option<i64>) -> Result<Context, Stri
         (
             schema::CONTEXT_EXPLICIT_REQUEST.to_owned(),
             RestrictedExpression::new_bool(req.explicit_request),
+        ),
+        (
+            schema::CONTEXT_CONSENT.to_owned(),
+            RestrictedExpression::new_bool(req.consent),
         ),
     ];
     if let Some(minute) = minute {

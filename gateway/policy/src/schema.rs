@@ -46,6 +46,9 @@ pub(crate) const CONTEXT_LOCAL_TIME: &str = "local_time";
 /// Context attribute: whether the subject asked for this fetch themselves
 /// (the fetch carries a verified subject code, the "resident code" scan).
 pub(crate) const CONTEXT_EXPLICIT_REQUEST: &str = "explicit_request";
+/// Context attribute: a consent of the subject on record covers the
+/// requester, purpose (item) and record type.
+pub(crate) const CONTEXT_CONSENT: &str = "consent";
 /// Name of the context's record type in the schema.
 const CONTEXT_TYPE: &str = "ReadContext";
 
@@ -83,6 +86,7 @@ pub(crate) fn generate() -> Result<GeneratedSchema, SchemaGenError> {
                         CONTEXT_PURPOSE: required("String"),
                         CONTEXT_ITEM: required("String"),
                         CONTEXT_EXPLICIT_REQUEST: required("Boolean"),
+                        CONTEXT_CONSENT: required("Boolean"),
                         CONTEXT_NOW: extension("datetime"),
                         CONTEXT_LOCAL_TIME: extension("duration")
                     }

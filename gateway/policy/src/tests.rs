@@ -149,6 +149,7 @@ fn decide(set: &PolicySet, requester: &str, record_type: &str, purpose: &str) ->
         item: None,
         now: at_ten(),
         explicit_request: false,
+        consent: false,
     })
 }
 
@@ -597,6 +598,7 @@ fn request<'a>(
         item,
         now,
         explicit_request: false,
+        consent: false,
     }
 }
 
@@ -1156,6 +1158,7 @@ unless { context.explicit_request };
             item: None,
             now: at_ten(),
             explicit_request,
+            consent: false,
         })
     };
     for _ in 0..2 {
@@ -1169,5 +1172,36 @@ unless { context.explicit_request };
             ask(false, "resident_identity_card").allowed,
             "unconditional types need no code"
         );
+    }
+}
+
+/// CONDITIONAL types shared on the subject's say: a scanned code or a
+/// consent on record; `reads_consent` tells the gateway to look consents up.
+#[test]
+fn a_consent_on_record_lifts_the_guard_too() {
+    const GUARD: &str = r#"
+@id("conditional-needs-the-subjects-say")
+forbid (principal, action, resource is View)
+when { resource.sharing_class == "conditional" }
+unless { context.explicit_request || context.consent };
+"#;
+    let set = load(&[("hall.cedar", HALL), ("guard.cedar", GUARD)]).unwrap();
+    assert!(set.reads_consent());
+    assert!(!demo_set().reads_consent());
+    let ask = |consent: bool| {
+        set.decide(&AccessRequest {
+            requester: "hall",
+            record_type: "individual_income_tax_record",
+            view: "full",
+            purpose: "GENERAL-APPROVAL",
+            item: None,
+            now: at_ten(),
+            explicit_request: false,
+            consent,
+        })
+    };
+    for _ in 0..2 {
+        assert!(!ask(false).allowed);
+        assert!(ask(true).allowed);
     }
 }
