@@ -67,6 +67,60 @@ pub async fn accept(
             fetch.wanted.iter().map(|w| w.record_type.as_str()),
         )
         .map_err(|why| denied("CODE_OUT_OF_SCOPE", &why, code))?;
+    spend(store, code, now).await
+}
+
+/// What checks the subject's presence outside a fetch: the trusted
+/// issuers and the store that spends nonces.
+#[derive(Clone)]
+pub struct Presence {
+    pub verifier: Verifier,
+    pub store: Store,
+}
+
+impl Presence {
+    /// [`present`] with this verifier and store.
+    pub async fn check(&self, token: &str, requester: Option<&str>) -> Result<SubjectCode, Status> {
+        present(&self.verifier, &self.store, token, requester).await
+    }
+}
+
+/// The subject's presence outside a fetch (consents, the subject's own
+/// report): `token` verified, within the scope of `requester` when a
+/// requester calls, and spent. Refusals as for a fetch's code.
+pub async fn present(
+    verifier: &Verifier,
+    store: &Store,
+    token: &str,
+    requester: Option<&str>,
+) -> Result<SubjectCode, Status> {
+    if token.is_empty() {
+        return Err(Status::with_error_details(
+            Code::InvalidArgument,
+            "subject_code: a fresh subject code of the subject is required",
+            ErrorDetails::with_bad_request_violation(
+                "subject_code",
+                "a fresh subject code of the subject is required",
+            ),
+        ));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let code = verifier.verify(token, now).map_err(refused)?;
+    if let (Some(scoped), Some(requester)) = (&code.scope.requester, requester)
+        && scoped != requester
+    {
+        return Err(denied(
+            "CODE_OUT_OF_SCOPE",
+            &format!("the code is for requester `{scoped}`, not `{requester}`"),
+            &code,
+        ));
+    }
+    spend(store, &code, now).await?;
+    Ok(code)
+}
+
+/// Records the code's nonce; a code seen before is a replay.
+async fn spend(store: &Store, code: &SubjectCode, now: i64) -> Result<(), Status> {
     let fresh = store
         .use_code_nonce(
             &code.nonce_hex(),
@@ -76,14 +130,15 @@ pub async fn accept(
         )
         .await
         .map_err(crate::error::status)?;
-    if !fresh {
-        return Err(denied(
+    if fresh {
+        Ok(())
+    } else {
+        Err(denied(
             "CODE_REPLAYED",
-            "the subject code was used before; a code is good for one fetch (ask for a new one)",
+            "the subject code was used before; a code is good for one use (ask for a new one)",
             code,
-        ));
+        ))
     }
-    Ok(())
 }
 
 /// Records a refused code before the refusal is answered. A code refused

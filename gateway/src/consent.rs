@@ -76,39 +76,8 @@ impl ConsentService {
         let state = &self.0;
         match caller {
             Caller::Requester(requester) => {
-                if code.is_empty() {
-                    return Err(invalid_argument(&[Violation::new(
-                        "subject_code",
-                        "an approval system needs a fresh subject code of the subject",
-                    )]));
-                }
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                let code = state
-                    .codes
-                    .verify(code, now)
-                    .map_err(|e| Status::permission_denied(e.to_string()))?;
-                if let Some(scoped) = &code.scope.requester
-                    && scoped != requester
-                {
-                    return Err(Status::permission_denied(format!(
-                        "the code is for requester `{scoped}`, not `{requester}`"
-                    )));
-                }
-                let fresh = state
-                    .store
-                    .use_code_nonce(
-                        &code.nonce_hex(),
-                        &code.issuer,
-                        code.expires_at + xgate_code::CLOCK_SKEW_SECS,
-                        now - xgate_code::CLOCK_SKEW_SECS,
-                    )
-                    .await
-                    .map_err(crate::error::status)?;
-                if !fresh {
-                    return Err(Status::permission_denied(
-                        "the subject code was used before; a code is good once",
-                    ));
-                }
+                let code = crate::codes::present(&state.codes, &state.store, code, Some(requester))
+                    .await?;
                 Ok(Subjected {
                     hmac: state
                         .auditor

@@ -306,8 +306,14 @@ fn router(
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let registry = RegistryServer::new(RegistryService(Arc::clone(state)))
         .max_decoding_message_size(MAX_DECODING_BYTES);
-    let audit =
-        AuditServer::new(AuditService(auditor)).max_decoding_message_size(MAX_DECODING_BYTES);
+    let audit = AuditServer::new(AuditService {
+        log: auditor,
+        presence: crate::codes::Presence {
+            verifier: state.codes.clone(),
+            store: state.store.clone(),
+        },
+    })
+    .max_decoding_message_size(MAX_DECODING_BYTES);
     let consent = xgate_proto::v1::consent_server::ConsentServer::new(
         crate::consent::ConsentService(Arc::clone(state)),
     )

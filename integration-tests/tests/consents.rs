@@ -289,5 +289,47 @@ async fn a_consent_on_record_releases_a_guarded_type_until_it_is_revoked() {
         ],
         "{events:?}"
     );
+
+    // The subject asks "who read my data" through the citizen platform,
+    // with a fresh code: no auditor involved; the code is good once.
+    let mut own_report = AuditClient::new(
+        client::connect(gateway.addr(), &env.pki().platform())
+            .await
+            .expect("platform"),
+    );
+    let token = code();
+    let report = own_report
+        .subject_report(xgate_proto::v1::SubjectReportRequest {
+            subject_code: token.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("the subject's own report")
+        .into_inner();
+    assert!(
+        report
+            .accesses
+            .iter()
+            .any(|e| e.requester == PROVIDENT_FUND && e.status == "OK"),
+        "{:?}",
+        report.accesses
+    );
+    assert!(report.released >= 2 && report.denied >= 2, "{report:?}");
+    let replay = own_report
+        .subject_report(xgate_proto::v1::SubjectReportRequest {
+            subject_code: token,
+            ..Default::default()
+        })
+        .await
+        .expect_err("a code is good once");
+    assert_eq!(replay.code(), tonic::Code::PermissionDenied);
+    let without = own_report
+        .subject_report(xgate_proto::v1::SubjectReportRequest {
+            subject: Some(citizen_subject(&citizen)),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the platform needs the subject's code");
+    assert_eq!(without.code(), tonic::Code::InvalidArgument);
     gateway.stop().await.expect("stop");
 }

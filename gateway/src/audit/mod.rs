@@ -236,7 +236,12 @@ fn micros(t: &Option<prost_types::Timestamp>) -> Option<i64> {
 
 /// The `Audit` service; every call needs an auditor certificate.
 #[derive(Clone)]
-pub struct AuditService(pub Auditor);
+pub struct AuditService {
+    pub log: Auditor,
+    /// Checks the subject's code when the citizen platform asks for the
+    /// subject's own report.
+    pub presence: crate::codes::Presence,
+}
 
 fn auditor_only<T>(request: &Request<T>) -> Result<String, Status> {
     role::Auditor::of(request, "read the audit log").map(|role::Auditor(id)| id)
@@ -249,7 +254,7 @@ impl AuditService {
                 "subject.kind must be SUBJECT_KIND_RESIDENT_ID or SUBJECT_KIND_USCC",
             )
         })?;
-        Ok(self.0.subject_hmac(kind.as_str(), &subject.id))
+        Ok(self.log.subject_hmac(kind.as_str(), &subject.id))
     }
 }
 
@@ -297,7 +302,7 @@ impl Audit for AuditService {
         } else {
             q.max_entries
         };
-        let log = Arc::clone(&self.0);
+        let log = Arc::clone(&self.log);
         let start = match q.after.as_str() {
             "" => None,
             token => Some(token.parse::<Cursor>().map_err(|_| {
@@ -337,8 +342,8 @@ impl Audit for AuditService {
         request: Request<AuditVerifyRequest>,
     ) -> Result<Response<AuditVerifyResponse>, Status> {
         auditor_only(&request)?;
-        let report = self.0.verify().await.map_err(crate::error::status)?;
-        let trusted = self.0.trusted().await.map_err(crate::error::status)?;
+        let report = self.log.verify().await.map_err(crate::error::status)?;
+        let trusted = self.log.trusted().await.map_err(crate::error::status)?;
         let bad = report.first_bad.clone();
         Ok(Response::new(AuditVerifyResponse {
             ok: report.is_ok(),
@@ -357,13 +362,27 @@ impl Audit for AuditService {
         &self,
         request: Request<SubjectReportRequest>,
     ) -> Result<Response<SubjectReportResponse>, Status> {
-        auditor_only(&request)?;
+        let subject_hmac = match xgate_tls::peer_identity(&request)? {
+            // The subject's own report: their fresh code, spent.
+            xgate_tls::Identity::Platform(_) => {
+                let code = self
+                    .presence
+                    .check(&request.get_ref().subject_code, None)
+                    .await?;
+                self.log
+                    .subject_hmac(code.subject_kind.as_str(), &code.subject_id)
+            }
+            _ => {
+                auditor_only(&request)?;
+                let subject = request
+                    .get_ref()
+                    .subject
+                    .as_ref()
+                    .ok_or_else(|| Status::invalid_argument("subject is required"))?;
+                self.subject_hmac(subject)?
+            }
+        };
         let q = request.into_inner();
-        let subject = q
-            .subject
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("subject is required"))?;
-        let subject_hmac = self.subject_hmac(subject)?;
         let filter = Filter {
             subject_hmac: Some(subject_hmac.clone()),
             kind: Some(Kind::Access),
@@ -375,7 +394,7 @@ impl Audit for AuditService {
         let mut after = None;
         loop {
             let page = self
-                .0
+                .log
                 .query(&filter, after, 5_000)
                 .await
                 .map_err(crate::error::status)?;
@@ -400,7 +419,7 @@ impl Audit for AuditService {
         request: Request<AuditExportRequest>,
     ) -> Result<Response<Chunks>, Status> {
         auditor_only(&request)?;
-        let stream = xgate_audit::export_lines(self.0.store().clone()).map(|r| {
+        let stream = xgate_audit::export_lines(self.log.store().clone()).map(|r| {
             r.map(|lines| AuditExportChunk { lines })
                 .map_err(crate::error::status)
         });
@@ -413,8 +432,9 @@ impl Audit for AuditService {
     ) -> Result<Response<VerifyReceiptResponse>, Status> {
         role::ReceiptHolder::of(&request, "verify audit receipts")?;
         let receipt = receipt_from_proto(request.into_inner())?;
-        let trusted = self.0.trusted().await.map_err(crate::error::status)?;
-        let response = match xgate_audit::verify_receipt(self.0.store(), &receipt, &trusted).await {
+        let trusted = self.log.trusted().await.map_err(crate::error::status)?;
+        let response = match xgate_audit::verify_receipt(self.log.store(), &receipt, &trusted).await
+        {
             Ok(report) => VerifyReceiptResponse {
                 ok: true,
                 reason: String::new(),
@@ -437,7 +457,7 @@ impl Audit for AuditService {
         request: Request<CheckpointsRequest>,
     ) -> Result<Response<CheckpointsResponse>, Status> {
         auditor_only(&request)?;
-        let checkpoints = xgate_audit::latest_checkpoints(self.0.store())
+        let checkpoints = xgate_audit::latest_checkpoints(self.log.store())
             .await
             .map_err(crate::error::status)?
             .into_iter()
@@ -452,28 +472,28 @@ impl Audit for AuditService {
     ) -> Result<Response<VerifyTrustedResponse>, Status> {
         auditor_only(&request)?;
         let note = request.into_inner().checkpoint;
-        let trusted = self.0.trusted().await.map_err(crate::error::status)?;
-        let response = match xgate_audit::verify_with_trusted(self.0.store(), &note, &trusted).await
-        {
-            Ok(report) => VerifyTrustedResponse {
-                ok: report.is_ok(),
-                reason: if report.is_ok() {
-                    String::new()
-                } else {
-                    report.to_string()
+        let trusted = self.log.trusted().await.map_err(crate::error::status)?;
+        let response =
+            match xgate_audit::verify_with_trusted(self.log.store(), &note, &trusted).await {
+                Ok(report) => VerifyTrustedResponse {
+                    ok: report.is_ok(),
+                    reason: if report.is_ok() {
+                        String::new()
+                    } else {
+                        report.to_string()
+                    },
+                    chain: report.instance,
+                    trusted_size: report.trusted_size,
+                    size: report.size,
+                    consistency_proof: report.proof,
                 },
-                chain: report.instance,
-                trusted_size: report.trusted_size,
-                size: report.size,
-                consistency_proof: report.proof,
-            },
-            Err(xgate_audit::AuditError::Receipt(reason)) => VerifyTrustedResponse {
-                ok: false,
-                reason,
-                ..VerifyTrustedResponse::default()
-            },
-            Err(e) => return Err(crate::error::status(e)),
-        };
+                Err(xgate_audit::AuditError::Receipt(reason)) => VerifyTrustedResponse {
+                    ok: false,
+                    reason,
+                    ..VerifyTrustedResponse::default()
+                },
+                Err(e) => return Err(crate::error::status(e)),
+            };
         Ok(Response::new(response))
     }
 }
