@@ -12,6 +12,7 @@ use xgate_catalog::SubjectKind;
 use xgate_code::{Issuer, Scope};
 use xgate_integration_tests::client::{self, status_of, with_timeout};
 use xgate_integration_tests::fixture::FixtureDepartment;
+use xgate_integration_tests::kit;
 use xgate_integration_tests::{
     FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv, grants,
 };
@@ -331,5 +332,53 @@ async fn a_consent_on_record_releases_a_guarded_type_until_it_is_revoked() {
         .await
         .expect_err("the platform needs the subject's code");
     assert_eq!(without.code(), tonic::Code::InvalidArgument);
+    // The same through the command line, as the platform's operators would.
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut grant_cli: Vec<std::ffi::OsString> = vec![
+        "consent".into(),
+        "grant".into(),
+        "--gateway".into(),
+        gateway.url().into(),
+        "--subject".into(),
+        citizen.clone().into(),
+        "--grantee".into(),
+        "group:bozhou-approval-bureaus".into(),
+        "--purpose".into(),
+        GENERAL_APPROVAL.into(),
+        "--types".into(),
+        LICENCE.into(),
+        "--until".into(),
+        until.into(),
+        "--evidence".into(),
+        "FORM-CLI-1".into(),
+    ];
+    grant_cli.extend(kit::tls_args(&env.pki().platform()));
+    let granted = kit::xgate(grant_cli).await.expect("xgate consent grant");
+    assert!(granted.success(), "{}", granted.describe());
+    assert!(
+        granted.stdout.contains("form:FORM-CLI-1"),
+        "{}",
+        granted.stdout
+    );
+    let mut list_cli: Vec<std::ffi::OsString> = vec![
+        "consent".into(),
+        "list".into(),
+        "--gateway".into(),
+        gateway.url().into(),
+        "--subject".into(),
+        citizen.clone().into(),
+    ];
+    list_cli.extend(kit::tls_args(&env.pki().platform()));
+    let listed = kit::xgate(list_cli).await.expect("xgate consent list");
+    assert!(listed.success(), "{}", listed.describe());
+    assert_eq!(
+        listed.stdout.matches("  grantee:").count(),
+        4,
+        "{}",
+        listed.stdout
+    );
+    assert!(listed.stdout.contains("REVOKED"), "{}", listed.stdout);
     gateway.stop().await.expect("stop");
 }

@@ -63,6 +63,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::code::CodeCommand,
     },
+    /// A subject's consents: grant, revoke, list (the citizen platform, or
+    /// an approval system with the subject's code).
+    Consent {
+        #[command(subcommand)]
+        command: cli::consent::ConsentCommand,
+    },
     /// Gateway replicas sharing one database: policy sets, heartbeats,
     /// audit chain heads.
     Cluster {
@@ -138,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy { command } => cli::policy::run(command),
         Command::Cluster { command } => cli::cluster::run(command).await,
         Command::Code { command } => cli::code::run(command),
+        Command::Consent { command } => cli::consent::run(command).await,
         Command::Demo(args) => {
             let logs = args.workdir.join("logs");
             std::fs::create_dir_all(&logs)?;

@@ -26,6 +26,7 @@ pub mod client;
 pub mod cluster;
 pub mod code;
 pub mod command;
+pub mod consent;
 pub mod demo;
 pub mod fetch;
 pub mod policy;
