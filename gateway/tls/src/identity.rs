@@ -265,7 +265,7 @@ mod tests {
         let err = Identity::parse_uri("xgate://citizen/tax").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "`xgate://citizen/tax` is not an xgate identity URI: the kind must be one of requester, department, gateway, admin, auditor"
+            "`xgate://citizen/tax` is not an xgate identity URI: the kind must be one of requester, department, gateway, admin, auditor, platform"
         );
     }
 
