@@ -30,6 +30,17 @@ pub struct QueryError {
     pub message: String,
 }
 
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.offset {
+            Some(offset) => write!(f, "at byte {offset} of the query: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for QueryError {}
+
 impl QueryError {
     fn at(offset: usize, message: impl Into<String>) -> QueryError {
         QueryError {
@@ -187,6 +198,14 @@ fn skip_quoted(bytes: &[u8], start: usize, quote: u8) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_reads_with_its_offset() {
+        let e = ParsedQuery::parse("SELECT 1; DROP TABLE t").unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("at byte 8 of the query: "), "{text}");
+        assert!(text.contains("one statement"), "{text}");
+    }
 
     #[test]
     fn each_dialect_gets_its_placeholders_and_bind_count() {
