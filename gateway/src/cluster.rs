@@ -65,16 +65,10 @@ impl Cluster {
     /// Reports this replica now: its policy set and (read back from the
     /// audit store) its chain head.
     pub async fn beat(&self) -> Result<(), StoreError> {
-        match self.auditor.store().chains().await {
-            Ok(chains) => {
-                let own = chains.into_iter().find(|c| c.instance == self.instance);
-                if let Ok(mut head) = self.head.lock() {
-                    *head = own.map(|c| (c.size, hex(&c.root)));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cluster heartbeat: reading the chain head failed")
-            }
+        if let Some(mut heads) = self.chain_heads().await
+            && let Ok(mut head) = self.head.lock()
+        {
+            *head = heads.remove(&self.instance);
         }
         let now = SystemTime::now();
         let me = Replica {
@@ -130,19 +124,26 @@ impl Cluster {
                 last_seen: now,
             }),
         }
-        // Chain heads live in the audit store; shared with the registry's
-        // database in a replicated deployment, so every chain is there.
-        let heads: HashMap<String, (u64, String)> = match self.auditor.store().chains().await {
-            Ok(chains) => chains
-                .into_iter()
-                .map(|c| (c.instance, (c.size, hex(&c.root))))
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cluster status: reading chain heads failed");
-                HashMap::new()
-            }
-        };
+        let heads = self.chain_heads().await.unwrap_or_default();
         Ok(summarise(replicas, &heads, &self.instance, now))
+    }
+
+    /// Every chain's head (entries, root in hex) by instance, from the audit
+    /// store — shared by the replicas in a replicated deployment, so every
+    /// chain is there. `None` (logged) when the store cannot be read.
+    async fn chain_heads(&self) -> Option<HashMap<String, (u64, String)>> {
+        match self.auditor.store().chains().await {
+            Ok(chains) => Some(
+                chains
+                    .into_iter()
+                    .map(|c| (c.instance, (c.size, hex(&c.root))))
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the audit chain heads failed");
+                None
+            }
+        }
     }
 
     /// What `GET /health` on the metrics listener answers: this replica's

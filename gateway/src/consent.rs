@@ -18,7 +18,7 @@ use xgate_proto::v1::{
     ConsentRecord, GrantConsentRequest, ListConsentsRequest, ListConsentsResponse,
     RevokeConsentRequest, Subject,
 };
-use xgate_tls::role::Role as _;
+use xgate_tls::role::{RequesterOrPlatform, Role as _};
 
 use crate::gateway::GatewayState;
 use crate::store::Consent;
@@ -26,34 +26,9 @@ use crate::store::Consent;
 /// The longest a consent may run.
 const MAX_VALIDITY: Duration = Duration::from_secs(366 * 24 * 3600);
 
-/// Who is calling.
-enum Caller {
-    /// An approval system, for itself.
-    Requester(String),
-    /// The citizen platform, for its signed-in subject.
-    Platform(String),
-}
-
-impl Caller {
-    fn of<T>(request: &Request<T>) -> Result<Caller, Status> {
-        match xgate_tls::peer_identity(request)? {
-            xgate_tls::Identity::Requester(r) => Ok(Caller::Requester(r)),
-            xgate_tls::Identity::Platform(p) => Ok(Caller::Platform(p)),
-            other => Err(Status::permission_denied(format!(
-                "`{other}` is neither {} nor {}; only they manage consents",
-                xgate_tls::role::Requester::CERTIFICATE,
-                xgate_tls::role::Platform::CERTIFICATE
-            ))),
-        }
-    }
-
-    fn uri(&self) -> String {
-        match self {
-            Caller::Requester(r) => format!("xgate://requester/{r}"),
-            Caller::Platform(p) => format!("xgate://platform/{p}"),
-        }
-    }
-}
+/// Who is calling: an approval system for itself, or the citizen platform
+/// for its signed-in subject.
+type Caller = RequesterOrPlatform;
 
 /// The subject a call is about: from a requester's code (verified, in
 /// scope for the requester, spent) or the platform's `subject`.
@@ -153,7 +128,7 @@ impl ConsentApi for ConsentService {
         &self,
         request: Request<GrantConsentRequest>,
     ) -> Result<Response<ConsentRecord>, Status> {
-        let caller = Caller::of(&request)?;
+        let caller = Caller::of(&request, "manage consents")?;
         let r = request.into_inner();
         let policies = self.0.policies.current();
         let mut violations = Vec::new();
@@ -272,7 +247,7 @@ impl ConsentApi for ConsentService {
         &self,
         request: Request<RevokeConsentRequest>,
     ) -> Result<Response<ConsentRecord>, Status> {
-        let caller = Caller::of(&request)?;
+        let caller = Caller::of(&request, "manage consents")?;
         let r = request.into_inner();
         let not_found = || Status::not_found(format!("no consent `{}`", r.id));
         let consent = self
@@ -304,7 +279,7 @@ impl ConsentApi for ConsentService {
         &self,
         request: Request<ListConsentsRequest>,
     ) -> Result<Response<ListConsentsResponse>, Status> {
-        let caller = Caller::of(&request)?;
+        let caller = Caller::of(&request, "manage consents")?;
         let r = request.into_inner();
         let subject = self.subject(&caller, &r.subject_code, r.subject).await?;
         let consents = self

@@ -133,6 +133,36 @@ impl Role for AdminOrAuditor {
     }
 }
 
+/// An approval system acting for itself, or the citizen platform acting for
+/// its signed-in subject: who may manage a subject's consents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequesterOrPlatform {
+    Requester(String),
+    Platform(String),
+}
+
+impl RequesterOrPlatform {
+    /// The caller's identity URI (`xgate://requester/<id>`, ...).
+    pub fn uri(&self) -> String {
+        match self {
+            RequesterOrPlatform::Requester(r) => Identity::Requester(r.clone()).uri(),
+            RequesterOrPlatform::Platform(p) => Identity::Platform(p.clone()).uri(),
+        }
+    }
+}
+
+impl Role for RequesterOrPlatform {
+    const CERTIFICATE: &'static str = "a requester or citizen platform certificate";
+
+    fn from_identity(identity: Identity) -> Option<Self> {
+        match identity {
+            Identity::Requester(r) => Some(RequesterOrPlatform::Requester(r)),
+            Identity::Platform(p) => Some(RequesterOrPlatform::Platform(p)),
+            _ => None,
+        }
+    }
+}
+
 /// Who may prove an audit receipt: the approval system that received the
 /// answer, or an auditor.
 #[derive(Debug, Clone, PartialEq, Eq)]
