@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::server::NamedService;
@@ -50,7 +51,13 @@ pub struct RunningGateway {
 
 impl RunningGateway {
     /// Stops accepting, lets in-flight requests finish, and waits.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    // Boxed here, like `start`: compiled in this crate, not in each caller.
+    #[inline(never)]
+    pub fn stop(self) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(self.stop_now())
+    }
+
+    async fn stop_now(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -74,7 +81,12 @@ impl RunningGateway {
     }
 
     /// Serves until the task ends (it ends only on error or `stop`).
-    pub async fn wait(mut self) -> anyhow::Result<()> {
+    #[inline(never)]
+    pub fn wait(self) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(self.wait_now())
+    }
+
+    async fn wait_now(mut self) -> anyhow::Result<()> {
         (&mut self.task).await.context("gateway task")??;
         Ok(())
     }
@@ -82,7 +94,18 @@ impl RunningGateway {
 
 /// Loads catalog, policies and registrations (any error stops start-up
 /// with a message naming the file), binds and starts serving.
-pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
+///
+/// The future is boxed here on purpose: an `async fn`'s body is compiled in
+/// the crate that polls it, and this one awaits the gateway's whole serving
+/// stack (tonic, hyper, h2, rustls, sqlx). Boxed, it is compiled once, in
+/// this crate, with the rest of the hot path, instead of again in the CLI
+/// and in every test binary (BENCHMARKS.md, issue 14).
+#[inline(never)]
+pub fn start(config: &Config) -> BoxFuture<'_, anyhow::Result<RunningGateway>> {
+    Box::pin(start_now(config))
+}
+
+async fn start_now(config: &Config) -> anyhow::Result<RunningGateway> {
     xgate_tls::install_crypto_provider();
     let catalog = match &config.catalog_dir {
         Some(dir) => Catalog::load_dir(dir)?,

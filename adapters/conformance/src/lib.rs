@@ -322,7 +322,19 @@ fn lookup_status_name(status: i32) -> &'static str {
 }
 
 /// Runs every check against the adapter of `plan`.
-pub async fn check(plan: &CheckPlan, catalog: &Catalog) -> Report {
+///
+/// Boxed here so the checks (and the client stack they poll) compile once,
+/// in this crate, not again in every caller (an `async fn`'s body is
+/// compiled where it is polled).
+#[inline(never)]
+pub fn check<'a>(
+    plan: &'a CheckPlan,
+    catalog: &'a Catalog,
+) -> std::pin::Pin<Box<dyn Future<Output = Report> + 'a>> {
+    Box::pin(check_now(plan, catalog))
+}
+
+async fn check_now(plan: &CheckPlan, catalog: &Catalog) -> Report {
     let mut report = Report::default();
     xgate_tls::install_crypto_provider();
     let channel = match connect(&plan.endpoint, &plan.department, &plan.tls).await {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures::future::join_all;
+use futures::future::{BoxFuture, join_all};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
@@ -77,8 +77,20 @@ pub async fn serve_with_shutdown<D: Department>(
     serve_dyn(Arc::new(dept), args, Box::pin(shutdown)).await
 }
 
-/// [`serve_with_shutdown`] without generics: compiled once, in the SDK.
-async fn serve_dyn(
+/// [`serve_with_shutdown`] without generics, and its future boxed here: the
+/// server's whole stack (tonic, hyper, h2 over rustls) is compiled once, in
+/// the SDK, instead of again in every adapter crate that awaits it (an
+/// `async fn`'s body is compiled where it is polled).
+#[inline(never)]
+fn serve_dyn(
+    dept: Arc<dyn DynDepartment>,
+    args: AdapterArgs,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+) -> BoxFuture<'static, anyhow::Result<()>> {
+    Box::pin(serve_boxed(dept, args, shutdown))
+}
+
+async fn serve_boxed(
     dept: Arc<dyn DynDepartment>,
     args: AdapterArgs,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
