@@ -182,9 +182,13 @@ async fn start_now(config: &Config) -> anyhow::Result<RunningGateway> {
     };
     let router = router(config, server_tls, &state, &cluster, auditor, health)?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(xgate_tls::serve(
+        router,
+        incoming,
+        Box::pin(async {
+            let _ = rx.await;
+        }),
+    ));
     tracing::info!(%addr, "gateway serving");
     let registry_follower = crate::gateway::follow_registry(&state);
     let heartbeat = cluster.spawn();

@@ -150,14 +150,13 @@ async fn serve_boxed(
     });
 
     tracing::info!(%addr, department, "adapter serving");
-    let result = Server::builder()
+    let router = Server::builder()
         .tls_config(tls.server_config()?)
         .context("configuring TLS")?
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(DepartmentAdapterServer::new(service))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .add_service(DepartmentAdapterServer::new(service));
+    let result = xgate_tls::serve(router, incoming, shutdown).await;
     if let Some(task) = registrar {
         task.abort();
     }

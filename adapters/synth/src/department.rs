@@ -3,6 +3,7 @@
 //! ([`TableDepartment`]): a lookup in the table of the asked record type.
 
 use std::path::Path;
+use std::pin::Pin;
 
 use serde_json::Value;
 use xgate_adapter_sdk::{Department, LookupError, Subject};
@@ -29,7 +30,20 @@ pub struct DepartmentSpec {
 impl DepartmentSpec {
     /// Creates the database at `path` (replacing any file there) from a
     /// population of `citizens` and `companies`.
-    pub async fn seed(
+    ///
+    /// Boxed so the seeding (sqlx over SQLite) compiles once, here, not again
+    /// in each binary that awaits it.
+    #[inline(never)]
+    pub fn seed<'a>(
+        &'a self,
+        path: &'a Path,
+        citizens: u32,
+        companies: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<SeedReport, StoreError>> + Send + 'a>> {
+        Box::pin(self.seed_now(path, citizens, companies))
+    }
+
+    async fn seed_now(
         &self,
         path: &Path,
         citizens: u32,

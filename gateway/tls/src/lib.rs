@@ -10,6 +10,7 @@
 //!   [`rustls_server_config`] / [`rustls_client_config`].
 //! - [`peer_identity`] names the authenticated caller of a tonic request.
 //! - [`endpoint_host`] checks an `https://host:port` endpoint URL and names the host to verify.
+//! - [`serve`] serves a tonic router (the gateway's and every adapter's).
 //! - [`devpki`] creates a development CA and issues certificates from it.
 //!
 //! Only the ring crypto provider is used; call [`install_crypto_provider`] first thing in every
@@ -21,6 +22,7 @@ mod endpoint;
 mod error;
 mod identity;
 pub mod role;
+mod serve;
 
 pub use config::{
     TlsFiles, install_crypto_provider, load_certs, load_private_key, rustls_client_config,
@@ -30,6 +32,7 @@ pub use endpoint::endpoint_host;
 pub use error::TlsError;
 pub use identity::{Identity, identity_from_der, peer_identity};
 pub use role::Role;
+pub use serve::{Serving, serve};
 
 #[cfg(test)]
 mod tests;
