@@ -62,6 +62,9 @@ pub struct FetchJob {
     /// The wanted types a consent of the subject on record covers (looked
     /// up only when the policy set reads `context.consent`).
     pub consented: Vec<String>,
+    /// An applicant acting for the subject, its relation verified from the
+    /// departments' records ([`crate::representation`]).
+    pub representation: Option<crate::representation::Represented>,
 }
 
 /// A started fetch: the outcomes known without calling anyone (denied,
@@ -105,6 +108,7 @@ fn decide_view(
             now: job.now,
             explicit_request: job.code.is_some(),
             consent: job.consented.contains(&rt.id),
+            representation: job.representation.as_ref().map_or("", |r| r.relation),
         })
     };
     if let Some(view) = &wanted.view {

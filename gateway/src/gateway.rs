@@ -188,6 +188,7 @@ impl GatewayState {
     async fn start_fetch(
         &self,
         mut request: Request<FetchRequest>,
+        trace_id: &str,
     ) -> Result<(FetchJob, Arc<PolicySet>), Status> {
         let Requester(requester) = Requester::of(&request, "fetch")?;
         self.overload.check_rate(&requester)?;
@@ -223,26 +224,52 @@ impl GatewayState {
             crate::codes::audit_refusal(&self.auditor, &requester, verified, &status).await;
             return Err(status);
         }
+        let represented = crate::representation::requested(request.get_ref(), &valid)?;
         let consented =
             crate::consent::consented_types(self, &policies, &requester, &valid).await?;
         // Only a validated purpose (one of the policy set's codes) is recorded.
         span.record("purpose", valid.purpose.as_str());
-        Ok((
-            FetchJob {
-                request_id: uuid::Uuid::now_v7().to_string(),
-                requester,
-                fetch: valid,
-                deadline,
-                seal_by,
-                adapter_cap: self.limits.adapter_timeout_cap(),
-                started,
-                now,
-                records_as_json,
-                code,
-                consented,
-            },
-            policies,
-        ))
+        let mut job = FetchJob {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            requester,
+            fetch: valid,
+            deadline,
+            seal_by,
+            adapter_cap: self.limits.adapter_timeout_cap(),
+            started,
+            now,
+            records_as_json,
+            code,
+            consented,
+            representation: None,
+        };
+        if let Some((applicant, check)) = represented {
+            job.representation = Some(
+                crate::representation::verify(
+                    self,
+                    &policies,
+                    &job,
+                    applicant,
+                    check,
+                    trace_id.to_owned(),
+                )
+                .await?,
+            );
+        }
+        Ok((job, policies))
+    }
+
+    /// Runs a fetch of the gateway's own to the end (plan, calls, seal):
+    /// the relation check of a representation.
+    pub(crate) async fn run(
+        &self,
+        job: FetchJob,
+        policies: Arc<PolicySet>,
+        trace_id: String,
+    ) -> (Vec<xgate_proto::v1::RecordResult>, Option<AuditReceipt>) {
+        let (plan, ctx) = self.plan((job, policies), trace_id).await;
+        let settled = fetch::collect(plan).await;
+        audit::respond(audit::seal(&self.auditor, &ctx, settled).await)
     }
 
     /// Plans the fetch; the context carries what its audit entries share.
@@ -322,7 +349,7 @@ impl ExchangeService {
         request: Request<FetchRequest>,
         trace_id: String,
     ) -> Result<Response<FetchResponse>, Status> {
-        let (job, policies) = self.0.start_fetch(request).await?;
+        let (job, policies) = self.0.start_fetch(request, &trace_id).await?;
         let (request_id, requester, purpose, started) = (
             job.request_id.clone(),
             job.requester.clone(),
@@ -352,7 +379,7 @@ impl ExchangeService {
         request: Request<FetchRequest>,
         trace_id: String,
     ) -> Result<(ResultStream, String), Status> {
-        let job = self.0.start_fetch(request).await?;
+        let job = self.0.start_fetch(request, &trace_id).await?;
         let request_id = job.0.request_id.clone();
         let (fetch::Plan { immediate, calls }, ctx) = self.0.plan(job, trace_id).await;
         let wrap = {

@@ -39,6 +39,7 @@ pub mod outcome;
 pub mod overload;
 pub mod policy_admin;
 pub mod quota;
+pub mod representation;
 pub mod routing;
 pub mod server;
 pub mod store;

@@ -313,6 +313,7 @@ mod tests {
             now: time::OffsetDateTime::now_utc(),
             explicit_request: false,
             consent: false,
+            representation: "",
         });
         match decision.permit() {
             Some(p) => p,

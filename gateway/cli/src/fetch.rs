@@ -7,8 +7,8 @@ use serde_json::json;
 use xgate_catalog::SubjectKind;
 use xgate_proto::v1::exchange_client::ExchangeClient;
 use xgate_proto::v1::{
-    FetchRequest, ListRecordTypesRequest, RecordRequest, RecordResult, RecordTypeInfo, Subject,
-    ViewInfo, ViewKind, ViewParamType,
+    FetchRequest, ListRecordTypesRequest, RecordRequest, RecordResult, RecordTypeInfo, Relation,
+    Representation, Subject, ViewInfo, ViewKind, ViewParamType,
 };
 
 use super::ClientTls;
@@ -27,6 +27,14 @@ pub struct FetchArgs {
     /// explicit request. Good for one fetch.
     #[arg(long)]
     pub code: Option<String>,
+    /// The resident ID of an applicant acting for the subject ("family
+    /// agency"); the gateway verifies `--relation` from the departments'
+    /// records before the fetch.
+    #[arg(long, requires = "relation")]
+    pub applicant: Option<String>,
+    /// The applicant's relation to the subject.
+    #[arg(long, requires = "applicant", value_parser = ["spouse", "parent", "child", "guardian", "attorney"])]
+    pub relation: Option<String>,
     /// `resident` or `uscc`; by default guessed from the number.
     #[arg(long, value_parser = ["resident", "uscc"])]
     pub kind: Option<String>,
@@ -123,6 +131,13 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
             id: id.clone(),
         }),
         subject_code: code.unwrap_or_default(),
+        representation: args.applicant.as_ref().map(|applicant| Representation {
+            applicant_id: applicant.clone(),
+            relation: args
+                .relation
+                .as_deref()
+                .map_or(Relation::Unspecified, relation) as i32,
+        }),
         record_types,
         purpose: args.purpose.clone(),
         case_id: args.case_id.clone(),
@@ -452,6 +467,18 @@ fn views_line(views: &[ViewInfo]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+/// The proto relation of a `--relation` value (clap admits only these).
+fn relation(name: &str) -> Relation {
+    match name {
+        "spouse" => Relation::Spouse,
+        "parent" => Relation::Parent,
+        "child" => Relation::Child,
+        "guardian" => Relation::Guardian,
+        "attorney" => Relation::Attorney,
+        _ => Relation::Unspecified,
+    }
 }
 
 #[cfg(test)]

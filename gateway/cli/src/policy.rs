@@ -57,6 +57,10 @@ pub struct ExplainArgs {
     /// (`context.consent`).
     #[arg(long)]
     pub consent: bool,
+    /// Decide as for an applicant acting for the subject in this verified
+    /// relation (`context.representation`, e.g. `spouse`).
+    #[arg(long, default_value = "")]
+    pub representation: String,
     /// Policy directory.
     #[arg(default_value = "policies")]
     pub dir: PathBuf,
@@ -170,6 +174,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
             now,
             explicit_request: args.explicit_request,
             consent: args.consent,
+            representation: &args.representation,
         });
         crate::outln!("{explanation}")?;
     }

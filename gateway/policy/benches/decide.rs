@@ -22,6 +22,7 @@ fn hall(record_type: &str, now: OffsetDateTime) -> AccessRequest<'_> {
         now,
         explicit_request: false,
         consent: false,
+        representation: "",
     }
 }
 
@@ -41,6 +42,7 @@ fn decide(c: &mut Criterion) {
         now,
         explicit_request: false,
         consent: false,
+        representation: "",
     };
     let timed = AccessRequest {
         requester: "provident-fund-bozhou",
@@ -51,6 +53,7 @@ fn decide(c: &mut Criterion) {
         now,
         explicit_request: false,
         consent: false,
+        representation: "",
     };
 
     c.bench_function("decide/one/cold", |b| {

@@ -12,6 +12,7 @@
 //! at = "2026-11-25T10:00:00+08:00"    # optional, RFC 3339; default that instant
 //! explicit_request = true             # optional: the fetch carries the subject's code
 //! consent = true                      # optional: a consent on record covers it
+//! representation = "spouse"            # optional: a verified relation acting for the subject
 //! expect = "allow"                    # or "deny"
 //! policies = ["provident-fund-withdrawal"]  # the deciding ids, any order
 //! daily_quota = 500                   # optional: expected quota of an allow
@@ -51,6 +52,9 @@ struct Case {
     explicit_request: bool,
     #[serde(default)]
     consent: bool,
+    /// A verified relation of an applicant acting for the subject.
+    #[serde(default)]
+    representation: String,
     expect: Expect,
     policies: Vec<String>,
     daily_quota: Option<u32>,
@@ -178,6 +182,7 @@ pub fn run_cases(set: &PolicySet, catalog: &Catalog, files: &[(String, String)])
                     now,
                     explicit_request: case.explicit_request,
                     consent: case.consent,
+                    representation: &case.representation,
                 });
                 covered.extend(decision.policy_ids.iter().cloned());
                 if let Some(message) = mismatch(&case, &decision) {

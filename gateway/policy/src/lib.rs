@@ -3,8 +3,10 @@
 //!
 //! A request is `Requester::"<id>"` (member of its `RequesterGroup`s) doing
 //! `Action::"read"` on `View::"<record type>.<view>"` (member of `RecordType::"<type>"`),
-//! with context `{ purpose, item, explicit_request, now, local_time }` (see the `schema`
-//! module; `explicit_request`: the fetch carries the subject's verified code). Data files
+//! with context `{ purpose, item, explicit_request, consent, representation, now,
+//! local_time }` (see the `schema` module; `explicit_request`: the fetch carries the
+//! subject's verified code; `consent`: a consent on record covers it; `representation`: the
+//! relation of an applicant acting for the subject, verified by the gateway). Data files
 //! beside the policies: `purposes.toml`, `items.toml`, `requesters.toml` (the `data`
 //! module).
 //!
@@ -110,6 +112,7 @@ struct MemoKey {
     item: Option<Box<str>>,
     explicit_request: bool,
     consent: bool,
+    representation: Box<str>,
     minute: Option<i64>,
 }
 
@@ -142,6 +145,10 @@ pub struct AccessRequest<'a> {
     /// A consent of the subject on record covers this requester, purpose
     /// (item) and record type.
     pub consent: bool,
+    /// The relation of an applicant acting for the subject, verified from
+    /// the departments' records (`"spouse"`); `""` when the applicant is
+    /// the subject.
+    pub representation: &'a str,
 }
 
 /// The answer to an [`AccessRequest`], with what an audit record needs.
@@ -386,6 +393,7 @@ impl PolicySet {
             item: req.item.map(Into::into),
             explicit_request: req.explicit_request,
             consent: req.consent,
+            representation: req.representation.into(),
             minute,
         };
         if let Ok(memo) = self.memo.read()
@@ -539,6 +547,10 @@ fn context(req: &AccessRequest<'_>, minute: Option<i64>) -> Result<Context, Stri
         (
             schema::CONTEXT_CONSENT.to_owned(),
             RestrictedExpression::new_bool(req.consent),
+        ),
+        (
+            schema::CONTEXT_REPRESENTATION.to_owned(),
+            RestrictedExpression::new_string(req.representation.to_owned()),
         ),
     ];
     if let Some(minute) = minute {

@@ -49,6 +49,10 @@ pub(crate) const CONTEXT_EXPLICIT_REQUEST: &str = "explicit_request";
 /// Context attribute: a consent of the subject on record covers the
 /// requester, purpose (item) and record type.
 pub(crate) const CONTEXT_CONSENT: &str = "consent";
+/// Context attribute: the relation of an applicant acting for the subject,
+/// verified by the gateway from the departments' records (`"spouse"`), or
+/// `""` when the applicant is the subject.
+pub(crate) const CONTEXT_REPRESENTATION: &str = "representation";
 /// Name of the context's record type in the schema.
 const CONTEXT_TYPE: &str = "ReadContext";
 
@@ -87,6 +91,7 @@ pub(crate) fn generate() -> Result<GeneratedSchema, SchemaGenError> {
                         CONTEXT_ITEM: required("String"),
                         CONTEXT_EXPLICIT_REQUEST: required("Boolean"),
                         CONTEXT_CONSENT: required("Boolean"),
+                        CONTEXT_REPRESENTATION: required("String"),
                         CONTEXT_NOW: extension("datetime"),
                         CONTEXT_LOCAL_TIME: extension("duration")
                     }
@@ -153,6 +158,7 @@ mod tests {
             "local_time: __cedar::duration",
             "item: __cedar::String",
             "explicit_request: __cedar::Bool",
+            "representation: __cedar::String",
             "action \"read\"",
         ] {
             assert!(text.contains(needle), "`{needle}` missing from:\n{text}");

@@ -150,6 +150,7 @@ fn decide(set: &PolicySet, requester: &str, record_type: &str, purpose: &str) ->
         now: at_ten(),
         explicit_request: false,
         consent: false,
+        representation: "",
     })
 }
 
@@ -599,6 +600,7 @@ fn request<'a>(
         now,
         explicit_request: false,
         consent: false,
+        representation: "",
     }
 }
 
@@ -771,7 +773,7 @@ fn data_files_are_exposed() {
     );
     assert!(set.requester("no-grant-bureau").unwrap().groups.is_empty());
     assert!(set.items().iter().any(|i| i.code == "PF-LOAN"));
-    assert_eq!(set.purposes().len(), 6);
+    assert_eq!(set.purposes().len(), 7);
 }
 
 #[test]
@@ -1159,6 +1161,7 @@ unless { context.explicit_request };
             now: at_ten(),
             explicit_request,
             consent: false,
+            representation: "",
         })
     };
     for _ in 0..2 {
@@ -1198,10 +1201,43 @@ unless { context.explicit_request || context.consent };
             now: at_ten(),
             explicit_request: false,
             consent,
+            representation: "",
         })
     };
     for _ in 0..2 {
         assert!(!ask(false).allowed);
         assert!(ask(true).allowed);
+    }
+}
+
+/// "Family agency": a policy admits the subject and a verified spouse and
+/// refuses any other representative; the memo keeps the answers apart.
+#[test]
+fn policies_decide_on_the_verified_representation() {
+    const AGENCY: &str = r#"
+@id("only-the-subject-or-a-spouse")
+forbid (principal, action, resource in RecordType::"individual_income_tax_record")
+unless { context.representation == "" || context.representation == "spouse" };
+"#;
+    let set = load(&[("hall.cedar", HALL), ("agency.cedar", AGENCY)]).unwrap();
+    let ask = |representation: &str| {
+        set.decide(&AccessRequest {
+            requester: "hall",
+            record_type: "individual_income_tax_record",
+            view: "full",
+            purpose: "GENERAL-APPROVAL",
+            item: None,
+            now: at_ten(),
+            explicit_request: false,
+            consent: false,
+            representation,
+        })
+    };
+    for _ in 0..2 {
+        assert!(ask("").allowed);
+        assert!(ask("spouse").allowed);
+        let refused = ask("attorney");
+        assert!(!refused.allowed);
+        assert_eq!(refused.policy_ids, ["only-the-subject-or-a-spouse"]);
     }
 }

@@ -68,17 +68,43 @@ impl FetchContext {
             started: job.started,
             seal_by: job.seal_by,
             records_as_json: job.records_as_json,
-            detail: job.code.as_ref().map_or_else(String::new, |code| {
-                serde_json::json!({
-                    "subject_code": {
-                        "issuer": code.issuer,
-                        "nonce": code.nonce_hex(),
-                        "expires_at": code.expires_at,
-                    }
-                })
-                .to_string()
-            }),
+            detail: detail(auditor, job),
         }
+    }
+}
+
+/// The entry's `detail`: the subject code (issuer, nonce) and the verified
+/// representation (the applicant as a keyed hash like the subject, the
+/// relation, and the check's own entry as evidence); empty when neither.
+fn detail(auditor: &AuditLog, job: &FetchJob) -> String {
+    let mut detail = serde_json::Map::new();
+    if let Some(code) = &job.code {
+        detail.insert(
+            "subject_code".into(),
+            serde_json::json!({
+                "issuer": code.issuer,
+                "nonce": code.nonce_hex(),
+                "expires_at": code.expires_at,
+            }),
+        );
+    }
+    if let Some(rep) = &job.representation {
+        detail.insert(
+            "representation".into(),
+            serde_json::json!({
+                "applicant_hmac": auditor.subject_hmac(
+                    xgate_catalog::SubjectKind::ResidentId.as_str(),
+                    &rep.applicant_id,
+                ),
+                "relation": rep.relation,
+                "evidence": rep.evidence,
+            }),
+        );
+    }
+    if detail.is_empty() {
+        String::new()
+    } else {
+        serde_json::Value::Object(detail).to_string()
     }
 }
 

@@ -1,0 +1,244 @@
+//! "Family agency": an applicant acting for the subject, the relation
+//! verified certificate-free from the department that holds it.
+//!
+//! A fetch may name an applicant (a resident ID) and the relation claimed
+//! ([`xgate_proto::v1::Representation`]). Before any of the fetch's own
+//! decisions, [`verify`] asks the department that registers the relation —
+//! a marriage in force at civil affairs for a spouse — through a fetch of
+//! its own: the predicate view of [`CHECKS`] about the subject, with the
+//! applicant as parameter, under the purpose [`PURPOSE`]. So the check is
+//! policy-checked (a requester needs a grant for it), audited under the
+//! subject like any fetch, and answered from the record cache within the
+//! record type's freshness. Only a verified relation reaches the policies
+//! (`context.representation`); a claim the records do not show refuses the
+//! whole fetch with a reason the caller can act on.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
+use xgate_catalog::SubjectKind;
+use xgate_policy::PolicySet;
+use xgate_proto::status::{Violation, invalid_argument};
+use xgate_proto::v1::{FetchRequest, RecordStatus, Relation};
+
+use crate::fetch::FetchJob;
+use crate::gateway::GatewayState;
+use crate::validate::{ValidFetch, Wanted};
+
+/// The purpose every relation check is made under; a policy set that offers
+/// representation declares it and grants the check to the requesters that
+/// take applications from representatives.
+pub const PURPOSE: &str = "REPRESENTATION-CHECK";
+
+/// The `google.rpc.ErrorInfo` domain of representation refusals.
+const DOMAIN: &str = "xgate";
+
+/// How one relation is verified: a predicate view about the subject whose
+/// parameter `param` takes the applicant's ID.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    pub relation: Relation,
+    /// The relation as policies see it (`context.representation`).
+    pub name: &'static str,
+    pub record_type: &'static str,
+    pub view: &'static str,
+    pub param: &'static str,
+}
+
+/// The relations the catalog can verify. Parents, children, guardians and
+/// attorneys have no record type naming both people by resident ID yet (a
+/// birth certificate names the mother and father, not the child's number;
+/// a notarial certificate names no agent): they are refused as
+/// unverifiable rather than taken on the applicant's word.
+pub const CHECKS: &[Check] = &[Check {
+    relation: Relation::Spouse,
+    name: "spouse",
+    record_type: "marriage_registration",
+    view: "is_spouse_of",
+    param: "person",
+}];
+
+/// A verified representation, carried by the fetch into its decisions and
+/// its audit entries.
+#[derive(Debug, Clone)]
+pub struct Represented {
+    /// The applicant's resident ID (kept in the log only as a keyed hash).
+    pub applicant_id: String,
+    /// [`Check::name`].
+    pub relation: &'static str,
+    /// Where the relation was shown: the check's record type and the
+    /// request id of its own audit entry.
+    pub evidence: String,
+}
+
+/// The applicant and check a request asks for, checked against the
+/// validated fetch; `None` when the request names no applicant.
+pub fn requested(
+    request: &FetchRequest,
+    valid: &ValidFetch,
+) -> Result<Option<(String, &'static Check)>, Status> {
+    let Some(rep) = &request.representation else {
+        return Ok(None);
+    };
+    let mut violations = Vec::new();
+    if let Err(e) = xgate_catalog::ids::validate_resident_id(&rep.applicant_id) {
+        violations.push(Violation::new("representation.applicant_id", e.to_string()));
+    } else if rep.applicant_id == valid.subject_id {
+        violations.push(Violation::new(
+            "representation.applicant_id",
+            "is the subject: a subject applying for themselves names no representation",
+        ));
+    }
+    if valid.subject_kind != SubjectKind::ResidentId {
+        violations.push(Violation::new(
+            "representation",
+            "only a citizen (resident ID) can be represented",
+        ));
+    }
+    let relation = Relation::try_from(rep.relation).unwrap_or(Relation::Unspecified);
+    if relation == Relation::Unspecified {
+        violations.push(Violation::new(
+            "representation.relation",
+            "is required (RELATION_SPOUSE, RELATION_PARENT, ...)",
+        ));
+    }
+    if !violations.is_empty() {
+        return Err(invalid_argument(&violations));
+    }
+    let Some(check) = CHECKS.iter().find(|c| c.relation == relation) else {
+        return Err(unverifiable(format!(
+            "no record type in the catalog verifies {}: the gateway does not take a relation on \
+             the applicant's word",
+            relation.as_str_name()
+        )));
+    };
+    Ok(Some((rep.applicant_id.clone(), check)))
+}
+
+/// Verifies the relation through a fetch of its own (see the module docs).
+pub async fn verify(
+    state: &GatewayState,
+    policies: &Arc<PolicySet>,
+    main: &FetchJob,
+    applicant_id: String,
+    check: &'static Check,
+    trace_id: String,
+) -> Result<Represented, Status> {
+    if policies.purpose(PURPOSE).is_none() {
+        return Err(unverifiable(format!(
+            "the policy set declares no purpose `{PURPOSE}`, under which relations are checked"
+        )));
+    }
+    let job = FetchJob {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        requester: main.requester.clone(),
+        fetch: ValidFetch {
+            subject_kind: SubjectKind::ResidentId,
+            subject_id: main.fetch.subject_id.clone(),
+            wanted: vec![Wanted {
+                record_type: check.record_type.to_owned(),
+                view: Some(check.view.to_owned()),
+                params: BTreeMap::from([(check.param.to_owned(), applicant_id.clone())]),
+            }],
+            purpose: PURPOSE.to_owned(),
+            item: None,
+            case_id: main.fetch.case_id.clone(),
+            operator_id: main.fetch.operator_id.clone(),
+        },
+        deadline: main.deadline,
+        seal_by: main.seal_by,
+        adapter_cap: main.adapter_cap,
+        started: main.started,
+        now: main.now,
+        records_as_json: false,
+        code: None,
+        consented: Vec::new(),
+        representation: None,
+    };
+    let request_id = job.request_id.clone();
+    let (results, _receipt) = state.run(job, Arc::clone(policies), trace_id).await;
+    let Some(result) = results.first() else {
+        return Err(Status::internal("the relation check returned no result"));
+    };
+    let shown = matches!(
+        result.value.as_ref().and_then(|v| v.kind.as_ref()),
+        Some(prost_types::value::Kind::BoolValue(true))
+    );
+    let status = RecordStatus::try_from(result.status).unwrap_or(RecordStatus::Unspecified);
+    let info = |reason: &str| {
+        ErrorDetails::with_error_info(
+            reason,
+            DOMAIN,
+            [
+                ("relation".to_owned(), check.name.to_owned()),
+                ("record_type".to_owned(), check.record_type.to_owned()),
+                ("check_request_id".to_owned(), request_id.clone()),
+            ],
+        )
+    };
+    match status {
+        RecordStatus::Ok if shown => Ok(Represented {
+            applicant_id,
+            relation: check.name,
+            evidence: format!("{}.{}@{request_id}", check.record_type, check.view),
+        }),
+        RecordStatus::Ok | RecordStatus::NotFound => Err(Status::with_error_details(
+            Code::PermissionDenied,
+            format!(
+                "the applicant is not shown as the subject's {} by {} (check {request_id})",
+                check.name, check.record_type
+            ),
+            info("REPRESENTATION_NOT_VERIFIED"),
+        )),
+        RecordStatus::Denied => Err(Status::with_error_details(
+            Code::PermissionDenied,
+            format!(
+                "this requester may not check a {} relation ({}.{} under {PURPOSE}): {}",
+                check.name, check.record_type, check.view, result.error
+            ),
+            info("REPRESENTATION_CHECK_DENIED"),
+        )),
+        _ => Err(Status::with_error_details(
+            Code::Unavailable,
+            format!(
+                "the {} relation could not be checked ({}: {}); try again",
+                check.name,
+                status.as_str_name(),
+                result.error
+            ),
+            info("REPRESENTATION_CHECK_UNAVAILABLE"),
+        )),
+    }
+}
+
+fn unverifiable(why: String) -> Status {
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        why,
+        ErrorDetails::with_error_info("REPRESENTATION_UNVERIFIABLE", DOMAIN, []),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_names_a_predicate_view_with_its_parameter() {
+        let catalog = xgate_catalog::Catalog::builtin().unwrap();
+        for check in CHECKS {
+            let rt = catalog.record_type(check.record_type).unwrap();
+            assert_eq!(rt.subject_kind, SubjectKind::ResidentId);
+            let view = rt
+                .view(check.view)
+                .unwrap_or_else(|| panic!("{} has no view {}", check.record_type, check.view));
+            assert!(view.is_predicate(), "{}", check.view);
+            let xgate_catalog::views::ViewKind::Predicate(p) = &view.kind else {
+                unreachable!()
+            };
+            assert!(p.params.iter().any(|param| param.name == check.param));
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! "Family agency" end to end: a spouse applies for the subject, and the
+//! gateway verifies the marriage at civil affairs (a real adapter over mTLS)
+//! before the fetch, as an audited fetch of its own. A claim the records do
+//! not show, a relation no record verifies, and an applicant who is the
+//! subject are refused with reasons a caller can act on; policies see the
+//! verified relation; the fetch's audit entry names the applicant (as a
+//! keyed hash), the relation and the check that showed it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+use tonic_types::StatusExt as _;
+use xgate_catalog::SubjectKind;
+use xgate_integration_tests::client::{self, status_of, with_timeout};
+use xgate_integration_tests::fixture::FixtureDepartment;
+use xgate_integration_tests::records::SUBJECT;
+use xgate_integration_tests::{
+    FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv, grants,
+};
+use xgate_proto::v1::audit_client::AuditClient;
+use xgate_proto::v1::{
+    AuditQueryRequest, FetchRequest, RecordStatus, Relation, Representation, Subject,
+};
+
+const LICENCE: &str = "driving_licence";
+const REPRESENTATION: &str = include_str!("../../policies/representation.cedar");
+
+/// A valid resident ID from its first 17 digits.
+fn resident(body: &str) -> String {
+    let check = xgate_catalog::ids::resident_id_check_char(body).expect("17 digits");
+    format!("{body}{check}")
+}
+
+/// The subject's marriage in force, naming `spouse`.
+fn marriage(spouse: &str) -> Value {
+    serde_json::json!({
+        "certificate_no": "J341602-2019-000123",
+        "id_number": SUBJECT,
+        "name": "王桂兰",
+        "spouse_name": "李建国",
+        "spouse_id_number": spouse,
+        "registration_date": "1979-05-01",
+        "registration_authority": "亳州市谯城区民政局",
+        "status": "married",
+    })
+}
+
+fn request(subject: &str, applicant: &str, relation: Relation) -> FetchRequest {
+    let mut request = client::fetch_request(
+        SubjectKind::ResidentId,
+        subject,
+        [LICENCE],
+        GENERAL_APPROVAL,
+    );
+    request.representation = Some(Representation {
+        applicant_id: applicant.to_owned(),
+        relation: relation as i32,
+    });
+    request
+}
+
+struct Setup {
+    env: TestEnv,
+    gateway: xgate_integration_tests::process::GatewayProcess,
+    _licences: xgate_integration_tests::fixture::FixtureAdapter,
+    marriages: xgate_integration_tests::fixture::FixtureAdapter,
+    subject: String,
+    spouse: String,
+}
+
+async fn setup(extra: &[(&str, &str)]) -> Setup {
+    let env = TestEnv::new().expect("env");
+    let mut files = vec![
+        ("grant.cedar", grants::PF_LICENCES),
+        ("representation.cedar", REPRESENTATION),
+    ];
+    files.extend_from_slice(extra);
+    let options = GatewayOptions {
+        policies_dir: Some(env.write_policy_set("agency", &files).expect("policies")),
+        ..GatewayOptions::default()
+    };
+    let gateway = env.start_gateway(&options).await.expect("gateway");
+    let subject = env.subjects().citizen.clone();
+    let spouse = resident("34160219500101001");
+    let licences = env
+        .start_fixture(FixtureDepartment::licences(&subject), &gateway)
+        .await
+        .expect("licences");
+    let marriages = env
+        .start_fixture(
+            FixtureDepartment::new("civil-affairs")
+                .serving("marriage_registration", vec![marriage(&spouse)]),
+            &gateway,
+        )
+        .await
+        .expect("civil affairs");
+    Setup {
+        env,
+        gateway,
+        _licences: licences,
+        marriages,
+        subject,
+        spouse,
+    }
+}
+
+fn reason(status: &tonic::Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refused() {
+    let s = setup(&[]).await;
+    let mut hall = s
+        .env
+        .exchange(s.gateway.addr(), PROVIDENT_FUND)
+        .await
+        .expect("hall");
+    let answer = hall
+        .fetch(with_timeout(
+            request(&s.subject, &s.spouse, Relation::Spouse),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect("a verified spouse fetches")
+        .into_inner();
+    assert_eq!(
+        status_of(&answer.results[0]),
+        RecordStatus::Ok,
+        "{answer:?}"
+    );
+
+    // Someone the marriage does not name.
+    let stranger = resident("34160219600202002");
+    let refused = hall
+        .fetch(with_timeout(
+            request(&s.subject, &stranger, Relation::Spouse),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect_err("not the spouse");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
+    assert!(refused.message().contains("spouse"), "{refused:?}");
+
+    // No record type verifies an attorney: not taken on the applicant's word.
+    let refused = hall
+        .fetch(with_timeout(
+            request(&s.subject, &s.spouse, Relation::Attorney),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect_err("attorney");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert_eq!(reason(&refused), "REPRESENTATION_UNVERIFIABLE");
+
+    // The subject applying for themselves names no representation.
+    let refused = hall
+        .fetch(with_timeout(
+            request(&s.subject, &s.subject, Relation::Spouse),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect_err("self");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+
+    // A requester without the check's grant cannot use representation.
+    let mut outsider = s
+        .env
+        .exchange(s.gateway.addr(), "no-grant-bureau")
+        .await
+        .expect("outsider");
+    let refused = outsider
+        .fetch(with_timeout(
+            request(&s.subject, &s.spouse, Relation::Spouse),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect_err("no grant for the check");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert_eq!(reason(&refused), "REPRESENTATION_CHECK_DENIED");
+
+    // The subject's log: the checks under their own purpose, and the
+    // fetch's entry naming the applicant (keyed hash), relation, evidence.
+    let mut auditor = AuditClient::new(
+        client::connect(s.gateway.addr(), &s.env.pki().auditor())
+            .await
+            .expect("auditor"),
+    );
+    let mut pages = auditor
+        .query(AuditQueryRequest {
+            subject: Some(Subject {
+                kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
+                id: s.subject.clone(),
+            }),
+            ..AuditQueryRequest::default()
+        })
+        .await
+        .expect("query")
+        .into_inner();
+    let mut entries = Vec::new();
+    while let Some(page) = pages.message().await.expect("page") {
+        entries.extend(page.entries);
+    }
+    let checks: Vec<_> = entries
+        .iter()
+        .filter(|e| e.purpose == "REPRESENTATION-CHECK")
+        .collect();
+    // The spouse, the stranger, the outsider's denied check.
+    assert_eq!(checks.len(), 3, "{entries:#?}");
+    let released: Vec<_> = entries
+        .iter()
+        .filter(|e| e.purpose == GENERAL_APPROVAL)
+        .collect();
+    assert_eq!(released.len(), 1, "only the verified fetch: {entries:#?}");
+    let detail: Value = serde_json::from_str(&released[0].detail).expect("detail JSON");
+    let rep = &detail["representation"];
+    assert_eq!(rep["relation"], "spouse");
+    let hmac = rep["applicant_hmac"].as_str().expect("applicant hmac");
+    assert_eq!(hmac.len(), 64, "{rep}");
+    assert!(
+        !released[0].detail.contains(&s.spouse),
+        "no raw ID in the log"
+    );
+    // Every check after the first was answered from the record cache,
+    // within the marriage registration's freshness.
+    assert_eq!(s.marriages.lookups(), 1);
+    let evidence = rep["evidence"].as_str().expect("evidence");
+    assert!(
+        checks
+            .iter()
+            .any(|c| evidence == format!("marriage_registration.is_spouse_of@{}", c.request_id)),
+        "{evidence} names a check entry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_decide_on_the_verified_relation() {
+    const ONLY_THE_SUBJECT: &str = r#"
+@id("licence-only-to-the-subject")
+forbid (principal, action, resource in RecordType::"driving_licence")
+unless { context.representation == "" };
+"#;
+    let s = setup(&[("guard.cedar", ONLY_THE_SUBJECT)]).await;
+    let mut hall = s
+        .env
+        .exchange(s.gateway.addr(), PROVIDENT_FUND)
+        .await
+        .expect("hall");
+    let by_spouse = hall
+        .fetch(with_timeout(
+            request(&s.subject, &s.spouse, Relation::Spouse),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect("fetch")
+        .into_inner();
+    let result = &by_spouse.results[0];
+    assert_eq!(status_of(result), RecordStatus::Denied, "{result:?}");
+    assert!(
+        result.error.contains("licence-only-to-the-subject"),
+        "{result:?}"
+    );
+    let by_subject = hall
+        .fetch(with_timeout(
+            client::fetch_request(
+                SubjectKind::ResidentId,
+                &s.subject,
+                [LICENCE],
+                GENERAL_APPROVAL,
+            ),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect("fetch")
+        .into_inner();
+    assert_eq!(status_of(&by_subject.results[0]), RecordStatus::Ok);
+}
