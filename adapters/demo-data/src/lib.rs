@@ -29,7 +29,7 @@ pub mod housing_urban_rural;
 pub mod human_resources_social_security;
 mod issuing;
 pub mod justice;
-mod kin;
+pub mod kin;
 pub mod market_regulation;
 pub mod medical_security;
 pub mod transport;

@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 use xgate_catalog::{Catalog, SubjectKind};
 use xgate_proto::v1::exchange_client::ExchangeClient;
-use xgate_proto::v1::{FetchRequest, RecordResult, Subject};
+use xgate_proto::v1::{FetchRequest, RecordResult, Relation, Representation, Subject};
 use xgate_tls::{Identity, TlsFiles, devpki};
 
 use super::fetch::{header, result_json, row, summary};
@@ -447,6 +447,17 @@ struct CodeScan {
     replay: String,
 }
 
+/// "Family agency": the citizen's spouse applies for the withdrawal item in
+/// the citizen's place (the gateway checks the marriage at civil affairs
+/// first); the former spouse tries the same.
+struct Agency {
+    spouse: String,
+    results: Vec<RecordResult>,
+    former_spouse: String,
+    /// Why the former spouse was refused.
+    former_refused: String,
+}
+
 /// What the demo's fetches answered.
 struct Outcome {
     citizen: String,
@@ -466,6 +477,7 @@ struct Outcome {
     refused: Vec<RecordResult>,
     /// The citizen's app shows a subject code; the hall scans it and fetches.
     code_scan: CodeScan,
+    agency: Agency,
     /// Per fetch above (`citizen`, `company`, ...), the audit chain (gateway
     /// instance) of its receipt: the replica that answered.
     answered_by: Vec<(&'static str, String)>,
@@ -515,10 +527,12 @@ impl Outcome {
         )
         .await?;
         let (code_scan, scanned_by) = scan_code(url, &hall, issuer, &citizen).await?;
+        let (agency, agency_by) = family_agency(url, &pf_files, &citizen).await?;
         Ok(Self {
             citizen,
             company,
             code_scan,
+            agency,
             answered_by: vec![
                 ("citizen", personal.1),
                 ("company", corporate.1),
@@ -526,6 +540,7 @@ impl Outcome {
                 ("provident_fund_withdrawal", withdrawal.1),
                 ("no_grant", refused.1),
                 ("subject_code", scanned_by),
+                ("family_agency", agency_by),
             ],
             personal: personal.0,
             corporate: corporate.0,
@@ -593,6 +608,52 @@ async fn scan_code(
     ))
 }
 
+/// The sample citizen's spouse (from the demo population's marriages: the
+/// same data civil affairs serves) applies for the citizen; then the former
+/// spouse.
+async fn family_agency(
+    url: &str,
+    pf: &TlsFiles,
+    citizen: &str,
+) -> anyhow::Result<(Agency, String)> {
+    let population = xgate_synth::Population::generate(
+        xgate_synth::DEFAULT_CITIZENS,
+        xgate_synth::DEFAULT_COMPANIES,
+    );
+    let partner = |status: &str| {
+        xgate_demo_data::kin::marriages(&population)
+            .iter()
+            .filter(|m| m.status() == status)
+            .find_map(|m| m.partner_of(citizen).map(|p| p.id_number.clone()))
+            .with_context(|| {
+                format!("the sample citizen has no {status} marriage in the demo data")
+            })
+    };
+    let (spouse, former_spouse) = (partner("married")?, partner("divorced")?);
+    let request = |applicant: &str| FetchRequest {
+        approval_item: PF_ITEM.into(),
+        representation: Some(Representation {
+            applicant_id: applicant.to_owned(),
+            relation: Relation::Spouse as i32,
+        }),
+        ..subject_request(SubjectKind::ResidentId, citizen)
+    };
+    let (results, by) = fetch_request(url, pf, request(&spouse)).await?;
+    let former_refused = match fetch_request(url, pf, request(&former_spouse)).await {
+        Ok(_) => anyhow::bail!("the gateway let a former spouse apply for the subject"),
+        Err(e) => format!("{e:#}"),
+    };
+    Ok((
+        Agency {
+            spouse,
+            results,
+            former_spouse,
+            former_refused,
+        },
+        by,
+    ))
+}
+
 /// `--json`: one document with every result and a summary; with replicas
 /// (`names`: instance -> replica name), which replica answered each fetch.
 fn print_json(
@@ -653,6 +714,14 @@ fn print_json(
             "token": o.code_scan.token,
             "results": o.code_scan.results.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
             "replay_refused": o.code_scan.replay,
+        },
+        "family_agency": {
+            "requester": PF_REQUESTER,
+            "approval_item": PF_ITEM,
+            "spouse": o.agency.spouse,
+            "results": o.agency.results.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
+            "former_spouse": o.agency.former_spouse,
+            "former_spouse_refused": o.agency.former_refused,
         },
         "gappy_citizen": {
             "subject": o.gappy_id,
@@ -718,6 +787,20 @@ fn print_tables(o: &Outcome) -> std::io::Result<()> {
         crate::outln!("{}", row(r))?;
     }
     crate::outln!("The same code scanned again: {}", o.code_scan.replay)?;
+    crate::outln!()?;
+    crate::outln!(
+        "Family agency: the citizen's spouse {} applies for {PF_ITEM} in the citizen's place; the gateway checks the marriage at civil affairs first:",
+        o.agency.spouse
+    )?;
+    crate::outln!("{}", header())?;
+    for r in &o.agency.results {
+        crate::outln!("{}", row(r))?;
+    }
+    crate::outln!(
+        "The citizen's former spouse {} tries the same: {}",
+        o.agency.former_spouse,
+        o.agency.former_refused
+    )?;
     crate::outln!()?;
     let missing = o.gappy_missing();
     crate::outln!(
