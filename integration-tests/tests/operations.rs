@@ -152,9 +152,22 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
             .is_some_and(|m| m.contains("used before")),
         "{scan}"
     );
+    // Family agency: the spouse (verified at civil affairs) gets the
+    // withdrawal item's records; the former spouse is refused, with the reason.
+    let agency = &doc["family_agency"];
+    let by_spouse = agency["results"].as_array().expect("agency results");
+    assert_eq!(by_spouse.len(), pf.len(), "{agency}");
+    assert!(by_spouse.iter().all(|r| r["status"] == "OK"), "{agency}");
+    assert_ne!(agency["spouse"], agency["former_spouse"]);
+    assert!(
+        agency["former_spouse_refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("not shown as the subject's spouse")),
+        "{agency}"
+    );
     // Every fetch names the gateway (its audit chain) that answered it.
     let answered = doc["answered_by"].as_array().expect("answered_by");
-    assert_eq!(answered.len(), 6, "{}", context());
+    assert_eq!(answered.len(), 7, "{}", context());
     assert!(
         answered
             .iter()
