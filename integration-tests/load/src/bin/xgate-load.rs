@@ -47,6 +47,10 @@ struct Cli {
     department: Option<String>,
     #[arg(long, default_value = "GENERAL-APPROVAL")]
     purpose: String,
+    /// Each fetch names this applicant as the subject's spouse ("family
+    /// agency"): the gateway verifies the marriage before every fetch.
+    #[arg(long)]
+    spouse: Option<String>,
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     #[arg(long, default_value_t = 4)]
@@ -104,7 +108,16 @@ async fn main() -> anyhow::Result<()> {
     };
     anyhow::ensure!(!types.is_empty(), "no record types to ask for");
     let call = match cli.rpc {
-        Rpc::Fetch => load::fetch(kind, &id, &types, &cli.purpose),
+        Rpc::Fetch => {
+            let mut call = load::fetch(kind, &id, &types, &cli.purpose);
+            if let (load::Call::Fetch(request), Some(spouse)) = (&mut call, &cli.spouse) {
+                request.representation = Some(xgate_proto::v1::Representation {
+                    applicant_id: spouse.clone(),
+                    relation: xgate_proto::v1::Relation::Spouse as i32,
+                });
+            }
+            call
+        }
         Rpc::Lookup => load::lookup(kind, &id, &types),
     };
     let spec = Spec {
