@@ -4,9 +4,11 @@
 //! A fetch may name an applicant (a resident ID) and the relation claimed
 //! ([`xgate_proto::v1::Representation`]). Before any of the fetch's own
 //! decisions, [`verify`] asks the department that registers the relation —
-//! a marriage in force at civil affairs for a spouse — through a fetch of
+//! a marriage in force at civil affairs for a spouse, a notarised power of
+//! attorney at the justice bureau for an attorney — through a fetch of
 //! its own: the predicate view of [`CHECKS`] about the subject, with the
-//! applicant as parameter, under the purpose [`PURPOSE`]. So the check is
+//! applicant (and, for an attorney, the fetch's approval item: a power
+//! covers items) as parameters, under the purpose [`PURPOSE`]. So the check is
 //! policy-checked (a requester needs a grant for it), audited under the
 //! subject like any fetch, and answered from the record cache within the
 //! record type's freshness. Only a verified relation reaches the policies
@@ -45,20 +47,33 @@ pub struct Check {
     pub record_type: &'static str,
     pub view: &'static str,
     pub param: &'static str,
+    /// The view's parameter that takes the fetch's approval item: the
+    /// relation holds only for that item (a power of attorney covers items).
+    pub item_param: Option<&'static str>,
 }
 
-/// The relations the catalog can verify. Parents, children, guardians and
-/// attorneys have no record type naming both people by resident ID yet (a
-/// birth certificate names the mother and father, not the child's number;
-/// a notarial certificate names no agent): they are refused as
-/// unverifiable rather than taken on the applicant's word.
-pub const CHECKS: &[Check] = &[Check {
-    relation: Relation::Spouse,
-    name: "spouse",
-    record_type: "marriage_registration",
-    view: "is_spouse_of",
-    param: "person",
-}];
+/// The relations the catalog can verify. Parents, children and guardians
+/// have no record type naming both people by resident ID yet (a birth
+/// certificate names the mother and father, not the child's number): they
+/// are refused as unverifiable rather than taken on the applicant's word.
+pub const CHECKS: &[Check] = &[
+    Check {
+        relation: Relation::Spouse,
+        name: "spouse",
+        record_type: "marriage_registration",
+        view: "is_spouse_of",
+        param: "person",
+        item_param: None,
+    },
+    Check {
+        relation: Relation::Attorney,
+        name: "attorney",
+        record_type: "notarial_certificate",
+        view: "authorises_agent_for",
+        param: "agent",
+        item_param: Some("item"),
+    },
+];
 
 /// A verified representation, carried by the fetch into its decisions and
 /// its audit entries.
@@ -114,6 +129,15 @@ pub fn requested(
             relation.as_str_name()
         )));
     };
+    if check.item_param.is_some() && valid.item.is_none() {
+        return Err(invalid_argument(&[Violation::new(
+            "approval_item",
+            format!(
+                "is required when an {} applies: the power must cover the item",
+                check.name
+            ),
+        )]));
+    }
     Ok(Some((rep.applicant_id.clone(), check)))
 }
 
@@ -140,7 +164,7 @@ pub async fn verify(
             wanted: vec![Wanted {
                 record_type: check.record_type.to_owned(),
                 view: Some(check.view.to_owned()),
-                params: BTreeMap::from([(check.param.to_owned(), applicant_id.clone())]),
+                params: check_params(check, &applicant_id, main.fetch.item.as_deref()),
             }],
             purpose: PURPOSE.to_owned(),
             item: None,
@@ -213,6 +237,15 @@ pub async fn verify(
     }
 }
 
+/// The check view's parameters: the applicant, and the item if it takes one.
+fn check_params(check: &Check, applicant_id: &str, item: Option<&str>) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::from([(check.param.to_owned(), applicant_id.to_owned())]);
+    if let (Some(param), Some(item)) = (check.item_param, item) {
+        params.insert(param.to_owned(), item.to_owned());
+    }
+    params
+}
+
 fn unverifiable(why: String) -> Status {
     Status::with_error_details(
         Code::FailedPrecondition,
@@ -238,7 +271,10 @@ mod tests {
             let xgate_catalog::views::ViewKind::Predicate(p) = &view.kind else {
                 unreachable!()
             };
-            assert!(p.params.iter().any(|param| param.name == check.param));
+            for name in std::iter::once(check.param).chain(check.item_param) {
+                assert!(p.params.iter().any(|param| param.name == name), "{name}");
+            }
+            assert_eq!(p.params.len(), 1 + usize::from(check.item_param.is_some()));
         }
     }
 }

@@ -44,6 +44,32 @@ fn marriage(spouse: &str) -> Value {
     })
 }
 
+/// The subject's notarised power of attorney to `agent`, covering `item`.
+fn power_of_attorney(agent: &str, item: &str) -> Value {
+    serde_json::json!({
+        "certificate_no": "（2025）皖亳谯证字第1024号",
+        "id_number": SUBJECT,
+        "name": "王桂兰",
+        "matter": "power_of_attorney",
+        "notary_office": "安徽省亳州市公证处",
+        "notary_name": "陈静",
+        "country_of_use": null,
+        "issue_date": "2025-03-18",
+        "agent_id_number": agent,
+        "covered_item": item,
+    })
+}
+
+/// An attorney's fetch for `item` (the power must cover it).
+fn for_item(subject: &str, attorney: &str, item: &str) -> FetchRequest {
+    FetchRequest {
+        record_types: Vec::new(),
+        purpose: String::new(),
+        approval_item: item.to_owned(),
+        ..request(subject, attorney, Relation::Attorney)
+    }
+}
+
 fn request(subject: &str, applicant: &str, relation: Relation) -> FetchRequest {
     let mut request = client::fetch_request(
         SubjectKind::ResidentId,
@@ -63,8 +89,10 @@ struct Setup {
     gateway: xgate_integration_tests::process::GatewayProcess,
     _licences: xgate_integration_tests::fixture::FixtureAdapter,
     marriages: xgate_integration_tests::fixture::FixtureAdapter,
+    _powers: xgate_integration_tests::fixture::FixtureAdapter,
     subject: String,
     spouse: String,
+    attorney: String,
 }
 
 async fn setup(extra: &[(&str, &str)]) -> Setup {
@@ -93,13 +121,26 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
         )
         .await
         .expect("civil affairs");
+    let attorney = resident("34160219850303003");
+    let powers = env
+        .start_fixture(
+            FixtureDepartment::new("justice").serving(
+                "notarial_certificate",
+                vec![power_of_attorney(&attorney, "PF-WITHDRAWAL")],
+            ),
+            &gateway,
+        )
+        .await
+        .expect("justice");
     Setup {
         env,
         gateway,
         _licences: licences,
         marriages,
+        _powers: powers,
         subject,
         spouse,
+        attorney,
     }
 }
 
@@ -145,14 +186,14 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
     assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
     assert!(refused.message().contains("spouse"), "{refused:?}");
 
-    // No record type verifies an attorney: not taken on the applicant's word.
+    // No record type verifies a guardian: not taken on the applicant's word.
     let refused = hall
         .fetch(with_timeout(
-            request(&s.subject, &s.spouse, Relation::Attorney),
+            request(&s.subject, &s.spouse, Relation::Guardian),
             FETCH_TIMEOUT,
         ))
         .await
-        .expect_err("attorney");
+        .expect_err("guardian");
     assert_eq!(
         refused.code(),
         tonic::Code::FailedPrecondition,
@@ -238,6 +279,55 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
             .any(|c| evidence == format!("marriage_registration.is_spouse_of@{}", c.request_id)),
         "{evidence} names a check entry"
     );
+}
+
+/// An attorney applies only for the item the notarised power covers, and
+/// only for an item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attorney_applies_only_for_the_item_the_power_covers() {
+    let s = setup(&[]).await;
+    let mut hall = s
+        .env
+        .exchange(s.gateway.addr(), PROVIDENT_FUND)
+        .await
+        .expect("hall");
+    let covered = hall
+        .fetch(with_timeout(
+            for_item(&s.subject, &s.attorney, "PF-WITHDRAWAL"),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect("the covered item")
+        .into_inner();
+    assert!(!covered.results.is_empty(), "{covered:?}");
+    let refused = hall
+        .fetch(with_timeout(
+            for_item(&s.subject, &s.attorney, "PF-LOAN"),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect_err("an item the power does not cover");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
+    assert!(refused.message().contains("attorney"), "{refused:?}");
+    // The spouse holds no power.
+    let refused = hall
+        .fetch(with_timeout(
+            for_item(&s.subject, &s.spouse, "PF-WITHDRAWAL"),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect_err("no power to the spouse");
+    assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
+    // Without an item there is nothing a power could cover.
+    let refused = hall
+        .fetch(with_timeout(
+            request(&s.subject, &s.attorney, Relation::Attorney),
+            FETCH_TIMEOUT,
+        ))
+        .await
+        .expect_err("no item");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

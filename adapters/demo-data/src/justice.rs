@@ -38,6 +38,8 @@ static TABLES: &[Table] = &[
             Column::new("notary_name", Text),
             Column::nullable("country_of_use", Text),
             Column::new("issue_date", Date),
+            Column::nullable("agent_id_number", Text),
+            Column::nullable("covered_item", Text),
         ],
     },
     Table {
@@ -144,6 +146,11 @@ fn notarial_certificates(p: &Person, population: &Population) -> Vec<Value> {
                     "新加坡",
                 ])
             });
+            // A power of attorney names its agent (the next citizen of the
+            // population: no draw, so every other field stays as it was)
+            // and covers the provident fund withdrawal.
+            let power =
+                (matter == "power_of_attorney").then(|| (agent_of(population, c), PF_WITHDRAWAL));
             json!({
                 "certificate_no": format!(
                     "（{}）皖{}证字第{}号",
@@ -158,9 +165,23 @@ fn notarial_certificates(p: &Person, population: &Population) -> Vec<Value> {
                 "notary_name": colleague(&mut rng, population, c),
                 "country_of_use": country,
                 "issue_date": iso(issued),
+                "agent_id_number": power.map(|(agent, _)| agent),
+                "covered_item": power.map(|(_, item)| item),
             })
         })
         .collect()
+}
+
+/// The approval item the demo's powers of attorney cover.
+const PF_WITHDRAWAL: &str = "PF-WITHDRAWAL";
+
+/// The agent of `c`'s power of attorney: the next citizen of the population.
+fn agent_of<'a>(population: &'a Population, c: &Citizen) -> &'a str {
+    let next = usize::try_from(c.index + 1).unwrap_or(0) % population.citizens.len().max(1);
+    population
+        .citizens
+        .get(next)
+        .map_or("", |agent| agent.id_number.as_str())
 }
 
 const LAW_FIRM_NAMES: &[&str] = &[
