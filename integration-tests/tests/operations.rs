@@ -165,6 +165,9 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
             .is_some_and(|m| m.contains("not shown as the subject's spouse")),
         "{agency}"
     );
+    let by_attorney = agency["by_attorney"].as_array().expect("attorney results");
+    assert_eq!(by_attorney.len(), pf.len(), "{agency}");
+    assert!(by_attorney.iter().all(|r| r["status"] == "OK"), "{agency}");
     // Every fetch names the gateway (its audit chain) that answered it.
     let answered = doc["answered_by"].as_array().expect("answered_by");
     assert_eq!(answered.len(), 7, "{}", context());

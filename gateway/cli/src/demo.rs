@@ -456,6 +456,9 @@ struct Agency {
     former_spouse: String,
     /// Why the former spouse was refused.
     former_refused: String,
+    /// The citizen's attorney (a notarised power covering the item).
+    attorney: String,
+    by_attorney: Vec<RecordResult>,
 }
 
 /// What the demo's fetches answered.
@@ -630,25 +633,35 @@ async fn family_agency(
             })
     };
     let (spouse, former_spouse) = (partner("married")?, partner("divorced")?);
-    let request = |applicant: &str| FetchRequest {
+    // The demo data's powers of attorney name the next citizen as agent.
+    let attorney = population
+        .citizens
+        .get(xgate_synth::SAMPLE_CITIZEN as usize + 1)
+        .map(|c| c.id_number.clone())
+        .context("the demo population has no attorney for the sample citizen")?;
+    let request = |applicant: &str, relation: Relation| FetchRequest {
         approval_item: PF_ITEM.into(),
         representation: Some(Representation {
             applicant_id: applicant.to_owned(),
-            relation: Relation::Spouse as i32,
+            relation: relation as i32,
         }),
         ..subject_request(SubjectKind::ResidentId, citizen)
     };
-    let (results, by) = fetch_request(url, pf, request(&spouse)).await?;
-    let former_refused = match fetch_request(url, pf, request(&former_spouse)).await {
-        Ok(_) => anyhow::bail!("the gateway let a former spouse apply for the subject"),
-        Err(e) => format!("{e:#}"),
-    };
+    let (results, by) = fetch_request(url, pf, request(&spouse, Relation::Spouse)).await?;
+    let former_refused =
+        match fetch_request(url, pf, request(&former_spouse, Relation::Spouse)).await {
+            Ok(_) => anyhow::bail!("the gateway let a former spouse apply for the subject"),
+            Err(e) => format!("{e:#}"),
+        };
+    let (by_attorney, _) = fetch_request(url, pf, request(&attorney, Relation::Attorney)).await?;
     Ok((
         Agency {
             spouse,
             results,
             former_spouse,
             former_refused,
+            attorney,
+            by_attorney,
         },
         by,
     ))
@@ -722,6 +735,8 @@ fn print_json(
             "results": o.agency.results.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
             "former_spouse": o.agency.former_spouse,
             "former_spouse_refused": o.agency.former_refused,
+            "attorney": o.agency.attorney,
+            "by_attorney": o.agency.by_attorney.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
         },
         "gappy_citizen": {
             "subject": o.gappy_id,
@@ -800,6 +815,18 @@ fn print_tables(o: &Outcome) -> std::io::Result<()> {
         "The citizen's former spouse {} tries the same: {}",
         o.agency.former_spouse,
         o.agency.former_refused
+    )?;
+    let ok = |results: &[RecordResult]| {
+        results
+            .iter()
+            .filter(|r| r.status == xgate_proto::v1::RecordStatus::Ok as i32)
+            .count()
+    };
+    crate::outln!(
+        "The citizen's attorney {} (a notarised power covering {PF_ITEM}, checked at the justice bureau): {} of {} types OK",
+        o.agency.attorney,
+        ok(&o.agency.by_attorney),
+        o.agency.by_attorney.len()
     )?;
     crate::outln!()?;
     let missing = o.gappy_missing();
