@@ -143,6 +143,27 @@ fn subject(id: &str) -> Subject {
     }
 }
 
+/// How the subject stood in an access, from its entry's `detail`: a
+/// representative (relation and the start of the applicant's keyed hash),
+/// the subject's own scanned code, or nothing (a fetch by raw ID).
+fn applied(detail: &str) -> String {
+    let Ok(detail) = serde_json::from_str::<serde_json::Value>(detail) else {
+        return String::new();
+    };
+    let rep = &detail["representation"];
+    let by = rep["relation"].as_str().map(|relation| {
+        let applicant = rep["applicant_hmac"].as_str().unwrap_or_default();
+        format!(
+            "by {relation} {}…",
+            applicant.get(..12).unwrap_or(applicant)
+        )
+    });
+    let code = detail["subject_code"]
+        .is_object()
+        .then(|| "code scanned".to_owned());
+    by.into_iter().chain(code).collect::<Vec<_>>().join(", ")
+}
+
 fn entry_json(e: &AuditEntry) -> serde_json::Value {
     let time = e
         .time
@@ -229,14 +250,15 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                 report.denied
             )?;
             crate::outln!(
-                "{:<27} {:<24} {:<14} {:<18} {:<16} {:<34} {:<6} STATUS",
+                "{:<27} {:<24} {:<14} {:<18} {:<16} {:<34} {:<6} {:<14} APPLIED",
                 "TIME",
                 "REQUESTER",
                 "OPERATOR",
                 "PURPOSE",
                 "CASE",
                 "RECORD TYPE",
-                "DECIS."
+                "DECIS.",
+                "STATUS"
             )?;
             for e in &report.accesses {
                 let time = entry_json(e)["time"]
@@ -244,7 +266,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                     .unwrap_or_default()
                     .to_owned();
                 crate::outln!(
-                    "{:<27} {:<24} {:<14} {:<18} {:<16} {:<34} {:<6} {}",
+                    "{:<27} {:<24} {:<14} {:<18} {:<16} {:<34} {:<6} {:<14} {}",
                     time,
                     e.requester,
                     e.operator_id,
@@ -252,7 +274,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                     e.case_id,
                     e.record_type,
                     e.decision,
-                    e.status
+                    e.status,
+                    applied(&e.detail)
                 )?;
             }
             Ok(())
@@ -480,5 +503,22 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_secs(args.every)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::applied;
+
+    #[test]
+    fn the_report_names_a_representative_and_a_scanned_code() {
+        let detail = r#"{"representation":{"applicant_hmac":"0123456789abcdef0123","relation":"spouse","evidence":"marriage_registration.is_spouse_of@r1"},"subject_code":{"issuer":"demo","nonce":"ab"}}"#;
+        assert_eq!(applied(detail), "by spouse 0123456789ab…, code scanned");
+        assert_eq!(
+            applied(r#"{"subject_code":{"issuer":"demo"}}"#),
+            "code scanned"
+        );
+        assert_eq!(applied(""), "");
+        assert_eq!(applied("{}"), "");
     }
 }
