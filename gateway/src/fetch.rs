@@ -171,6 +171,7 @@ pub async fn plan(
                 Outcome::Denied {
                     policy_ids: decision.policy_ids.clone(),
                     policy_set_version: version,
+                    reasons: decision.reasons.clone(),
                 },
             ));
             continue;

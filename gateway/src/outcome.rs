@@ -47,6 +47,8 @@ pub enum Outcome {
     Denied {
         policy_ids: Vec<String>,
         policy_set_version: String,
+        /// The denying policies' `@reason`s: what the caller lacks.
+        reasons: Vec<String>,
     },
     /// A permit matched, but the requester's daily quota of the type is spent.
     QuotaSpent { permit: Permit, limit: u32 },
@@ -119,15 +121,22 @@ impl Outcome {
             Outcome::Denied {
                 policy_ids,
                 policy_set_version,
+                reasons,
             } => {
                 let text = if policy_ids.iter().any(|id| id == xgate_policy::DEFAULT_DENY) {
                     format!(
                         "no policy permits this (default deny; policy set {policy_set_version})"
                     )
-                } else {
+                } else if reasons.is_empty() {
                     format!(
                         "denied by policy {} (policy set {policy_set_version})",
                         policy_ids.join(", ")
+                    )
+                } else {
+                    format!(
+                        "denied by policy {}: {} (policy set {policy_set_version})",
+                        policy_ids.join(", "),
+                        reasons.join("; ")
                     )
                 };
                 (RecordStatus::Denied, text)
@@ -361,9 +370,20 @@ mod tests {
         let denied = Outcome::Denied {
             policy_ids: vec![xgate_policy::DEFAULT_DENY.into()],
             policy_set_version: "v1".into(),
+            reasons: Vec::new(),
         };
         let (status, text) = denied.status("d");
         assert_eq!(status, RecordStatus::Denied);
         assert!(text.contains("default deny"), "{text}");
+        let guarded = Outcome::Denied {
+            policy_ids: vec!["needs-the-subjects-say".into()],
+            policy_set_version: "v1".into(),
+            reasons: vec!["needs the subject's code or a consent on record".into()],
+        };
+        assert_eq!(
+            guarded.status("d").1,
+            "denied by policy needs-the-subjects-say: needs the subject's code or a consent on \
+             record (policy set v1)"
+        );
     }
 }

@@ -27,6 +27,7 @@ const ISSUER: &str = "test-identity";
 const LICENCE: &str = "driving_licence";
 const GUARD: &str = r#"
 @id("licence-needs-the-subjects-say")
+@reason("needs the subject's scanned code or a consent on record")
 forbid (principal, action, resource in RecordType::"driving_licence")
 unless { context.explicit_request || context.consent };
 "#;
@@ -89,7 +90,9 @@ async fn a_consent_on_record_releases_a_guarded_type_until_it_is_revoked() {
     let denied = fetch().await;
     assert_eq!(status_of(&denied), RecordStatus::Denied);
     assert!(
-        denied.error.contains("licence-needs-the-subjects-say"),
+        denied.error.contains(
+            "licence-needs-the-subjects-say: needs the subject's scanned code or a consent on record"
+        ),
         "{denied:?}"
     );
 

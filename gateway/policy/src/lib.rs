@@ -69,6 +69,10 @@ pub const DEFAULT_DENY: &str = "default deny";
 pub const NOT_SHARED: &str = "not shared";
 /// The annotation giving a permit policy's per-requester daily quota on a record type.
 pub const QUOTA_ANNOTATION: &str = "daily_quota";
+/// `@reason("...")` on a forbid policy: what a caller it denies lacks, in
+/// words the caller can act on; carried in [`Decision::reasons`] and the
+/// denied result's message.
+pub const REASON_ANNOTATION: &str = "reason";
 /// The local time zone of `context.local_time`: China Standard Time, UTC+8 all year.
 pub const LOCAL_OFFSET_SECONDS: i32 = 8 * 3600;
 /// Memoised decisions kept per set before the memo is emptied (entries keyed by minute
@@ -91,6 +95,7 @@ pub struct PolicySet {
     requester_type: EntityTypeName,
     read_action: EntityUid,
     quotas: HashMap<String, Option<u32>>,
+    reasons: HashMap<String, String>,
     permits: HashMap<String, bool>,
     purposes: Vec<Purpose>,
     items: Vec<ApprovalItem>,
@@ -167,6 +172,9 @@ pub struct Decision {
     /// When allowed: `None` if some determining permit has no `@daily_quota`, else the
     /// smallest quota among them (the gateway counts and answers RESOURCE_EXHAUSTED).
     pub daily_quota: Option<u32>,
+    /// When denied by policies carrying `@reason`: their reasons, in
+    /// `policy_ids` order.
+    pub reasons: Vec<String>,
     /// Set only by [`PolicySet::decide`] when allowing: flipping `allowed` yields nothing.
     permit: Option<Permit>,
 }
@@ -277,6 +285,7 @@ impl PolicySet {
             requester_type: built.requester_type,
             read_action: built.read_action,
             quotas: checked.quotas,
+            reasons: checked.reasons,
             permits: checked.permits,
             purposes: checked.data.purposes,
             items: checked.data.items,
@@ -466,12 +475,21 @@ impl PolicySet {
             view: Arc::clone(&view.view),
             policy_ids: policy_ids.clone(),
         });
+        let reasons = if allowed {
+            Vec::new()
+        } else {
+            policy_ids
+                .iter()
+                .filter_map(|id| self.reasons.get(id).cloned())
+                .collect()
+        };
         Decision {
             allowed,
             policy_ids,
             policy_set_version: Arc::clone(&self.version),
             errors,
             daily_quota,
+            reasons,
             permit,
         }
     }
@@ -521,6 +539,7 @@ impl PolicySet {
             policy_set_version: Arc::clone(&self.version),
             errors,
             daily_quota: None,
+            reasons: Vec::new(),
             permit: None,
         }
     }

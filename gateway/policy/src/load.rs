@@ -44,6 +44,8 @@ pub(crate) struct Checked {
     pub(crate) quotas: HashMap<String, Option<u32>>,
     /// Policy id -> whether it is a permit.
     pub(crate) permits: HashMap<String, bool>,
+    /// Policy id -> its `@reason`: what a denied caller can do about it.
+    pub(crate) reasons: HashMap<String, String>,
     pub(crate) data: Data,
 }
 
@@ -170,7 +172,11 @@ pub(crate) fn check(
     let mut scoped = Vec::with_capacity(named.len());
     let mut quotas = HashMap::with_capacity(named.len());
     let mut permits = HashMap::with_capacity(named.len());
+    let mut reasons = HashMap::new();
     for (id, named) in named {
+        if let Some(reason) = named.scoped.policy.annotation(crate::REASON_ANNOTATION) {
+            reasons.insert(id.clone(), reason.to_owned());
+        }
         permits.insert(
             id.clone(),
             named.scoped.policy.effect() == cedar_policy::Effect::Permit,
@@ -183,6 +189,7 @@ pub(crate) fn check(
         scoped,
         quotas,
         permits,
+        reasons,
         data,
     })
 }

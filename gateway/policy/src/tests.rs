@@ -1184,6 +1184,7 @@ unless { context.explicit_request };
 fn a_consent_on_record_lifts_the_guard_too() {
     const GUARD: &str = r#"
 @id("conditional-needs-the-subjects-say")
+@reason("a conditional type needs the subject's scanned code or a consent on record")
 forbid (principal, action, resource is View)
 when { resource.sharing_class == "conditional" }
 unless { context.explicit_request || context.consent };
@@ -1205,8 +1206,15 @@ unless { context.explicit_request || context.consent };
         })
     };
     for _ in 0..2 {
-        assert!(!ask(false).allowed);
-        assert!(ask(true).allowed);
+        let refused = ask(false);
+        assert!(!refused.allowed);
+        assert_eq!(
+            refused.reasons,
+            ["a conditional type needs the subject's scanned code or a consent on record"]
+        );
+        let allowed = ask(true);
+        assert!(allowed.allowed);
+        assert!(allowed.reasons.is_empty());
     }
 }
 

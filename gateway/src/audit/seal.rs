@@ -386,6 +386,7 @@ mod tests {
         Outcome::Denied {
             policy_ids: vec![xgate_policy::DEFAULT_DENY.into()],
             policy_set_version: "v".into(),
+            reasons: Vec::new(),
         }
     }
 
