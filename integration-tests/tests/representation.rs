@@ -17,6 +17,7 @@ use xgate_integration_tests::{
     FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv, grants,
 };
 use xgate_proto::v1::audit_client::AuditClient;
+use xgate_proto::v1::exchange_client::ExchangeClient;
 use xgate_proto::v1::{
     AuditQueryRequest, FetchRequest, RecordStatus, Relation, Representation, Subject,
 };
@@ -144,6 +145,17 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
     }
 }
 
+/// The status of a fetch the gateway must refuse as a whole.
+async fn refusal(
+    client: &mut ExchangeClient<tonic::transport::Channel>,
+    request: FetchRequest,
+) -> tonic::Status {
+    client
+        .fetch(with_timeout(request, FETCH_TIMEOUT))
+        .await
+        .expect_err("the fetch is refused")
+}
+
 fn reason(status: &tonic::Status) -> String {
     status
         .get_details_error_info()
@@ -175,25 +187,17 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
 
     // Someone the marriage does not name.
     let stranger = resident("34160219600202002");
-    let refused = hall
-        .fetch(with_timeout(
-            request(&s.subject, &stranger, Relation::Spouse),
-            FETCH_TIMEOUT,
-        ))
-        .await
-        .expect_err("not the spouse");
+    let refused = refusal(&mut hall, request(&s.subject, &stranger, Relation::Spouse)).await;
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
     assert!(refused.message().contains("spouse"), "{refused:?}");
 
     // No record type verifies a guardian: not taken on the applicant's word.
-    let refused = hall
-        .fetch(with_timeout(
-            request(&s.subject, &s.spouse, Relation::Guardian),
-            FETCH_TIMEOUT,
-        ))
-        .await
-        .expect_err("guardian");
+    let refused = refusal(
+        &mut hall,
+        request(&s.subject, &s.spouse, Relation::Guardian),
+    )
+    .await;
     assert_eq!(
         refused.code(),
         tonic::Code::FailedPrecondition,
@@ -202,13 +206,7 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
     assert_eq!(reason(&refused), "REPRESENTATION_UNVERIFIABLE");
 
     // The subject applying for themselves names no representation.
-    let refused = hall
-        .fetch(with_timeout(
-            request(&s.subject, &s.subject, Relation::Spouse),
-            FETCH_TIMEOUT,
-        ))
-        .await
-        .expect_err("self");
+    let refused = refusal(&mut hall, request(&s.subject, &s.subject, Relation::Spouse)).await;
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
 
     // A requester without the check's grant cannot use representation.
@@ -217,13 +215,11 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
         .exchange(s.gateway.addr(), "no-grant-bureau")
         .await
         .expect("outsider");
-    let refused = outsider
-        .fetch(with_timeout(
-            request(&s.subject, &s.spouse, Relation::Spouse),
-            FETCH_TIMEOUT,
-        ))
-        .await
-        .expect_err("no grant for the check");
+    let refused = refusal(
+        &mut outsider,
+        request(&s.subject, &s.spouse, Relation::Spouse),
+    )
+    .await;
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     assert_eq!(reason(&refused), "REPRESENTATION_CHECK_DENIED");
 
@@ -300,33 +296,19 @@ async fn an_attorney_applies_only_for_the_item_the_power_covers() {
         .expect("the covered item")
         .into_inner();
     assert!(!covered.results.is_empty(), "{covered:?}");
-    let refused = hall
-        .fetch(with_timeout(
-            for_item(&s.subject, &s.attorney, "PF-LOAN"),
-            FETCH_TIMEOUT,
-        ))
-        .await
-        .expect_err("an item the power does not cover");
+    let refused = refusal(&mut hall, for_item(&s.subject, &s.attorney, "PF-LOAN")).await;
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
     assert!(refused.message().contains("attorney"), "{refused:?}");
     // The spouse holds no power.
-    let refused = hall
-        .fetch(with_timeout(
-            for_item(&s.subject, &s.spouse, "PF-WITHDRAWAL"),
-            FETCH_TIMEOUT,
-        ))
-        .await
-        .expect_err("no power to the spouse");
+    let refused = refusal(&mut hall, for_item(&s.subject, &s.spouse, "PF-WITHDRAWAL")).await;
     assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
     // Without an item there is nothing a power could cover.
-    let refused = hall
-        .fetch(with_timeout(
-            request(&s.subject, &s.attorney, Relation::Attorney),
-            FETCH_TIMEOUT,
-        ))
-        .await
-        .expect_err("no item");
+    let refused = refusal(
+        &mut hall,
+        request(&s.subject, &s.attorney, Relation::Attorney),
+    )
+    .await;
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
 }
 
