@@ -259,8 +259,9 @@ impl GatewayState {
         Ok((job, policies))
     }
 
-    /// Runs a fetch of the gateway's own to the end (plan, calls, seal):
-    /// the relation check of a representation.
+    /// Runs a fetch to the end: plan, calls, then one audit append for all
+    /// of its results (nothing leaves before the end). A unary `Fetch`, and
+    /// the gateway's own relation check of a representation.
     pub(crate) async fn run(
         &self,
         job: FetchJob,
@@ -356,11 +357,7 @@ impl ExchangeService {
             job.fetch.purpose.clone(),
             job.started,
         );
-        let (plan, ctx) = self.0.plan((job, policies), trace_id).await;
-        // Nothing of a unary fetch leaves before the end: one audit append
-        // for all of its results.
-        let settled = fetch::collect(plan).await;
-        let (results, receipt) = audit::respond(audit::seal(&self.0.auditor, &ctx, settled).await);
+        let (results, receipt) = self.0.run(job, policies, trace_id).await;
         count_records(&results);
         log_fetch(&request_id, &requester, &purpose, &results, started);
         let mut response = Response::new(FetchResponse {

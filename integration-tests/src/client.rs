@@ -80,6 +80,18 @@ pub fn fetch_request<S: Into<String>>(
     }
 }
 
+/// A Fetch under [`crate::FETCH_TIMEOUT`]: the answer, or the status of a
+/// fetch refused as a whole.
+pub async fn fetch(
+    client: &mut ExchangeClient<Channel>,
+    request: FetchRequest,
+) -> Result<xgate_proto::v1::FetchResponse, tonic::Status> {
+    client
+        .fetch(with_timeout(request, crate::FETCH_TIMEOUT))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// `message` with a grpc-timeout.
 pub fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);

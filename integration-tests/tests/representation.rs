@@ -10,14 +10,11 @@
 use serde_json::Value;
 use tonic_types::StatusExt as _;
 use xgate_catalog::SubjectKind;
-use xgate_integration_tests::client::{self, status_of, with_timeout};
+use xgate_integration_tests::client::{self, status_of};
 use xgate_integration_tests::fixture::FixtureDepartment;
 use xgate_integration_tests::records::SUBJECT;
-use xgate_integration_tests::{
-    FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv, grants,
-};
+use xgate_integration_tests::{GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv, grants};
 use xgate_proto::v1::audit_client::AuditClient;
-use xgate_proto::v1::exchange_client::ExchangeClient;
 use xgate_proto::v1::{
     AuditQueryRequest, FetchRequest, RecordStatus, Relation, Representation, Subject,
 };
@@ -145,17 +142,6 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
     }
 }
 
-/// The status of a fetch the gateway must refuse as a whole.
-async fn refusal(
-    client: &mut ExchangeClient<tonic::transport::Channel>,
-    request: FetchRequest,
-) -> tonic::Status {
-    client
-        .fetch(with_timeout(request, FETCH_TIMEOUT))
-        .await
-        .expect_err("the fetch is refused")
-}
-
 fn reason(status: &tonic::Status) -> String {
     status
         .get_details_error_info()
@@ -171,14 +157,9 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
         .exchange(s.gateway.addr(), PROVIDENT_FUND)
         .await
         .expect("hall");
-    let answer = hall
-        .fetch(with_timeout(
-            request(&s.subject, &s.spouse, Relation::Spouse),
-            FETCH_TIMEOUT,
-        ))
+    let answer = client::fetch(&mut hall, request(&s.subject, &s.spouse, Relation::Spouse))
         .await
-        .expect("a verified spouse fetches")
-        .into_inner();
+        .expect("a verified spouse fetches");
     assert_eq!(
         status_of(&answer.results[0]),
         RecordStatus::Ok,
@@ -187,17 +168,20 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
 
     // Someone the marriage does not name.
     let stranger = resident("34160219600202002");
-    let refused = refusal(&mut hall, request(&s.subject, &stranger, Relation::Spouse)).await;
+    let refused = client::fetch(&mut hall, request(&s.subject, &stranger, Relation::Spouse))
+        .await
+        .expect_err("refused");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
     assert!(refused.message().contains("spouse"), "{refused:?}");
 
     // No record type verifies a guardian: not taken on the applicant's word.
-    let refused = refusal(
+    let refused = client::fetch(
         &mut hall,
         request(&s.subject, &s.spouse, Relation::Guardian),
     )
-    .await;
+    .await
+    .expect_err("refused");
     assert_eq!(
         refused.code(),
         tonic::Code::FailedPrecondition,
@@ -206,7 +190,9 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
     assert_eq!(reason(&refused), "REPRESENTATION_UNVERIFIABLE");
 
     // The subject applying for themselves names no representation.
-    let refused = refusal(&mut hall, request(&s.subject, &s.subject, Relation::Spouse)).await;
+    let refused = client::fetch(&mut hall, request(&s.subject, &s.subject, Relation::Spouse))
+        .await
+        .expect_err("refused");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
 
     // A requester without the check's grant cannot use representation.
@@ -215,11 +201,12 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
         .exchange(s.gateway.addr(), "no-grant-bureau")
         .await
         .expect("outsider");
-    let refused = refusal(
+    let refused = client::fetch(
         &mut outsider,
         request(&s.subject, &s.spouse, Relation::Spouse),
     )
-    .await;
+    .await
+    .expect_err("refused");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     assert_eq!(reason(&refused), "REPRESENTATION_CHECK_DENIED");
 
@@ -287,28 +274,31 @@ async fn an_attorney_applies_only_for_the_item_the_power_covers() {
         .exchange(s.gateway.addr(), PROVIDENT_FUND)
         .await
         .expect("hall");
-    let covered = hall
-        .fetch(with_timeout(
-            for_item(&s.subject, &s.attorney, "PF-WITHDRAWAL"),
-            FETCH_TIMEOUT,
-        ))
-        .await
-        .expect("the covered item")
-        .into_inner();
+    let covered = client::fetch(
+        &mut hall,
+        for_item(&s.subject, &s.attorney, "PF-WITHDRAWAL"),
+    )
+    .await
+    .expect("the covered item");
     assert!(!covered.results.is_empty(), "{covered:?}");
-    let refused = refusal(&mut hall, for_item(&s.subject, &s.attorney, "PF-LOAN")).await;
+    let refused = client::fetch(&mut hall, for_item(&s.subject, &s.attorney, "PF-LOAN"))
+        .await
+        .expect_err("refused");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
     assert!(refused.message().contains("attorney"), "{refused:?}");
     // The spouse holds no power.
-    let refused = refusal(&mut hall, for_item(&s.subject, &s.spouse, "PF-WITHDRAWAL")).await;
+    let refused = client::fetch(&mut hall, for_item(&s.subject, &s.spouse, "PF-WITHDRAWAL"))
+        .await
+        .expect_err("refused");
     assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
     // Without an item there is nothing a power could cover.
-    let refused = refusal(
+    let refused = client::fetch(
         &mut hall,
         request(&s.subject, &s.attorney, Relation::Attorney),
     )
-    .await;
+    .await
+    .expect_err("refused");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
 }
 
@@ -325,32 +315,25 @@ unless { context.representation == "" };
         .exchange(s.gateway.addr(), PROVIDENT_FUND)
         .await
         .expect("hall");
-    let by_spouse = hall
-        .fetch(with_timeout(
-            request(&s.subject, &s.spouse, Relation::Spouse),
-            FETCH_TIMEOUT,
-        ))
+    let by_spouse = client::fetch(&mut hall, request(&s.subject, &s.spouse, Relation::Spouse))
         .await
-        .expect("fetch")
-        .into_inner();
+        .expect("fetch");
     let result = &by_spouse.results[0];
     assert_eq!(status_of(result), RecordStatus::Denied, "{result:?}");
     assert!(
         result.error.contains("licence-only-to-the-subject"),
         "{result:?}"
     );
-    let by_subject = hall
-        .fetch(with_timeout(
-            client::fetch_request(
-                SubjectKind::ResidentId,
-                &s.subject,
-                [LICENCE],
-                GENERAL_APPROVAL,
-            ),
-            FETCH_TIMEOUT,
-        ))
-        .await
-        .expect("fetch")
-        .into_inner();
+    let by_subject = client::fetch(
+        &mut hall,
+        client::fetch_request(
+            SubjectKind::ResidentId,
+            &s.subject,
+            [LICENCE],
+            GENERAL_APPROVAL,
+        ),
+    )
+    .await
+    .expect("fetch");
     assert_eq!(status_of(&by_subject.results[0]), RecordStatus::Ok);
 }
