@@ -4,11 +4,14 @@
 //! A fetch may name an applicant (a resident ID) and the relation claimed
 //! ([`xgate_proto::v1::Representation`]). Before any of the fetch's own
 //! decisions, [`verify`] asks the department that registers the relation —
-//! a marriage in force at civil affairs for a spouse, a notarised power of
-//! attorney at the justice bureau for an attorney — through a fetch of
-//! its own: the predicate view of [`CHECKS`] about the subject, with the
-//! applicant (and, for an attorney, the fetch's approval item: a power
-//! covers items) as parameters, under the purpose [`PURPOSE`]. So the check is
+//! a marriage in force at civil affairs for a spouse; the household
+//! registration at public security for a parent, a child (the applicant's
+//! registration names the subject as parent) or a guardian; a notarised power
+//! of attorney at the justice bureau for an attorney — through a fetch of
+//! its own: the predicate view of [`CHECKS`] about the subject (or, for a
+//! child, about the applicant), with the other person (and, for an attorney,
+//! the fetch's approval item: a power covers items) as parameters, under the
+//! purpose [`PURPOSE`]. So the check is
 //! policy-checked (a requester needs a grant for it), audited under the
 //! subject like any fetch, and answered from the record cache within the
 //! record type's freshness. Only a verified relation reaches the policies
@@ -37,8 +40,18 @@ pub const PURPOSE: &str = "REPRESENTATION-CHECK";
 /// The `google.rpc.ErrorInfo` domain of representation refusals.
 const DOMAIN: &str = "xgate";
 
-/// How one relation is verified: a predicate view about the subject whose
-/// parameter `param` takes the applicant's ID.
+/// Whose record a check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    /// The subject's record names the applicant.
+    Subject,
+    /// The applicant's record names the subject (a child's registration
+    /// names the parent, not the other way round).
+    Applicant,
+}
+
+/// How one relation is verified: a predicate view about `about` whose
+/// parameter `param` takes the other person's ID.
 #[derive(Debug, Clone, Copy)]
 pub struct Check {
     pub relation: Relation,
@@ -46,22 +59,50 @@ pub struct Check {
     pub name: &'static str,
     pub record_type: &'static str,
     pub view: &'static str,
+    pub about: About,
     pub param: &'static str,
     /// The view's parameter that takes the fetch's approval item: the
     /// relation holds only for that item (a power of attorney covers items).
     pub item_param: Option<&'static str>,
 }
 
-/// The relations the catalog can verify. Parents, children and guardians
-/// have no record type naming both people by resident ID yet (a birth
-/// certificate names the mother and father, not the child's number): they
-/// are refused as unverifiable rather than taken on the applicant's word.
+/// The relations the gateway verifies, one check each. A relation without
+/// one would be refused as unverifiable rather than taken on the
+/// applicant's word.
 pub const CHECKS: &[Check] = &[
     Check {
         relation: Relation::Spouse,
         name: "spouse",
         record_type: "marriage_registration",
         view: "is_spouse_of",
+        about: About::Subject,
+        param: "person",
+        item_param: None,
+    },
+    Check {
+        relation: Relation::Parent,
+        name: "parent",
+        record_type: "household_registration",
+        view: "has_parent",
+        about: About::Subject,
+        param: "person",
+        item_param: None,
+    },
+    Check {
+        relation: Relation::Child,
+        name: "child",
+        record_type: "household_registration",
+        view: "has_parent",
+        about: About::Applicant,
+        param: "person",
+        item_param: None,
+    },
+    Check {
+        relation: Relation::Guardian,
+        name: "guardian",
+        record_type: "household_registration",
+        view: "has_guardian",
+        about: About::Subject,
         param: "person",
         item_param: None,
     },
@@ -70,6 +111,7 @@ pub const CHECKS: &[Check] = &[
         name: "attorney",
         record_type: "notarial_certificate",
         view: "authorises_agent_for",
+        about: About::Subject,
         param: "agent",
         item_param: Some("item"),
     },
@@ -155,16 +197,22 @@ pub async fn verify(
             "the policy set declares no purpose `{PURPOSE}`, under which relations are checked"
         )));
     }
+    let subject = &main.fetch.subject_id;
+    // The check reads one person's record and names the other.
+    let (read, named) = match check.about {
+        About::Subject => (subject, &applicant_id),
+        About::Applicant => (&applicant_id, subject),
+    };
     let job = FetchJob {
         request_id: uuid::Uuid::now_v7().to_string(),
         requester: main.requester.clone(),
         fetch: ValidFetch {
             subject_kind: SubjectKind::ResidentId,
-            subject_id: main.fetch.subject_id.clone(),
+            subject_id: read.clone(),
             wanted: vec![Wanted {
                 record_type: check.record_type.to_owned(),
                 view: Some(check.view.to_owned()),
-                params: check_params(check, &applicant_id, main.fetch.item.as_deref()),
+                params: check_params(check, named, main.fetch.item.as_deref()),
             }],
             purpose: PURPOSE.to_owned(),
             item: None,
@@ -237,9 +285,9 @@ pub async fn verify(
     }
 }
 
-/// The check view's parameters: the applicant, and the item if it takes one.
-fn check_params(check: &Check, applicant_id: &str, item: Option<&str>) -> BTreeMap<String, String> {
-    let mut params = BTreeMap::from([(check.param.to_owned(), applicant_id.to_owned())]);
+/// The check view's parameters: the person named, and the item if it takes one.
+fn check_params(check: &Check, named: &str, item: Option<&str>) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::from([(check.param.to_owned(), named.to_owned())]);
     if let (Some(param), Some(item)) = (check.item_param, item) {
         params.insert(param.to_owned(), item.to_owned());
     }
@@ -276,5 +324,25 @@ mod tests {
             }
             assert_eq!(p.params.len(), 1 + usize::from(check.item_param.is_some()));
         }
+    }
+
+    #[test]
+    fn every_relation_has_exactly_one_check() {
+        for relation in [
+            Relation::Spouse,
+            Relation::Parent,
+            Relation::Child,
+            Relation::Guardian,
+            Relation::Attorney,
+        ] {
+            assert_eq!(
+                CHECKS.iter().filter(|c| c.relation == relation).count(),
+                1,
+                "{relation:?}"
+            );
+        }
+        // A child is shown by their own registration naming the subject.
+        let child = CHECKS.iter().find(|c| c.relation == Relation::Child);
+        assert_eq!(child.map(|c| c.about), Some(About::Applicant));
     }
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use xgate_catalog::Catalog;
+use xgate_proto::v1::consent_client::ConsentClient;
 use xgate_proto::v1::exchange_client::ExchangeClient;
 use xgate_proto::v1::registry_client::RegistryClient;
-use xgate_proto::v1::{FetchRequest, RecordResult, RecordStatus, Subject};
+use xgate_proto::v1::{FetchRequest, GrantConsentRequest, RecordResult, RecordStatus, Subject};
 use xgate_tls::TlsFiles;
 
 /// Largest answer the test clients accept (every record type of a subject).
@@ -111,6 +112,54 @@ pub fn types_of(
         .filter(|rt| department.is_none_or(|d| rt.department == d))
         .map(|rt| rt.id.clone())
         .collect()
+}
+
+/// [`types_of`] without the conditionally shared types: what the repository's
+/// policies let the demo hall fetch in full without an approval item and
+/// without the subject's say (a scanned code or a consent; see
+/// `policies/guards.cedar`).
+pub fn unconditional_types_of(
+    catalog: &Catalog,
+    kind: xgate_catalog::SubjectKind,
+    department: Option<&str>,
+) -> Vec<String> {
+    catalog
+        .record_types()
+        .filter(|rt| rt.subject_kind == kind)
+        .filter(|rt| rt.sharing_class == xgate_catalog::SharingClass::Unconditional)
+        .filter(|rt| department.is_none_or(|d| rt.department == d))
+        .map(|rt| rt.id.clone())
+        .collect()
+}
+
+/// The citizen platform (`platform`: its certificate) records the consent of
+/// the citizen `subject` for `grantee` to fetch `record_types` for `purpose`,
+/// valid for a day; evidence: a signed form. The id of the consent.
+pub async fn consent(
+    addr: SocketAddr,
+    platform: &TlsFiles,
+    subject: &str,
+    grantee: &str,
+    purpose: &str,
+    record_types: Vec<String>,
+) -> anyhow::Result<String> {
+    let mut client = ConsentClient::new(connect(addr, platform).await?);
+    let consent = client
+        .grant(GrantConsentRequest {
+            subject: Some(Subject {
+                kind: proto_kind(xgate_catalog::SubjectKind::ResidentId) as i32,
+                id: subject.to_owned(),
+            }),
+            grantee: grantee.to_owned(),
+            purpose: purpose.to_owned(),
+            record_types,
+            valid_until: Some((std::time::SystemTime::now() + Duration::from_secs(86_400)).into()),
+            evidence_ref: "FORM-TEST-0001".to_owned(),
+            ..GrantConsentRequest::default()
+        })
+        .await?
+        .into_inner();
+    Ok(consent.id)
 }
 
 /// The status of a result (`Unspecified` for a value outside the enum).

@@ -58,6 +58,8 @@ pub struct FixtureDepartment {
     delay: Duration,
     hang: bool,
     mode: ModeSwitch,
+    /// Serve a record only to a lookup of the subject its `id_number` names.
+    per_subject: bool,
     lookups: Arc<AtomicUsize>,
     traces: Arc<Mutex<Vec<SeenTrace>>>,
     /// Record-type lookups running now, and the most ever at once.
@@ -101,6 +103,7 @@ impl FixtureDepartment {
             delay: Duration::ZERO,
             hang: false,
             mode: ModeSwitch(Arc::new(AtomicU8::new(Mode::Ok as u8))),
+            per_subject: false,
             lookups: Arc::new(AtomicUsize::new(0)),
             traces: Arc::new(Mutex::new(Vec::new())),
             running: Arc::new(AtomicUsize::new(0)),
@@ -118,6 +121,14 @@ impl FixtureDepartment {
     /// the looked-up subject; none means NOT_FOUND).
     pub fn serving(mut self, record_type: &str, records: Vec<Value>) -> FixtureDepartment {
         self.records.insert(record_type.to_owned(), records);
+        self
+    }
+
+    /// Serves each record only to lookups of the subject its `id_number`
+    /// names (records of several people; [`crate::records::SUBJECT`] still
+    /// stands for whoever is looked up).
+    pub fn per_subject(mut self) -> FixtureDepartment {
+        self.per_subject = true;
         self
     }
 
@@ -191,6 +202,9 @@ impl Department for FixtureDepartment {
                 records
                     .iter()
                     .map(|r| about(r.clone(), &subject.id))
+                    .filter(|r| {
+                        !self.per_subject || r["id_number"].as_str() == Some(subject.id.as_str())
+                    })
                     .collect()
             })
             .unwrap_or_default())

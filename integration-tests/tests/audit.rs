@@ -40,7 +40,7 @@ fn citizen_subject(env: &TestEnv) -> Subject {
 }
 
 fn public_security_types(env: &TestEnv) -> Vec<String> {
-    client::types_of(
+    client::unconditional_types_of(
         env.catalog(),
         SubjectKind::ResidentId,
         Some("public-security"),

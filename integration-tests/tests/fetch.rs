@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use xgate_catalog::SubjectKind;
 use xgate_integration_tests::client::{
-    by_type, describe, fetch_request, status_of, types_of, with_timeout,
+    self, by_type, describe, fetch_request, status_of, types_of, unconditional_types_of,
+    with_timeout,
 };
 use xgate_integration_tests::fixture::FixtureDepartment;
 use xgate_integration_tests::records::{self, personal_tax_records};
@@ -90,6 +91,23 @@ async fn every_type_of_the_three_departments_is_fetched_valid_with_provenance() 
     };
     let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
     let subjects = env.subjects().clone();
+    // The citizen's consent lets the hall read her conditional types in full
+    // too (policies/guards.cedar), so every type is fetched.
+    let conditional: Vec<String> = env
+        .catalog()
+        .record_types()
+        .filter(|t| t.sharing_class == xgate_catalog::SharingClass::Conditional)
+        .map(|t| t.id.clone())
+        .collect();
+    client::consent(
+        gateway.addr(),
+        &env.pki().platform(),
+        &subjects.citizen,
+        APPROVAL_HALL,
+        GENERAL_APPROVAL,
+        conditional,
+    )
+    .await?;
 
     for (kind, subject) in [
         (SubjectKind::ResidentId, subjects.citizen.as_str()),
@@ -180,7 +198,7 @@ async fn records_as_json_are_the_records_the_receipt_signs() -> anyhow::Result<(
     let citizen = env.subjects().citizen.clone();
     let types: Vec<String> = DEPARTMENTS
         .iter()
-        .flat_map(|d| types_of(env.catalog(), SubjectKind::ResidentId, Some(d)))
+        .flat_map(|d| unconditional_types_of(env.catalog(), SubjectKind::ResidentId, Some(d)))
         .collect();
     let ask = |as_json: bool| {
         let mut request =
@@ -261,8 +279,8 @@ async fn fetch_stream_delivers_fast_departments_before_a_slow_one() -> anyhow::R
     let tax = env.start_fixture(slow_tax, &gateway).await?;
 
     let citizen = env.subjects().citizen.clone();
-    let tax_types = types_of(env.catalog(), SubjectKind::ResidentId, Some("tax"));
-    let ps_types = types_of(
+    let tax_types = unconditional_types_of(env.catalog(), SubjectKind::ResidentId, Some("tax"));
+    let ps_types = unconditional_types_of(
         env.catalog(),
         SubjectKind::ResidentId,
         Some("public-security"),
@@ -352,7 +370,7 @@ async fn a_killed_adapter_makes_only_its_records_unavailable() -> anyhow::Result
     let citizen = env.subjects().citizen.clone();
     let types: Vec<String> = DEPARTMENTS
         .iter()
-        .flat_map(|d| types_of(env.catalog(), SubjectKind::ResidentId, Some(d)))
+        .flat_map(|d| unconditional_types_of(env.catalog(), SubjectKind::ResidentId, Some(d)))
         .collect();
     let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
     let request = fetch_request(SubjectKind::ResidentId, &citizen, &types, GENERAL_APPROVAL);
@@ -417,7 +435,7 @@ async fn a_hanging_adapter_is_unavailable_within_the_callers_deadline() -> anyho
     let citizen = env.subjects().citizen.clone();
     let types: Vec<String> = ["public-security", "tax"]
         .iter()
-        .flat_map(|d| types_of(env.catalog(), SubjectKind::ResidentId, Some(d)))
+        .flat_map(|d| unconditional_types_of(env.catalog(), SubjectKind::ResidentId, Some(d)))
         .collect();
     let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
     let started = Instant::now();
@@ -496,6 +514,17 @@ async fn records_that_break_the_schema_or_concern_another_subject_are_not_releas
         "individual_income_tax_record",
         "no_tax_arrears_certificate",
     ];
+    // The arrears certificate is conditional: the citizen's consent lets
+    // the hall read it (and so the gateway check what the adapter sent).
+    client::consent(
+        gateway.addr(),
+        &env.pki().platform(),
+        &subjects.citizen,
+        APPROVAL_HALL,
+        GENERAL_APPROVAL,
+        vec!["no_tax_arrears_certificate".into()],
+    )
+    .await?;
     let mut client = env.exchange(gateway.addr(), APPROVAL_HALL).await?;
     let response = client
         .fetch(with_timeout(

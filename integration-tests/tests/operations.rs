@@ -19,8 +19,10 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
-use xgate_catalog::SubjectKind;
-use xgate_integration_tests::client::{self, describe, fetch_request, status_of, types_of};
+use xgate_catalog::{SharingClass, SubjectKind};
+use xgate_integration_tests::client::{
+    self, describe, fetch_request, status_of, unconditional_types_of,
+};
 use xgate_integration_tests::process::log_tail;
 use xgate_integration_tests::{
     APPROVAL_HALL, DEPARTMENTS, FETCH_TIMEOUT, GENERAL_APPROVAL, GatewayOptions, TestEnv, bins,
@@ -100,13 +102,38 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
             .record_type(record_type)
             .unwrap_or_else(|| panic!("unknown type `{record_type}`"));
         assert_eq!(department, rt.department, "{result}");
-        // Every department is live: 3 native adapters, 17 generic SQL adapters.
-        assert_eq!(status, "OK", "{result}\n{}", context());
+        // Every department is live: 3 native adapters, 17 generic SQL
+        // adapters; a conditional type, fetched without an approval item,
+        // needs the citizen's say (the scan below) and names what is missing.
+        if rt.sharing_class == SharingClass::Conditional {
+            assert_eq!(status, "DENIED", "{result}\n{}", context());
+            assert_eq!(
+                result["policy_ids"][0], "conditional-records-need-an-item-or-the-subjects-say",
+                "{result}"
+            );
+            assert!(
+                result["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("explicit request")),
+                "{result}"
+            );
+        } else {
+            assert_eq!(status, "OK", "{result}\n{}", context());
+        }
         seen.insert(record_type.to_owned());
         *by_status.entry(status.to_owned()).or_default() += 1;
     }
     assert_eq!(seen.len(), 63, "every type exactly once");
-    assert_eq!(by_status, BTreeMap::from([("OK".to_owned(), 63)]));
+    let conditional = env
+        .catalog()
+        .record_types()
+        .filter(|t| t.sharing_class == SharingClass::Conditional)
+        .count();
+    assert_eq!(conditional, 17);
+    assert_eq!(
+        by_status,
+        BTreeMap::from([("OK".to_owned(), 46), ("DENIED".to_owned(), 17)])
+    );
 
     // The provident fund's withdrawal item: the title's summary and a yes/no on arrears.
     let pf = doc["provident_fund_withdrawal"]["results"]
@@ -134,8 +161,8 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
     assert_eq!(refused["status"], "DENIED", "{refused}");
     assert_eq!(refused["policy_ids"][0], "default deny", "{refused}");
 
-    // The scanned resident code: its types OK without an ID typed, and the
-    // same code refused the second time.
+    // The scanned resident code: the conditional types DENIED above, OK
+    // without an ID typed, and the same code refused the second time.
     let scan = &doc["subject_code"];
     assert!(
         scan["token"]
@@ -144,7 +171,7 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
         "{scan}"
     );
     let scanned = scan["results"].as_array().expect("code results");
-    assert_eq!(scanned.len(), 2, "{scan}");
+    assert_eq!(scanned.len(), conditional, "{scan}");
     assert!(scanned.iter().all(|r| r["status"] == "OK"), "{scan}");
     assert!(
         scan["replay_refused"]
@@ -152,9 +179,36 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
             .is_some_and(|m| m.contains("used before")),
         "{scan}"
     );
-    // Family agency: the spouse (verified at civil affairs) gets the
-    // withdrawal item's records; the former spouse is refused, with the reason.
+    // Family agency: the citizen (verified at public security as her
+    // mother's child) claims the elderly mother's pension; a stranger is
+    // refused with the reason. The spouse (verified at civil affairs) gets
+    // the withdrawal item's records; the former spouse is refused.
     let agency = &doc["family_agency"];
+    let pension = &agency["pension_claim"];
+    assert_eq!(
+        pension["child"], doc["subjects"]["resident_id"],
+        "{pension}"
+    );
+    let claimed = pension["results"].as_array().expect("pension results");
+    assert_eq!(claimed.len(), 4, "{pension}");
+    assert!(
+        claimed
+            .iter()
+            .all(|r| r["status"] == "OK" || r["status"] == "NOT_FOUND"),
+        "{pension}"
+    );
+    assert!(
+        claimed
+            .iter()
+            .any(|r| r["record_type"] == "resident_identity_card" && r["status"] == "OK"),
+        "{pension}"
+    );
+    assert!(
+        pension["stranger_refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("not shown as the subject's child")),
+        "{pension}"
+    );
     let by_spouse = agency["results"].as_array().expect("agency results");
     assert_eq!(by_spouse.len(), pf.len(), "{agency}");
     assert!(by_spouse.iter().all(|r| r["status"] == "OK"), "{agency}");
@@ -179,7 +233,8 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
         context()
     );
 
-    // The citizen with gaps: no marriage, no vehicle; everything else OK or NOT_FOUND.
+    // The citizen with gaps: no marriage, no vehicle; everything else OK or
+    // NOT_FOUND (or DENIED: a conditional type, without her say).
     let gappy = &doc["gappy_citizen"];
     assert_eq!(gappy["subject"], env.subjects().gappy_citizen.as_str());
     let gappy_results = gappy["results"].as_array().expect("gappy results");
@@ -198,7 +253,16 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
     assert_eq!(status_of("resident_identity_card"), "OK", "{}", context());
     for r in gappy_results {
         let status = r["status"].as_str().expect("status");
-        assert!(status == "OK" || status == "NOT_FOUND", "{r}");
+        let conditional = env
+            .catalog()
+            .record_type(r["record_type"].as_str().expect("record_type"))
+            .is_some_and(|t| t.sharing_class == SharingClass::Conditional);
+        let expected: &[&str] = if conditional {
+            &["DENIED"]
+        } else {
+            &["OK", "NOT_FOUND"]
+        };
+        assert!(expected.contains(&status), "{r}");
     }
     Ok(())
 }
@@ -266,7 +330,7 @@ async fn registrations_survive_a_gateway_restart() -> anyhow::Result<()> {
 
     // The restarted gateway routes to the adapters from its database alone.
     let citizen = env.subjects().citizen.clone();
-    let types = types_of(
+    let types = unconditional_types_of(
         env.catalog(),
         SubjectKind::ResidentId,
         Some("public-security"),

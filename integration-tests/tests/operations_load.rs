@@ -12,7 +12,9 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt as _;
 use xgate_catalog::SubjectKind;
-use xgate_integration_tests::client::{self, describe, fetch_request, status_of, types_of};
+use xgate_integration_tests::client::{
+    self, describe, fetch_request, status_of, unconditional_types_of,
+};
 use xgate_integration_tests::fixture::FixtureDepartment;
 use xgate_integration_tests::records::personal_tax_records;
 use xgate_integration_tests::scrape::{metrics_addr, sample, scrape};
@@ -35,7 +37,7 @@ fn tax(delay: Duration) -> FixtureDepartment {
 }
 
 fn tax_request(env: &TestEnv) -> FetchRequest {
-    let types = types_of(env.catalog(), SubjectKind::ResidentId, Some("tax"));
+    let types = unconditional_types_of(env.catalog(), SubjectKind::ResidentId, Some("tax"));
     fetch_request(
         SubjectKind::ResidentId,
         &env.subjects().citizen,
@@ -137,7 +139,8 @@ async fn over_its_in_flight_limit_the_gateway_sheds_and_still_answers_health() -
     assert!(shed >= 1, "none shed: ok {ok}");
     assert_eq!(ok + shed, FETCHES);
     // A shed fetch did no work: one adapter call (of all tax types) per admitted fetch.
-    let tax_types = types_of(env.catalog(), SubjectKind::ResidentId, Some("tax")).len();
+    let tax_types =
+        unconditional_types_of(env.catalog(), SubjectKind::ResidentId, Some("tax")).len();
     assert_eq!(fixture.lookups(), ok * tax_types);
 
     let after = scrape(metrics).await?;
@@ -305,7 +308,8 @@ async fn a_connection_runs_at_most_its_http2_stream_limit_at_once() -> anyhow::R
     for fetch in fetches {
         fetch.await??;
     }
-    let tax_types = types_of(env.catalog(), SubjectKind::ResidentId, Some("tax")).len();
+    let tax_types =
+        unconditional_types_of(env.catalog(), SubjectKind::ResidentId, Some("tax")).len();
     assert_eq!(fixture.lookups(), (FETCHES + 1) * tax_types);
     // Each fetch is one Lookup of all tax types at once: at most STREAMS fetches overlapped.
     let peak = fixture.peak_concurrency();
@@ -393,7 +397,7 @@ async fn the_callers_trace_continues_into_the_adapter() -> anyhow::Result<()> {
     let other = fetch_request(
         SubjectKind::ResidentId,
         &env.subjects().gappy_citizen,
-        types_of(env.catalog(), SubjectKind::ResidentId, Some("tax")),
+        unconditional_types_of(env.catalog(), SubjectKind::ResidentId, Some("tax")),
         GENERAL_APPROVAL,
     );
     client.fetch(with_timeout(other)).await?;

@@ -30,7 +30,7 @@ fn citizen_request(env: &TestEnv) -> tonic::Request<FetchRequest> {
         fetch_request(
             SubjectKind::ResidentId,
             &env.subjects().citizen,
-            client::types_of(
+            client::unconditional_types_of(
                 env.catalog(),
                 SubjectKind::ResidentId,
                 Some("public-security"),

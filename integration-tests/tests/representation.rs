@@ -1,6 +1,8 @@
 //! "Family agency" end to end: a spouse applies for the subject, and the
 //! gateway verifies the marriage at civil affairs (a real adapter over mTLS)
-//! before the fetch, as an audited fetch of its own. A claim the records do
+//! before the fetch, as an audited fetch of its own; parents, children and
+//! guardians are verified in public security's household registration (a
+//! child's own registration names the subject as parent). A claim the records do
 //! not show, a relation no record verifies, and an applicant who is the
 //! subject are refused with reasons a caller can act on; policies see the
 //! verified relation; the fetch's audit entry names the applicant (as a
@@ -82,6 +84,30 @@ fn request(subject: &str, applicant: &str, relation: Relation) -> FetchRequest {
     request
 }
 
+/// A household registration of `id` naming its father, mother and guardian.
+fn household(
+    id: &str,
+    father: Option<&str>,
+    mother: Option<&str>,
+    guardian: Option<&str>,
+) -> Value {
+    serde_json::json!({
+        "id_number": id,
+        "name": "王桂兰",
+        "household_no": "341602001",
+        "household_type": "family",
+        "relationship_to_head": "head",
+        "father_id_number": father,
+        "mother_id_number": mother,
+        "guardian_id_number": guardian,
+        "registered_address": "安徽省亳州市谯城区魏武大道288号",
+        "native_place": "安徽省亳州市",
+        "police_station": "亳州市公安局谯城分局花园派出所",
+        "registration_date": "1958-01-09",
+        "status": "active",
+    })
+}
+
 struct Setup {
     env: TestEnv,
     gateway: xgate_integration_tests::process::GatewayProcess,
@@ -91,6 +117,11 @@ struct Setup {
     subject: String,
     spouse: String,
     attorney: String,
+    /// Named as father and guardian in the subject's registration.
+    parent: String,
+    guardian: String,
+    /// Their own registration names the subject as mother.
+    child: String,
 }
 
 async fn setup(extra: &[(&str, &str)]) -> Setup {
@@ -107,10 +138,24 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
     let gateway = env.start_gateway(&options).await.expect("gateway");
     let subject = env.subjects().citizen.clone();
     let spouse = resident("34160219500101001");
+    let parent = resident("34160219300404004");
+    let guardian = resident("34160219700505005");
+    let child = resident("34160219750606006");
     let licences = env
-        .start_fixture(FixtureDepartment::licences(&subject), &gateway)
+        .start_fixture(
+            FixtureDepartment::licences(&subject)
+                .serving(
+                    "household_registration",
+                    vec![
+                        household(&subject, Some(&parent), None, Some(&guardian)),
+                        household(&child, None, Some(&subject), None),
+                    ],
+                )
+                .per_subject(),
+            &gateway,
+        )
         .await
-        .expect("licences");
+        .expect("public security");
     let marriages = env
         .start_fixture(
             FixtureDepartment::new("civil-affairs")
@@ -139,6 +184,9 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
         subject,
         spouse,
         attorney,
+        parent,
+        guardian,
+        child,
     }
 }
 
@@ -175,19 +223,16 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
     assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
     assert!(refused.message().contains("spouse"), "{refused:?}");
 
-    // No record type verifies a guardian: not taken on the applicant's word.
+    // The spouse is not the guardian the household registration names.
     let refused = client::fetch(
         &mut hall,
         request(&s.subject, &s.spouse, Relation::Guardian),
     )
     .await
     .expect_err("refused");
-    assert_eq!(
-        refused.code(),
-        tonic::Code::FailedPrecondition,
-        "{refused:?}"
-    );
-    assert_eq!(reason(&refused), "REPRESENTATION_UNVERIFIABLE");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert_eq!(reason(&refused), "REPRESENTATION_NOT_VERIFIED");
+    assert!(refused.message().contains("guardian"), "{refused:?}");
 
     // The subject applying for themselves names no representation.
     let refused = client::fetch(&mut hall, request(&s.subject, &s.subject, Relation::Spouse))
@@ -236,8 +281,8 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
         .iter()
         .filter(|e| e.purpose == "REPRESENTATION-CHECK")
         .collect();
-    // The spouse, the stranger, the outsider's denied check.
-    assert_eq!(checks.len(), 3, "{entries:#?}");
+    // The spouse, the stranger, the guardian claim, the outsider's denied check.
+    assert_eq!(checks.len(), 4, "{entries:#?}");
     let released: Vec<_> = entries
         .iter()
         .filter(|e| e.purpose == GENERAL_APPROVAL)
@@ -336,4 +381,121 @@ unless { context.representation == "" };
     .await
     .expect("fetch");
     assert_eq!(status_of(&by_subject.results[0]), RecordStatus::Ok);
+}
+
+/// A parent and a guardian are shown by the subject's household
+/// registration, a child by their own; a stranger claiming to be a child,
+/// and a parent claiming the wrong direction, are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_children_and_guardians_are_verified_in_the_household_registration() {
+    let s = setup(&[]).await;
+    let mut hall = s
+        .env
+        .exchange(s.gateway.addr(), PROVIDENT_FUND)
+        .await
+        .expect("hall");
+    for (applicant, relation) in [
+        (&s.parent, Relation::Parent),
+        (&s.child, Relation::Child),
+        (&s.guardian, Relation::Guardian),
+    ] {
+        let answer = client::fetch(&mut hall, request(&s.subject, applicant, relation))
+            .await
+            .unwrap_or_else(|e| panic!("{relation:?}: {e:?}"));
+        assert_eq!(
+            status_of(&answer.results[0]),
+            RecordStatus::Ok,
+            "{answer:?}"
+        );
+    }
+    let stranger = resident("34160219800707007");
+    for (applicant, relation) in [
+        (&stranger, Relation::Child),
+        // The father is the subject's parent, not her child: his own
+        // registration does not name her.
+        (&s.parent, Relation::Child),
+        (&s.child, Relation::Parent),
+    ] {
+        let refused = client::fetch(&mut hall, request(&s.subject, applicant, relation))
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+        assert_eq!(
+            reason(&refused),
+            "REPRESENTATION_NOT_VERIFIED",
+            "{refused:?}"
+        );
+        assert!(
+            refused.message().contains(relation_name(relation)),
+            "{refused:?}"
+        );
+    }
+
+    // A child's check reads the child's registration: audited under the child.
+    let mut auditor = AuditClient::new(
+        client::connect(s.gateway.addr(), &s.env.pki().auditor())
+            .await
+            .expect("auditor"),
+    );
+    let mut pages = auditor
+        .query(AuditQueryRequest {
+            subject: Some(Subject {
+                kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
+                id: s.child.clone(),
+            }),
+            ..AuditQueryRequest::default()
+        })
+        .await
+        .expect("query")
+        .into_inner();
+    let mut entries = Vec::new();
+    while let Some(page) = pages.message().await.expect("page") {
+        entries.extend(page.entries);
+    }
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.purpose == "REPRESENTATION-CHECK"
+                && e.record_type == "household_registration"),
+        "{entries:#?}"
+    );
+}
+
+fn relation_name(relation: Relation) -> &'static str {
+    match relation {
+        Relation::Parent => "parent",
+        Relation::Child => "child",
+        Relation::Guardian => "guardian",
+        Relation::Spouse => "spouse",
+        Relation::Attorney => "attorney",
+        Relation::Unspecified => "",
+    }
+}
+
+/// A check the department cannot answer fails closed: the fetch is refused
+/// as unavailable, and nothing is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relation_that_cannot_be_checked_fails_closed() {
+    let s = setup(&[]).await;
+    s.marriages
+        .mode()
+        .set(xgate_integration_tests::fixture::Mode::Failing);
+    let mut hall = s
+        .env
+        .exchange(s.gateway.addr(), PROVIDENT_FUND)
+        .await
+        .expect("hall");
+    let refused = client::fetch(&mut hall, request(&s.subject, &s.spouse, Relation::Spouse))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert_eq!(reason(&refused), "REPRESENTATION_CHECK_UNAVAILABLE");
+    // Once civil affairs answers again, the same claim goes through.
+    s.marriages
+        .mode()
+        .set(xgate_integration_tests::fixture::Mode::Ok);
+    let answer = client::fetch(&mut hall, request(&s.subject, &s.spouse, Relation::Spouse))
+        .await
+        .expect("verified");
+    assert_eq!(status_of(&answer.results[0]), RecordStatus::Ok);
 }

@@ -10,7 +10,7 @@ use time::Date;
 use time::macros::date;
 use xgate_synth::dates::{REFERENCE_DATE, add_days, add_months, add_years, age_on, days, iso};
 use xgate_synth::regions::{CITIES, PROVINCE, public_security_bureau};
-use xgate_synth::{Gender, Person, Population, Records, Rng, residential_address, tagged};
+use xgate_synth::{Gender, Person, Population, Records, Rng, family, residential_address, tagged};
 
 use crate::db::{
     DEPARTMENT, DRIVING_LICENCE, EXIT_ENTRY_RECORD, HOUSEHOLD_REGISTRATION,
@@ -22,9 +22,27 @@ use crate::db::{
 pub fn generate(population: &Population) -> Records {
     let mut out = Vec::new();
     let mut plates = HashSet::new();
+    let families = family::families(population);
     for person in population.people(DEPARTMENT) {
+        let family = families
+            .get(person.citizen.index as usize)
+            .copied()
+            .unwrap_or_default();
+        let id_of = |index: Option<u32>| {
+            index
+                .and_then(|i| population.citizens.get(i as usize))
+                .map(|c| c.id_number.clone())
+        };
+        let kin = Kin {
+            father: id_of(family.father),
+            mother: id_of(family.mother),
+            guardian: id_of(family.guardian),
+        };
         out.push((RESIDENT_IDENTITY_CARD, identity_card(&person)));
-        out.push((HOUSEHOLD_REGISTRATION, household_registration(&person)));
+        out.push((
+            HOUSEHOLD_REGISTRATION,
+            household_registration(&person, &kin),
+        ));
         out.extend(residence_permit(&person).map(tagged(RESIDENCE_PERMIT)));
         out.extend(
             no_criminal_record_certificates(&person)
@@ -102,7 +120,15 @@ const POLICE_STATIONS: &[&str] = &[
     "开发区",
 ];
 
-fn household_registration(p: &Person) -> Value {
+/// The resident IDs of a citizen's parents and guardian, from
+/// [`family::families`]; `None` for someone outside the population.
+struct Kin {
+    father: Option<String>,
+    mother: Option<String>,
+    guardian: Option<String>,
+}
+
+fn household_registration(p: &Person, kin: &Kin) -> Value {
     let c = p.citizen;
     let mut rng = p.rng(HOUSEHOLD_REGISTRATION);
     let collective = !p.sample && rng.chance(0.05);
@@ -142,6 +168,9 @@ fn household_registration(p: &Person) -> Value {
         "household_no": rng.digits(9),
         "household_type": if collective { "collective" } else { "family" },
         "relationship_to_head": relationship,
+        "father_id_number": kin.father,
+        "mother_id_number": kin.mother,
+        "guardian_id_number": kin.guardian,
         "registered_address": c.address,
         "native_place": format!("{PROVINCE}{}", native_city.name),
         "police_station": format!("{bureau}{}派出所", rng.pick(POLICE_STATIONS)),

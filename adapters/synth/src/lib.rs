@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod dates;
 mod department;
+pub mod family;
 mod names;
 mod population;
 mod records;

@@ -66,8 +66,8 @@ const NO_GRANT_REQUESTER: &str = "no-grant-bureau";
 /// The demo's subject-code issuer, standing in for the province's identity
 /// platform (the citizen's app shows its codes).
 pub const CODE_ISSUER: &str = "demo-identity-platform";
-/// What the demo's scanned code fetches.
-const CODE_TYPES: &[&str] = &["real_estate_title", "resident_identity_card"];
+/// The item an elderly citizen's child claims for her.
+const PENSION_ITEM: &str = "PENSION-CLAIM";
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -447,10 +447,19 @@ struct CodeScan {
     replay: String,
 }
 
-/// "Family agency": the citizen's spouse applies for the withdrawal item in
-/// the citizen's place (the gateway checks the marriage at civil affairs
-/// first); the former spouse tries the same.
+/// "Family agency": the sample citizen claims her elderly mother's pension
+/// (the gateway checks the household registration at public security
+/// first); a stranger claiming to be a child is refused. Then the citizen's
+/// spouse applies for the withdrawal item in the citizen's place (checked at
+/// civil affairs), the former spouse tries the same, and the attorney.
 struct Agency {
+    /// The sample citizen's mother, 65 or older.
+    elderly: String,
+    /// The elderly citizen's pension claim, made by her child.
+    pension: Vec<RecordResult>,
+    stranger: String,
+    /// Why the stranger was refused.
+    stranger_refused: String,
     spouse: String,
     results: Vec<RecordResult>,
     former_spouse: String,
@@ -529,8 +538,8 @@ impl Outcome {
             },
         )
         .await?;
-        let (code_scan, scanned_by) = scan_code(url, &hall, issuer, &citizen).await?;
-        let (agency, agency_by) = family_agency(url, &pf_files, &citizen).await?;
+        let (code_scan, scanned_by) = scan_code(url, &hall, catalog, issuer, &citizen).await?;
+        let (agency, agency_by) = family_agency(url, &hall, &pf_files, &citizen).await?;
         Ok(Self {
             citizen,
             company,
@@ -574,11 +583,26 @@ impl Outcome {
     }
 }
 
+/// The personal types the catalog shares only conditionally: without an
+/// approval item, the hall reads them in full only on the citizen's say.
+fn conditional_types(catalog: &Catalog) -> Vec<String> {
+    catalog
+        .record_types()
+        .filter(|t| {
+            t.subject_kind == SubjectKind::ResidentId
+                && t.sharing_class == xgate_catalog::SharingClass::Conditional
+        })
+        .map(|t| t.id.clone())
+        .collect()
+}
+
 /// The citizen's app issues a code scoped to the demo hall; the hall
-/// fetches with it (no ID typed), then tries the same code again.
+/// fetches the conditional types with it (no ID typed; DENIED in the
+/// hall's fetch without it), then tries the same code again.
 async fn scan_code(
     url: &str,
     hall: &TlsFiles,
+    catalog: &Catalog,
     issuer: &xgate_code::Issuer,
     citizen: &str,
 ) -> anyhow::Result<(CodeScan, String)> {
@@ -591,7 +615,7 @@ async fn scan_code(
     let token = issuer.issue(SubjectKind::ResidentId, citizen, 300, &scope, now)?;
     let request = FetchRequest {
         subject_code: token.clone(),
-        record_types: CODE_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+        record_types: conditional_types(catalog),
         purpose: DEMO_PURPOSE.into(),
         subject: None,
         ..subject_request(SubjectKind::ResidentId, citizen)
@@ -611,11 +635,14 @@ async fn scan_code(
     ))
 }
 
-/// The sample citizen's spouse (from the demo population's marriages: the
-/// same data civil affairs serves) applies for the citizen; then the former
-/// spouse.
+/// The sample citizen claims her elderly mother's pension (from the demo
+/// population's families: the same data public security's household
+/// registration serves), and a stranger claims to be the mother's child;
+/// then the citizen's spouse (from the marriages civil affairs serves)
+/// applies for the citizen, the former spouse, and the attorney.
 async fn family_agency(
     url: &str,
+    hall: &TlsFiles,
     pf: &TlsFiles,
     citizen: &str,
 ) -> anyhow::Result<(Agency, String)> {
@@ -623,6 +650,35 @@ async fn family_agency(
         xgate_synth::DEFAULT_CITIZENS,
         xgate_synth::DEFAULT_COMPANIES,
     );
+    let families = xgate_synth::family::families(&population);
+    let id_of = |index: u32| {
+        population
+            .citizens
+            .get(index as usize)
+            .map(|c| c.id_number.clone())
+            .with_context(|| format!("no citizen {index} in the demo population"))
+    };
+    let mother = families
+        .get(xgate_synth::SAMPLE_CITIZEN as usize)
+        .and_then(|f| f.mother)
+        .context("the sample citizen has no mother in the demo data")?;
+    let children: Vec<u32> = xgate_synth::family::children_of(&families, mother).collect();
+    // Anyone else (past the sample and gappy citizens) who is not her child.
+    let stranger = id_of((2..).find(|i| !children.contains(i)).unwrap_or(2))?;
+    let elderly = id_of(mother)?;
+    let claim = |applicant: &str| FetchRequest {
+        approval_item: PENSION_ITEM.into(),
+        representation: Some(Representation {
+            applicant_id: applicant.to_owned(),
+            relation: Relation::Child as i32,
+        }),
+        ..subject_request(SubjectKind::ResidentId, &elderly)
+    };
+    let (pension, _) = fetch_request(url, hall, claim(citizen)).await?;
+    let stranger_refused = match fetch_request(url, hall, claim(&stranger)).await {
+        Ok(_) => anyhow::bail!("the gateway let a stranger claim to be the subject's child"),
+        Err(e) => format!("{e:#}"),
+    };
     let partner = |status: &str| {
         xgate_demo_data::kin::marriages(&population)
             .iter()
@@ -656,6 +712,10 @@ async fn family_agency(
     let (by_attorney, _) = fetch_request(url, pf, request(&attorney, Relation::Attorney)).await?;
     Ok((
         Agency {
+            elderly,
+            pension,
+            stranger,
+            stranger_refused,
             spouse,
             results,
             former_spouse,
@@ -729,6 +789,15 @@ fn print_json(
             "replay_refused": o.code_scan.replay,
         },
         "family_agency": {
+            "pension_claim": {
+                "requester": DEMO_REQUESTER,
+                "approval_item": PENSION_ITEM,
+                "subject": o.agency.elderly,
+                "child": o.citizen,
+                "results": o.agency.pension.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
+                "stranger": o.agency.stranger,
+                "stranger_refused": o.agency.stranger_refused,
+            },
             "requester": PF_REQUESTER,
             "approval_item": PF_ITEM,
             "spouse": o.agency.spouse,
@@ -751,7 +820,9 @@ fn print_json(
 /// The tables people read.
 fn print_tables(o: &Outcome) -> std::io::Result<()> {
     let (citizen, company) = (&o.citizen, &o.company);
-    crate::outln!("Sample citizen {citizen} — every personal record type:")?;
+    crate::outln!(
+        "Sample citizen {citizen} — every personal record type (the conditional ones need her say: DENIED here, fetched below with her resident code):"
+    )?;
     crate::outln!("{}", header())?;
     for r in &o.personal {
         crate::outln!("{}", row(r))?;
@@ -794,7 +865,7 @@ fn print_tables(o: &Outcome) -> std::io::Result<()> {
     }
     crate::outln!()?;
     crate::outln!(
-        "The citizen's app shows a resident code ({} characters, from {CODE_ISSUER}); the hall scans it instead of typing the ID:",
+        "The citizen's app shows a resident code ({} characters, from {CODE_ISSUER}); the hall scans it instead of typing the ID and fetches the conditional types:",
         o.code_scan.token.len()
     )?;
     crate::outln!("{}", header())?;
@@ -804,7 +875,21 @@ fn print_tables(o: &Outcome) -> std::io::Result<()> {
     crate::outln!("The same code scanned again: {}", o.code_scan.replay)?;
     crate::outln!()?;
     crate::outln!(
-        "Family agency: the citizen's spouse {} applies for {PF_ITEM} in the citizen's place; the gateway checks the marriage at civil affairs first:",
+        "Family agency: the citizen claims her elderly mother {}'s pension ({PENSION_ITEM}); the gateway checks the household registration at public security first:",
+        o.agency.elderly
+    )?;
+    crate::outln!("{}", header())?;
+    for r in &o.agency.pension {
+        crate::outln!("{}", row(r))?;
+    }
+    crate::outln!(
+        "A stranger {} claiming to be her child: {}",
+        o.agency.stranger,
+        o.agency.stranger_refused
+    )?;
+    crate::outln!()?;
+    crate::outln!(
+        "The citizen's spouse {} applies for {PF_ITEM} in the citizen's place; the gateway checks the marriage at civil affairs first:",
         o.agency.spouse
     )?;
     crate::outln!("{}", header())?;

@@ -629,13 +629,32 @@ fn approval_hall_gets_every_shared_type_for_general_approval() {
     let (catalog, set) = builtin();
     for rt in catalog.record_types() {
         let d = decide(&set, HALL_ID, &rt.id, "GENERAL-APPROVAL");
+        // Conditional types, without an item, only on the subject's say.
         assert_eq!(
             d.allowed,
-            rt.sharing_class != SharingClass::NotShared,
+            rt.sharing_class == SharingClass::Unconditional,
             "{}",
             rt.id
         );
         assert_eq!(d.daily_quota, None);
+        let scanned = set.decide(&AccessRequest {
+            explicit_request: true,
+            ..request(HALL_ID, &rt.id, "full", "GENERAL-APPROVAL", None, at_ten())
+        });
+        assert_eq!(
+            scanned.allowed,
+            rt.sharing_class != SharingClass::NotShared,
+            "{}",
+            rt.id
+        );
+        if rt.sharing_class == SharingClass::Conditional {
+            assert!(
+                d.reasons.iter().any(|r| r.contains("explicit request")),
+                "{}: {:?}",
+                rt.id,
+                d.reasons
+            );
+        }
     }
 }
 
@@ -679,9 +698,14 @@ fn provident_fund_withdrawal_gets_summaries_and_predicates_only() {
         at_ten(),
     ));
     assert!(arrears.allowed);
-    for (record_type, view) in [
-        ("real_estate_title", "full"),
-        ("no_tax_arrears_certificate", "full"),
+    // Without the item: no grant, and for a conditional type the guard too.
+    for (record_type, view, denied_by) in [
+        ("real_estate_title", "full", DEFAULT_DENY),
+        (
+            "no_tax_arrears_certificate",
+            "full",
+            "conditional-records-need-an-item-or-the-subjects-say",
+        ),
     ] {
         let d = set.decide(&request(
             PF_ID,
@@ -692,7 +716,7 @@ fn provident_fund_withdrawal_gets_summaries_and_predicates_only() {
             at_ten(),
         ));
         assert!(!d.allowed, "{record_type}.{view}");
-        assert_eq!(d.policy_ids, [DEFAULT_DENY]);
+        assert_eq!(d.policy_ids, [denied_by]);
     }
     let d = set.decide(&request(
         "no-grant-bureau",
@@ -773,7 +797,7 @@ fn data_files_are_exposed() {
     );
     assert!(set.requester("no-grant-bureau").unwrap().groups.is_empty());
     assert!(set.items().iter().any(|i| i.code == "PF-LOAN"));
-    assert_eq!(set.purposes().len(), 7);
+    assert_eq!(set.purposes().len(), 8);
 }
 
 #[test]

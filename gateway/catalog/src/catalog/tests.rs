@@ -189,7 +189,7 @@ fn builtin_types_follow_the_catalog_conventions() {
 
         let properties = t.schema["properties"].as_object().unwrap();
         assert!(
-            (4..=12).contains(&properties.len()),
+            (4..=13).contains(&properties.len()),
             "{id}: {} properties",
             properties.len()
         );

@@ -329,9 +329,28 @@ async fn start_bench_adapter(
 }
 
 /// A gateway with the repository's policies (the approval hall may read every shared type for
-/// GENERAL-APPROVAL), the default audit log (SQLite, group commit) and schema checks.
+/// GENERAL-APPROVAL), the default audit log (SQLite, group commit) and schema checks. The
+/// sample citizen has consented to the hall reading her conditional types (without it,
+/// `policies/guards.cedar` denies them to a fetch without an approval item), so every type is
+/// released as before the guard, and each fetch pays the consent lookup the guard implies.
 async fn start_gateway(env: &TestEnv, options: &GatewayOptions) -> anyhow::Result<GatewayProcess> {
-    env.start_gateway(options).await
+    let gateway = env.start_gateway(options).await?;
+    let conditional = env
+        .catalog()
+        .record_types()
+        .filter(|t| t.sharing_class == xgate_catalog::SharingClass::Conditional)
+        .map(|t| t.id.clone())
+        .collect();
+    xgate_integration_tests::client::consent(
+        gateway.addr(),
+        &env.pki().platform(),
+        &env.subjects().citizen,
+        APPROVAL_HALL,
+        GENERAL_APPROVAL,
+        conditional,
+    )
+    .await?;
+    Ok(gateway)
 }
 
 async fn wait_listening(addr: SocketAddr, what: &str) -> anyhow::Result<()> {
