@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "xgate/v1/admin.proto",
     "xgate/v1/audit.proto",
     "xgate/v1/consent.proto",
+    "xgate/v1/evaluation.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -172,6 +172,21 @@ impl<T: Clone + Send + Sync + 'static> RecordCache<T> {
         }
     }
 
+    /// Drops one subject's cached records of one type (the department
+    /// corrected them); answers of calls asked before it are not cached.
+    pub async fn forget_subject(&self, kind: SubjectKind, subject: &str, record_type: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(entries) = &self.entries {
+            entries
+                .invalidate(&Key {
+                    kind,
+                    subject: subject.to_owned(),
+                    record_type: record_type.to_owned(),
+                })
+                .await;
+        }
+    }
+
     /// Caches checked records of `rt` (nothing when `rt` is not cached, or
     /// when a registration changed since `asked_in`, the [`epoch`] the call
     /// was made in).

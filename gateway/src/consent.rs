@@ -299,15 +299,31 @@ impl ConsentApi for ConsentService {
     }
 }
 
-/// The record types of a fetch that a consent on record covers, when the
-/// policy set asks (`context.consent`); empty otherwise, at no cost.
+/// The record types of a fetch that a consent on record covers, among those
+/// whose decision a consent could change ([`crate::fetch::consent_matters`]);
+/// empty, without a store read, when the policy set never reads
+/// `context.consent` or no wanted type's decision depends on it.
 pub async fn consented_types(
     state: &GatewayState,
     policies: &xgate_policy::PolicySet,
-    requester: &str,
-    fetch: &crate::validate::ValidFetch,
+    job: &crate::fetch::FetchJob,
 ) -> Result<Vec<String>, Status> {
     if !policies.reads_consent() {
+        return Ok(Vec::new());
+    }
+    let fetch = &job.fetch;
+    let open: Vec<&str> = fetch
+        .wanted
+        .iter()
+        .filter(|w| {
+            state
+                .catalog
+                .record_type(&w.record_type)
+                .is_some_and(|rt| crate::fetch::consent_matters(policies, job, rt, w))
+        })
+        .map(|w| w.record_type.as_str())
+        .collect();
+    if open.is_empty() {
         return Ok(Vec::new());
     }
     let hmac = state
@@ -319,18 +335,16 @@ pub async fn consented_types(
         .await
         .map_err(crate::error::status)?;
     let groups = policies
-        .requester(requester)
+        .requester(&job.requester)
         .map(|r| r.groups.clone())
         .unwrap_or_default();
     let now = SystemTime::now();
-    Ok(fetch
-        .wanted
-        .iter()
-        .map(|w| w.record_type.clone())
+    Ok(open
+        .into_iter()
         .filter(|t| {
             consents.iter().any(|c| {
                 c.covers(
-                    requester,
+                    &job.requester,
                     &groups,
                     &fetch.purpose,
                     fetch.item.as_deref(),
@@ -339,5 +353,6 @@ pub async fn consented_types(
                 )
             })
         })
+        .map(str::to_owned)
         .collect())
 }

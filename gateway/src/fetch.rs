@@ -60,7 +60,7 @@ pub struct FetchJob {
     /// request), verified and spent.
     pub code: Option<xgate_code::SubjectCode>,
     /// The wanted types a consent of the subject on record covers (looked
-    /// up only when the policy set reads `context.consent`).
+    /// up only for types whose decision a consent could change).
     pub consented: Vec<String>,
     /// An applicant acting for the subject, its relation verified from the
     /// departments' records ([`crate::representation`]).
@@ -98,6 +98,31 @@ fn decide_view(
     rt: &RecordType,
     wanted: &Wanted,
 ) -> (String, Decision) {
+    decide_view_with(policies, job, rt, wanted, job.consented.contains(&rt.id))
+}
+
+/// Whether a consent on record could change how `wanted` is decided: the
+/// view, the outcome or the deciding policies differ with `context.consent`
+/// true and false. Decisions are memoised, so this costs two cache lookups
+/// per type, where a consent lookup is a store read.
+pub(crate) fn consent_matters(
+    policies: &PolicySet,
+    job: &FetchJob,
+    rt: &RecordType,
+    wanted: &Wanted,
+) -> bool {
+    let (view, without) = decide_view_with(policies, job, rt, wanted, false);
+    let (view_with, with) = decide_view_with(policies, job, rt, wanted, true);
+    view != view_with || without.allowed != with.allowed || without.policy_ids != with.policy_ids
+}
+
+fn decide_view_with(
+    policies: &PolicySet,
+    job: &FetchJob,
+    rt: &RecordType,
+    wanted: &Wanted,
+    consent: bool,
+) -> (String, Decision) {
     let decide = |view: &str| {
         policies.decide(&AccessRequest {
             requester: &job.requester,
@@ -107,7 +132,7 @@ fn decide_view(
             item: job.fetch.item.as_deref(),
             now: job.now,
             explicit_request: job.code.is_some(),
-            consent: job.consented.contains(&rt.id),
+            consent,
             representation: job.representation.as_ref().map_or("", |r| r.relation),
         })
     };
@@ -742,6 +767,54 @@ mod tests {
             case_id: "c".into(),
             operator_id: "o".into(),
         }
+    }
+
+    /// With the shipped policies, a consent matters to the hall's general
+    /// fetch of a conditional type in full, and to nothing else: no store
+    /// read for the rest.
+    #[test]
+    fn a_consent_matters_only_where_a_decision_depends_on_it() {
+        let catalog = catalog();
+        let policies = PolicySet::from_sources(&PolicySet::builtin_files(), &catalog)
+            .expect("the shipped policies");
+        let job = |record_type: &str, view: Option<&str>, item: Option<&str>| FetchJob {
+            request_id: "r".into(),
+            requester: "approval-hall-demo".into(),
+            fetch: ValidFetch {
+                wanted: vec![Wanted {
+                    record_type: record_type.into(),
+                    view: view.map(str::to_owned),
+                    params: BTreeMap::new(),
+                }],
+                purpose: "GENERAL-APPROVAL".into(),
+                item: item.map(str::to_owned),
+                ..fetch()
+            },
+            deadline: Instant::now(),
+            seal_by: Instant::now(),
+            adapter_cap: Duration::from_secs(1),
+            started: Instant::now(),
+            now: OffsetDateTime::now_utc(),
+            records_as_json: false,
+            code: None,
+            consented: Vec::new(),
+            representation: None,
+        };
+        let matters = |record_type: &str, view: Option<&str>| {
+            let job = job(record_type, view, None);
+            let rt = catalog.record_type(record_type).expect("type");
+            consent_matters(&policies, &job, rt, &job.fetch.wanted[0])
+        };
+        assert!(matters("divorce_registration", None));
+        assert!(!matters("driving_licence", None), "unconditional");
+        assert!(
+            !matters("resident_identity_card", Some("age_at_least")),
+            "a predicate view"
+        );
+        assert!(
+            !matters("no_tax_arrears_certificate", Some("no_tax_arrears")),
+            "a predicate of a conditional type"
+        );
     }
 
     /// A driving licence record the catalog schema accepts.

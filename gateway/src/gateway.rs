@@ -225,8 +225,6 @@ impl GatewayState {
             return Err(status);
         }
         let represented = crate::representation::requested(request.get_ref(), &valid)?;
-        let consented =
-            crate::consent::consented_types(self, &policies, &requester, &valid).await?;
         // Only a validated purpose (one of the policy set's codes) is recorded.
         span.record("purpose", valid.purpose.as_str());
         let mut job = FetchJob {
@@ -240,7 +238,7 @@ impl GatewayState {
             now,
             records_as_json,
             code,
-            consented,
+            consented: Vec::new(),
             representation: None,
         };
         if let Some((applicant, check)) = represented {
@@ -256,6 +254,9 @@ impl GatewayState {
                 .await?,
             );
         }
+        // After the representation: a consent is looked up only for types
+        // whose decision it could change, all else being known.
+        job.consented = crate::consent::consented_types(self, &policies, &job).await?;
         Ok((job, policies))
     }
 
@@ -1050,7 +1051,10 @@ pub fn follow_registry(state: &Arc<GatewayState>) -> Option<tokio::task::JoinHan
         loop {
             if listener.is_none() {
                 match sqlx::postgres::PgListener::connect_with(&pool).await {
-                    Ok(mut l) => match l.listen(crate::store::CHANGES).await {
+                    Ok(mut l) => match l
+                        .listen_all([crate::store::CHANGES, crate::store::CORRECTIONS])
+                        .await
+                    {
                         Ok(()) => listener = Some(l),
                         Err(e) => tracing::warn!(error = %e, "registry listener: listen failed"),
                     },
@@ -1059,6 +1063,17 @@ pub fn follow_registry(state: &Arc<GatewayState>) -> Option<tokio::task::JoinHan
             }
             match &mut listener {
                 Some(l) => match tokio::time::timeout(RESYNC_EVERY, l.recv()).await {
+                    Ok(Ok(n)) if n.channel() == crate::store::CORRECTIONS => {
+                        // A record corrected through another replica.
+                        let mut parts = n.payload().splitn(3, '\t');
+                        if let (Some(kind), Some(subject), Some(record_type)) =
+                            (parts.next(), parts.next(), parts.next())
+                            && let Some(kind) = xgate_catalog::SubjectKind::parse(kind)
+                        {
+                            state.cache.forget_subject(kind, subject, record_type).await;
+                        }
+                        continue;
+                    }
                     Ok(Ok(_)) | Err(_) => {}
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "registry listener lost; resyncing");

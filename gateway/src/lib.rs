@@ -32,6 +32,7 @@ pub mod codes;
 pub mod config;
 pub mod consent;
 pub mod error;
+pub mod evaluation;
 pub mod fetch;
 pub mod gateway;
 pub mod metrics;

@@ -1,7 +1,9 @@
 //! Starting a gateway: load and check everything, bind, serve.
 
+use crate::evaluation::EvaluationService;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use xgate_proto::v1::evaluation_server::EvaluationServer;
 
 use anyhow::Context as _;
 use futures::future::BoxFuture;
@@ -283,6 +285,9 @@ async fn health_service(
     reporter
         .set_serving::<xgate_proto::v1::consent_server::ConsentServer<crate::consent::ConsentService>>()
         .await;
+    reporter
+        .set_serving::<EvaluationServer<EvaluationService>>()
+        .await;
     state.upstream.set_health_reporter(reporter.clone());
     state.routes.load().announce(&state.upstream, None).await;
     service
@@ -300,6 +305,7 @@ pub const SERVED_SERVICES: &[&str] = &[
     <AuditServer<AuditService> as NamedService>::NAME,
     <PolicyAdminServer<PolicyAdminService> as NamedService>::NAME,
     <xgate_proto::v1::consent_server::ConsentServer<crate::consent::ConsentService> as NamedService>::NAME,
+    <EvaluationServer<EvaluationService> as NamedService>::NAME,
 ];
 
 /// Reflection over every descriptor the gateway serves, listing only
@@ -345,6 +351,8 @@ fn router(
         crate::consent::ConsentService(Arc::clone(state)),
     )
     .max_decoding_message_size(MAX_DECODING_BYTES);
+    let evaluation = EvaluationServer::new(EvaluationService(Arc::clone(state)))
+        .max_decoding_message_size(MAX_DECODING_BYTES);
     let policy_admin = PolicyAdminServer::new(PolicyAdminService {
         policies: Arc::clone(&state.policies),
         cluster: Arc::clone(cluster),
@@ -362,6 +370,7 @@ fn router(
         .add_service(registry)
         .add_service(audit)
         .add_service(consent)
+        .add_service(evaluation)
         .add_service(policy_admin))
 }
 

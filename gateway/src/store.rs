@@ -52,11 +52,11 @@ pub enum Touch {
 /// Registrations, persisted.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    pub(crate) pool: Pool,
 }
 
 #[derive(Clone)]
-enum Pool {
+pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Pg(PgPool),
 }
@@ -200,10 +200,19 @@ const SQLITE_MIGRATIONS: &[xgate_audit::store::EmbeddedMigration] = &[
         "consents",
         include_str!("../migrations/0005_consents.sql"),
     ),
+    (
+        6,
+        "evaluation",
+        include_str!("../migrations/0006_evaluation.sql"),
+    ),
 ];
 
 /// The `LISTEN` channel of registry changes; the payload is a department.
 pub const CHANGES: &str = "xgate_registry";
+
+/// The `LISTEN` channel of corrected records; the payload is
+/// `<subject kind>\t<subject>\t<record type>`.
+pub const CORRECTIONS: &str = "xgate_corrections";
 
 /// Whether a `database` setting names a PostgreSQL server rather than a file.
 pub fn is_postgres(database: &Path) -> bool {
@@ -217,11 +226,12 @@ pub fn is_postgres(database: &Path) -> bool {
 macro_rules! on_pool {
     ($store:expr, $p:ident => $body:expr) => {
         match &$store.pool {
-            Pool::Sqlite($p) => $body,
-            Pool::Pg($p) => $body,
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Pg($p) => $body,
         }
     };
 }
+pub(crate) use on_pool;
 
 impl Store {
     /// Opens the registry: a PostgreSQL URL or a SQLite file path.
@@ -254,7 +264,10 @@ impl Store {
         sqlx::query(PG_QUOTA_SCHEMA).execute(&mut *tx).await?;
         sqlx::query(PG_REPLICA_SCHEMA).execute(&mut *tx).await?;
         sqlx::query(PG_NONCE_SCHEMA).execute(&mut *tx).await?;
-        for statement in PG_CONSENT_SCHEMA {
+        for statement in PG_CONSENT_SCHEMA
+            .iter()
+            .chain(crate::evaluation::store::PG_SCHEMA)
+        {
             sqlx::query(*statement).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -288,6 +301,24 @@ impl Store {
         Ok(Store {
             pool: Pool::Sqlite(pool),
         })
+    }
+
+    /// Tells the other replicas that a department corrected a subject's
+    /// records of `record_type` ([`CORRECTIONS`]); nothing to tell with SQLite.
+    pub async fn announce_correction(
+        &self,
+        kind: &str,
+        subject: &str,
+        record_type: &str,
+    ) -> Result<(), StoreError> {
+        if let Pool::Pg(pool) = &self.pool {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CORRECTIONS)
+                .bind(format!("{kind}\t{subject}\t{record_type}"))
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Tells the other replicas that `department`'s registrations changed
@@ -727,17 +758,17 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn json_list(items: &[String]) -> String {
+pub(crate) fn json_list(items: &[String]) -> String {
     serde_json::Value::from(items.to_vec()).to_string()
 }
 
-fn millis(t: SystemTime) -> i64 {
+pub(crate) fn millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-fn from_millis(ms: i64) -> SystemTime {
+pub(crate) fn from_millis(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 

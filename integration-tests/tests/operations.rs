@@ -488,6 +488,7 @@ async fn gateway_reflection_speaks_v1_and_v1alpha_and_lists_only_served_services
         "grpc.reflection.v1alpha.ServerReflection",
         "xgate.v1.Audit",
         "xgate.v1.Consent",
+        "xgate.v1.Evaluation",
         "xgate.v1.Exchange",
         "xgate.v1.PolicyAdmin",
         "xgate.v1.Registry",

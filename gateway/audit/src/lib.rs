@@ -41,8 +41,9 @@ pub use note::{SignedCheckpoint, TreeHead};
 pub use receipt::Receipt;
 pub use store::{Cursor, Filter, Record, SqliteSync, Store};
 pub use verify::{
-    ReceiptReport, TrustedReport, VerifyReport, consistency_proof, export_lines, inclusion_proof,
-    latest_checkpoints, verify_export, verify_receipt, verify_store, verify_with_trusted,
+    ReceiptReport, TrustedReport, VerifyReport, consistency_proof, entry_at, export_lines,
+    inclusion_proof, latest_checkpoints, verify_export, verify_receipt, verify_store,
+    verify_with_trusted,
 };
 
 /// Why an audit operation failed.

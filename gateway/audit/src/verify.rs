@@ -515,6 +515,30 @@ async fn chain_named(store: &Store, instance: &str) -> Result<ChainHead, AuditEr
         .ok_or_else(|| AuditError::Receipt(format!("chain `{instance}` is not in this store")))
 }
 
+/// Entry `index` of `instance`'s chain as stored, `None` when the chain has
+/// no such entry. Not a verification: callers holding a receipt verify it
+/// first ([`verify_receipt`]).
+pub async fn entry_at(
+    store: &Store,
+    instance: &str,
+    index: u64,
+) -> Result<Option<Entry>, AuditError> {
+    let Some(head) = store
+        .chains()
+        .await?
+        .into_iter()
+        .find(|c| c.instance == instance)
+    else {
+        return Ok(None);
+    };
+    let Some(row) = store.leaf(head.chain, index).await? else {
+        return Ok(None);
+    };
+    Entry::decode(&row.data)
+        .map(Some)
+        .map_err(|e| AuditError::Receipt(format!("entry {index} is unreadable: {e}")))
+}
+
 /// The inclusion proof of entry `index` of `instance`'s chain in its tree
 /// of `size` entries (O(log n) stored hashes, one query).
 pub async fn inclusion_proof(

@@ -45,6 +45,9 @@ pub struct RecordType {
     pub cache: bool,
     /// On what terms the record is shared.
     pub sharing_class: SharingClass,
+    /// Working days the owning department has to dispose an objection
+    /// against one of these records (`objection_due_working_days`, default 5).
+    pub objection_due_working_days: u32,
     /// JSON Schema (draft 2020-12) of one record.
     pub schema: Value,
     validator: Validator,
@@ -93,6 +96,25 @@ impl RecordType {
         self.validator.is_valid(record)
     }
 
+    /// Checks `value` against the schema of the top-level field `field` (formats
+    /// included): what an objection's "value believed correct" must satisfy. The
+    /// message never repeats the value.
+    pub fn validate_field(&self, field: &str, value: &Value) -> Result<(), String> {
+        let schema = self
+            .schema
+            .get("properties")
+            .and_then(|p| p.get(field))
+            .ok_or_else(|| format!("`{}` has no field `{field}`", self.id))?;
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(schema)
+            .map_err(|e| format!("the schema of `{}.{field}` does not compile: {e}", self.id))?;
+        validator
+            .validate(value)
+            .map_err(|e| format!("not a valid `{field}`: {}", e.masked_with("value")))
+    }
+
     /// The views: `full` first, then the declared field views, then `exists` and the
     /// declared predicates.
     pub fn views(&self) -> &[View] {
@@ -134,6 +156,10 @@ impl fmt::Debug for RecordType {
             .field("freshness", &self.freshness)
             .field("cache", &self.cache)
             .field("sharing_class", &self.sharing_class)
+            .field(
+                "objection_due_working_days",
+                &self.objection_due_working_days,
+            )
             .field("schema", &self.schema)
             .field("views", &self.views)
             .finish_non_exhaustive()
@@ -163,10 +189,21 @@ struct RecordTypeDoc {
     schema: Value,
     #[serde(default)]
     views: Vec<ViewDoc>,
+    /// Absent means [`DEFAULT_OBJECTION_DUE_DAYS`].
+    #[serde(default = "default_objection_due")]
+    objection_due_working_days: u32,
 }
 
 fn cacheable() -> bool {
     true
+}
+
+/// Working days a department has to dispose an objection against a record,
+/// unless the record type's `objection_due_working_days` says otherwise.
+pub const DEFAULT_OBJECTION_DUE_DAYS: u32 = 5;
+
+fn default_objection_due() -> u32 {
+    DEFAULT_OBJECTION_DUE_DAYS
 }
 
 /// All departments and record types, validated and with compiled schemas. Immutable once
@@ -490,6 +527,7 @@ fn compile(
         freshness: Duration::from_secs(doc.freshness_seconds),
         cache: doc.cache,
         sharing_class: doc.sharing_class,
+        objection_due_working_days: doc.objection_due_working_days,
         schema: doc.schema,
         validator,
         views: fields,

@@ -23,6 +23,13 @@ impl SubjectKind {
         }
     }
 
+    /// The kind named `s` ([`SubjectKind::as_str`]).
+    pub fn parse(s: &str) -> Option<SubjectKind> {
+        [Self::ResidentId, Self::Uscc]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+
     /// The record property that holds the subject's own number, which every record of a
     /// type of this kind carries so the gateway can check the record is the subject's.
     pub const fn record_field(self) -> &'static str {

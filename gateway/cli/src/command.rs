@@ -69,6 +69,15 @@ enum Command {
         #[command(subcommand)]
         command: cli::consent::ConsentCommand,
     },
+    /// Rate a record type of an answer received (a requester, with the
+    /// answer's receipt file).
+    Rate(cli::evaluation::RateArgs),
+    /// Objections against released records: file, list, watch (the filer);
+    /// ack, dispose (the owning department); close (the filer).
+    Objection {
+        #[command(subcommand)]
+        command: cli::evaluation::ObjectionCommand,
+    },
     /// Gateway replicas sharing one database: policy sets, heartbeats,
     /// audit chain heads.
     Cluster {
@@ -145,6 +154,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster { command } => cli::cluster::run(command).await,
         Command::Code { command } => cli::code::run(command),
         Command::Consent { command } => cli::consent::run(command).await,
+        Command::Rate(args) => cli::evaluation::rate(args).await,
+        Command::Objection { command } => cli::evaluation::run(command).await,
         Command::Demo(args) => {
             let logs = args.workdir.join("logs");
             std::fs::create_dir_all(&logs)?;

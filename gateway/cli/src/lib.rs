@@ -28,6 +28,7 @@ pub mod code;
 pub mod command;
 pub mod consent;
 pub mod demo;
+pub mod evaluation;
 pub mod fetch;
 pub mod policy;
 pub mod receipts;

@@ -1,0 +1,424 @@
+//! The evaluation mechanism end to end: a requester rates an answer (once,
+//! only its own, bound to the receipt), files an objection against a field
+//! it received; the owning department (its own certificate) acknowledges and
+//! disposes of it, the correction drops the cached record, the filer reads
+//! the outcome (fed back, also on its watch stream) and closes it; every
+//! step is an audit event. Each refusal is its own precise status.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use futures::StreamExt as _;
+use tonic::Code;
+use xgate_catalog::SubjectKind;
+use xgate_integration_tests::client::{self, status_of};
+use xgate_integration_tests::fixture::FixtureDepartment;
+use xgate_integration_tests::{
+    APPROVAL_HALL, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv,
+};
+use xgate_proto::v1::audit_client::AuditClient;
+use xgate_proto::v1::evaluation_client::EvaluationClient;
+use xgate_proto::v1::{
+    AuditQueryRequest, AuditReceipt, DisposeObjectionRequest, Disposition, FileObjectionRequest,
+    ListObjectionsRequest, ObjectionRef, ObjectionState, RateRequest, RatingReason, RecordStatus,
+    Subject, Verdict, WatchObjectionsRequest,
+};
+
+const LICENCE: &str = "driving_licence";
+
+type Client = EvaluationClient<tonic::transport::Channel>;
+
+async fn evaluation(addr: std::net::SocketAddr, tls: &xgate_tls::TlsFiles) -> Client {
+    EvaluationClient::new(client::connect(addr, tls).await.expect("connect"))
+}
+
+fn citizen(id: &str) -> Subject {
+    Subject {
+        kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
+        id: id.to_owned(),
+    }
+}
+
+fn objection(
+    receipt: &AuditReceipt,
+    subject: &str,
+    field: &str,
+    value: serde_json::Value,
+) -> FileObjectionRequest {
+    FileObjectionRequest {
+        receipt: Some(receipt.clone()),
+        subject: Some(citizen(subject)),
+        record_type: LICENCE.into(),
+        field_path: field.into(),
+        believed_value: Some(xgate_proto::json::to_value(value)),
+        evidence_ref: "VMB-2026-118".into(),
+        ..FileObjectionRequest::default()
+    }
+}
+
+fn field_of(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_bad_request()
+        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratings_and_the_objection_loop_run_end_to_end() {
+    let env = TestEnv::new().expect("env");
+    let gateway = env
+        .start_gateway(&GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let subject = env.subjects().citizen.clone();
+    let licences = env
+        .start_fixture(FixtureDepartment::licences(&subject), &gateway)
+        .await
+        .expect("public security");
+    let mut hall = env
+        .exchange(gateway.addr(), APPROVAL_HALL)
+        .await
+        .expect("hall");
+    // The licence is released; real_estate_title has no adapter here.
+    let answer = client::fetch(
+        &mut hall,
+        client::fetch_request(
+            SubjectKind::ResidentId,
+            &subject,
+            [LICENCE, "real_estate_title"],
+            GENERAL_APPROVAL,
+        ),
+    )
+    .await
+    .expect("fetch");
+    assert_eq!(
+        status_of(&answer.results[0]),
+        RecordStatus::Ok,
+        "{answer:?}"
+    );
+    let receipt = answer.receipt.clone().expect("receipt");
+    let mut mine = evaluation(gateway.addr(), &env.pki().requester(APPROVAL_HALL)).await;
+
+    // Ratings: bad input first, each its own status.
+    let rate = |verdict: Verdict, reasons: Vec<RatingReason>, record_type: &str| RateRequest {
+        receipt: Some(receipt.clone()),
+        record_type: record_type.into(),
+        verdict: verdict as i32,
+        reasons: reasons.into_iter().map(|r| r as i32).collect(),
+        text: String::new(),
+    };
+    let e = mine
+        .rate(rate(Verdict::Bad, vec![], LICENCE))
+        .await
+        .expect_err("bad without reasons");
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "reasons")
+    );
+    let e = mine
+        .rate(rate(Verdict::Good, vec![], "business_licence"))
+        .await
+        .expect_err("not in the answer");
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "record_type")
+    );
+    let mut forged = rate(Verdict::Good, vec![], LICENCE);
+    if let Some(r) = forged.receipt.as_mut() {
+        r.records_digest = vec![7; 32];
+    }
+    let e = mine.rate(forged).await.expect_err("forged receipt");
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "receipt")
+    );
+    let mut theirs = evaluation(gateway.addr(), &env.pki().requester(PROVIDENT_FUND)).await;
+    let e = theirs
+        .rate(rate(Verdict::Good, vec![], LICENCE))
+        .await
+        .expect_err("not their answer");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    let rating = mine
+        .rate(rate(Verdict::Good, vec![], LICENCE))
+        .await
+        .expect("rated")
+        .into_inner();
+    assert_eq!(rating.request_id, answer.request_id);
+    assert_eq!(rating.department, "public-security");
+    let e = mine
+        .rate(rate(Verdict::Bad, vec![RatingReason::Slow], LICENCE))
+        .await
+        .expect_err("twice");
+    assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    // An unavailable answer can be rated too (why it failed).
+    mine.rate(rate(
+        Verdict::Bad,
+        vec![RatingReason::Unavailable],
+        "real_estate_title",
+    ))
+    .await
+    .expect("rated unavailable");
+
+    // Objections: bad input.
+    let e = mine
+        .file(objection(&receipt, &subject, "colour", "red".into()))
+        .await
+        .expect_err("no such field");
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "field_path")
+    );
+    let e = mine
+        .file(objection(
+            &receipt,
+            &subject,
+            "valid_until",
+            "31 May".into(),
+        ))
+        .await
+        .expect_err("not a date");
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "believed_value")
+    );
+    let other = env.subjects().gappy_citizen.clone();
+    let e = mine
+        .file(objection(
+            &receipt,
+            &other,
+            "valid_until",
+            "2031-05-31".into(),
+        ))
+        .await
+        .expect_err("another subject");
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "subject")
+    );
+    let mut unreleased = objection(&receipt, &subject, "address", "亳州市".into());
+    unreleased.record_type = "real_estate_title".into();
+    let e = mine.file(unreleased).await.expect_err("not released");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let e = theirs
+        .file(objection(
+            &receipt,
+            &subject,
+            "valid_until",
+            "2031-05-31".into(),
+        ))
+        .await
+        .expect_err("not their answer");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    let filed = mine
+        .file(objection(
+            &receipt,
+            &subject,
+            "valid_until",
+            "2031-05-31".into(),
+        ))
+        .await
+        .expect("filed")
+        .into_inner();
+    assert_eq!(filed.state, ObjectionState::Reported as i32);
+    assert_eq!(filed.department, "public-security");
+    assert!(!filed.overdue);
+    let filed_at = filed.filed_at.expect("filed_at").seconds;
+    let due = filed.due_at.expect("due_at").seconds - filed_at;
+    // Five working days: at least five and at most seven calendar days.
+    assert!((5 * 86_400..=7 * 86_400).contains(&due), "{due}");
+    let mut watch = mine
+        .watch(WatchObjectionsRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.next().await.expect("an item").expect("ok");
+    assert_eq!(
+        (first.id.as_str(), first.state),
+        (filed.id.as_str(), ObjectionState::Reported as i32)
+    );
+
+    // The department's queue: another department may not touch it.
+    let mut tax = evaluation(gateway.addr(), &env.pki().department("tax")).await;
+    let e = tax
+        .acknowledge(ObjectionRef {
+            id: filed.id.clone(),
+        })
+        .await
+        .expect_err("another department");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(
+        tax.list(ListObjectionsRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .objections
+            .is_empty()
+    );
+    let mut owner = evaluation(gateway.addr(), &env.pki().department("public-security")).await;
+    let queue = owner
+        .list(ListObjectionsRequest::default())
+        .await
+        .expect("queue")
+        .into_inner()
+        .objections;
+    assert_eq!(queue.len(), 1);
+    assert_eq!(
+        queue[0].subject.as_ref().map(|s| s.id.as_str()),
+        Some(subject.as_str())
+    );
+    let e = mine
+        .acknowledge(ObjectionRef {
+            id: filed.id.clone(),
+        })
+        .await
+        .expect_err("a requester is no department");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let acked = owner
+        .acknowledge(ObjectionRef {
+            id: filed.id.clone(),
+        })
+        .await
+        .expect("ack")
+        .into_inner();
+    assert_eq!(acked.state, ObjectionState::Circulated as i32);
+    let e = owner
+        .dispose(DisposeObjectionRequest {
+            id: filed.id.clone(),
+            disposition: Disposition::Corrected as i32,
+            reason: String::new(),
+        })
+        .await
+        .expect_err("no reason");
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "reason")
+    );
+
+    // The licence is cached now; the correction drops it.
+    let before = licences.lookups();
+    client::fetch(
+        &mut hall,
+        client::fetch_request(
+            SubjectKind::ResidentId,
+            &subject,
+            [LICENCE],
+            GENERAL_APPROVAL,
+        ),
+    )
+    .await
+    .expect("cached fetch");
+    assert_eq!(licences.lookups(), before, "served from the cache");
+    let disposed = owner
+        .dispose(DisposeObjectionRequest {
+            id: filed.id.clone(),
+            disposition: Disposition::Corrected as i32,
+            reason: "validity re-entered from the renewal file".into(),
+        })
+        .await
+        .expect("dispose")
+        .into_inner();
+    assert_eq!(disposed.state, ObjectionState::Disposed as i32);
+    client::fetch(
+        &mut hall,
+        client::fetch_request(
+            SubjectKind::ResidentId,
+            &subject,
+            [LICENCE],
+            GENERAL_APPROVAL,
+        ),
+    )
+    .await
+    .expect("fetch after the correction");
+    assert_eq!(
+        licences.lookups(),
+        before + 1,
+        "the correction dropped the cached record"
+    );
+    let e = owner
+        .dispose(DisposeObjectionRequest {
+            id: filed.id.clone(),
+            disposition: Disposition::Rejected as i32,
+            reason: "again".into(),
+        })
+        .await
+        .expect_err("disposed already");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+
+    // Feedback: the watch sees the outcome, which feeds it back.
+    let fed = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
+        .await
+        .expect("a change within 10 s")
+        .expect("an item")
+        .expect("ok");
+    assert_eq!(fed.id, filed.id);
+    assert_eq!(fed.state, ObjectionState::FedBack as i32, "{fed:?}");
+    assert_eq!(fed.disposition, Disposition::Corrected as i32);
+    assert_eq!(
+        fed.disposal_reason,
+        "validity re-entered from the renewal file"
+    );
+    let e = theirs
+        .close(ObjectionRef {
+            id: filed.id.clone(),
+        })
+        .await
+        .expect_err("not the filer");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let closed = mine
+        .close(ObjectionRef {
+            id: filed.id.clone(),
+        })
+        .await
+        .expect("close")
+        .into_inner();
+    assert_eq!(closed.state, ObjectionState::Closed as i32);
+
+    // Every step is an audit event under the subject.
+    let mut auditor = AuditClient::new(
+        client::connect(gateway.addr(), &env.pki().auditor())
+            .await
+            .expect("auditor"),
+    );
+    let mut pages = auditor
+        .query(AuditQueryRequest {
+            subject: Some(citizen(&subject)),
+            ..AuditQueryRequest::default()
+        })
+        .await
+        .expect("query")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(page) = pages.message().await.expect("page") {
+        events.extend(
+            page.entries
+                .into_iter()
+                .map(|e| e.event)
+                .filter(|e| !e.is_empty()),
+        );
+    }
+    assert_eq!(
+        events,
+        [
+            "objection_filed",
+            "objection_acknowledged",
+            "objection_disposed",
+            "objection_fed_back",
+            "objection_closed"
+        ],
+    );
+    let mut pages = auditor
+        .query(AuditQueryRequest::default())
+        .await
+        .expect("query")
+        .into_inner();
+    let mut rated = 0;
+    while let Some(page) = pages.message().await.expect("page") {
+        rated += page
+            .entries
+            .iter()
+            .filter(|e| e.event == "answer_rated")
+            .count();
+    }
+    assert_eq!(rated, 2);
+}
