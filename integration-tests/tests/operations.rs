@@ -222,6 +222,30 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
     let by_attorney = agency["by_attorney"].as_array().expect("attorney results");
     assert_eq!(by_attorney.len(), pf.len(), "{agency}");
     assert!(by_attorney.iter().all(|r| r["status"] == "OK"), "{agency}");
+    // The evaluation loop: a rating, and an objection worked through every
+    // state by public security, its outcome read by the hall.
+    let evaluation = &doc["evaluation"];
+    assert!(
+        evaluation["rating"].as_str().is_some_and(|r| !r.is_empty()),
+        "{evaluation}"
+    );
+    assert_eq!(
+        evaluation["states"],
+        serde_json::json!([
+            "reported",
+            "circulated",
+            "disposed (rejected)",
+            "fed_back (rejected)",
+            "closed (rejected)"
+        ]),
+        "{evaluation}"
+    );
+    assert!(
+        evaluation["outcome"]
+            .as_str()
+            .is_some_and(|o| o.contains("the record stands")),
+        "{evaluation}"
+    );
     // Every fetch names the gateway (its audit chain) that answered it.
     let answered = doc["answered_by"].as_array().expect("answered_by");
     assert_eq!(answered.len(), 7, "{}", context());

@@ -26,6 +26,7 @@ use super::fetch::{header, result_json, row, summary};
 use xgate::config::{Config, Limits, TlsConfig};
 use xgate_proto::kind::to_proto as proto_kind;
 
+mod evaluation;
 mod replicas;
 
 /// Requesters the demo's PKI and policies know.
@@ -490,6 +491,8 @@ struct Outcome {
     /// The citizen's app shows a subject code; the hall scans it and fetches.
     code_scan: CodeScan,
     agency: Agency,
+    /// A rating and an objection, worked by the owning department.
+    evaluation: evaluation::Evaluated,
     /// Per fetch above (`citizen`, `company`, ...), the audit chain (gateway
     /// instance) of its receipt: the replica that answered.
     answered_by: Vec<(&'static str, String)>,
@@ -540,11 +543,13 @@ impl Outcome {
         .await?;
         let (code_scan, scanned_by) = scan_code(url, &hall, catalog, issuer, &citizen).await?;
         let (agency, agency_by) = family_agency(url, &hall, &pf_files, &citizen).await?;
+        let evaluation = evaluation::run(url, pki, &citizen).await?;
         Ok(Self {
             citizen,
             company,
             code_scan,
             agency,
+            evaluation,
             answered_by: vec![
                 ("citizen", personal.1),
                 ("company", corporate.1),
@@ -807,6 +812,7 @@ fn print_json(
             "attorney": o.agency.attorney,
             "by_attorney": o.agency.by_attorney.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
         },
+        "evaluation": o.evaluation.json(),
         "gappy_citizen": {
             "subject": o.gappy_id,
             "results": o.gappy.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
@@ -913,6 +919,8 @@ fn print_tables(o: &Outcome) -> std::io::Result<()> {
         ok(&o.agency.by_attorney),
         o.agency.by_attorney.len()
     )?;
+    crate::outln!()?;
+    o.evaluation.print()?;
     crate::outln!()?;
     let missing = o.gappy_missing();
     crate::outln!(
