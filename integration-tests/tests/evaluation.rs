@@ -422,3 +422,208 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
     }
     assert_eq!(rated, 2);
 }
+
+/// On two replicas sharing PostgreSQL: an objection filed through A is in
+/// B's department queue (one store); a correction disposed through B drops
+/// the record A had cached (NOTIFY `xgate_corrections`), and the filer
+/// reads the outcome through A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_through_one_replica_drops_the_others_cached_record() {
+    use std::time::{Duration, Instant};
+    let db = xgate_integration_tests::pg::PgDb::create("xgate_evaluation")
+        .await
+        .expect("postgres");
+    let env = TestEnv::new().expect("env");
+    let replicas = xgate_integration_tests::replicas::start_replicas(
+        &env,
+        &db,
+        &["a", "b"],
+        &GatewayOptions::default(),
+    )
+    .await
+    .expect("replicas");
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let subject = env.subjects().citizen.clone();
+    let licences = env
+        .start_fixture(FixtureDepartment::licences(&subject), a)
+        .await
+        .expect("public security");
+    let mut hall_a = env.exchange(a.addr(), APPROVAL_HALL).await.expect("hall");
+    let request = || {
+        client::fetch_request(
+            SubjectKind::ResidentId,
+            &subject,
+            [LICENCE],
+            GENERAL_APPROVAL,
+        )
+    };
+    let answer = client::fetch(&mut hall_a, request()).await.expect("fetch");
+    assert_eq!(
+        status_of(&answer.results[0]),
+        RecordStatus::Ok,
+        "{answer:?}"
+    );
+    let receipt = answer.receipt.clone().expect("receipt");
+    let cached = licences.lookups();
+    client::fetch(&mut hall_a, request()).await.expect("fetch");
+    assert_eq!(licences.lookups(), cached, "a serves it from its cache");
+
+    let mut filer = evaluation(a.addr(), &env.pki().requester(APPROVAL_HALL)).await;
+    let filed = filer
+        .file(objection(&receipt, &subject, "penalty_points", 0.into()))
+        .await
+        .expect("filed through a")
+        .into_inner();
+    let mut owner_b = evaluation(b.addr(), &env.pki().department("public-security")).await;
+    let queue = owner_b
+        .list(ListObjectionsRequest::default())
+        .await
+        .expect("queue through b")
+        .into_inner()
+        .objections;
+    assert_eq!(
+        queue.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        [filed.id.as_str()]
+    );
+    owner_b
+        .dispose(DisposeObjectionRequest {
+            id: filed.id.clone(),
+            disposition: Disposition::Corrected as i32,
+            reason: "points struck off after the appeal".into(),
+        })
+        .await
+        .expect("disposed through b");
+    // A drops its cached licence on B's notice: within a second, a fetch
+    // through A asks the department again.
+    let disposed = Instant::now();
+    loop {
+        client::fetch(&mut hall_a, request()).await.expect("fetch");
+        if licences.lookups() > cached {
+            break;
+        }
+        assert!(
+            disposed.elapsed() < Duration::from_secs(1),
+            "a still serves the corrected record from its cache"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let read = filer
+        .list(ListObjectionsRequest {
+            id: filed.id.clone(),
+            ..ListObjectionsRequest::default()
+        })
+        .await
+        .expect("read through a")
+        .into_inner()
+        .objections;
+    assert_eq!(read[0].state, ObjectionState::FedBack as i32, "{read:?}");
+    assert_eq!(
+        read[0].disposal_reason,
+        "points struck off after the appeal"
+    );
+    drop(licences);
+    for r in replicas {
+        r.stop().await.expect("stop");
+    }
+    db.drop_db().await.expect("drop");
+}
+
+/// The citizen objects through the citizen platform: a fresh code of the
+/// subject (spent), and the access's entry from their report. Another
+/// subject's code, or a spent one, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_citizen_objects_through_the_platform_with_a_fresh_code() {
+    use xgate_code::{Issuer, Scope};
+    const ISSUER: &str = "test-identity";
+    let env = TestEnv::new().expect("env");
+    let issuer = Issuer::from_pkcs8(ISSUER, &Issuer::generate_pkcs8().unwrap()).unwrap();
+    let gateway = env
+        .start_gateway(&GatewayOptions {
+            extra_toml: format!(
+                "[subject_codes.issuers]\n{ISSUER} = \"{}\"\n",
+                issuer.public_key_hex()
+            ),
+            ..GatewayOptions::default()
+        })
+        .await
+        .expect("gateway");
+    let subject = env.subjects().citizen.clone();
+    let _licences = env
+        .start_fixture(FixtureDepartment::licences(&subject), &gateway)
+        .await
+        .expect("public security");
+    let mut hall = env
+        .exchange(gateway.addr(), APPROVAL_HALL)
+        .await
+        .expect("hall");
+    let answer = client::fetch(
+        &mut hall,
+        client::fetch_request(
+            SubjectKind::ResidentId,
+            &subject,
+            [LICENCE],
+            GENERAL_APPROVAL,
+        ),
+    )
+    .await
+    .expect("fetch");
+    let receipt = answer.receipt.expect("receipt");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap();
+    let code = |who: &str| {
+        issuer
+            .issue(SubjectKind::ResidentId, who, 60, &Scope::default(), now)
+            .unwrap()
+    };
+    let request = |token: String| FileObjectionRequest {
+        subject_code: token,
+        entry_chain: receipt.chain.clone(),
+        entry_index: receipt.index,
+        record_type: LICENCE.into(),
+        field_path: "penalty_points".into(),
+        believed_value: Some(xgate_proto::json::to_value(0.into())),
+        evidence_ref: "appeal decision 118".into(),
+        ..FileObjectionRequest::default()
+    };
+    let mut platform = evaluation(gateway.addr(), &env.pki().platform()).await;
+    let e = platform
+        .file(request(code(&env.subjects().gappy_citizen)))
+        .await
+        .expect_err("another subject's code");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let token = code(&subject);
+    let filed = platform
+        .file(request(token.clone()))
+        .await
+        .expect("filed by the citizen")
+        .into_inner();
+    assert!(filed.filed_by.starts_with("xgate://platform/"), "{filed:?}");
+    assert_eq!(filed.request_id, answer.request_id);
+    let e = platform
+        .file(request(token))
+        .await
+        .expect_err("a spent code");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // The platform reads what it filed; the hall does not see it as its own.
+    let listed = platform
+        .list(ListObjectionsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .objections;
+    assert_eq!(listed.len(), 1);
+    let mut hall_eval = evaluation(gateway.addr(), &env.pki().requester(APPROVAL_HALL)).await;
+    assert!(
+        hall_eval
+            .list(ListObjectionsRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .objections
+            .is_empty()
+    );
+}
