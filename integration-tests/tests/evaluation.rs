@@ -19,7 +19,7 @@ use xgate_proto::v1::evaluation_client::EvaluationClient;
 use xgate_proto::v1::{
     AuditQueryRequest, AuditReceipt, DisposeObjectionRequest, Disposition, FileObjectionRequest,
     ListObjectionsRequest, ObjectionRef, ObjectionState, RateRequest, RatingReason, RecordStatus,
-    Subject, Verdict, WatchObjectionsRequest,
+    ScorecardsRequest, Subject, Verdict, WatchObjectionsRequest,
 };
 
 const LICENCE: &str = "driving_licence";
@@ -421,6 +421,71 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
             .count();
     }
     assert_eq!(rated, 2);
+
+    // Scorecards: public security sees its own — three licence decisions
+    // (adapter, cache, adapter again after the correction), all answered;
+    // the good rating; the objection disposed in about no time.
+    let cards = owner
+        .scorecards(ScorecardsRequest::default())
+        .await
+        .expect("own scorecard")
+        .into_inner();
+    assert_eq!(cards.window_days, 7);
+    assert_eq!(cards.departments.len(), 1, "{cards:?}");
+    let ps = &cards.departments[0];
+    assert_eq!(ps.department, "public-security");
+    let total = ps.total.expect("total");
+    assert_eq!((total.called, total.answered), (3, 3), "{total:?}");
+    assert!((total.availability - 1.0).abs() < 1e-9);
+    assert!(
+        total.p50_ms > 0.0 && total.p99_ms >= total.p50_ms,
+        "{total:?}"
+    );
+    assert_eq!((total.ratings_good, total.ratings_bad), (1, 0));
+    assert_eq!((total.objections_open, total.objections_overdue), (0, 0));
+    assert!(total.median_dispose_hours < 1.0, "{total:?}");
+    let e = tax
+        .scorecards(ScorecardsRequest {
+            department: "public-security".into(),
+            ..ScorecardsRequest::default()
+        })
+        .await
+        .expect_err("another department's card");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = mine
+        .scorecards(ScorecardsRequest::default())
+        .await
+        .expect_err("a requester");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let mut auditor_eval = evaluation(gateway.addr(), &env.pki().auditor()).await;
+    let e = auditor_eval
+        .scorecards(ScorecardsRequest {
+            window_days: 9,
+            ..ScorecardsRequest::default()
+        })
+        .await
+        .expect_err("a 9-day window");
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "window_days")
+    );
+    let all = auditor_eval
+        .scorecards(ScorecardsRequest {
+            window_days: 30,
+            ..ScorecardsRequest::default()
+        })
+        .await
+        .expect("all scorecards")
+        .into_inner();
+    let names: Vec<&str> = all
+        .departments
+        .iter()
+        .map(|d| d.department.as_str())
+        .collect();
+    // The hall's unanswered title counts only its bad rating: no adapter was asked.
+    assert_eq!(names, ["natural-resources", "public-security"], "{all:?}");
+    let nr = all.departments[0].total.expect("total");
+    assert_eq!((nr.called, nr.ratings_bad), (0, 1), "{nr:?}");
 }
 
 /// On two replicas sharing PostgreSQL: an objection filed through A is in

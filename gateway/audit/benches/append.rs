@@ -45,6 +45,7 @@ fn answer(i: usize) -> NewEntry {
             status: if d % 5 == 4 { "DENIED" } else { "OK" }.into(),
             department: "natural-resources".into(),
             records_digest: (d % 5 != 4).then(|| digest_records([b"{\"a\":1}".as_slice()])),
+            latency_us: 0,
         })
         .collect();
     e

@@ -116,6 +116,11 @@ pub struct Decision {
     /// nothing was.
     #[serde(with = "opt_hex")]
     pub records_digest: Option<Hash>,
+    /// How long the department took (0 when not asked). Operational, not
+    /// evidence: counted in the daily rollup ([`crate::rollup`]), never
+    /// encoded in the entry, so it reads back as 0.
+    #[serde(skip)]
+    pub latency_us: u64,
 }
 
 /// An entry before it is appended.
@@ -396,6 +401,7 @@ impl Entry {
                 status,
                 department,
                 records_digest,
+                latency_us: 0,
             });
         }
         let index = u64::from_be_bytes(r.array()?);
@@ -609,6 +615,7 @@ pub(crate) mod tests {
                 status: if i % 3 == 2 { "DENIED" } else { "OK" }.into(),
                 department: format!("dept_{}", i % 2),
                 records_digest: (i % 3 != 2).then(|| digest_records([b"{}".as_slice()])),
+                latency_us: 0,
             })
             .collect();
         e

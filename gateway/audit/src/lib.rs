@@ -31,6 +31,7 @@ mod log;
 pub mod merkle;
 pub mod note;
 pub mod receipt;
+pub mod rollup;
 pub mod store;
 pub mod verify;
 

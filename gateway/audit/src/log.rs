@@ -63,7 +63,7 @@ struct Sealed {
     kind: Kind,
     subject: Option<String>,
     requester: String,
-    records: Vec<(String, String, crate::entry::Verdict)>,
+    records: Vec<crate::rollup::RecordRow>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
@@ -284,7 +284,13 @@ impl AuditLog {
                 records: e
                     .decisions
                     .into_iter()
-                    .map(|d| (d.record_type, d.department, d.verdict))
+                    .map(|d| crate::rollup::RecordRow {
+                        record_type: d.record_type,
+                        department: d.department,
+                        verdict: d.verdict,
+                        status: d.status,
+                        latency_us: d.latency_us,
+                    })
                     .collect(),
             })
             .collect();

@@ -68,6 +68,11 @@ const SQLITE_MIGRATIONS: &[EmbeddedMigration] = &[
         "audit v2",
         include_str!("../migrations/sqlite/0002_audit_v2.sql"),
     ),
+    (
+        3,
+        "audit daily",
+        include_str!("../migrations/sqlite/0003_audit_daily.sql"),
+    ),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -80,6 +85,11 @@ const PG_MIGRATIONS: &[EmbeddedMigration] = &[
         2,
         "audit v2",
         include_str!("../migrations/postgres/0002_audit_v2.sql"),
+    ),
+    (
+        3,
+        "audit daily",
+        include_str!("../migrations/postgres/0003_audit_daily.sql"),
     ),
 ];
 
@@ -249,8 +259,8 @@ pub(crate) struct Row {
     pub requester: String,
     pub data: Vec<u8>,
     pub nodes: Vec<u8>,
-    /// `(record_type, department, verdict)` per decision.
-    pub records: Vec<(String, String, Verdict)>,
+    /// One per decision.
+    pub records: Vec<crate::rollup::RecordRow>,
 }
 
 /// A checkpoint to insert.
@@ -735,6 +745,26 @@ impl Store {
         Ok(max.map(|g| to_u64(g - (chain << INDEX_BITS))))
     }
 
+    /// The daily counts ([`crate::rollup`]) from day `since_day` on, summed
+    /// over the days, of one department or (`""`) all.
+    pub async fn daily_counts(
+        &self,
+        department: &str,
+        since_day: i64,
+    ) -> Result<crate::rollup::WindowCounts, AuditError> {
+        const STATUSES: &str = "SELECT department, record_type, status, CAST(SUM(count) AS BIGINT)
+             FROM audit_daily WHERE day >= $1 AND ($2 = '' OR department = $2)
+             GROUP BY department, record_type, status";
+        const LATENCIES: &str = "SELECT department, record_type, bucket, CAST(SUM(count) AS BIGINT)
+             FROM audit_daily_latency WHERE day >= $1 AND ($2 = '' OR department = $2)
+             GROUP BY department, record_type, bucket";
+        let counts = on_pool!(self, pool, Db => crate::rollup::WindowCounts {
+            statuses: sqlx::query_as(STATUSES).bind(since_day).bind(department).fetch_all(pool).await?,
+            latencies: sqlx::query_as(LATENCIES).bind(since_day).bind(department).fetch_all(pool).await?,
+        });
+        Ok(counts)
+    }
+
     /// Records matching `filter` after `after`, in (time, entry, position)
     /// order, at most `limit`. Entries are decoded from their stored leaf
     /// data; the index table only finds them.
@@ -941,7 +971,7 @@ async fn insert_sqlite(
         q.execute(&mut *tx).await?;
     }
     clear_stale_sqlite(tx, chain, rows).await?;
-    let records: Vec<(i64, i64, &(String, String, Verdict))> = rows
+    let records: Vec<(i64, i64, &crate::rollup::RecordRow)> = rows
         .iter()
         .flat_map(|r| {
             r.records
@@ -955,17 +985,83 @@ async fn insert_sqlite(
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sqlite_records_sql(n)));
-        for (g, pos, (record_type, department, verdict)) in chunk {
+        for (g, pos, r) in chunk {
             q = q
                 .bind(*g)
                 .bind(*pos)
-                .bind(record_type.as_str())
-                .bind(department.as_str())
-                .bind(verdict.code());
+                .bind(r.record_type.as_str())
+                .bind(r.department.as_str())
+                .bind(r.verdict.code());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let daily = daily_counts(rows);
+    let mut rest = daily.statuses.as_slice();
+    for n in chunk_sizes(rest.len()) {
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sqlite_daily_sql(
+            "audit_daily",
+            "status",
+            n,
+        )));
+        for (k, count) in chunk {
+            q = q
+                .bind(k.day)
+                .bind(k.department.as_str())
+                .bind(k.record_type.as_str())
+                .bind(k.status.as_str())
+                .bind(*count);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let mut rest = daily.latencies.as_slice();
+    for n in chunk_sizes(rest.len()) {
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sqlite_daily_sql(
+            "audit_daily_latency",
+            "bucket",
+            n,
+        )));
+        for (k, count) in chunk {
+            q = q
+                .bind(k.day)
+                .bind(k.department.as_str())
+                .bind(k.record_type.as_str())
+                .bind(k.bucket)
+                .bind(*count);
         }
         q.execute(&mut *tx).await?;
     }
     Ok(())
+}
+
+/// The batch's access decisions counted for `audit_daily` and
+/// `audit_daily_latency`.
+fn daily_counts(rows: &[Row]) -> crate::rollup::Daily {
+    crate::rollup::aggregate(
+        rows.iter()
+            .filter(|r| r.kind == Kind::Access)
+            .flat_map(|r| r.records.iter().map(move |d| (r.time_us, d))),
+    )
+}
+
+/// Adds counts to `table` keyed by (day, department, record type, `key`):
+/// the multi-row upsert for SQLite (both names are this module's constants).
+fn sqlite_daily_sql(table: &str, key: &str, rows: usize) -> String {
+    let mut sql =
+        format!("INSERT INTO {table} (day, department, record_type, {key}, count) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?)");
+    }
+    sql.push_str(&format!(
+        " ON CONFLICT (day, department, record_type, {key}) DO UPDATE SET count = {table}.count + excluded.count"
+    ));
+    sql
 }
 
 /// Index rows left behind by deleted entries would collide (and mislead
@@ -1015,12 +1111,12 @@ async fn insert_postgres(
         requesters.push(r.requester.as_str());
         data.push(r.data.as_slice());
         nodes.push(r.nodes.as_slice());
-        for (pos, (t, d, v)) in r.records.iter().enumerate() {
+        for (pos, d) in r.records.iter().enumerate() {
             r_gids.push(g);
             r_pos.push(pos as i64);
-            r_types.push(t.as_str());
-            r_depts.push(d.as_str());
-            r_decisions.push(v.code());
+            r_types.push(d.record_type.as_str());
+            r_depts.push(d.department.as_str());
+            r_decisions.push(d.verdict.code());
         }
     }
     sqlx::query(
@@ -1055,6 +1151,56 @@ async fn insert_postgres(
         .bind(r_types)
         .bind(r_depts)
         .bind(r_decisions)
+        .execute(&mut *tx)
+        .await?;
+    }
+    // Keys are distinct (aggregated), as one upsert statement needs.
+    let daily = daily_counts(rows);
+    if !daily.statuses.is_empty() {
+        let (mut days, mut depts, mut types, mut statuses, mut counts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (k, n) in &daily.statuses {
+            days.push(k.day);
+            depts.push(k.department.as_str());
+            types.push(k.record_type.as_str());
+            statuses.push(k.status.as_str());
+            counts.push(*n);
+        }
+        sqlx::query(
+            "INSERT INTO audit_daily (day, department, record_type, status, count) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
+             ON CONFLICT (day, department, record_type, status) \
+             DO UPDATE SET count = audit_daily.count + excluded.count",
+        )
+        .bind(days)
+        .bind(depts)
+        .bind(types)
+        .bind(statuses)
+        .bind(counts)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !daily.latencies.is_empty() {
+        let (mut days, mut depts, mut types, mut buckets, mut counts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (k, n) in &daily.latencies {
+            days.push(k.day);
+            depts.push(k.department.as_str());
+            types.push(k.record_type.as_str());
+            buckets.push(k.bucket);
+            counts.push(*n);
+        }
+        sqlx::query(
+            "INSERT INTO audit_daily_latency (day, department, record_type, bucket, count) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::int8[]) \
+             ON CONFLICT (day, department, record_type, bucket) \
+             DO UPDATE SET count = audit_daily_latency.count + excluded.count",
+        )
+        .bind(days)
+        .bind(depts)
+        .bind(types)
+        .bind(buckets)
+        .bind(counts)
         .execute(&mut *tx)
         .await?;
     }

@@ -72,6 +72,9 @@ enum Command {
     /// Rate a record type of an answer received (a requester, with the
     /// answer's receipt file).
     Rate(cli::evaluation::RateArgs),
+    /// Department scorecards over 7 or 30 days (a department: its own;
+    /// auditors and admins: all).
+    Scorecard(cli::evaluation::ScorecardArgs),
     /// Objections against released records: file, list, watch (the filer);
     /// ack, dispose (the owning department); close (the filer).
     Objection {
@@ -155,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Code { command } => cli::code::run(command),
         Command::Consent { command } => cli::consent::run(command).await,
         Command::Rate(args) => cli::evaluation::rate(args).await,
+        Command::Scorecard(args) => cli::evaluation::scorecard(args).await,
         Command::Objection { command } => cli::evaluation::run(command).await,
         Command::Demo(args) => {
             let logs = args.workdir.join("logs");

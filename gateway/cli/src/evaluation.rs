@@ -10,8 +10,8 @@ use futures::StreamExt as _;
 use xgate_proto::v1::evaluation_client::EvaluationClient;
 use xgate_proto::v1::{
     DisposeObjectionRequest, Disposition, FileObjectionRequest, ListObjectionsRequest, Objection,
-    ObjectionRef, ObjectionState, RateRequest, RatingReason, Subject, Verdict,
-    WatchObjectionsRequest,
+    ObjectionRef, ObjectionState, RateRequest, RatingReason, Scorecard, ScorecardsRequest, Subject,
+    Verdict, WatchObjectionsRequest,
 };
 
 use crate::ClientTls;
@@ -36,6 +36,22 @@ pub struct RateArgs {
     /// Optional text (at most 500 characters).
     #[arg(long, default_value = "")]
     pub text: String,
+}
+
+/// `xgate scorecard`.
+#[derive(clap::Args, Debug)]
+pub struct ScorecardArgs {
+    #[command(flatten)]
+    pub tls: ClientTls,
+    /// The window: 7 or 30 days (the gateway refuses others).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(7..=30))]
+    pub days: u32,
+    /// Auditors and admins: one department (default: all).
+    #[arg(long, default_value = "")]
+    pub department: String,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `xgate objection ...`.
@@ -320,4 +336,96 @@ fn print(o: &Objection) -> anyhow::Result<()> {
         crate::outln!("  outcome: {}", o.disposal_reason)?;
     }
     Ok(())
+}
+
+pub async fn scorecard(args: ScorecardArgs) -> anyhow::Result<()> {
+    let response = connect(&args.tls)
+        .await?
+        .scorecards(ScorecardsRequest {
+            window_days: args.days,
+            department: args.department,
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if args.json {
+        let json: Vec<_> = response
+            .departments
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "department": d.department,
+                    "total": card_json(d.total.as_ref()),
+                    "record_types": d.record_types.iter().map(|t| serde_json::json!({
+                        "record_type": t.record_type,
+                        "card": card_json(t.card.as_ref()),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "window_days": response.window_days,
+                "departments": json,
+            }))?
+        )?;
+        return Ok(());
+    }
+    crate::outln!("Scorecards over the last {} days", response.window_days)?;
+    crate::outln!(
+        "{:<46} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6} {:>9} {:>8}",
+        "DEPARTMENT / RECORD TYPE",
+        "CALLED",
+        "AVAIL",
+        "P50 MS",
+        "P99 MS",
+        "INVAL",
+        "NOTFND",
+        "GOOD",
+        "BAD",
+        "OBJ OPEN"
+    )?;
+    for d in &response.departments {
+        row(&d.department, d.total.as_ref())?;
+        for t in &d.record_types {
+            row(&format!("  {}", t.record_type), t.card.as_ref())?;
+        }
+    }
+    Ok(())
+}
+
+fn row(name: &str, card: Option<&Scorecard>) -> std::io::Result<()> {
+    let c = card.cloned().unwrap_or_default();
+    crate::outln!(
+        "{:<46} {:>7} {:>6.1}% {:>8.2} {:>8.2} {:>6.1}% {:>6.1}% {:>6} {:>9} {:>8}",
+        name,
+        c.called,
+        c.availability * 100.0,
+        c.p50_ms,
+        c.p99_ms,
+        c.invalid_rate * 100.0,
+        c.not_found_rate * 100.0,
+        c.ratings_good,
+        c.ratings_bad,
+        format!("{}/{}", c.objections_open, c.objections_overdue)
+    )
+}
+
+fn card_json(card: Option<&Scorecard>) -> serde_json::Value {
+    let c = card.cloned().unwrap_or_default();
+    serde_json::json!({
+        "called": c.called,
+        "answered": c.answered,
+        "availability": c.availability,
+        "p50_ms": c.p50_ms,
+        "p99_ms": c.p99_ms,
+        "invalid_rate": c.invalid_rate,
+        "not_found_rate": c.not_found_rate,
+        "ratings_good": c.ratings_good,
+        "ratings_bad": c.ratings_bad,
+        "objections_open": c.objections_open,
+        "objections_overdue": c.objections_overdue,
+        "median_dispose_hours": c.median_dispose_hours,
+    })
 }

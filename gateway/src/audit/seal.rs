@@ -289,6 +289,7 @@ fn entry_for(
                 records_digest: bytes
                     .as_ref()
                     .map(|b| digest_records(b.iter().map(Vec::as_slice))),
+                latency_us: s.latency_us,
             }
         })
         .collect();

@@ -12,6 +12,7 @@
 //! an audit event; objections are also written under the subject, so the
 //! subject's report shows them.
 
+pub mod scorecard;
 pub mod store;
 
 use std::pin::Pin;
@@ -28,7 +29,8 @@ use xgate_proto::v1::evaluation_server::Evaluation as EvaluationApi;
 use xgate_proto::v1::{
     AuditReceipt, DisposeObjectionRequest, Disposition, FileObjectionRequest,
     ListObjectionsRequest, ListObjectionsResponse, Objection, ObjectionRef, ObjectionState,
-    RateRequest, Rating, RatingReason, Subject, Verdict, WatchObjectionsRequest,
+    RateRequest, Rating, RatingReason, ScorecardsRequest, ScorecardsResponse, Subject, Verdict,
+    WatchObjectionsRequest,
 };
 use xgate_tls::Identity;
 use xgate_tls::role::{Requester, RequesterOrPlatform, Role as _};
@@ -623,6 +625,81 @@ impl EvaluationApi for EvaluationService {
         Ok(Response::new(objection_to_proto(&moved, SystemTime::now())))
     }
 
+    async fn scorecards(
+        &self,
+        request: Request<ScorecardsRequest>,
+    ) -> Result<Response<ScorecardsResponse>, Status> {
+        let identity = xgate_tls::peer_identity(&request)?;
+        let r = request.into_inner();
+        let department = match &identity {
+            Identity::Department(d) if r.department.is_empty() || r.department == *d => d.clone(),
+            Identity::Department(d) => {
+                return Err(Status::permission_denied(format!(
+                    "department `{d}` sees its own scorecard, not `{}`'s",
+                    r.department
+                )));
+            }
+            Identity::Auditor(_) | Identity::Admin(_) => r.department.clone(),
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "`{other}` may not read scorecards: departments (their own), auditors and admins may"
+                )));
+            }
+        };
+        if !department.is_empty() && self.0.catalog.department(&department).is_none() {
+            return Err(invalid_argument(&[Violation::new(
+                "department",
+                format!("`{department}` is not a department of the catalog"),
+            )]));
+        }
+        let window = match r.window_days {
+            0 | 7 => 7,
+            30 => 30,
+            other => {
+                return Err(invalid_argument(&[Violation::new(
+                    "window_days",
+                    format!("is 7 or 30, not {other}"),
+                )]));
+            }
+        };
+        let now = SystemTime::now();
+        // Whole days: today and the window's other days before it.
+        let since_day = day(now) - (i64::from(window) - 1);
+        let since = std::time::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(since_day).unwrap_or(0) * 86_400);
+        let daily = self
+            .0
+            .auditor
+            .store()
+            .daily_counts(&department, since_day)
+            .await
+            .map_err(crate::error::status)?;
+        let ratings = self
+            .0
+            .store
+            .rating_counts(&department, since)
+            .await
+            .map_err(crate::error::status)?;
+        let objections = self
+            .0
+            .store
+            .objections(&ObjectionFilter {
+                department: (!department.is_empty()).then(|| department.clone()),
+                ..ObjectionFilter::default()
+            })
+            .await
+            .map_err(crate::error::status)?;
+        let inputs = scorecard::Inputs {
+            daily,
+            ratings,
+            objections,
+        };
+        Ok(Response::new(ScorecardsResponse {
+            window_days: window,
+            departments: scorecard::scorecards(&inputs, since, now),
+        }))
+    }
+
     async fn close(&self, request: Request<ObjectionRef>) -> Result<Response<Objection>, Status> {
         let caller = RequesterOrPlatform::of(&request, "close its objection")?;
         let o = self.find(&request.get_ref().id).await?;
@@ -636,6 +713,14 @@ impl EvaluationApi for EvaluationService {
             .await?;
         Ok(Response::new(objection_to_proto(&moved, SystemTime::now())))
     }
+}
+
+/// Days since the epoch of `t`.
+fn day(t: SystemTime) -> i64 {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(secs / 86_400).unwrap_or(0)
 }
 
 fn subject_of(subject: Option<&Subject>) -> Result<(SubjectKind, String), Status> {

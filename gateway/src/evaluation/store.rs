@@ -248,15 +248,17 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Good and bad ratings of a department's record types since `since`:
-    /// `(record type, good, bad)`.
+    /// Good and bad ratings since `since`, of one department or (`""`)
+    /// all: `(department, record type, good, bad)`.
     pub async fn rating_counts(
         &self,
         department: &str,
         since: SystemTime,
-    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        const SQL: &str = "SELECT record_type, SUM(good), SUM(1 - good) FROM ratings
-             WHERE department = $1 AND rated_at >= $2 GROUP BY record_type ORDER BY record_type";
+    ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+        const SQL: &str = "SELECT department, record_type, CAST(SUM(good) AS BIGINT),
+                 CAST(SUM(1 - good) AS BIGINT)
+             FROM ratings WHERE ($1 = '' OR department = $1) AND rated_at >= $2
+             GROUP BY department, record_type";
         Ok(on_pool!(self, p => sqlx::query_as(SQL)
             .bind(department)
             .bind(millis(since))

@@ -142,6 +142,7 @@ async fn audit_seed(root: &Path) -> Result<(), Box<dyn std::error::Error>> {
                     status: "OK".into(),
                     department: "public-security".into(),
                     records_digest: Some(digest_records([format!("{i}").as_bytes()])),
+                    latency_us: 0,
                 },
                 Decision {
                     record_type: "tax_payment_record".into(),
@@ -151,6 +152,7 @@ async fn audit_seed(root: &Path) -> Result<(), Box<dyn std::error::Error>> {
                     status: "DENIED".into(),
                     department: "tax".into(),
                     records_digest: None,
+                    latency_us: 0,
                 },
             ];
             e

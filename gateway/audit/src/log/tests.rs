@@ -37,6 +37,7 @@ fn answer(i: usize, decisions: usize, subject: &str) -> NewEntry {
             status: if d == 2 { "DENIED" } else { "OK" }.into(),
             department: "tax".into(),
             records_digest: (d != 2).then(|| digest_records([format!("{i}/{d}").as_bytes()])),
+            latency_us: 0,
         })
         .collect();
     e
