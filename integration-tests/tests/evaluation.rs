@@ -539,25 +539,29 @@ async fn a_correction_through_one_replica_drops_the_others_cached_record() {
         .await
         .expect("filed through a")
         .into_inner();
-    let mut owner_b = evaluation(b.addr(), &env.pki().department("public-security")).await;
-    let queue = owner_b
-        .list(ListObjectionsRequest::default())
-        .await
-        .expect("queue through b")
-        .into_inner()
-        .objections;
+    // The department works its queue through B, in code (the SDK's queue).
+    let mut queue = xgate_adapter_sdk::objections::Queue::connect(
+        &format!("https://{}", b.addr()),
+        &env.pki().department("public-security"),
+    )
+    .expect("queue");
+    let open = queue.open().await.expect("queue through b");
     assert_eq!(
-        queue.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        open.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
         [filed.id.as_str()]
     );
-    owner_b
-        .dispose(DisposeObjectionRequest {
-            id: filed.id.clone(),
-            disposition: Disposition::Corrected as i32,
-            reason: "points struck off after the appeal".into(),
-        })
+    queue
+        .dispose(
+            &filed.id,
+            xgate_adapter_sdk::objections::Outcome::Corrected,
+            "points struck off after the appeal",
+        )
         .await
         .expect("disposed through b");
+    assert!(
+        queue.open().await.expect("queue").is_empty(),
+        "nothing left open"
+    );
     // A drops its cached licence on B's notice: within a second, a fetch
     // through A asks the department again.
     let disposed = Instant::now();
@@ -586,6 +590,18 @@ async fn a_correction_through_one_replica_drops_the_others_cached_record() {
         read[0].disposal_reason,
         "points struck off after the appeal"
     );
+    // The scorecard through B reads the shared log's daily counts: every
+    // licence decision of A, answered.
+    let mut owner_b = evaluation(b.addr(), &env.pki().department("public-security")).await;
+    let card = owner_b
+        .scorecards(ScorecardsRequest::default())
+        .await
+        .expect("scorecard through b")
+        .into_inner()
+        .departments[0]
+        .total
+        .expect("total");
+    assert!(card.called >= 3 && card.answered == card.called, "{card:?}");
     drop(licences);
     for r in replicas {
         r.stop().await.expect("stop");

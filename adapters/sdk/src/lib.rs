@@ -24,6 +24,7 @@
 //! ```
 
 mod department;
+pub mod objections;
 mod registration;
 mod server;
 pub mod trace;
