@@ -83,26 +83,24 @@ impl ConsentService {
     /// Writes a consent event under the subject; an unlogged change is
     /// refused (the store change stands, the caller is told to retry).
     async fn audit(&self, event: &str, caller: &Caller, c: &Consent) -> Result<(), Status> {
-        let mut entry = xgate_audit::NewEntry::admin(
-            event,
-            serde_json::json!({
-                "consent": c.id,
-                "grantee": c.grantee,
-                "purpose": c.purpose,
-                "record_types": c.record_types,
-                "approval_item": c.approval_item,
-                "evidence": c.evidence,
-            }),
-        );
-        entry.requester = caller.uri();
-        entry.subject_hmac.clone_from(&c.subject_hmac);
-        entry.purpose.clone_from(&c.purpose);
-        self.0
-            .auditor
-            .append(vec![entry])
-            .await
-            .map(|_| ())
-            .map_err(crate::error::status)
+        crate::audit::subject_event(
+            &self.0.auditor,
+            crate::audit::SubjectEvent {
+                event,
+                actor: caller.uri(),
+                subject_hmac: &c.subject_hmac,
+                purpose: &c.purpose,
+                detail: serde_json::json!({
+                    "consent": c.id,
+                    "grantee": c.grantee,
+                    "purpose": c.purpose,
+                    "record_types": c.record_types,
+                    "approval_item": c.approval_item,
+                    "evidence": c.evidence,
+                }),
+            },
+        )
+        .await
     }
 }
 

@@ -162,6 +162,22 @@ pub async fn consent(
     Ok(consent.id)
 }
 
+/// Every audit entry `query` matches, read as the auditor (`auditor`: its
+/// certificate) page by page.
+pub async fn audit_entries(
+    addr: SocketAddr,
+    auditor: &TlsFiles,
+    query: xgate_proto::v1::AuditQueryRequest,
+) -> anyhow::Result<Vec<xgate_proto::v1::AuditEntry>> {
+    let mut client = xgate_proto::v1::audit_client::AuditClient::new(connect(addr, auditor).await?);
+    let mut pages = client.query(query).await?.into_inner();
+    let mut entries = Vec::new();
+    while let Some(page) = pages.message().await? {
+        entries.extend(page.entries);
+    }
+    Ok(entries)
+}
+
 /// The status of a result (`Unspecified` for a value outside the enum).
 pub fn status_of(result: &RecordResult) -> RecordStatus {
     RecordStatus::try_from(result.status).unwrap_or(RecordStatus::Unspecified)

@@ -266,25 +266,20 @@ async fn a_scanned_code_fetches_once_and_bad_codes_are_refused_with_their_reason
 
     // Every refusal is in the audit log: those of codes whose signature
     // verified under the subject, the others as admin events.
-    let mut auditor = xgate_proto::v1::audit_client::AuditClient::new(
-        client::connect(gateway.addr(), &env.pki().auditor())
-            .await
-            .expect("auditor"),
-    );
     let mut details = Vec::new();
     for kind in ["access", "admin"] {
-        let mut pages = auditor
-            .query(xgate_proto::v1::AuditQueryRequest {
+        let entries = client::audit_entries(
+            gateway.addr(),
+            &env.pki().auditor(),
+            xgate_proto::v1::AuditQueryRequest {
                 requester: PROVIDENT_FUND.into(),
                 kind: kind.into(),
                 ..Default::default()
-            })
-            .await
-            .expect("query")
-            .into_inner();
-        while let Some(page) = pages.message().await.expect("page") {
-            details.extend(page.entries.into_iter().map(|e| (kind, e.event, e.detail)));
-        }
+            },
+        )
+        .await
+        .expect("audit entries");
+        details.extend(entries.into_iter().map(|e| (kind, e.event, e.detail)));
     }
     let count = |kind: &str, reason: &str| {
         details

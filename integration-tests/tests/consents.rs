@@ -265,24 +265,20 @@ async fn a_consent_on_record_releases_a_guarded_type_until_it_is_revoked() {
     assert_eq!(all.len(), 3);
 
     // Every grant and revocation is an audit event under the subject.
-    let mut auditor = AuditClient::new(
-        client::connect(gateway.addr(), &env.pki().auditor())
-            .await
-            .expect("auditor"),
-    );
-    let mut pages = auditor
-        .query(AuditQueryRequest {
+    let events: Vec<String> = client::audit_entries(
+        gateway.addr(),
+        &env.pki().auditor(),
+        AuditQueryRequest {
             subject: Some(citizen_subject(&citizen)),
             kind: "admin".into(),
             ..AuditQueryRequest::default()
-        })
-        .await
-        .expect("query")
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(page) = pages.message().await.expect("page") {
-        events.extend(page.entries.into_iter().map(|e| e.event));
-    }
+        },
+    )
+    .await
+    .expect("audit entries")
+    .into_iter()
+    .map(|e| e.event)
+    .collect();
     assert_eq!(
         events,
         [

@@ -14,7 +14,6 @@ use xgate_integration_tests::fixture::FixtureDepartment;
 use xgate_integration_tests::{
     APPROVAL_HALL, GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv,
 };
-use xgate_proto::v1::audit_client::AuditClient;
 use xgate_proto::v1::evaluation_client::EvaluationClient;
 use xgate_proto::v1::{
     AuditQueryRequest, AuditReceipt, DisposeObjectionRequest, Disposition, FileObjectionRequest,
@@ -62,22 +61,46 @@ fn field_of(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ratings_and_the_objection_loop_run_end_to_end() {
+/// A gateway with public security serving the sample citizen's licence,
+/// and the hall that fetches it.
+struct Licensed {
+    env: TestEnv,
+    gateway: xgate_integration_tests::process::GatewayProcess,
+    licences: xgate_integration_tests::fixture::FixtureAdapter,
+    hall: xgate_proto::v1::exchange_client::ExchangeClient<tonic::transport::Channel>,
+    subject: String,
+}
+
+async fn licensed(options: &GatewayOptions) -> Licensed {
     let env = TestEnv::new().expect("env");
-    let gateway = env
-        .start_gateway(&GatewayOptions::default())
-        .await
-        .expect("gateway");
+    let gateway = env.start_gateway(options).await.expect("gateway");
     let subject = env.subjects().citizen.clone();
     let licences = env
         .start_fixture(FixtureDepartment::licences(&subject), &gateway)
         .await
         .expect("public security");
-    let mut hall = env
+    let hall = env
         .exchange(gateway.addr(), APPROVAL_HALL)
         .await
         .expect("hall");
+    Licensed {
+        env,
+        gateway,
+        licences,
+        hall,
+        subject,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratings_and_the_objection_loop_run_end_to_end() {
+    let Licensed {
+        env,
+        gateway,
+        licences,
+        mut hall,
+        subject,
+    } = licensed(&GatewayOptions::default()).await;
     // The licence is released; real_estate_title has no adapter here.
     let answer = client::fetch(
         &mut hall,
@@ -375,28 +398,21 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
     assert_eq!(closed.state, ObjectionState::Closed as i32);
 
     // Every step is an audit event under the subject.
-    let mut auditor = AuditClient::new(
-        client::connect(gateway.addr(), &env.pki().auditor())
-            .await
-            .expect("auditor"),
-    );
-    let mut pages = auditor
-        .query(AuditQueryRequest {
+    let auditor = env.pki().auditor();
+    let events: Vec<String> = client::audit_entries(
+        gateway.addr(),
+        &auditor,
+        AuditQueryRequest {
             subject: Some(citizen(&subject)),
             ..AuditQueryRequest::default()
-        })
-        .await
-        .expect("query")
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(page) = pages.message().await.expect("page") {
-        events.extend(
-            page.entries
-                .into_iter()
-                .map(|e| e.event)
-                .filter(|e| !e.is_empty()),
-        );
-    }
+        },
+    )
+    .await
+    .expect("audit entries")
+    .into_iter()
+    .map(|e| e.event)
+    .filter(|e| !e.is_empty())
+    .collect();
     assert_eq!(
         events,
         [
@@ -407,19 +423,12 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
             "objection_closed"
         ],
     );
-    let mut pages = auditor
-        .query(AuditQueryRequest::default())
+    let rated = client::audit_entries(gateway.addr(), &auditor, AuditQueryRequest::default())
         .await
-        .expect("query")
-        .into_inner();
-    let mut rated = 0;
-    while let Some(page) = pages.message().await.expect("page") {
-        rated += page
-            .entries
-            .iter()
-            .filter(|e| e.event == "answer_rated")
-            .count();
-    }
+        .expect("audit entries")
+        .iter()
+        .filter(|e| e.event == "answer_rated")
+        .count();
     assert_eq!(rated, 2);
 
     // Scorecards: public security sees its own — three licence decisions
@@ -616,27 +625,21 @@ async fn a_correction_through_one_replica_drops_the_others_cached_record() {
 async fn the_citizen_objects_through_the_platform_with_a_fresh_code() {
     use xgate_code::{Issuer, Scope};
     const ISSUER: &str = "test-identity";
-    let env = TestEnv::new().expect("env");
     let issuer = Issuer::from_pkcs8(ISSUER, &Issuer::generate_pkcs8().unwrap()).unwrap();
-    let gateway = env
-        .start_gateway(&GatewayOptions {
-            extra_toml: format!(
-                "[subject_codes.issuers]\n{ISSUER} = \"{}\"\n",
-                issuer.public_key_hex()
-            ),
-            ..GatewayOptions::default()
-        })
-        .await
-        .expect("gateway");
-    let subject = env.subjects().citizen.clone();
-    let _licences = env
-        .start_fixture(FixtureDepartment::licences(&subject), &gateway)
-        .await
-        .expect("public security");
-    let mut hall = env
-        .exchange(gateway.addr(), APPROVAL_HALL)
-        .await
-        .expect("hall");
+    let Licensed {
+        env,
+        gateway,
+        licences: _licences,
+        mut hall,
+        subject,
+    } = licensed(&GatewayOptions {
+        extra_toml: format!(
+            "[subject_codes.issuers]\n{ISSUER} = \"{}\"\n",
+            issuer.public_key_hex()
+        ),
+        ..GatewayOptions::default()
+    })
+    .await;
     let answer = client::fetch(
         &mut hall,
         client::fetch_request(

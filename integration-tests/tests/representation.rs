@@ -16,7 +16,6 @@ use xgate_integration_tests::client::{self, status_of};
 use xgate_integration_tests::fixture::FixtureDepartment;
 use xgate_integration_tests::records::SUBJECT;
 use xgate_integration_tests::{GENERAL_APPROVAL, GatewayOptions, PROVIDENT_FUND, TestEnv, grants};
-use xgate_proto::v1::audit_client::AuditClient;
 use xgate_proto::v1::{
     AuditQueryRequest, FetchRequest, RecordStatus, Relation, Representation, Subject,
 };
@@ -257,26 +256,19 @@ async fn a_spouse_shown_by_civil_affairs_applies_and_every_false_claim_is_refuse
 
     // The subject's log: the checks under their own purpose, and the
     // fetch's entry naming the applicant (keyed hash), relation, evidence.
-    let mut auditor = AuditClient::new(
-        client::connect(s.gateway.addr(), &s.env.pki().auditor())
-            .await
-            .expect("auditor"),
-    );
-    let mut pages = auditor
-        .query(AuditQueryRequest {
+    let entries = client::audit_entries(
+        s.gateway.addr(),
+        &s.env.pki().auditor(),
+        AuditQueryRequest {
             subject: Some(Subject {
                 kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
                 id: s.subject.clone(),
             }),
             ..AuditQueryRequest::default()
-        })
-        .await
-        .expect("query")
-        .into_inner();
-    let mut entries = Vec::new();
-    while let Some(page) = pages.message().await.expect("page") {
-        entries.extend(page.entries);
-    }
+        },
+    )
+    .await
+    .expect("audit entries");
     let checks: Vec<_> = entries
         .iter()
         .filter(|e| e.purpose == "REPRESENTATION-CHECK")
@@ -432,26 +424,19 @@ async fn parents_children_and_guardians_are_verified_in_the_household_registrati
     }
 
     // A child's check reads the child's registration: audited under the child.
-    let mut auditor = AuditClient::new(
-        client::connect(s.gateway.addr(), &s.env.pki().auditor())
-            .await
-            .expect("auditor"),
-    );
-    let mut pages = auditor
-        .query(AuditQueryRequest {
+    let entries = client::audit_entries(
+        s.gateway.addr(),
+        &s.env.pki().auditor(),
+        AuditQueryRequest {
             subject: Some(Subject {
                 kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
                 id: s.child.clone(),
             }),
             ..AuditQueryRequest::default()
-        })
-        .await
-        .expect("query")
-        .into_inner();
-    let mut entries = Vec::new();
-    while let Some(page) = pages.message().await.expect("page") {
-        entries.extend(page.entries);
-    }
+        },
+    )
+    .await
+    .expect("audit entries");
     assert!(
         entries
             .iter()

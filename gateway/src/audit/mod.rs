@@ -129,6 +129,31 @@ pub enum AdminEvent {
     },
 }
 
+/// An event about a subject's data, by `actor` (an identity URI).
+pub struct SubjectEvent<'a> {
+    pub event: &'a str,
+    pub actor: String,
+    /// The subject's keyed hash; empty for an event about no subject.
+    pub subject_hmac: &'a str,
+    /// The purpose it concerns, if any.
+    pub purpose: &'a str,
+    pub detail: serde_json::Value,
+}
+
+/// Writes an event whose change must not go unlogged: a failure is the
+/// caller's error (the change stands; the caller is told so and may retry).
+pub async fn subject_event(auditor: &AuditLog, e: SubjectEvent<'_>) -> Result<(), Status> {
+    let mut entry = NewEntry::admin(e.event, e.detail);
+    entry.requester = e.actor;
+    e.subject_hmac.clone_into(&mut entry.subject_hmac);
+    e.purpose.clone_into(&mut entry.purpose);
+    auditor
+        .append(vec![entry])
+        .await
+        .map(|_| ())
+        .map_err(crate::error::status)
+}
+
 /// Writes an admin event; a failure is logged, never fatal to the caller.
 pub async fn admin_event(auditor: &AuditLog, actor: &str, event: AdminEvent) {
     let (name, detail) = match &event {

@@ -120,15 +120,17 @@ impl EvaluationService {
         subject_hmac: &str,
         detail: serde_json::Value,
     ) -> Result<(), Status> {
-        let mut entry = xgate_audit::NewEntry::admin(event, detail);
-        entry.requester = actor.to_owned();
-        subject_hmac.clone_into(&mut entry.subject_hmac);
-        self.0
-            .auditor
-            .append(vec![entry])
-            .await
-            .map(|_| ())
-            .map_err(crate::error::status)
+        crate::audit::subject_event(
+            &self.0.auditor,
+            crate::audit::SubjectEvent {
+                event,
+                actor: actor.to_owned(),
+                subject_hmac,
+                purpose: "",
+                detail,
+            },
+        )
+        .await
     }
 
     async fn audit_objection(
