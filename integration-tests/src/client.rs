@@ -106,12 +106,7 @@ pub fn types_of(
     kind: xgate_catalog::SubjectKind,
     department: Option<&str>,
 ) -> Vec<String> {
-    catalog
-        .record_types()
-        .filter(|rt| rt.subject_kind == kind)
-        .filter(|rt| department.is_none_or(|d| rt.department == d))
-        .map(|rt| rt.id.clone())
-        .collect()
+    types_where(catalog, kind, department, |_| true)
 }
 
 /// [`types_of`] without the conditionally shared types: what the repository's
@@ -123,10 +118,20 @@ pub fn unconditional_types_of(
     kind: xgate_catalog::SubjectKind,
     department: Option<&str>,
 ) -> Vec<String> {
+    types_where(catalog, kind, department, |rt| {
+        rt.sharing_class == xgate_catalog::SharingClass::Unconditional
+    })
+}
+
+fn types_where(
+    catalog: &Catalog,
+    kind: xgate_catalog::SubjectKind,
+    department: Option<&str>,
+    keep: impl Fn(&xgate_catalog::RecordType) -> bool,
+) -> Vec<String> {
     catalog
         .record_types()
-        .filter(|rt| rt.subject_kind == kind)
-        .filter(|rt| rt.sharing_class == xgate_catalog::SharingClass::Unconditional)
+        .filter(|rt| rt.subject_kind == kind && keep(rt))
         .filter(|rt| department.is_none_or(|d| rt.department == d))
         .map(|rt| rt.id.clone())
         .collect()
