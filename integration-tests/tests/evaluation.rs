@@ -423,6 +423,29 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
             "objection_closed"
         ],
     );
+    // The subject's report lists them beside the accesses.
+    let report = xgate_proto::v1::audit_client::AuditClient::new(
+        client::connect(gateway.addr(), &auditor)
+            .await
+            .expect("auditor"),
+    )
+    .subject_report(xgate_proto::v1::SubjectReportRequest {
+        subject: Some(citizen(&subject)),
+        ..xgate_proto::v1::SubjectReportRequest::default()
+    })
+    .await
+    .expect("report")
+    .into_inner();
+    assert_eq!(
+        report
+            .events
+            .iter()
+            .map(|e| e.event.as_str())
+            .collect::<Vec<_>>(),
+        events,
+        "{report:?}"
+    );
+    assert!(report.accesses.len() >= 3, "{report:?}");
     let rated = client::audit_entries(gateway.addr(), &auditor, AuditQueryRequest::default())
         .await
         .expect("audit entries")

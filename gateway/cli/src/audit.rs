@@ -278,6 +278,17 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                     applied(&e.detail)
                 )?;
             }
+            if !report.events.is_empty() {
+                crate::outln!()?;
+                crate::outln!("Other events about the subject's data:")?;
+                for e in &report.events {
+                    let time = entry_json(e)["time"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    crate::outln!("{:<27} {:<28} by {}", time, e.event, e.requester)?;
+                }
+            }
             Ok(())
         }
         AuditCommand::Export(args) => {

@@ -273,6 +273,23 @@ fn auditor_only<T>(request: &Request<T>) -> Result<String, Status> {
 }
 
 impl AuditService {
+    /// Every record `filter` matches, page by page, as wire entries.
+    async fn all(&self, filter: &Filter) -> Result<Vec<AuditEntry>, Status> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .log
+                .query(filter, after, 5_000)
+                .await
+                .map_err(crate::error::status)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.cursor);
+            out.extend(page.into_iter().map(to_proto));
+        }
+        Ok(out)
+    }
+
     fn subject_hmac(&self, subject: &Subject) -> Result<String, Status> {
         let kind = xgate_proto::kind::from_proto(subject.kind).ok_or_else(|| {
             Status::invalid_argument(
@@ -408,25 +425,15 @@ impl Audit for AuditService {
             }
         };
         let q = request.into_inner();
-        let filter = Filter {
+        let filter = |kind| Filter {
             subject_hmac: Some(subject_hmac.clone()),
-            kind: Some(Kind::Access),
+            kind: Some(kind),
             since_us: micros(&q.since),
             until_us: micros(&q.until),
             ..Filter::default()
         };
-        let mut accesses = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .log
-                .query(&filter, after, 5_000)
-                .await
-                .map_err(crate::error::status)?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.cursor);
-            accesses.extend(page.into_iter().map(to_proto));
-        }
+        let accesses = self.all(&filter(Kind::Access)).await?;
+        let events = self.all(&filter(Kind::Admin)).await?;
         let released = accesses.iter().filter(|e| e.status == "OK").count() as u64;
         let denied = accesses.iter().filter(|e| e.decision == "deny").count() as u64;
         Ok(Response::new(SubjectReportResponse {
@@ -434,6 +441,7 @@ impl Audit for AuditService {
             accesses,
             released,
             denied,
+            events,
         }))
     }
 
