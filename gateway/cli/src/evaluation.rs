@@ -374,7 +374,7 @@ pub async fn scorecard(args: ScorecardArgs) -> anyhow::Result<()> {
     }
     crate::outln!("Scorecards over the last {} days", response.window_days)?;
     crate::outln!(
-        "{:<46} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6} {:>9} {:>8}",
+        "{:<46} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6} {:>6} {:>12}",
         "DEPARTMENT / RECORD TYPE",
         "CALLED",
         "AVAIL",
@@ -384,7 +384,7 @@ pub async fn scorecard(args: ScorecardArgs) -> anyhow::Result<()> {
         "NOTFND",
         "GOOD",
         "BAD",
-        "OBJ OPEN"
+        "OPEN/OVERDUE"
     )?;
     for d in &response.departments {
         row(&d.department, d.total.as_ref())?;
@@ -398,7 +398,7 @@ pub async fn scorecard(args: ScorecardArgs) -> anyhow::Result<()> {
 fn row(name: &str, card: Option<&Scorecard>) -> std::io::Result<()> {
     let c = card.cloned().unwrap_or_default();
     crate::outln!(
-        "{:<46} {:>7} {:>6.1}% {:>8.2} {:>8.2} {:>6.1}% {:>6.1}% {:>6} {:>9} {:>8}",
+        "{:<46} {:>7} {:>6.1}% {:>8.2} {:>8.2} {:>6.1}% {:>6.1}% {:>6} {:>6} {:>12}",
         name,
         c.called,
         c.availability * 100.0,
