@@ -297,7 +297,8 @@ impl ConsentApi for ConsentService {
     }
 }
 
-/// The record types of a fetch that a consent on record covers, among those
+/// The record types of a fetch that a consent on record covers (with the
+/// consent's id, newest consent first), among those
 /// whose decision a consent could change ([`crate::fetch::consent_matters`]);
 /// empty, without a store read, when the policy set never reads
 /// `context.consent` or no wanted type's decision depends on it.
@@ -305,7 +306,7 @@ pub async fn consented_types(
     state: &GatewayState,
     policies: &xgate_policy::PolicySet,
     job: &crate::fetch::FetchJob,
-) -> Result<Vec<String>, Status> {
+) -> Result<Vec<(String, String)>, Status> {
     if !policies.reads_consent() {
         return Ok(Vec::new());
     }
@@ -339,18 +340,20 @@ pub async fn consented_types(
     let now = SystemTime::now();
     Ok(open
         .into_iter()
-        .filter(|t| {
-            consents.iter().any(|c| {
-                c.covers(
-                    &job.requester,
-                    &groups,
-                    &fetch.purpose,
-                    fetch.item.as_deref(),
-                    t,
-                    now,
-                )
-            })
+        .filter_map(|t| {
+            consents
+                .iter()
+                .find(|c| {
+                    c.covers(
+                        &job.requester,
+                        &groups,
+                        &fetch.purpose,
+                        fetch.item.as_deref(),
+                        t,
+                        now,
+                    )
+                })
+                .map(|c| (t.to_owned(), c.id.clone()))
         })
-        .map(str::to_owned)
         .collect())
 }

@@ -59,9 +59,10 @@ pub struct FetchJob {
     /// The subject code the fetch was made with (the applicant's explicit
     /// request), verified and spent.
     pub code: Option<xgate_code::SubjectCode>,
-    /// The wanted types a consent of the subject on record covers (looked
-    /// up only for types whose decision a consent could change).
-    pub consented: Vec<String>,
+    /// The wanted types a consent of the subject on record covers, with the
+    /// consent's id (looked up only for types whose decision a consent
+    /// could change).
+    pub consented: Vec<(String, String)>,
     /// An applicant acting for the subject, its relation verified from the
     /// departments' records ([`crate::representation`]).
     pub representation: Option<crate::representation::Represented>,
@@ -98,7 +99,8 @@ fn decide_view(
     rt: &RecordType,
     wanted: &Wanted,
 ) -> (String, Decision) {
-    decide_view_with(policies, job, rt, wanted, job.consented.contains(&rt.id))
+    let consent = job.consented.iter().any(|(t, _)| *t == rt.id);
+    decide_view_with(policies, job, rt, wanted, consent)
 }
 
 /// Whether a consent on record could change how `wanted` is decided: the

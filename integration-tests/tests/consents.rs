@@ -120,6 +120,21 @@ async fn a_consent_on_record_releases_a_guarded_type_until_it_is_revoked() {
     assert_eq!(consent.granted_by, "xgate://platform/citizen-app");
     let released = fetch().await;
     assert_eq!(status_of(&released), RecordStatus::Ok, "{released:?}");
+    // The access entry names the consent that covered the type.
+    let accesses = client::audit_entries(
+        gateway.addr(),
+        &env.pki().auditor(),
+        AuditQueryRequest {
+            subject: Some(citizen_subject(&citizen)),
+            kind: "access".into(),
+            ..AuditQueryRequest::default()
+        },
+    )
+    .await
+    .expect("audit entries");
+    let last: serde_json::Value =
+        serde_json::from_str(&accesses.last().expect("an access").detail).expect("detail");
+    assert_eq!(last["consents"][LICENCE], consent.id.as_str(), "{last}");
 
     // Bad grants name their field.
     for (bad, field) in [

@@ -73,9 +73,10 @@ impl FetchContext {
     }
 }
 
-/// The entry's `detail`: the subject code (issuer, nonce) and the verified
+/// The entry's `detail`: the subject code (issuer, nonce), the consents that
+/// covered record types (type -> consent id), and the verified
 /// representation (the applicant as a keyed hash like the subject, the
-/// relation, and the check's own entry as evidence); empty when neither.
+/// relation, and the check's own entry as evidence); empty when none.
 fn detail(auditor: &AuditLog, job: &FetchJob) -> String {
     let mut detail = serde_json::Map::new();
     if let Some(code) = &job.code {
@@ -87,6 +88,14 @@ fn detail(auditor: &AuditLog, job: &FetchJob) -> String {
                 "expires_at": code.expires_at,
             }),
         );
+    }
+    if !job.consented.is_empty() {
+        let consents: serde_json::Map<String, serde_json::Value> = job
+            .consented
+            .iter()
+            .map(|(t, id)| (t.clone(), serde_json::Value::String(id.clone())))
+            .collect();
+        detail.insert("consents".into(), serde_json::Value::Object(consents));
     }
     if let Some(rep) = &job.representation {
         detail.insert(
