@@ -146,7 +146,10 @@ fn subject(id: &str) -> Subject {
 /// How the subject stood in an access, from its entry's `detail`: a
 /// representative (relation and the start of the applicant's keyed hash),
 /// the subject's own scanned code, or nothing (a fetch by raw ID).
-fn applied(detail: &str) -> String {
+/// How the subject's say shows in one decision's row: by a verified
+/// representative, the subject's scanned code, or a consent covering
+/// `record_type`.
+fn applied(detail: &str, record_type: &str) -> String {
     let Ok(detail) = serde_json::from_str::<serde_json::Value>(detail) else {
         return String::new();
     };
@@ -161,7 +164,14 @@ fn applied(detail: &str) -> String {
     let code = detail["subject_code"]
         .is_object()
         .then(|| "code scanned".to_owned());
-    by.into_iter().chain(code).collect::<Vec<_>>().join(", ")
+    let consent = detail["consents"][record_type]
+        .as_str()
+        .map(|id| format!("consent {id}"));
+    by.into_iter()
+        .chain(code)
+        .chain(consent)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn entry_json(e: &AuditEntry) -> serde_json::Value {
@@ -275,7 +285,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                     e.record_type,
                     e.decision,
                     e.status,
-                    applied(&e.detail)
+                    applied(&e.detail, &e.record_type)
                 )?;
             }
             if !report.events.is_empty() {
@@ -524,12 +534,18 @@ mod tests {
     #[test]
     fn the_report_names_a_representative_and_a_scanned_code() {
         let detail = r#"{"representation":{"applicant_hmac":"0123456789abcdef0123","relation":"spouse","evidence":"marriage_registration.is_spouse_of@r1"},"subject_code":{"issuer":"demo","nonce":"ab"}}"#;
-        assert_eq!(applied(detail), "by spouse 0123456789ab…, code scanned");
         assert_eq!(
-            applied(r#"{"subject_code":{"issuer":"demo"}}"#),
+            applied(detail, "t"),
+            "by spouse 0123456789ab…, code scanned"
+        );
+        assert_eq!(
+            applied(r#"{"subject_code":{"issuer":"demo"}}"#, "t"),
             "code scanned"
         );
-        assert_eq!(applied(""), "");
-        assert_eq!(applied("{}"), "");
+        assert_eq!(applied("", "t"), "");
+        assert_eq!(applied("{}", "t"), "");
+        let consented = r#"{"consents":{"driving_licence":"01a2"}}"#;
+        assert_eq!(applied(consented, "driving_licence"), "consent 01a2");
+        assert_eq!(applied(consented, "real_estate_title"), "");
     }
 }
