@@ -169,6 +169,22 @@ fn builtin_has_exactly_the_expected_types_and_departments() {
     }
 }
 
+/// A notarial certificate is corrected by the notary office's own review
+/// procedure (公证复查, up to 30 days): its objections are due in 15 working
+/// days; every other type keeps the default.
+#[test]
+fn objections_are_due_in_the_record_types_working_days() {
+    let catalog = Catalog::builtin().unwrap();
+    for t in catalog.record_types() {
+        let expected = if t.id == "notarial_certificate" {
+            15
+        } else {
+            crate::catalog::DEFAULT_OBJECTION_DUE_DAYS
+        };
+        assert_eq!(t.objection_due_working_days, expected, "{}", t.id);
+    }
+}
+
 #[test]
 fn builtin_types_follow_the_catalog_conventions() {
     let catalog = builtin();
