@@ -270,6 +270,15 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
         .await
         .expect_err("another department");
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = tax
+        .dispose(DisposeObjectionRequest {
+            id: filed.id.clone(),
+            disposition: Disposition::Rejected as i32,
+            reason: "not ours to judge".into(),
+        })
+        .await
+        .expect_err("another department disposing");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     assert!(
         tax.list(ListObjectionsRequest::default())
             .await
