@@ -61,19 +61,9 @@ impl ConsentService {
                 })
             }
             Caller::Platform(_) => {
-                let subject = subject
-                    .ok_or_else(|| invalid_argument(&[Violation::new("subject", "is required")]))?;
-                let kind = xgate_proto::kind::from_proto(subject.kind).ok_or_else(|| {
-                    invalid_argument(&[Violation::new(
-                        "subject.kind",
-                        "must be SUBJECT_KIND_RESIDENT_ID or SUBJECT_KIND_USCC",
-                    )])
-                })?;
-                xgate_catalog::ids::validate(kind, &subject.id).map_err(|e| {
-                    invalid_argument(&[Violation::new("subject.id", e.to_string())])
-                })?;
+                let (kind, id) = crate::validate::subject(subject.as_ref())?;
                 Ok(Subjected {
-                    hmac: state.auditor.subject_hmac(kind.as_str(), &subject.id),
+                    hmac: state.auditor.subject_hmac(kind.as_str(), &id),
                     evidence: None,
                 })
             }

@@ -8,7 +8,7 @@ use tonic::Status;
 use xgate_catalog::{Catalog, SubjectKind};
 use xgate_policy::PolicySet;
 use xgate_proto::status::{Violation, echo, invalid_argument};
-use xgate_proto::v1::FetchRequest;
+use xgate_proto::v1::{FetchRequest, Subject};
 
 use crate::config::Limits;
 
@@ -58,7 +58,7 @@ pub fn fetch(
     }
     let mut violations = Vec::new();
 
-    let subject_kind = check_subject(request, &mut violations);
+    let subject_kind = check_subject(request.subject.as_ref(), &mut violations);
     let Asked {
         mut asked,
         purpose,
@@ -85,10 +85,23 @@ pub fn fetch(
     }
 }
 
+/// A named subject, checked (present, known kind, valid ID): its kind and
+/// ID, or INVALID_ARGUMENT naming the field.
+pub fn subject(subject: Option<&Subject>) -> Result<(SubjectKind, String), Status> {
+    let mut violations = Vec::new();
+    match (check_subject(subject, &mut violations), subject) {
+        (Some(kind), Some(s)) if violations.is_empty() => Ok((kind, s.id.clone())),
+        _ => Err(invalid_argument(&violations)),
+    }
+}
+
 /// The subject's kind, when the subject is there and its kind known; a
 /// violation for a missing subject, an unknown kind or a malformed ID.
-fn check_subject(request: &FetchRequest, violations: &mut Vec<Violation>) -> Option<SubjectKind> {
-    match &request.subject {
+fn check_subject(
+    subject: Option<&Subject>,
+    violations: &mut Vec<Violation>,
+) -> Option<SubjectKind> {
+    match subject {
         None => {
             violations.push(Violation::new("subject", "is required"));
             None

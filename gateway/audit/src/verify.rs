@@ -608,6 +608,8 @@ pub struct ReceiptReport {
     pub checkpoint: Option<String>,
     /// The inclusion proof in that checkpoint's tree (hex hashes).
     pub inclusion_proof: Vec<String>,
+    /// The entry the receipt names, as verified.
+    pub entry: Entry,
 }
 
 /// Proves `receipt` against `store`: its signature is a trusted key's, its
@@ -664,6 +666,7 @@ pub async fn verify_receipt(
         key: key.to_string(),
         checkpoint: None,
         inclusion_proof: Vec::new(),
+        entry,
     };
     let covering = store
         .checkpoints(Some(head.chain))

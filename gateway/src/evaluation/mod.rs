@@ -79,8 +79,9 @@ impl EvaluationService {
         let receipt = crate::audit::receipt_from_proto(receipt)?;
         let log = &self.0.auditor;
         let trusted = log.trusted().await.map_err(crate::error::status)?;
-        match xgate_audit::verify_receipt(log.store(), &receipt, &trusted).await {
-            Ok(_) => {}
+        let entry = match xgate_audit::verify_receipt(log.store(), &receipt, &trusted).await {
+            Ok(report) if report.entry.body.kind == Kind::Access => report.entry,
+            Ok(_) => return Err(Status::not_found("the receipt names no access entry")),
             Err(xgate_audit::AuditError::Receipt(reason)) => {
                 return Err(Status::with_error_details(
                     Code::InvalidArgument,
@@ -89,8 +90,7 @@ impl EvaluationService {
                 ));
             }
             Err(e) => return Err(crate::error::status(e)),
-        }
-        let entry = self.entry(&receipt.chain, receipt.index).await?;
+        };
         if entry.body.requester != requester {
             return Err(Status::permission_denied(
                 "that answer was given to another requester: only its receiver may rate it or object to it",
@@ -382,7 +382,7 @@ impl EvaluationApi for EvaluationService {
         let (entry, subject_kind, subject_id) = match &caller {
             RequesterOrPlatform::Requester(requester) => {
                 let answer = self.answer_of(r.receipt, requester).await?;
-                let (kind, id) = subject_of(r.subject.as_ref())?;
+                let (kind, id) = crate::validate::subject(r.subject.as_ref())?;
                 let hmac = self.0.auditor.subject_hmac(kind.as_str(), &id);
                 if hmac != answer.entry.body.subject_hmac {
                     return Err(invalid_argument(&[Violation::new(
@@ -666,7 +666,10 @@ impl EvaluationApi for EvaluationService {
         };
         let now = SystemTime::now();
         // Whole days: today and the window's other days before it.
-        let since_day = day(now) - (i64::from(window) - 1);
+        let now_us = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let since_day = xgate_audit::rollup::day_of(now_us) - (i64::from(window) - 1);
         let since = std::time::UNIX_EPOCH
             + Duration::from_secs(u64::try_from(since_day).unwrap_or(0) * 86_400);
         let daily = self
@@ -715,28 +718,6 @@ impl EvaluationApi for EvaluationService {
             .await?;
         Ok(Response::new(objection_to_proto(&moved, SystemTime::now())))
     }
-}
-
-/// Days since the epoch of `t`.
-fn day(t: SystemTime) -> i64 {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    i64::try_from(secs / 86_400).unwrap_or(0)
-}
-
-fn subject_of(subject: Option<&Subject>) -> Result<(SubjectKind, String), Status> {
-    let subject =
-        subject.ok_or_else(|| invalid_argument(&[Violation::new("subject", "is required")]))?;
-    let kind = xgate_proto::kind::from_proto(subject.kind).ok_or_else(|| {
-        invalid_argument(&[Violation::new(
-            "subject.kind",
-            "must be SUBJECT_KIND_RESIDENT_ID or SUBJECT_KIND_USCC",
-        )])
-    })?;
-    xgate_catalog::ids::validate(kind, &subject.id)
-        .map_err(|e| invalid_argument(&[Violation::new("subject.id", e.to_string())]))?;
-    Ok((kind, subject.id.clone()))
 }
 
 /// `days` working days (Monday to Friday; public holidays are not known
