@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "xgate/v1/audit.proto",
     "xgate/v1/consent.proto",
     "xgate/v1/evaluation.proto",
+    "xgate/v1/console.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -84,6 +84,48 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub subject_codes: SubjectCodesConfig,
+    /// The web console; off when absent.
+    #[serde(default)]
+    pub console: Option<ConsoleConfig>,
+}
+
+/// `[console]`: the web console for auditors and department IT, on its own
+/// HTTPS listener with the gateway's certificate (see [`crate::console`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address of the console's HTTPS listener; port 0 lets the OS choose
+    /// (logged as `console serving`).
+    pub listen: SocketAddr,
+    /// The console's address as browsers reach it, put in sign-in URLs
+    /// (`https://console.example.gov`, a balancer in front of the
+    /// replicas); `https://<listen address>` when absent.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// How long a sign-in URL works (once).
+    #[serde(default = "ConsoleConfig::default_sign_in_ttl")]
+    pub sign_in_ttl: NonZeroDuration,
+    /// How long a browser session lasts from sign-in.
+    #[serde(default = "ConsoleConfig::default_session_ttl")]
+    pub session_ttl: NonZeroDuration,
+}
+
+impl ConsoleConfig {
+    fn default_sign_in_ttl() -> NonZeroDuration {
+        NonZeroDuration::from_millis(60_000)
+    }
+    fn default_session_ttl() -> NonZeroDuration {
+        NonZeroDuration::from_millis(15 * 60_000)
+    }
+    /// Listening on `listen` with every other setting at its default.
+    pub fn on(listen: SocketAddr) -> ConsoleConfig {
+        ConsoleConfig {
+            listen,
+            public_url: None,
+            sign_in_ttl: Self::default_sign_in_ttl(),
+            session_ttl: Self::default_session_ttl(),
+        }
+    }
 }
 
 /// `[subject_codes]`: who may issue the subject codes (scannable resident

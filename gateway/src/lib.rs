@@ -17,7 +17,8 @@
 //! access log (written before release) and the auditors' service, [`overload`]
 //! load shedding and rate limits, [`telemetry`] spans, trace propagation and
 //! the metrics endpoint ([`metrics`]), [`cluster`] the replicas sharing one
-//! database and whether they agree on the policy set.
+//! database and whether they agree on the policy set, [`evaluation`] ratings,
+//! objections and scorecards, [`console`] the web console.
 //!
 //! A library only: the `xgate` binary, its client commands and the demo are
 //! the `xgate-cli` crate (`gateway/cli`), so nothing here links demo data.
@@ -31,6 +32,7 @@ pub mod cluster;
 pub mod codes;
 pub mod config;
 pub mod consent;
+pub mod console;
 pub mod error;
 pub mod evaluation;
 pub mod fetch;

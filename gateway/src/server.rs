@@ -3,6 +3,7 @@
 use crate::evaluation::EvaluationService;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use xgate_proto::v1::console_server::ConsoleServer;
 use xgate_proto::v1::evaluation_server::EvaluationServer;
 
 use anyhow::Context as _;
@@ -38,6 +39,10 @@ pub struct RunningGateway {
     /// Where `GET /metrics` is served (`[telemetry] metrics_listen`).
     pub metrics_addr: Option<SocketAddr>,
     metrics_task: Option<JoinHandle<()>>,
+    /// The web console (`[console]`), when configured.
+    pub console: Option<Arc<crate::console::Console>>,
+    pub console_addr: Option<SocketAddr>,
+    console_task: Option<JoinHandle<()>>,
     pub state: Arc<GatewayState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -69,6 +74,9 @@ impl RunningGateway {
             task.abort();
         }
         if let Some(task) = self.metrics_task.take() {
+            task.abort();
+        }
+        if let Some(task) = self.console_task.take() {
             task.abort();
         }
         self.heartbeat.abort();
@@ -182,7 +190,37 @@ async fn start_now(config: &Config) -> anyhow::Result<RunningGateway> {
         }
         None => None,
     };
-    let router = router(config, server_tls, &state, &cluster, auditor, health)?;
+    let audit = AuditService {
+        log: auditor,
+        presence: crate::codes::Presence {
+            verifier: state.codes.clone(),
+            store: state.store.clone(),
+        },
+    };
+    let (console, console_addr, console_task) = match &config.console {
+        Some(settings) => {
+            let bound = crate::console::bind(settings).await?;
+            let addr = bound.addr;
+            let console = crate::console::Console::new(
+                Arc::clone(&state),
+                audit.clone(),
+                settings.clone(),
+                addr,
+            )?;
+            let task = console.serve(bound)?;
+            (Some(console), Some(addr), Some(task))
+        }
+        None => (None, None, None),
+    };
+    let router = router(
+        config,
+        server_tls,
+        &state,
+        &cluster,
+        audit,
+        console.clone(),
+        health,
+    )?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(xgate_tls::serve(
         router,
@@ -198,6 +236,9 @@ async fn start_now(config: &Config) -> anyhow::Result<RunningGateway> {
         addr,
         metrics_addr: metrics.as_ref().map(|(addr, _)| *addr),
         metrics_task: metrics.map(|(_, task)| task),
+        console,
+        console_addr,
+        console_task,
         state,
         shutdown: Some(tx),
         task,
@@ -288,6 +329,9 @@ async fn health_service(
     reporter
         .set_serving::<EvaluationServer<EvaluationService>>()
         .await;
+    reporter
+        .set_serving::<ConsoleServer<crate::console::ConsoleService>>()
+        .await;
     state.upstream.set_health_reporter(reporter.clone());
     state.routes.load().announce(&state.upstream, None).await;
     service
@@ -306,6 +350,7 @@ pub const SERVED_SERVICES: &[&str] = &[
     <PolicyAdminServer<PolicyAdminService> as NamedService>::NAME,
     <xgate_proto::v1::consent_server::ConsentServer<crate::consent::ConsentService> as NamedService>::NAME,
     <EvaluationServer<EvaluationService> as NamedService>::NAME,
+    <ConsoleServer<crate::console::ConsoleService> as NamedService>::NAME,
 ];
 
 /// Reflection over every descriptor the gateway serves, listing only
@@ -330,7 +375,8 @@ fn router(
     server_tls: tonic::transport::ServerTlsConfig,
     state: &Arc<GatewayState>,
     cluster: &Arc<Cluster>,
-    auditor: crate::audit::Auditor,
+    audit: AuditService,
+    console: Option<Arc<crate::console::Console>>,
     health: HealthServer<impl tonic_health::pb::health_server::Health>,
 ) -> anyhow::Result<Router> {
     let reflection_v1 = reflection_builder().build_v1()?;
@@ -339,14 +385,9 @@ fn router(
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let registry = RegistryServer::new(RegistryService(Arc::clone(state)))
         .max_decoding_message_size(MAX_DECODING_BYTES);
-    let audit = AuditServer::new(AuditService {
-        log: auditor,
-        presence: crate::codes::Presence {
-            verifier: state.codes.clone(),
-            store: state.store.clone(),
-        },
-    })
-    .max_decoding_message_size(MAX_DECODING_BYTES);
+    let audit = AuditServer::new(audit).max_decoding_message_size(MAX_DECODING_BYTES);
+    let console = ConsoleServer::new(crate::console::ConsoleService(console))
+        .max_decoding_message_size(MAX_DECODING_BYTES);
     let consent = xgate_proto::v1::consent_server::ConsentServer::new(
         crate::consent::ConsentService(Arc::clone(state)),
     )
@@ -371,6 +412,7 @@ fn router(
         .add_service(audit)
         .add_service(consent)
         .add_service(evaluation)
+        .add_service(console)
         .add_service(policy_admin))
 }
 

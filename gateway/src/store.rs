@@ -36,6 +36,10 @@ pub enum StoreError {
         adapter_id: String,
         message: String,
     },
+    /// A row or a value that cannot be what it should (a stored identity
+    /// that does not parse, a failed random generator).
+    #[error("gateway database: {0}")]
+    Invalid(String),
 }
 
 /// What a heartbeat found.
@@ -205,6 +209,11 @@ const SQLITE_MIGRATIONS: &[xgate_audit::store::EmbeddedMigration] = &[
         "evaluation",
         include_str!("../migrations/0006_evaluation.sql"),
     ),
+    (
+        7,
+        "console sessions",
+        include_str!("../migrations/0007_console_sessions.sql"),
+    ),
 ];
 
 /// The `LISTEN` channel of registry changes; the payload is a department.
@@ -267,6 +276,7 @@ impl Store {
         for statement in PG_CONSENT_SCHEMA
             .iter()
             .chain(crate::evaluation::store::PG_SCHEMA)
+            .chain(crate::console::session::PG_SCHEMA)
         {
             sqlx::query(*statement).execute(&mut *tx).await?;
         }

@@ -17,11 +17,14 @@
 //! - [`scrape`]: the gateway's `/metrics` endpoint, found in its log.
 //! - [`replicas`]: gateway replicas sharing one PostgreSQL database.
 //! - [`bins`]: where the binaries are (next to the test executable's `deps` folder).
+//! - [`browser`]: a minimal WebDriver client driving headless chromium through chromedriver,
+//!   for the console's browser tests (skipped when they are not installed).
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`); a missing one is
 //! reported with the command that builds it.
 
 pub mod bins;
+pub mod browser;
 pub mod client;
 mod env;
 pub mod fixture;

@@ -246,6 +246,18 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
             .is_some_and(|o| o.contains("the record stands")),
         "{evaluation}"
     );
+    // A second objection waits in the department's queue, for the web
+    // console, which the demo turns on.
+    assert_eq!(
+        evaluation["open_objection"]["field_path"], "licence_class",
+        "{evaluation}"
+    );
+    assert!(
+        doc["console"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("https://127.0.0.1:")),
+        "{doc}"
+    );
     // Every fetch names the gateway (its audit chain) that answered it.
     let answered = doc["answered_by"].as_array().expect("answered_by");
     assert_eq!(answered.len(), 7, "{}", context());
@@ -512,6 +524,7 @@ async fn gateway_reflection_speaks_v1_and_v1alpha_and_lists_only_served_services
         "grpc.reflection.v1alpha.ServerReflection",
         "xgate.v1.Audit",
         "xgate.v1.Consent",
+        "xgate.v1.Console",
         "xgate.v1.Evaluation",
         "xgate.v1.Exchange",
         "xgate.v1.PolicyAdmin",

@@ -81,6 +81,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::evaluation::ObjectionCommand,
     },
+    /// The web console: `login` prints a one-time sign-in URL for the
+    /// certificate given (auditor, department, admin or requester).
+    Console {
+        #[command(subcommand)]
+        command: cli::console::ConsoleCommand,
+    },
     /// Gateway replicas sharing one database: policy sets, heartbeats,
     /// audit chain heads.
     Cluster {
@@ -155,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Adapter { command } => cli::adapter::run(command).await,
         Command::Policy { command } => cli::policy::run(command),
         Command::Cluster { command } => cli::cluster::run(command).await,
+        Command::Console { command } => cli::console::run(command).await,
         Command::Code { command } => cli::code::run(command),
         Command::Consent { command } => cli::consent::run(command).await,
         Command::Rate(args) => cli::evaluation::rate(args).await,

@@ -78,6 +78,9 @@ pub struct DemoArgs {
     /// Gateway listen address.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
+    /// Address of the web console (HTTPS; `xgate console login` signs in).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub console_listen: std::net::SocketAddr,
     /// Exit after the fetches instead of serving on.
     #[arg(long)]
     pub once: bool,
@@ -291,13 +294,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(addr) = gateway.metrics_addr {
         progress(&format!("metrics at http://{addr}/metrics"));
     }
+    let console = gateway
+        .console
+        .as_ref()
+        .map(|c| c.public_url().to_owned())
+        .unwrap_or_default();
+    progress(&format!("web console at {console}"));
     let adapters = start_adapters(&work, &pki, &departments, &url).await?;
     wait_for_registrations(&gateway, &catalog, &adapters).await?;
     progress("all adapters registered through the Registry API");
 
     let outcome = Outcome::fetch(&url, &pki, &catalog, &issuer).await?;
     if args.json {
-        print_json(&outcome, &url, None)?;
+        print_json(&outcome, &url, None, &console)?;
     } else {
         print_tables(&outcome)?;
     }
@@ -315,7 +324,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     if !args.once {
         print_how_to_call(&url, &work, &outcome.citizen)?;
-        serve_until_stopped(&args, ready_document(&url, &work, &outcome)).await?;
+        print_console_login(&url, &console, &work)?;
+        let mut ready = ready_document(&url, &work, &outcome);
+        ready["console"] = json!(console);
+        serve_until_stopped(&args, ready).await?;
     }
     for mut adapter in adapters {
         let _ = adapter.child.kill().await;
@@ -415,6 +427,7 @@ fn gateway_config(
         subject_codes: xgate::config::SubjectCodesConfig {
             issuers: [(CODE_ISSUER.to_owned(), code_issuer_key.to_owned())].into(),
         },
+        console: Some(xgate::config::ConsoleConfig::on(args.console_listen)),
     }
 }
 
@@ -738,6 +751,7 @@ fn print_json(
     o: &Outcome,
     url: &str,
     names: Option<&std::collections::HashMap<String, String>>,
+    console: &str,
 ) -> anyhow::Result<()> {
     let all = o.all();
     let results: Vec<_> = o
@@ -772,6 +786,7 @@ fn print_json(
         .collect();
     let doc = json!({
         "gateway": url,
+        "console": console,
         "answered_by": answered_by,
         "requester": DEMO_REQUESTER,
         "purpose": DEMO_PURPOSE,
@@ -1073,6 +1088,26 @@ fn write_ready_file(path: &Path, doc: &serde_json::Value) -> anyhow::Result<()> 
         .with_context(|| format!("writing `{}`", partial.display()))?;
     std::fs::rename(&partial, path)
         .with_context(|| format!("renaming `{}` to `{}`", partial.display(), path.display()))
+}
+
+/// The console's address and how to sign in: as the auditor, and as the
+/// department whose objection the demo's evaluation step filed.
+fn print_console_login(url: &str, console: &str, work: &Path) -> std::io::Result<()> {
+    let pki = work.join("pki");
+    let p = |name: &str| pki.join(name).display().to_string();
+    crate::outln!()?;
+    crate::outln!(
+        "  The web console is at {console}. Sign in with a certificate (the link works once):"
+    )?;
+    for role in ["auditor-auditor", "department-public-security"] {
+        crate::outln!(
+            "  xgate console login --gateway {url} --cert {} --key {} --ca {}",
+            p(&format!("{role}.pem")),
+            p(&format!("{role}-key.pem")),
+            p("ca.pem")
+        )?;
+    }
+    Ok(())
 }
 
 fn print_how_to_call(url: &str, work: &Path, citizen: &str) -> std::io::Result<()> {

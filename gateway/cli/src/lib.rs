@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod code;
 pub mod command;
 pub mod consent;
+pub mod console;
 pub mod demo;
 pub mod evaluation;
 pub mod fetch;

@@ -166,6 +166,20 @@ pub fn rustls_server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig
     files.build_server(&material)
 }
 
+/// A rustls server config for browsers: our certificate, **no** client
+/// certificate asked for (browsers sign in to the web console with a
+/// one-time URL instead), HTTP/1.1.
+pub fn rustls_web_server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let material = files.load()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(ring_provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(material.chain.clone(), material.key.clone_key())
+        .map_err(|source| files.key_error(source))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A rustls client config for mutual TLS: servers verified against `files.ca`, our certificate
 /// presented, ALPN `h2` (gRPC). Uses ring regardless of the process default.
 pub fn rustls_client_config(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, TlsError> {

@@ -190,11 +190,26 @@ pub fn identity_from_der(cert_der: &[u8]) -> Result<Identity, TlsError> {
     }
 }
 
-/// The authenticated caller of a tonic request, from the leaf certificate it presented.
+/// The identity a request built inside the gateway acts as: the web console
+/// puts the identity its session was bound to (at sign-in, over mTLS, to the
+/// certificate that asked for the sign-in URL) on the requests it hands to
+/// the gRPC services, so one set of role checks serves both.
+///
+/// Request extensions never come from the wire, so a remote caller cannot
+/// set this; only code in the gateway's process can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdentity(pub Identity);
+
+/// The authenticated caller of a tonic request, from the leaf certificate it presented
+/// (or, for a request the gateway built for a console session, that session's
+/// [`SessionIdentity`]).
 ///
 /// Works for servers built with [`crate::TlsFiles::server_config`]: tonic's TLS acceptor
 /// requires and verifies the client certificate, then records it on every request.
 pub fn peer_identity<T>(req: &tonic::Request<T>) -> Result<Identity, tonic::Status> {
+    if let Some(SessionIdentity(identity)) = req.extensions().get::<SessionIdentity>() {
+        return Ok(identity.clone());
+    }
     let certs = req.peer_certs().ok_or_else(|| {
         tonic::Status::unauthenticated("no client certificate: the connection is not mutual TLS")
     })?;

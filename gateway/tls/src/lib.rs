@@ -26,11 +26,11 @@ mod serve;
 
 pub use config::{
     TlsFiles, install_crypto_provider, load_certs, load_private_key, rustls_client_config,
-    rustls_client_config_for_peer, rustls_server_config,
+    rustls_client_config_for_peer, rustls_server_config, rustls_web_server_config,
 };
 pub use endpoint::endpoint_host;
 pub use error::TlsError;
-pub use identity::{Identity, identity_from_der, peer_identity};
+pub use identity::{Identity, SessionIdentity, identity_from_der, peer_identity};
 pub use role::Role;
 pub use serve::{Serving, serve};
 

@@ -1,7 +1,8 @@
 //! The demo's evaluation loop: the hall rates an answer and objects to a
 //! field of it; public security, with its department certificate,
 //! acknowledges and disposes of the objection; the hall reads the outcome
-//! (its feedback) and closes it.
+//! (its feedback) and closes it. A second objection is left in public
+//! security's queue for the web console.
 
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ const RATED: &str = "driving_licence";
 const OWNER: &str = "public-security";
 /// The field objected to, and the value the hall believes correct.
 const FIELD: &str = "penalty_points";
+/// The field of the objection left open for the console.
+const OPEN_FIELD: &str = "licence_class";
 
 /// What the loop went through.
 pub(super) struct Evaluated {
@@ -30,6 +33,8 @@ pub(super) struct Evaluated {
     /// The objection's states in order, as each step returned them.
     pub states: Vec<String>,
     pub outcome: String,
+    /// The objection left reported, for the department to work in the console.
+    pub open: String,
 }
 
 impl Evaluated {
@@ -43,6 +48,7 @@ impl Evaluated {
             "field_path": FIELD,
             "states": self.states,
             "outcome": self.outcome,
+            "open_objection": {"id": self.open, "field_path": OPEN_FIELD, "department": OWNER},
         })
     }
 
@@ -55,7 +61,11 @@ impl Evaluated {
             "{OWNER} works its queue with its department certificate: {}",
             self.states.join(" -> ")
         )?;
-        crate::outln!("The hall reads the outcome: {}", self.outcome)
+        crate::outln!("The hall reads the outcome: {}", self.outcome)?;
+        crate::outln!(
+            "A second objection, to the {RATED}'s {OPEN_FIELD} ({}), waits in {OWNER}'s queue: dispose of it in the web console.",
+            self.open
+        )
     }
 }
 
@@ -79,13 +89,20 @@ pub(super) async fn run(
         .map_err(super::super::fetch::explain)?
         .into_inner();
     let receipt = answer.receipt.context("the answer carries no receipt")?;
-    let released = answer
+    let licence = answer
         .results
         .first()
         .and_then(|r| r.records.first())
-        .and_then(|r| r.fields.get(FIELD))
+        .context("the licence did not come back")?;
+    let released = licence
+        .fields
+        .get(FIELD)
         .map(xgate_proto::json::from_value)
         .context("the licence came back without penalty points")?;
+    let class = licence
+        .fields
+        .get(OPEN_FIELD)
+        .map(xgate_proto::json::from_value);
     let mut filer = EvaluationClient::new(channel);
     let rating = filer
         .rate(RateRequest {
@@ -104,12 +121,30 @@ pub(super) async fn run(
     };
     let filed = filer
         .file(FileObjectionRequest {
-            receipt: Some(receipt),
+            receipt: Some(receipt.clone()),
             subject: subject_request(SubjectKind::ResidentId, citizen).subject,
             record_type: RATED.into(),
             field_path: FIELD.into(),
             believed_value: Some(xgate_proto::json::to_value(believed.into())),
             evidence_ref: "appeal decision (2026)皖亳公交复字第118号".into(),
+            ..FileObjectionRequest::default()
+        })
+        .await?
+        .into_inner();
+    // The applicant says the class was upgraded last month.
+    let upgraded = if class == Some(serde_json::json!("B1")) {
+        "A1"
+    } else {
+        "B1"
+    };
+    let open = filer
+        .file(FileObjectionRequest {
+            receipt: Some(receipt.clone()),
+            subject: subject_request(SubjectKind::ResidentId, citizen).subject,
+            record_type: RATED.into(),
+            field_path: OPEN_FIELD.into(),
+            believed_value: Some(xgate_proto::json::to_value(upgraded.into())),
+            evidence_ref: "driving test result sheet 2026-11, Bozhou DMV".into(),
             ..FileObjectionRequest::default()
         })
         .await?
@@ -157,5 +192,6 @@ pub(super) async fn run(
         objection: filed.id,
         states,
         outcome: read.disposal_reason,
+        open: open.id,
     })
 }

@@ -83,7 +83,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|r| (r.instance.clone(), r.name.clone()))
         .collect();
     if args.json {
-        print_json(&outcome, &url, Some(&names))?;
+        print_json(&outcome, &url, Some(&names), "")?;
     } else {
         print_tables(&outcome)?;
         crate::outln!()?;
