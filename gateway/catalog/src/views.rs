@@ -19,6 +19,7 @@
 //! ```
 //!
 //! Condition forms: `{"field": F, "eq": VALUE}`, `{"field": F, "eq_param": P}`,
+//! `{"field": F, "contains_param": P}` (a string field containing the parameter),
 //! `{"field": F, "one_of": [VALUE, ..]}`, `{"field": F, "age_at_least_param": P}` (F a
 //! `YYYY-MM-DD` date; whole years until today), `{"field": F, "date_not_before_today":
 //! true}`, `{"all_of": [..]}`, `{"any_of": [..]}`, `{"not": COND}`. A record lacking the
@@ -108,6 +109,8 @@ pub enum Cond {
     Eq(String, Value),
     /// `field == params[param]` (a string field).
     EqParam(String, String),
+    /// The string `field` contains `params[param]` (a place in an address).
+    ContainsParam(String, String),
     /// `field` is one of the values.
     OneOf(String, Vec<Value>),
     /// The date in `field` is at least `params[param]` whole years before today.
@@ -275,6 +278,13 @@ impl Cond {
                 let want = env.params.get(param).map(String::as_str);
                 want.is_some() && record.get(field).and_then(Value::as_str) == want
             }
+            Cond::ContainsParam(field, param) => {
+                let want = env.params.get(param).map(String::as_str);
+                match (record.get(field).and_then(Value::as_str), want) {
+                    (Some(have), Some(want)) => !want.is_empty() && have.contains(want),
+                    _ => false,
+                }
+            }
             Cond::OneOf(field, values) => record.get(field).is_some_and(|v| values.contains(v)),
             Cond::AgeAtLeastParam(field, param) => {
                 let years = env.params.get(param).and_then(|n| n.parse::<i32>().ok());
@@ -316,6 +326,7 @@ pub(crate) struct CondDoc {
     #[serde(default, deserialize_with = "some_value")]
     eq: Option<Value>,
     eq_param: Option<String>,
+    contains_param: Option<String>,
     one_of: Option<Vec<Value>>,
     age_at_least_param: Option<String>,
     date_not_before_today: Option<bool>,
@@ -474,6 +485,12 @@ fn compile_cond(
     }
     if let Some(p) = doc.eq_param {
         forms.push(Cond::EqParam(with_field("eq_param")?, param(p, None)?));
+    }
+    if let Some(p) = doc.contains_param {
+        forms.push(Cond::ContainsParam(
+            with_field("contains_param")?,
+            param(p, None)?,
+        ));
     }
     if let Some(vs) = doc.one_of {
         forms.push(Cond::OneOf(with_field("one_of")?, vs));

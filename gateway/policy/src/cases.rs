@@ -17,6 +17,10 @@
 //! policies = ["provident-fund-withdrawal"]  # the deciding ids, any order
 //! daily_quota = 500                   # optional: expected quota of an allow
 //! ```
+//!
+//! A screening case names `screening = "ELDERLY-ALLOWANCE"` instead of a record type or
+//! item (and no purpose: the item's is used): the `screen` action is decided for each of
+//! the item's conditions, and each decision is checked against `expect` and `policies`.
 
 use std::collections::BTreeSet;
 
@@ -46,6 +50,10 @@ struct Case {
     record_type: Option<String>,
     view: Option<String>,
     item: Option<String>,
+    /// A screening item: decide `screen` for each of its conditions.
+    screening: Option<String>,
+    /// Required but for screening cases.
+    #[serde(default)]
     purpose: String,
     at: Option<String>,
     #[serde(default)]
@@ -128,6 +136,34 @@ pub fn run_cases(set: &PolicySet, catalog: &Catalog, files: &[(String, String)])
                     continue;
                 }
             };
+            if let Some(code) = &case.screening {
+                let screen = set.decide_screen(&case.requester, code, now);
+                if !screen.errors.is_empty() && screen.decisions.is_empty() {
+                    fail(screen.errors.join("; "));
+                    continue;
+                }
+                for (condition, decision) in set
+                    .screening(code)
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .zip(&screen.decisions)
+                {
+                    report.decisions += 1;
+                    covered.extend(decision.policy_ids.iter().cloned());
+                    if let Some(message) = mismatch(&case, decision) {
+                        fail(format!(
+                            "screen `{}.{}`: {message}",
+                            condition.record_type, condition.view
+                        ));
+                    }
+                }
+                continue;
+            }
+            if case.purpose.is_empty() {
+                fail("a case needs `purpose` (or `screening`)".to_owned());
+                continue;
+            }
             let targets: Vec<(String, String)> = match (&case.record_type, &case.item) {
                 (Some(t), _) => {
                     vec![(

@@ -88,7 +88,14 @@ impl CatalogFacts {
             views,
             view_names,
             purposes: data.purposes.iter().map(|p| p.code.clone()).collect(),
-            items: data.items.iter().map(|i| i.code.clone()).collect(),
+            // `context.item` is an approval item's code for `read` and a
+            // screening item's for `screen`; their codes never clash.
+            items: data
+                .items
+                .iter()
+                .map(|i| i.code.clone())
+                .chain(data.screenings.iter().map(|s| s.code.clone()))
+                .collect(),
             requesters: data.requesters.iter().map(|r| r.id.clone()).collect(),
             groups: data.groups.clone(),
         }
@@ -363,7 +370,10 @@ fn check_context_value(
         }
         // `""` is the item of requests that name none.
         CONTEXT_ITEM if !value.is_empty() && !facts.items.contains(value) => {
-            format!("unknown approval item `{value}` (not in `{ITEMS_FILE}`)")
+            format!(
+                "unknown approval item `{value}` (not in `{ITEMS_FILE}` nor `{}`)",
+                crate::SCREENING_FILE
+            )
         }
         _ => return,
     };
@@ -380,22 +390,22 @@ fn unknown_view(facts: &CatalogFacts, id: &str) -> String {
     }
 }
 
-/// The `@daily_quota("N")` of a policy: `Ok(None)` without one; an error message when it
-/// is not a positive integer or sits on a forbid policy.
-pub(crate) fn daily_quota(
+/// A permit's limit annotation, `@daily_quota("N")` or `@max_subjects_per_run("N")`:
+/// `None` without one; an issue when it is not a positive integer or sits on a forbid
+/// policy.
+pub(crate) fn positive_annotation(
     file: &SourceFile,
     policy: &ast::Policy,
+    key: &str,
     issues: &mut Vec<PolicyIssue>,
 ) -> Option<u32> {
-    let (_, annotation) = policy
-        .annotations()
-        .find(|(key, _)| key.as_ref() == crate::QUOTA_ANNOTATION)?;
+    let (_, annotation) = policy.annotations().find(|(k, _)| k.as_ref() == key)?;
     let offset = annotation
         .loc
         .as_ref()
         .map_or_else(|| policy_offset(policy), |loc| loc.span.offset());
     if policy.effect() != Effect::Permit {
-        issues.push(file.issue_at(offset, "`@daily_quota` only applies to permit policies"));
+        issues.push(file.issue_at(offset, format!("`@{key}` only applies to permit policies")));
         return None;
     }
     match annotation.val.parse::<u32>() {
@@ -404,7 +414,7 @@ pub(crate) fn daily_quota(
             issues.push(file.issue_at(
                 offset,
                 format!(
-                    "`@daily_quota(\"{}\")` must be a positive integer",
+                    "`@{key}(\"{}\")` must be a positive integer",
                     annotation.val.as_str()
                 ),
             ));

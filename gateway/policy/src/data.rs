@@ -130,6 +130,7 @@ pub(crate) struct Data {
     pub(crate) requesters: Vec<Requester>,
     /// Group id -> member requester ids.
     pub(crate) groups: BTreeMap<String, BTreeSet<String>>,
+    pub(crate) screenings: Vec<crate::screening::ScreeningItem>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(
@@ -147,7 +148,7 @@ fn parse<T: serde::de::DeserializeOwned>(
 }
 
 /// Whether `code` is a usable purpose or item code: upper-case letters, digits, `-`.
-fn is_code(code: &str) -> bool {
+pub(crate) fn is_code(code: &str) -> bool {
     let mut bytes = code.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_uppercase())
         && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
@@ -266,6 +267,10 @@ pub(crate) fn load(
                 }
             }
         }
+    }
+    if let Some(file) = find(crate::screening::SCREENING_FILE) {
+        data.screenings =
+            crate::screening::load(file, catalog, &data.purposes, &data.items, issues);
     }
     data
 }

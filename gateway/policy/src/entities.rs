@@ -13,7 +13,7 @@ use xgate_catalog::{Catalog, SharingClass};
 use crate::data::Data;
 use crate::schema::{
     ATTR_DEPARTMENT, ATTR_PREDICATE, ATTR_RECORD_TYPE, ATTR_SHARING_CLASS, ATTR_SUBJECT_KIND,
-    ATTR_VIEW, READ, RECORD_TYPE, REQUESTER, REQUESTER_GROUP, VIEW,
+    ATTR_VIEW, READ, RECORD_TYPE, REQUESTER, REQUESTER_GROUP, SCREEN, VIEW,
 };
 
 /// A view as requests need it, keyed by `<record type>.<view>`.
@@ -34,6 +34,7 @@ pub(crate) struct Built {
     pub(crate) order: Vec<Arc<str>>,
     pub(crate) requester_type: EntityTypeName,
     pub(crate) read_action: EntityUid,
+    pub(crate) screen_action: EntityUid,
 }
 
 /// `<record type>.<view>`, the id of a `View` entity.
@@ -51,6 +52,8 @@ pub(crate) fn build(catalog: &Catalog, data: &Data, schema: &Schema) -> Result<B
     let requester_type = type_name(REQUESTER)?;
     let group_type = type_name(REQUESTER_GROUP)?;
     let read_action = EntityUid::from_type_name_and_id(type_name("Action")?, EntityId::new(READ));
+    let screen_action =
+        EntityUid::from_type_name_and_id(type_name("Action")?, EntityId::new(SCREEN));
     let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
 
     let mut views = HashMap::new();
@@ -128,5 +131,6 @@ pub(crate) fn build(catalog: &Catalog, data: &Data, schema: &Schema) -> Result<B
         order,
         requester_type,
         read_action,
+        screen_action,
     })
 }

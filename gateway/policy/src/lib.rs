@@ -35,6 +35,7 @@ mod explain;
 mod index;
 mod load;
 mod schema;
+mod screening;
 mod shape;
 mod source;
 
@@ -57,6 +58,7 @@ pub use data::{
 };
 pub use error::{PolicyIssue, PolicyLoadError};
 pub use explain::Explanation;
+pub use screening::{Condition, Match, SCREENING_FILE, ScreeningItem};
 pub use xgate_catalog::Catalog;
 
 use entities::ViewEntry;
@@ -67,8 +69,11 @@ use source::SourceFile;
 pub const DEFAULT_DENY: &str = "default deny";
 /// The `policy_ids` of a denial because the catalog marks the record type `not_shared`.
 pub const NOT_SHARED: &str = "not shared";
-/// The annotation giving a permit policy's per-requester daily quota on a record type.
+/// The annotation giving a permit policy's per-requester daily quota on a record type
+/// (on a `screen` permit: subjects screened per day).
 pub const QUOTA_ANNOTATION: &str = "daily_quota";
+/// The annotation giving a `screen` permit's most subjects in one run.
+pub const RUN_LIMIT_ANNOTATION: &str = "max_subjects_per_run";
 /// `@reason("...")` on a forbid policy: what a caller it denies lacks, in
 /// words the caller can act on; carried in [`Decision::reasons`] and the
 /// denied result's message.
@@ -94,7 +99,10 @@ pub struct PolicySet {
     views: HashMap<Box<str>, ViewEntry>,
     requester_type: EntityTypeName,
     read_action: EntityUid,
+    screen_action: EntityUid,
     quotas: HashMap<String, Option<u32>>,
+    run_limits: HashMap<String, Option<u32>>,
+    screenings: Vec<ScreeningItem>,
     reasons: HashMap<String, String>,
     permits: HashMap<String, bool>,
     purposes: Vec<Purpose>,
@@ -154,6 +162,24 @@ pub struct AccessRequest<'a> {
     /// the departments' records (`"spouse"`); `""` when the applicant is
     /// the subject.
     pub representation: &'a str,
+}
+
+/// Whether a requester may run a screening item, and its limits.
+#[derive(Debug, Clone)]
+pub struct ScreenDecision {
+    /// Every condition's view may be screened.
+    pub allowed: bool,
+    /// One decision per condition of the item, in its order (which policies
+    /// allowed or denied each, for the audit log and the refusal).
+    pub decisions: Vec<Decision>,
+    /// Why the question could not be asked (unknown item ...).
+    pub errors: Vec<String>,
+    /// When allowed: the most subjects in one run (`@max_subjects_per_run`
+    /// of the permits), `None` for no limit.
+    pub max_subjects_per_run: Option<u32>,
+    /// When allowed: subjects per requester and day (`@daily_quota` of the
+    /// permits), `None` for no limit.
+    pub daily_subjects: Option<u32>,
 }
 
 /// The answer to an [`AccessRequest`], with what an audit record needs.
@@ -284,7 +310,10 @@ impl PolicySet {
             views: built.views,
             requester_type: built.requester_type,
             read_action: built.read_action,
+            screen_action: built.screen_action,
             quotas: checked.quotas,
+            run_limits: checked.run_limits,
+            screenings: checked.data.screenings,
             reasons: checked.reasons,
             permits: checked.permits,
             purposes: checked.data.purposes,
@@ -357,6 +386,101 @@ impl PolicySet {
         &self.requesters
     }
 
+    /// The screening items (`screening.toml`).
+    pub fn screenings(&self) -> &[ScreeningItem] {
+        &self.screenings
+    }
+
+    /// The screening item `code`.
+    pub fn screening(&self, code: &str) -> Option<&ScreeningItem> {
+        self.screenings.iter().find(|s| s.code == code)
+    }
+
+    /// May `requester` screen subjects with item `code` now? One Cedar
+    /// decision per condition — the `screen` action on its predicate view,
+    /// with `context.item` the item's code and `context.purpose` its purpose
+    /// (no subject yet: `explicit_request` and `consent` are false) — and
+    /// allowed only when every condition is. Not memoised: a run decides
+    /// once, at its start.
+    pub fn decide_screen(
+        &self,
+        requester: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> ScreenDecision {
+        let Some(item) = self.screening(code) else {
+            return ScreenDecision {
+                allowed: false,
+                decisions: Vec::new(),
+                errors: vec![format!("unknown screening item `{code}`")],
+                max_subjects_per_run: None,
+                daily_subjects: None,
+            };
+        };
+        let decisions: Vec<Decision> = item
+            .conditions
+            .iter()
+            .map(|c| {
+                let req = AccessRequest {
+                    requester,
+                    record_type: &c.record_type,
+                    view: &c.view,
+                    purpose: &item.purpose,
+                    item: Some(code),
+                    now,
+                    explicit_request: false,
+                    consent: false,
+                    representation: "",
+                };
+                self.decide_screen_view(&req)
+            })
+            .collect();
+        let allowed = decisions.iter().all(|d| d.allowed);
+        // The tightest limit of any permit that allowed a condition; none
+        // when some permit sets none.
+        let limit = |table: &HashMap<String, Option<u32>>| -> Option<u32> {
+            if !allowed {
+                return None;
+            }
+            decisions
+                .iter()
+                .flat_map(|d| d.policy_ids.iter())
+                .filter(|id| self.permits.get(*id).copied().unwrap_or(false))
+                .map(|id| table.get(id).copied().flatten())
+                .try_fold(u32::MAX, |least, n| n.map(|n| least.min(n)))
+        };
+        ScreenDecision {
+            allowed,
+            max_subjects_per_run: limit(&self.run_limits),
+            daily_subjects: limit(&self.quotas),
+            errors: decisions.iter().flat_map(|d| d.errors.clone()).collect(),
+            decisions,
+        }
+    }
+
+    fn decide_screen_view(&self, req: &AccessRequest<'_>) -> Decision {
+        let view_id = entities::view_id(req.record_type, req.view);
+        let Some(view) = self.views.get(view_id.as_str()) else {
+            return self.refusal(DEFAULT_DENY, vec![self.unknown_view(req)]);
+        };
+        if view.not_shared {
+            return self.refusal(NOT_SHARED, Vec::new());
+        }
+        let Some(bucket) = self
+            .index
+            .policies(req.requester, view.type_index)
+            .filter(|b| !b.policies.is_empty())
+        else {
+            return self.refusal(DEFAULT_DENY, Vec::new());
+        };
+        let minute = Some(req.now.unix_timestamp().div_euclid(60));
+        let mut decision = self.evaluate(req, view, &bucket.policies, minute, &self.screen_action);
+        // A screen grant answers yes/no inside the gateway; it is never the
+        // `Permit` that releases a view to a requester.
+        decision.permit = None;
+        decision
+    }
+
     /// Decides one request. Unknown requesters simply meet the default deny; an unknown
     /// view or item, or a view the item does not need, is refused with an error.
     pub fn decide(&self, req: &AccessRequest<'_>) -> Decision {
@@ -393,7 +517,7 @@ impl PolicySet {
             .reads_time
             .then(|| req.now.unix_timestamp().div_euclid(60));
         if !use_memo {
-            return self.evaluate(req, view, &bucket.policies, minute);
+            return self.evaluate(req, view, &bucket.policies, minute, &self.read_action);
         }
         let key = MemoKey {
             requester: req.requester.into(),
@@ -410,7 +534,7 @@ impl PolicySet {
         {
             return decision.clone();
         }
-        let decision = self.evaluate(req, view, &bucket.policies, minute);
+        let decision = self.evaluate(req, view, &bucket.policies, minute, &self.read_action);
         if let Ok(mut memo) = self.memo.write() {
             if memo.len() >= MEMO_CAPACITY {
                 memo.clear();
@@ -427,20 +551,15 @@ impl PolicySet {
         view: &ViewEntry,
         policies: &cedar_policy::PolicySet,
         minute: Option<i64>,
+        action: &EntityUid,
     ) -> Decision {
         let principal = EntityUid::from_type_name_and_id(
             self.requester_type.clone(),
             EntityId::new(req.requester),
         );
         let request = context(req, minute).and_then(|context| {
-            Request::new(
-                principal,
-                self.read_action.clone(),
-                view.uid.clone(),
-                context,
-                None,
-            )
-            .map_err(|e| e.to_string())
+            Request::new(principal, action.clone(), view.uid.clone(), context, None)
+                .map_err(|e| e.to_string())
         });
         let request = match request {
             Ok(request) => request,

@@ -15,6 +15,7 @@ use crate::data::{self, Data, ITEMS_FILE, PURPOSES_FILE, REQUESTERS_FILE};
 use crate::error::{PolicyIssue, PolicyLoadError};
 use crate::index::Scoped;
 use crate::schema::GeneratedSchema;
+use crate::screening::SCREENING_FILE;
 use crate::shape;
 use crate::source::SourceFile;
 
@@ -32,6 +33,7 @@ struct Named {
     id_offset: usize,
     scoped: Scoped,
     daily_quota: Option<u32>,
+    max_subjects_per_run: Option<u32>,
 }
 
 /// The checked policies under their `@id`s.
@@ -42,6 +44,8 @@ pub(crate) struct Checked {
     pub(crate) scoped: Vec<Scoped>,
     /// Policy id -> its `@daily_quota`.
     pub(crate) quotas: HashMap<String, Option<u32>>,
+    /// Policy id -> its `@max_subjects_per_run` (screen permits).
+    pub(crate) run_limits: HashMap<String, Option<u32>>,
     /// Policy id -> whether it is a permit.
     pub(crate) permits: HashMap<String, bool>,
     /// Policy id -> its `@reason`: what a denied caller can do about it.
@@ -106,13 +110,15 @@ pub(crate) fn check(
     let mut data_files = Vec::new();
     for file in files {
         if file.name.ends_with(&format!(".{DATA_EXTENSION}")) {
-            if [PURPOSES_FILE, ITEMS_FILE, REQUESTERS_FILE].contains(&file.name.as_str()) {
+            if [PURPOSES_FILE, ITEMS_FILE, REQUESTERS_FILE, SCREENING_FILE]
+                .contains(&file.name.as_str())
+            {
                 data_files.push(file);
             } else {
                 issues.push(PolicyIssue::whole_file(
                     file.display.clone(),
                     format!(
-                        "unknown data file: expected `{PURPOSES_FILE}`, `{ITEMS_FILE}` or `{REQUESTERS_FILE}`"
+                        "unknown data file: expected `{PURPOSES_FILE}`, `{ITEMS_FILE}`, `{REQUESTERS_FILE}` or `{SCREENING_FILE}`"
                     ),
                 ));
             }
@@ -171,6 +177,7 @@ pub(crate) fn check(
     ids.sort_unstable();
     let mut scoped = Vec::with_capacity(named.len());
     let mut quotas = HashMap::with_capacity(named.len());
+    let mut run_limits = HashMap::with_capacity(named.len());
     let mut permits = HashMap::with_capacity(named.len());
     let mut reasons = HashMap::new();
     for (id, named) in named {
@@ -181,6 +188,7 @@ pub(crate) fn check(
             id.clone(),
             named.scoped.policy.effect() == cedar_policy::Effect::Permit,
         );
+        run_limits.insert(id.clone(), named.max_subjects_per_run);
         quotas.insert(id, named.daily_quota);
         scoped.push(named.scoped);
     }
@@ -188,6 +196,7 @@ pub(crate) fn check(
         ids,
         scoped,
         quotas,
+        run_limits,
         permits,
         reasons,
         data,
@@ -231,7 +240,9 @@ fn check_file(
     in_file.sort_by_key(|p| check::policy_offset(p));
     for policy in in_file {
         check::check_policy(file, policy, facts, issues);
-        let daily_quota = check::daily_quota(file, policy, issues);
+        let daily_quota = check::positive_annotation(file, policy, crate::QUOTA_ANNOTATION, issues);
+        let max_subjects_per_run =
+            check::positive_annotation(file, policy, crate::RUN_LIMIT_ANNOTATION, issues);
         let Some(name) = check::policy_name(file, policy, issues) else {
             continue;
         };
@@ -270,6 +281,7 @@ fn check_file(
                     reads_time: shape::reads_time(&policy.condition()),
                 },
                 daily_quota,
+                max_subjects_per_run,
             },
         );
     }

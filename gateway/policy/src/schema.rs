@@ -2,7 +2,7 @@
 //! file so that it cannot drift from the entities and requests this crate builds.
 //!
 //! The shape: principal `Requester` (member of `RequesterGroup`s, from `requesters.toml`),
-//! one action `read`, resource `View` (id `<record type>.<view>`, member of its
+//! actions `read` (a fetch) and `screen` (a screening run), resource `View` (id `<record type>.<view>`, member of its
 //! `RecordType`, so `resource in RecordType::"x"` covers all views of `x`). Both `View`
 //! and `RecordType` carry the catalog's `department`, `sharing_class` and `subject_kind`;
 //! `View` also `record_type`, `view` and `predicate`. The context is `ReadContext`:
@@ -21,8 +21,11 @@ pub(crate) const REQUESTER_GROUP: &str = "RequesterGroup";
 pub(crate) const RECORD_TYPE: &str = "RecordType";
 /// Entity type of a record type's views, the resource of every request.
 pub(crate) const VIEW: &str = "View";
-/// The one action.
+/// The action of a fetch: reading a view.
 pub(crate) const READ: &str = "read";
+/// The action of a screening run: asking a predicate view of many subjects
+/// for a screening item (`context.item` is its code).
+pub(crate) const SCREEN: &str = "screen";
 /// Attribute: the owning department's catalog id.
 pub(crate) const ATTR_DEPARTMENT: &str = "department";
 /// Attribute: `unconditional`, `conditional` or `not_shared`.
@@ -132,6 +135,13 @@ pub(crate) fn generate() -> Result<GeneratedSchema, SchemaGenError> {
                         "resourceTypes": [VIEW],
                         "context": { "type": CONTEXT_TYPE }
                     }
+                },
+                SCREEN: {
+                    "appliesTo": {
+                        "principalTypes": [REQUESTER],
+                        "resourceTypes": [VIEW],
+                        "context": { "type": CONTEXT_TYPE }
+                    }
                 }
             }
         }
@@ -160,6 +170,7 @@ mod tests {
             "explicit_request: __cedar::Bool",
             "representation: __cedar::String",
             "action \"read\"",
+            "action \"screen\"",
         ] {
             assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
         }

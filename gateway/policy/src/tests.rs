@@ -797,7 +797,7 @@ fn data_files_are_exposed() {
     );
     assert!(set.requester("no-grant-bureau").unwrap().groups.is_empty());
     assert!(set.items().iter().any(|i| i.code == "PF-LOAN"));
-    assert_eq!(set.purposes().len(), 8);
+    assert_eq!(set.purposes().len(), 10);
 }
 
 #[test]
@@ -1062,7 +1062,7 @@ fn unknown_names_in_policies_are_load_errors_at_the_literal() {
         ),
         (
             r#"@id("a") permit (principal, action, resource in RecordType::"tax_registration") when { context.item == "NOPE" };"#,
-            "unknown approval item `NOPE` (not in `items.toml`)",
+            "unknown approval item `NOPE` (not in `items.toml` nor `screening.toml`)",
         ),
         (
             r#"@id("a") permit (principal, action, resource in RecordType::"tax_registration") when { resource.view == "nope" };"#,
@@ -1272,4 +1272,145 @@ unless { context.representation == "" || context.representation == "spouse" };
         assert!(!refused.allowed);
         assert_eq!(refused.policy_ids, ["only-the-subject-or-a-spouse"]);
     }
+}
+
+/// The repository's policies with `extra` appended to `screening.toml`.
+fn builtin_with_screening(extra: &str) -> Result<PolicySet, PolicyLoadError> {
+    let catalog = Catalog::builtin().unwrap();
+    let files: Vec<(String, String)> = PolicySet::builtin_files()
+        .into_iter()
+        .map(|(name, text)| {
+            if name.ends_with(crate::SCREENING_FILE) {
+                (name, format!("{text}\n{extra}"))
+            } else {
+                (name, text)
+            }
+        })
+        .collect();
+    PolicySet::from_sources(&files, &catalog)
+}
+
+#[test]
+fn screening_items_are_checked_at_load() {
+    let item = |kind: &str, combine: &str, conditions: &str| {
+        format!(
+            "[[screening]]\ncode = \"S\"\nname = \"s\"\npurpose = \"ELDERLY-ALLOWANCE\"\nsubject_kind = \"{kind}\"\nmatch = \"{combine}\"\nconditions = [\n{conditions}\n]\n"
+        )
+    };
+    let age = r#"{ record_type = "resident_identity_card", view = "age_at_least", params = { n = "60" } }"#;
+    let cases = [
+        (
+            item(
+                "resident_id",
+                "all",
+                r#"{ record_type = "nope", view = "exists" }"#,
+            ),
+            "unknown record type `nope`",
+        ),
+        (
+            item(
+                "resident_id",
+                "all",
+                r#"{ record_type = "resident_identity_card", view = "summary" }"#,
+            ),
+            "is not a predicate view",
+        ),
+        (
+            item(
+                "resident_id",
+                "all",
+                r#"{ record_type = "resident_identity_card", view = "age_at_least" }"#,
+            ),
+            "needs parameter `n`",
+        ),
+        (
+            item(
+                "resident_id",
+                "all",
+                r#"{ record_type = "business_licence", view = "has_valid_business_licence" }"#,
+            ),
+            "is about `uscc` subjects, the item screens `resident_id`",
+        ),
+        (
+            item("resident_id", "most", age),
+            "match `most` is neither `all` nor `any`",
+        ),
+        (
+            item("person", "all", age),
+            "subject_kind `person` is neither",
+        ),
+        (item("resident_id", "all", ""), "has no conditions"),
+        (
+            item("resident_id", "all", &format!("{age},{age}")),
+            "asked twice",
+        ),
+        (
+            item("resident_id", "all", &age.replace("view", "colour")),
+            "unknown field `colour`",
+        ),
+        (
+            item("resident_id", "all", age).replace("code = \"S\"", "code = \"PF-LOAN\""),
+            "is an approval item's code",
+        ),
+        (
+            item("resident_id", "all", age).replace("code = \"S\"", "code = \"ELDERLY-ALLOWANCE\""),
+            "declared twice",
+        ),
+        (
+            item("resident_id", "all", age)
+                .replace("purpose = \"ELDERLY-ALLOWANCE\"", "purpose = \"NOPE\""),
+            "unknown purpose `NOPE`",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let errors = match builtin_with_screening(&extra) {
+            Ok(_) => panic!("loaded with {extra}"),
+            Err(e) => e.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("screening.toml:") && e.contains(needle)),
+            "`{needle}` not in {errors:#?}"
+        );
+    }
+    // An item that passes every check loads, its departments from the catalog.
+    let set = builtin_with_screening(&item("resident_id", "any", age)).unwrap();
+    assert_eq!(
+        set.screening("S").unwrap().conditions[0].department,
+        "public-security"
+    );
+}
+
+#[test]
+fn screening_is_its_own_action_with_limits_from_the_permit() {
+    let (_, set) = builtin();
+    let screen = set.decide_screen("civil-affairs-bozhou", "ELDERLY-ALLOWANCE", at_ten());
+    assert!(screen.allowed, "{screen:?}");
+    assert_eq!(screen.decisions.len(), 3);
+    assert_eq!(screen.max_subjects_per_run, Some(200_000));
+    assert_eq!(screen.daily_subjects, Some(1_000_000));
+    // A screen grant never yields the Permit that releases a view.
+    assert!(screen.decisions.iter().all(|d| d.permit().is_none()));
+    let other = set.decide_screen("civil-affairs-bozhou", "SMALL-TAXPAYER-EXEMPTION", at_ten());
+    assert!(!other.allowed && other.max_subjects_per_run.is_none());
+    let unknown = set.decide_screen("civil-affairs-bozhou", "NOPE", at_ten());
+    assert!(!unknown.allowed);
+    assert_eq!(unknown.errors, ["unknown screening item `NOPE`"]);
+    // Reading the same predicate is not granted by the screen permit.
+    let read = set.decide(&request(
+        "civil-affairs-bozhou",
+        "resident_identity_card",
+        "age_at_least",
+        "ELDERLY-ALLOWANCE",
+        None,
+        at_ten(),
+    ));
+    assert!(!read.allowed);
+    let item = set.screening("ELDERLY-ALLOWANCE").unwrap();
+    assert_eq!(
+        item.departments(),
+        ["public-security", "human-resources-social-security"]
+    );
+    assert!(item.conditions[2].negate);
 }

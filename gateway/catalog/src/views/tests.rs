@@ -122,6 +122,32 @@ fn age_at_least_counts_whole_years() {
 }
 
 #[test]
+fn registered_in_finds_the_place_in_an_active_registration() {
+    let view = builtin_view("household_registration", "registered_in");
+    let reg =
+        |address: &str, status: &str| [json!({"registered_address": address, "status": status})];
+    let place = [("place", "亳州市")];
+    assert_eq!(
+        value(&view, &reg("安徽省亳州市谯城区药都路8号", "active"), &place),
+        json!(true)
+    );
+    assert_eq!(
+        value(&view, &reg("安徽省合肥市蜀山区", "active"), &place),
+        json!(false)
+    );
+    assert_eq!(
+        value(&view, &reg("安徽省亳州市谯城区", "cancelled"), &place),
+        json!(false)
+    );
+    // An empty place would match every address: it matches none.
+    assert_eq!(
+        value(&view, &reg("安徽省亳州市", "active"), &[("place", "")]),
+        json!(false)
+    );
+    assert_eq!(value(&view, &[], &place), json!(false));
+}
+
+#[test]
 fn all_needs_a_record_and_every_record() {
     let view = builtin_view("no_tax_arrears_certificate", "no_tax_arrears");
     assert_eq!(
