@@ -28,7 +28,10 @@
 //! only catalog types of it; every served type returns schema-valid records
 //! that name the subject for the sample subjects; an unknown (well-formed)
 //! subject is NOT_FOUND for every type; a malformed ID is INVALID_ARGUMENT;
-//! the grpc-timeout of a request is honoured; W3C trace context is accepted.
+//! `BatchLookup` answers each subject as `Lookup` does (a malformed ID in a
+//! batch is answered ERROR, the others go on) and refuses more than
+//! [`MAX_BATCH_SUBJECTS`]; the grpc-timeout of a request is honoured; W3C
+//! trace context is accepted.
 //!
 //! Why a crate beside the SDK rather than a feature of it: the kit is a
 //! client of the contract and the SDK its server side. Adapters that are not
@@ -46,11 +49,18 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use xgate_catalog::{Catalog, SubjectKind};
 use xgate_proto::v1::department_adapter_client::DepartmentAdapterClient;
-use xgate_proto::v1::{DescribeRequest, LookupRequest, LookupResponse, LookupStatus, Subject};
+use xgate_proto::v1::{
+    BatchLookupAnswer, BatchLookupRequest, DescribeRequest, LookupRequest, LookupResponse,
+    LookupStatus, Subject, TypeAnswer,
+};
 use xgate_tls::{Identity, TlsFiles};
 
 /// The gRPC service name the adapter SDK reports in health.
 pub const ADAPTER_SERVICE: &str = "xgate.v1.DepartmentAdapter";
+
+/// Most subjects a `BatchLookup` may name (the proto's `MAX_BATCH_SUBJECTS`;
+/// the SDK's constant of the same name). The kit does not link the SDK.
+pub const MAX_BATCH_SUBJECTS: usize = 1_000;
 
 /// Deadline of the ordinary calls of the kit (not the deadline check).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,9 +117,17 @@ pub async fn connect(endpoint: &str, department: &str, tls: &TlsFiles) -> Result
             tls.ca.display()
         )
     })?;
+    http2_channel(stream, &authority).await
+}
+
+/// A gRPC transport over HTTP/2 on `io`, a connection to `authority`.
+async fn http2_channel<IO>(io: IO, authority: &str) -> Result<Channel, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, connection) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
+        hyper_util::rt::TokioIo::new(io),
     )
     .await
     .map_err(|e| format!("HTTP/2 handshake with {authority}: {e}"))?;
@@ -374,6 +392,7 @@ async fn check_now(plan: &CheckPlan, catalog: &Catalog) -> Report {
             .unwrap_or_else(|| unknown_subject(*kind));
         check_malformed(&mut report, &mut client, *kind, &sample, types).await;
     }
+    check_batch(&mut report, &mut client, &kinds, &samples).await;
     // The deadline and trace checks use one kind's types and a subject that
     // has records if any does, so the adapter does real work.
     if let Some((kind, types)) = kinds.iter().next() {
@@ -776,6 +795,240 @@ async fn check_malformed(
     }
 }
 
+/// `BatchLookup`, per subject kind: the sample subjects, an unknown one and
+/// a malformed ID in one batch get, each, what `Lookup` gives them (the
+/// malformed one ERROR for every type, the stream going on); one more
+/// subject than [`MAX_BATCH_SUBJECTS`] is INVALID_ARGUMENT.
+async fn check_batch(
+    report: &mut Report,
+    client: &mut DepartmentAdapterClient<Channel>,
+    kinds: &BTreeMap<SubjectKind, Vec<String>>,
+    samples: &Samples,
+) {
+    const CHECK: &str = "batch lookup";
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    let mut with_records = 0;
+    for (kind, types) in kinds {
+        let mut subjects: Vec<String> = samples
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, id)| id.clone())
+            .collect();
+        subjects.push(unknown_subject(*kind));
+        let bad = malformed(subjects.first().map_or("", String::as_str));
+        // What Lookup says about each subject.
+        let mut expected = Vec::with_capacity(subjects.len());
+        for id in &subjects {
+            let request = lookup_request(*kind, id, types, CALL_TIMEOUT);
+            match tokio::time::timeout(CALL_TIMEOUT, client.lookup(request)).await {
+                Ok(Ok(response)) => expected.push(Some(response.into_inner())),
+                Ok(Err(status)) => {
+                    problems.push(format!(
+                        "Lookup of `{}`: {}",
+                        mask(id),
+                        status_text(&status)
+                    ));
+                    expected.push(None);
+                }
+                Err(_) => {
+                    problems.push(format!("Lookup of `{}`: no answer within 10 s", mask(id)));
+                    expected.push(None);
+                }
+            }
+        }
+        let mut batch: Vec<String> = subjects.clone();
+        batch.push(bad);
+        let answers = match batch_lookup(client, *kind, &batch, types).await {
+            Ok(answers) => answers,
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                report.add(
+                    CHECK,
+                    Verdict::Fail,
+                    "BatchLookup is UNIMPLEMENTED: the gateway screens with it. Adapters built \
+                     on xgate-adapter-sdk get it from the SDK (rebuild with the current SDK; \
+                     override Department::lookup_batch to answer a set at once); others must \
+                     implement the RPC",
+                );
+                return;
+            }
+            Err(status) => {
+                problems.push(format!(
+                    "BatchLookup ({kind}) failed: {}",
+                    status_text(&status)
+                ));
+                continue;
+            }
+        };
+        let mut seen = vec![0_usize; batch.len()];
+        for answer in &answers {
+            match seen.get_mut(answer.index as usize) {
+                Some(n) => *n += 1,
+                None => problems.push(format!(
+                    "an answer for index {}, of no subject",
+                    answer.index
+                )),
+            }
+        }
+        for (index, n) in seen.iter().enumerate() {
+            if *n != 1 {
+                let id = batch.get(index).map_or(String::new(), |id| mask(id));
+                problems.push(format!(
+                    "{n} answers for subject #{index} (`{id}`), one expected"
+                ));
+            }
+        }
+        for answer in &answers {
+            let index = answer.index as usize;
+            if index == subjects.len() {
+                // The malformed ID: ERROR for every type.
+                let statuses: Vec<&str> = answer
+                    .answers
+                    .iter()
+                    .map(|a| lookup_status_name(a.status))
+                    .collect();
+                if statuses.len() != types.len() || statuses.iter().any(|s| *s != "ERROR") {
+                    problems.push(format!(
+                        "a malformed ID in a batch must be answered ERROR for each of {} type(s), got [{}]",
+                        types.len(),
+                        statuses.join(", ")
+                    ));
+                }
+                continue;
+            }
+            let Some(Some(single)) = expected.get(index) else {
+                continue;
+            };
+            let id = batch.get(index).map_or(String::new(), |id| mask(id));
+            match differences(types, &single.answers, &answer.answers) {
+                None => {
+                    compared += 1;
+                    if answer
+                        .answers
+                        .iter()
+                        .any(|a| a.status == LookupStatus::Found as i32)
+                    {
+                        with_records += 1;
+                    }
+                }
+                Some(why) => problems.push(format!("`{id}`: {why}")),
+            }
+        }
+    }
+    // Over the limit: refused as a whole, whatever the kind.
+    if let Some((kind, types)) = kinds.iter().next() {
+        let many = vec![unknown_subject(*kind); MAX_BATCH_SUBJECTS + 1];
+        match batch_lookup(client, *kind, &many, types).await {
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {}
+            Err(status) => problems.push(format!(
+                "{} subjects: expected INVALID_ARGUMENT, got {}",
+                many.len(),
+                status_text(&status)
+            )),
+            Ok(answers) => problems.push(format!(
+                "{} subjects: expected INVALID_ARGUMENT, got {} answers",
+                many.len(),
+                answers.len()
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        report.add(CHECK, Verdict::Fail, problems.join("; "));
+    } else if with_records == 0 {
+        report.add(
+            CHECK,
+            Verdict::Warn,
+            format!(
+                "{compared} subject(s) answered as Lookup answers them, but none with records: \
+                 name a sample subject that has some"
+            ),
+        );
+    } else {
+        report.add(
+            CHECK,
+            Verdict::Pass,
+            format!(
+                "{compared} subject(s) answered as Lookup answers them ({with_records} with \
+                 records); a malformed ID answered ERROR; {} subjects refused",
+                MAX_BATCH_SUBJECTS + 1
+            ),
+        );
+    }
+}
+
+/// Every answer of one `BatchLookup`, or the status it failed with.
+async fn batch_lookup(
+    client: &mut DepartmentAdapterClient<Channel>,
+    kind: SubjectKind,
+    ids: &[String],
+    types: &[String],
+) -> Result<Vec<BatchLookupAnswer>, tonic::Status> {
+    let mut request = tonic::Request::new(BatchLookupRequest {
+        subjects: ids.iter().map(|id| proto_subject(kind, id)).collect(),
+        record_types: types.to_vec(),
+        request_id: format!("conformance-{}", uuid::Uuid::new_v4()),
+        purpose: "CONFORMANCE-CHECK".into(),
+    });
+    request.set_timeout(CALL_TIMEOUT);
+    let collect = async {
+        let mut stream = client.batch_lookup(request).await?.into_inner();
+        let mut answers = Vec::new();
+        while let Some(answer) = stream.message().await? {
+            answers.push(answer);
+        }
+        Ok(answers)
+    };
+    tokio::time::timeout(CALL_TIMEOUT, collect)
+        .await
+        .unwrap_or_else(|_| {
+            Err(tonic::Status::deadline_exceeded(
+                "no complete answer within 10 s",
+            ))
+        })
+}
+
+/// How a batch answer differs from the `Lookup` answer of the same subject
+/// (one answer per type in request order; status and records alike, the
+/// records compared as JSON), if it does.
+fn differences(types: &[String], single: &[TypeAnswer], batch: &[TypeAnswer]) -> Option<String> {
+    let names: Vec<&str> = batch.iter().map(|a| a.record_type.as_str()).collect();
+    if names != types {
+        return Some(format!(
+            "answers for [{}], expected [{}]",
+            names.join(", "),
+            types.join(", ")
+        ));
+    }
+    for answer in batch {
+        let Some(alone) = single.iter().find(|a| a.record_type == answer.record_type) else {
+            continue;
+        };
+        if answer.status != alone.status {
+            return Some(format!(
+                "`{}` is {} in the batch but {} alone",
+                answer.record_type,
+                lookup_status_name(answer.status),
+                lookup_status_name(alone.status)
+            ));
+        }
+        let json = |a: &TypeAnswer| -> Vec<Result<serde_json::Value, Vec<u8>>> {
+            a.records_json
+                .iter()
+                .map(|b| serde_json::from_slice(b).map_err(|_| b.to_vec()))
+                .collect()
+        };
+        if json(answer) != json(alone) {
+            return Some(format!(
+                "`{}` records differ: {} in the batch, {} alone",
+                answer.record_type,
+                answer.records_json.len(),
+                alone.records_json.len()
+            ));
+        }
+    }
+    None
+}
+
 /// A lookup sent with grpc-timeout `deadline` must end (answer or give up)
 /// within the deadline plus `plan.grace`. An adapter faster than the
 /// deadline passes without proving anything, so the kit also probes with
@@ -903,6 +1156,7 @@ mod tests {
             "records: <type>",
             "unknown subject (<kind>)",
             "malformed ID (<kind>)",
+            "batch lookup",
             "deadline (100 ms)",
             "trace context",
         ] {
@@ -1100,6 +1354,214 @@ mod tests {
             missing.problems[0].contains("0 answers"),
             "{:?}",
             missing.problems
+        );
+    }
+
+    /// A tax adapter with one sample citizen holding one arrears
+    /// certificate, whose `BatchLookup` behaves as `batch` says.
+    #[derive(Clone, Copy)]
+    enum Batch {
+        Faithful,
+        Unimplemented,
+        /// Answers NOT_FOUND for everyone.
+        Forgetful,
+        /// Takes any number of subjects.
+        Unbounded,
+        /// Fails the whole stream on a malformed ID.
+        Strict,
+    }
+
+    const SAMPLE: &str = "11010519491231002X";
+    const TYPE: &str = "no_tax_arrears_certificate";
+
+    fn answer(id: &str, found: bool) -> xgate_proto::v1::TypeAnswer {
+        let (status, records_json) = if found && id == SAMPLE {
+            let record = serde_json::json!({"id_number": id});
+            (
+                LookupStatus::Found,
+                vec![bytes::Bytes::from(record.to_string())],
+            )
+        } else {
+            (LookupStatus::NotFound, Vec::new())
+        };
+        xgate_proto::v1::TypeAnswer {
+            record_type: TYPE.into(),
+            status: status as i32,
+            records_json,
+            error: String::new(),
+        }
+    }
+
+    #[tonic::async_trait]
+    impl xgate_proto::v1::department_adapter_server::DepartmentAdapter for Batch {
+        async fn lookup(
+            &self,
+            request: tonic::Request<LookupRequest>,
+        ) -> Result<tonic::Response<LookupResponse>, tonic::Status> {
+            let id = request
+                .into_inner()
+                .subject
+                .map(|s| s.id)
+                .unwrap_or_default();
+            Ok(tonic::Response::new(LookupResponse {
+                answers: vec![answer(&id, true)],
+            }))
+        }
+
+        type BatchLookupStream = tonic::codegen::tokio_stream::Iter<
+            std::vec::IntoIter<Result<BatchLookupAnswer, tonic::Status>>,
+        >;
+
+        async fn batch_lookup(
+            &self,
+            request: tonic::Request<BatchLookupRequest>,
+        ) -> Result<tonic::Response<Self::BatchLookupStream>, tonic::Status> {
+            let request = request.into_inner();
+            let bounded = !matches!(self, Batch::Unbounded);
+            match self {
+                Batch::Unimplemented => return Err(tonic::Status::unimplemented("")),
+                _ if bounded && request.subjects.len() > MAX_BATCH_SUBJECTS => {
+                    return Err(tonic::Status::invalid_argument("too many subjects"));
+                }
+                _ => {}
+            }
+            let mut answers = Vec::new();
+            for (index, subject) in request.subjects.iter().enumerate() {
+                let valid =
+                    xgate_catalog::ids::validate(SubjectKind::ResidentId, &subject.id).is_ok();
+                let answer = if valid {
+                    answer(&subject.id, !matches!(self, Batch::Forgetful))
+                } else if matches!(self, Batch::Strict) {
+                    answers.push(Err(tonic::Status::invalid_argument("bad id")));
+                    break;
+                } else {
+                    xgate_proto::v1::TypeAnswer {
+                        record_type: TYPE.into(),
+                        status: LookupStatus::Error as i32,
+                        records_json: Vec::new(),
+                        error: "invalid subject ID".into(),
+                    }
+                };
+                answers.push(Ok(BatchLookupAnswer {
+                    index: u32::try_from(index).unwrap(),
+                    answers: vec![answer],
+                }));
+            }
+            // Any order will do: the last first.
+            answers.reverse();
+            Ok(tonic::Response::new(tonic::codegen::tokio_stream::iter(
+                answers,
+            )))
+        }
+
+        async fn describe(
+            &self,
+            _: tonic::Request<DescribeRequest>,
+        ) -> Result<tonic::Response<xgate_proto::v1::DescribeResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented(""))
+        }
+    }
+
+    /// The batch row of the kit against `batch`, served in plain HTTP/2.
+    async fn batch_row(batch: Batch) -> Row {
+        use xgate_proto::v1::department_adapter_server::DepartmentAdapterServer;
+        let incoming =
+            tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = incoming.local_addr().unwrap();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(DepartmentAdapterServer::new(batch))
+                .serve_with_incoming(incoming),
+        );
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let channel = http2_channel(tcp, &addr.to_string()).await.unwrap();
+        let mut client = DepartmentAdapterClient::new(channel);
+        let kinds = BTreeMap::from([(SubjectKind::ResidentId, vec![TYPE.to_owned()])]);
+        let samples = vec![(SubjectKind::ResidentId, SAMPLE.to_owned())];
+        let mut report = Report::default();
+        check_batch(&mut report, &mut client, &kinds, &samples).await;
+        server.abort();
+        let [row] = report.rows.as_slice() else {
+            panic!("{report:?}");
+        };
+        assert_eq!(row.check, "batch lookup");
+        assert!(!row.detail.contains(SAMPLE), "{row:?}");
+        row.clone()
+    }
+
+    #[tokio::test]
+    async fn batch_lookup_must_answer_as_lookup_does() {
+        let row = batch_row(Batch::Faithful).await;
+        assert_eq!(row.verdict, Verdict::Pass, "{row:?}");
+        assert!(
+            row.detail
+                .starts_with("2 subject(s) answered as Lookup answers them (1 with records)"),
+            "{row:?}"
+        );
+
+        let row = batch_row(Batch::Unimplemented).await;
+        assert_eq!(row.verdict, Verdict::Fail, "{row:?}");
+        assert!(
+            row.detail.contains("UNIMPLEMENTED") && row.detail.contains("get it from the SDK"),
+            "{row:?}"
+        );
+
+        let row = batch_row(Batch::Forgetful).await;
+        assert_eq!(row.verdict, Verdict::Fail, "{row:?}");
+        assert!(
+            row.detail.contains("`1101************2X`: `no_tax_arrears_certificate` is NOT_FOUND in the batch but FOUND alone"),
+            "{row:?}"
+        );
+
+        let row = batch_row(Batch::Unbounded).await;
+        assert_eq!(row.verdict, Verdict::Fail, "{row:?}");
+        assert!(
+            row.detail
+                .contains("1001 subjects: expected INVALID_ARGUMENT, got 1001 answers"),
+            "{row:?}"
+        );
+
+        let row = batch_row(Batch::Strict).await;
+        assert_eq!(row.verdict, Verdict::Fail, "{row:?}");
+        assert!(
+            row.detail
+                .contains("BatchLookup (resident_id) failed: InvalidArgument"),
+            "{row:?}"
+        );
+    }
+
+    #[test]
+    fn batch_answers_differ_by_type_order_status_or_records() {
+        let types = vec![TYPE.to_owned()];
+        let found = answer(SAMPLE, true);
+        assert_eq!(
+            differences(
+                &types,
+                std::slice::from_ref(&found),
+                std::slice::from_ref(&found)
+            ),
+            None
+        );
+        // The same JSON, written differently, is the same record.
+        let mut spaced = found.clone();
+        spaced.records_json = vec![bytes::Bytes::from_static(
+            br#"{ "id_number" : "11010519491231002X" }"#,
+        )];
+        assert_eq!(
+            differences(&types, std::slice::from_ref(&found), &[spaced]),
+            None
+        );
+        let mut other = found.clone();
+        other.records_json.push(bytes::Bytes::from_static(b"{}"));
+        assert!(
+            differences(&types, std::slice::from_ref(&found), &[other])
+                .unwrap()
+                .contains("records differ")
+        );
+        assert!(
+            differences(&types, std::slice::from_ref(&found), &[])
+                .unwrap()
+                .contains("answers for []")
         );
     }
 }

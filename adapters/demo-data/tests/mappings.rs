@@ -2,7 +2,9 @@
 //! its department, reads its SQLite database, and covers exactly that
 //! department's catalog types with exactly their schema fields, each read
 //! from a column of the table `xgate-demo-seed` writes, with the subject as
-//! the only parameter.
+//! the only parameter; and each has a batch query, the same query for a
+//! list of subjects, that the SQL adapter answers exactly as it answers the
+//! subjects one by one.
 
 // Helpers of the tests below fail as the tests do: by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -65,6 +67,16 @@ fn check_record_type(
         normalised.ends_with(&tail),
         "{file}: `{id}` query {normalised}"
     );
+    // The batch form: the same query, the subject in a list.
+    let batch = entry["batch_query"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{file}: `{id}` has no batch_query"));
+    assert_eq!(
+        batch,
+        query.replace("= :subject", "IN (:subjects)"),
+        "{file}: `{id}` batch_query"
+    );
+    assert!(entry.get("batch_subject").is_none(), "{file}: `{id}`");
     let selected: Vec<&str> = normalised
         .strip_prefix("SELECT ")
         .and_then(|s| s.split(" FROM ").next())
@@ -179,4 +191,85 @@ fn a_wrong_field_is_caught() {
     fields.remove("purpose");
     let outcome = check(&entry);
     assert!(outcome.is_err());
+}
+
+/// Every demo department served by the SQL adapter from its seeded database
+/// and mapping: for each record type, a batch of all its subjects (strangers
+/// and repeats among them) gets what the subjects get one by one, through
+/// the batch query.
+#[tokio::test]
+async fn every_batch_query_answers_as_the_single_query() {
+    use xgate_adapter_sdk::{Department as _, Subject};
+    use xgate_adapter_sql::{Mapping, SqlDepartment};
+    use xgate_catalog::SubjectKind;
+
+    let catalog = Catalog::builtin().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let population = xgate_synth::Population::generate(150, 40);
+    let stranger = |kind: SubjectKind| {
+        let body = match kind {
+            SubjectKind::ResidentId => "11010519900307001",
+            SubjectKind::Uscc => "91110105MA0123456",
+        };
+        let check = match kind {
+            SubjectKind::ResidentId => xgate_catalog::ids::resident_id_check_char(body),
+            SubjectKind::Uscc => xgate_catalog::ids::uscc_check_char(body),
+        };
+        Subject {
+            kind,
+            id: format!("{body}{}", check.unwrap()),
+        }
+    };
+    for spec in xgate_demo_data::DEPARTMENTS {
+        spec.seed(&dir.path().join(format!("{}.db", spec.id)), 150, 40)
+            .await
+            .unwrap();
+        let path = dir.path().join(format!("{}.toml", spec.id));
+        std::fs::write(&path, xgate_demo_data::mapping(spec.id).unwrap()).unwrap();
+        let mapping = Mapping::load(&path).unwrap();
+        for plan in mapping.plan(&catalog).unwrap() {
+            assert!(plan.batch.is_some(), "{}: no batch form", plan.record_type);
+        }
+        let dept = SqlDepartment::connect(&mapping, &catalog, None)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", spec.id));
+        for table in spec.tables {
+            let kind = if table.subject == "uscc" {
+                SubjectKind::Uscc
+            } else {
+                SubjectKind::ResidentId
+            };
+            let mut subjects: Vec<Subject> = match kind {
+                SubjectKind::ResidentId => population
+                    .citizens
+                    .iter()
+                    .map(|c| Subject {
+                        kind,
+                        id: c.id_number.clone(),
+                    })
+                    .collect(),
+                SubjectKind::Uscc => population
+                    .companies
+                    .iter()
+                    .map(|c| Subject {
+                        kind,
+                        id: c.uscc.clone(),
+                    })
+                    .collect(),
+            };
+            subjects.push(stranger(kind));
+            subjects.extend_from_within(..2);
+            let batch = dept.lookup_batch(&subjects, table.record_type).await;
+            assert_eq!(batch.len(), subjects.len());
+            let mut found = 0;
+            for (subject, result) in subjects.iter().zip(batch) {
+                let single = dept.lookup_id(&subject.id, table.record_type).await;
+                let (result, single) = (result.unwrap(), single.unwrap());
+                found += usize::from(!result.is_empty());
+                assert_eq!(result, single, "{} of {}", table.record_type, subject.id);
+            }
+            assert!(found > 0, "no `{}` in the batch", table.record_type);
+        }
+        dept.close().await;
+    }
 }

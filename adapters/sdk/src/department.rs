@@ -2,7 +2,19 @@
 
 use std::future::Future;
 
+use futures::StreamExt as _;
 use xgate_catalog::SubjectKind;
+
+/// Most subjects one `BatchLookup` may name (the proto's `MAX_BATCH_SUBJECTS`);
+/// more is INVALID_ARGUMENT. The gateway splits larger screenings.
+pub const MAX_BATCH_SUBJECTS: usize = 1_000;
+
+/// How many single lookups [`lookup_each`] (the default
+/// [`Department::lookup_batch`]) runs at once. Enough to hide a database's
+/// round trip (a pool of a few connections stays busy), few enough that one
+/// batch of [`MAX_BATCH_SUBJECTS`] cannot take every connection from the
+/// single lookups running beside it, nor queue a thousand queries at once.
+pub const FALLBACK_CONCURRENCY: usize = 16;
 
 /// A subject whose ID number has already been validated by the SDK
 /// (check digit, length, birth date), so a lookup can bind it as is.
@@ -14,7 +26,8 @@ pub struct Subject {
 }
 
 /// Why a lookup failed. "No record" is not an error: return `Ok(vec![])`.
-#[derive(Debug, thiserror::Error)]
+/// `Clone`, so a batch can give one failure to every subject it hit.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LookupError {
     /// The department's own system failed (database down, query error...).
     #[error("department backend failed: {0}")]
@@ -54,6 +67,51 @@ pub trait Department: Send + Sync + 'static {
         subject: &Subject,
         record_type: &str,
     ) -> impl Future<Output = Result<Vec<serde_json::Value>, LookupError>> + Send;
+
+    /// [`Self::lookup`] for many subjects of one type at once (the
+    /// `BatchLookup` of screenings): one result per subject, in the order of
+    /// `subjects`, each exactly what `lookup` would give for it (duplicates
+    /// answered each). At most [`MAX_BATCH_SUBJECTS`] subjects, all of the
+    /// type's kind, with valid IDs.
+    ///
+    /// The default is [`lookup_each`]: correct for any department, but one
+    /// query per subject. A department whose store can answer a set at once
+    /// (`WHERE subject IN (...)`) overrides it; that is what makes screening
+    /// cheap.
+    fn lookup_batch(
+        &self,
+        subjects: &[Subject],
+        record_type: &str,
+    ) -> impl Future<Output = Vec<Result<Vec<serde_json::Value>, LookupError>>> + Send {
+        lookup_each(self, subjects, record_type)
+    }
+}
+
+/// One [`Department::lookup`] per subject, [`FALLBACK_CONCURRENCY`] at a
+/// time, the results in the order of `subjects`: the default
+/// [`Department::lookup_batch`], and what an override falls back to for the
+/// types it cannot batch.
+pub async fn lookup_each<D: Department + ?Sized>(
+    dept: &D,
+    subjects: &[Subject],
+    record_type: &str,
+) -> Vec<Result<Vec<serde_json::Value>, LookupError>> {
+    // `stream::iter(..).map(..).buffered(..)` would say the same, but its
+    // closure makes the future's `Send` unprovable for the trait's default.
+    // FuturesOrdered yields in the order pushed: the subjects' order.
+    let mut next = subjects.iter();
+    let mut running = futures::stream::FuturesOrdered::new();
+    for subject in next.by_ref().take(FALLBACK_CONCURRENCY) {
+        running.push_back(dept.lookup(subject, record_type));
+    }
+    let mut results = Vec::with_capacity(subjects.len());
+    while let Some(result) = running.next().await {
+        results.push(result);
+        if let Some(subject) = next.next() {
+            running.push_back(dept.lookup(subject, record_type));
+        }
+    }
+    results
 }
 
 /// A [`Department`] behind a pointer. The SDK's server holds one of these,
@@ -61,7 +119,7 @@ pub trait Department: Send + Sync + 'static {
 /// once per adapter binary for its `D` (in release builds each binary
 /// instantiates the generics it uses itself: a generic server made every
 /// department binary a half-minute build). One boxed future per lookup is
-/// the price.
+/// the price (one per batch and type for [`Department::lookup_batch`]).
 pub(crate) trait DynDepartment: Send + Sync + 'static {
     fn department(&self) -> &str;
     fn record_types(&self) -> Vec<String>;
@@ -71,6 +129,11 @@ pub(crate) trait DynDepartment: Send + Sync + 'static {
         subject: &'a Subject,
         record_type: &'a str,
     ) -> futures::future::BoxFuture<'a, Result<Vec<serde_json::Value>, LookupError>>;
+    fn lookup_batch<'a>(
+        &'a self,
+        subjects: &'a [Subject],
+        record_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Vec<Result<Vec<serde_json::Value>, LookupError>>>;
 }
 
 impl<D: Department> DynDepartment for D {
@@ -89,5 +152,12 @@ impl<D: Department> DynDepartment for D {
         record_type: &'a str,
     ) -> futures::future::BoxFuture<'a, Result<Vec<serde_json::Value>, LookupError>> {
         Box::pin(Department::lookup(self, subject, record_type))
+    }
+    fn lookup_batch<'a>(
+        &'a self,
+        subjects: &'a [Subject],
+        record_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Vec<Result<Vec<serde_json::Value>, LookupError>>> {
+        Box::pin(Department::lookup_batch(self, subjects, record_type))
     }
 }

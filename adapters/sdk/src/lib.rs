@@ -9,6 +9,16 @@
 //! the gateway's Registry and keeps it alive with heartbeats. Each lookup
 //! runs in a `lookup` span continuing the gateway's W3C trace ([`trace`]).
 //!
+//! `BatchLookup` (screening: up to [`MAX_BATCH_SUBJECTS`] subjects at once)
+//! is served too: the SDK validates the batch (a malformed ID is answered
+//! ERROR, the rest go on), calls [`Department::lookup_batch`] per type over
+//! chunks of subjects, turns the results into answers with the very code
+//! `Lookup` uses, and streams one answer per subject as each chunk is done.
+//! `lookup_batch` defaults to one `lookup` per subject,
+//! [`FALLBACK_CONCURRENCY`] at a time ([`lookup_each`]); a department whose
+//! store can answer a set of subjects in one query overrides it
+//! ([`in_list`] has the parts for a SQL `IN (...)` list).
+//!
 //! ```no_run
 //! # use xgate_adapter_sdk::{AdapterArgs, Department, LookupError, Subject};
 //! struct Tax;
@@ -24,12 +34,15 @@
 //! ```
 
 mod department;
+pub mod in_list;
 pub mod objections;
 mod registration;
 mod server;
 pub mod trace;
 
-pub use department::{Department, LookupError, Subject};
+pub use department::{
+    Department, FALLBACK_CONCURRENCY, LookupError, MAX_BATCH_SUBJECTS, Subject, lookup_each,
+};
 pub use registration::HEARTBEAT_INTERVAL;
 pub use server::{AdapterArgs, AdapterService, serve, serve_with_shutdown};
 

@@ -1,6 +1,7 @@
 //! [`SqlDepartment`]: a checked mapping over a connection pool, served as an
 //! adapter SDK [`Department`].
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -14,11 +15,13 @@ use sqlx::{
     AssertSqlSafe, Decode, Executor as _, Row as _, SqlSafeStr as _, Statement as _, TypeInfo as _,
     ValueRef as _,
 };
-use xgate_adapter_sdk::{Department, LookupError, Subject};
+use xgate_adapter_sdk::{Department, LookupError, Subject, in_list, lookup_each};
 use xgate_catalog::Catalog;
 
 use crate::cell::{self, Cell, Kind, Verdict};
-use crate::mapping::{FieldPlan, Mapping, MappingError, PasswordSource, TypePlan, join_errors};
+use crate::mapping::{
+    BatchPlan, FieldPlan, Mapping, MappingError, PasswordSource, TypePlan, join_errors,
+};
 use crate::query::Dialect;
 
 /// Why the adapter cannot start.
@@ -74,7 +77,46 @@ struct Runnable {
     binds: usize,
     /// Field plans with the index of their column in the result.
     fields: Vec<(FieldPlan, usize)>,
+    /// The batch query, when the mapping gives one.
+    batch: Option<BatchRunnable>,
 }
+
+/// A batch query ready to run.
+#[derive(Debug)]
+struct BatchRunnable {
+    /// The driver's SQL per list length ([`in_list::sizes`]; PostgreSQL: one
+    /// statement, an array of any length).
+    statements: Vec<(usize, Arc<str>)>,
+    /// How many times the list is bound (MySQL: once per `IN (:subjects)`).
+    repeats: usize,
+    /// As [`Runnable::fields`], in the batch query's result.
+    fields: Vec<(FieldPlan, usize)>,
+    /// Where the row's subject ID is in the result.
+    subject_at: usize,
+    subject_column: String,
+}
+
+impl BatchRunnable {
+    /// The statement for a list of `n` IDs.
+    fn statement(&self, n: usize) -> Option<Arc<str>> {
+        self.statements
+            .iter()
+            .find(|(size, _)| *size == n)
+            .map(|(_, sql)| Arc::clone(sql))
+    }
+}
+
+/// How a statement's parameters are bound.
+enum Params<'a> {
+    /// Each value, in order (`?1`, `?`, `$1`).
+    Each(Vec<&'a str>),
+    /// PostgreSQL: all values as one `text[]` (`= ANY($1)`).
+    Array(&'a [&'a str]),
+}
+
+/// One row's cells in field order (a cell that cannot be read is kept as
+/// its error).
+type RowCells = Vec<Result<Cell, String>>;
 
 /// A department served from a relational database through a mapping file.
 #[derive(Debug, Clone)]
@@ -158,13 +200,180 @@ impl SqlDepartment {
         subject_id: &str,
         record_type: &str,
     ) -> Result<Vec<Value>, LookupError> {
-        let Some(runnable) = self.types.iter().find(|t| t.record_type == record_type) else {
-            return Err(LookupError::Backend(format!(
-                "record type `{record_type}` is not served by this adapter"
-            )));
+        let runnable = self.runnable(record_type)?;
+        let params = Params::Each(vec![subject_id; runnable.binds]);
+        let rows = self
+            .timed(record_type, &[subject_id], async {
+                self.fetch(&runnable.sql, params, &runnable.fields, None)
+                    .await
+            })
+            .await?;
+        records(
+            record_type,
+            rows.into_iter().map(|(_, cells)| cells).collect(),
+            &runnable.fields,
+        )
+    }
+
+    /// [`Self::lookup_id`] for each of `subject_ids` (duplicates answered
+    /// each), in their order, with the record type's `batch_query`: one
+    /// statement per [`in_list::CHUNK`] distinct IDs, all bound, the rows
+    /// handed back to their subjects by the subject column. Each subject's
+    /// result is what `lookup_id` gives, provided the batch query selects
+    /// what `query` does (same columns, same `ORDER BY`). A statement that
+    /// fails or times out fails the subjects of its list; a row whose
+    /// subject column names none of them (a mistaken `batch_subject`) fails
+    /// them too, rather than giving a subject someone else's rows or none.
+    /// Without a `batch_query`, one `lookup_id` per subject, one after
+    /// another (the SDK's fallback, [`lookup_each`], runs a few at once).
+    pub async fn lookup_ids(
+        &self,
+        subject_ids: &[&str],
+        record_type: &str,
+    ) -> Vec<Result<Vec<Value>, LookupError>> {
+        let runnable = match self.runnable(record_type) {
+            Ok(runnable) => runnable,
+            Err(e) => return subject_ids.iter().map(|_| Err(e.clone())).collect(),
         };
+        let Some(batch) = &runnable.batch else {
+            let mut results = Vec::with_capacity(subject_ids.len());
+            for id in subject_ids {
+                results.push(self.lookup_id(id, record_type).await);
+            }
+            return results;
+        };
+        // Each subject once (a duplicate split over two lists would get its
+        // rows twice), keyed as the database compares: see `subject_key`.
+        let mut keys: Vec<String> = Vec::with_capacity(subject_ids.len());
+        let mut distinct: Vec<&str> = Vec::new();
+        let mut outcome: HashMap<String, Result<Vec<RowCells>, LookupError>> = HashMap::new();
+        for id in subject_ids {
+            let key = subject_key(id);
+            if !outcome.contains_key(&key) {
+                outcome.insert(key.clone(), Ok(Vec::new()));
+                distinct.push(id);
+            }
+            keys.push(key);
+        }
+        for chunk in distinct.chunks(in_list::CHUNK) {
+            let fetched = self.fetch_chunk(record_type, batch, chunk).await;
+            let rows = match fetched {
+                Ok(rows) => rows,
+                Err(e) => {
+                    for id in chunk {
+                        outcome.insert(subject_key(id), Err(e.clone()));
+                    }
+                    continue;
+                }
+            };
+            let listed: HashSet<String> = chunk.iter().map(|id| subject_key(id)).collect();
+            let mut stray = false;
+            for (subject, cells) in rows {
+                let key = match subject {
+                    Some(Ok(Cell::Text(text))) => subject_key(&text),
+                    _ => String::new(),
+                };
+                match outcome.get_mut(&key) {
+                    Some(Ok(of_subject)) if listed.contains(&key) => of_subject.push(cells),
+                    _ => stray = true,
+                }
+            }
+            if stray {
+                tracing::warn!(
+                    record_type,
+                    column = batch.subject_column,
+                    "the batch query returned a row whose subject column names no subject of the list"
+                );
+                let error = LookupError::Backend(format!(
+                    "the batch query of `{record_type}` returned a row of no subject asked for; \
+                     check its `batch_subject`"
+                ));
+                for id in chunk {
+                    outcome.insert(subject_key(id), Err(error.clone()));
+                }
+            }
+        }
+        let mut records_of: HashMap<String, Result<Vec<Value>, LookupError>> = outcome
+            .into_iter()
+            .map(|(key, rows)| {
+                let result = rows.and_then(|rows| records(record_type, rows, &batch.fields));
+                (key, result)
+            })
+            .collect();
+        // The last asker of a subject takes its records, earlier ones a copy.
+        let mut remaining: HashMap<&str, usize> = HashMap::new();
+        for key in &keys {
+            *remaining.entry(key.as_str()).or_default() += 1;
+        }
+        keys.iter()
+            .map(|key| {
+                let left = remaining.get_mut(key.as_str()).map(|n| {
+                    *n -= 1;
+                    *n
+                });
+                let result = if left == Some(0) {
+                    records_of.remove(key)
+                } else {
+                    records_of.get(key).cloned()
+                };
+                result.unwrap_or_else(|| Err(LookupError::Backend("no result".into())))
+            })
+            .collect()
+    }
+
+    /// The rows of one list of (distinct) IDs, each with its subject cell,
+    /// under the statement timeout.
+    async fn fetch_chunk(
+        &self,
+        record_type: &str,
+        batch: &BatchRunnable,
+        chunk: &[&str],
+    ) -> Result<Vec<(Option<Result<Cell, String>>, RowCells)>, LookupError> {
+        let (sql, params) = match &self.pool {
+            Pool::Postgres(_) => (batch.statement(in_list::CHUNK), Params::Array(chunk)),
+            Pool::Sqlite(_) | Pool::MySql(_) => {
+                let list = in_list::padded(chunk);
+                let sql = batch.statement(list.len());
+                let repeats = match self.pool {
+                    Pool::MySql(_) => batch.repeats,
+                    _ => 1,
+                };
+                (sql, Params::Each(list.repeat(repeats)))
+            }
+        };
+        let sql = sql.ok_or_else(|| {
+            LookupError::Backend(format!(
+                "no batch statement of `{record_type}` for the list"
+            ))
+        })?;
+        self.timed(record_type, chunk, async {
+            self.fetch(&sql, params, &batch.fields, Some(batch.subject_at))
+                .await
+        })
+        .await
+    }
+
+    fn runnable(&self, record_type: &str) -> Result<&Runnable, LookupError> {
+        self.types
+            .iter()
+            .find(|t| t.record_type == record_type)
+            .ok_or_else(|| {
+                LookupError::Backend(format!(
+                    "record type `{record_type}` is not served by this adapter"
+                ))
+            })
+    }
+
+    /// Runs `query` within the statement timeout; a timeout or a database
+    /// error is a backend error naming the record type, never the IDs.
+    async fn timed<T>(
+        &self,
+        record_type: &str,
+        ids: &[&str],
+        query: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, LookupError> {
         let started = Instant::now();
-        let rows = tokio::time::timeout(self.timeout, self.fetch(runnable, subject_id))
+        tokio::time::timeout(self.timeout, query)
             .await
             .map_err(|_| timed_out(record_type, self.timeout))?
             .map_err(|e| {
@@ -173,37 +382,27 @@ impl SqlDepartment {
                 } else {
                     LookupError::Backend(format!(
                         "the query of `{record_type}` failed: {}",
-                        redact(&e, subject_id)
+                        redact(&e, ids)
                     ))
                 }
-            })?;
-        rows.into_iter()
-            .enumerate()
-            .map(|(n, cells)| {
-                record(runnable, cells).map_err(|e| {
-                    // The column only in the adapter's log; the requester
-                    // learns the catalog field.
-                    tracing::warn!(
-                        record_type,
-                        row = n + 1,
-                        column = e.column,
-                        field = e.field,
-                        problem = e.what,
-                        "a row makes no valid record"
-                    );
-                    row_error(record_type, n, &e)
-                })
             })
-            .collect()
     }
 
-    /// The cells of each row, in field order.
+    /// The cells of each row, in field order, and with `subject_at` the
+    /// subject cell too.
     async fn fetch(
         &self,
-        t: &Runnable,
-        id: &str,
-    ) -> Result<Vec<Vec<Result<Cell, String>>>, sqlx::Error> {
-        let sql = AssertSqlSafe(Arc::clone(&t.sql));
+        sql: &Arc<str>,
+        params: Params<'_>,
+        fields: &[(FieldPlan, usize)],
+        subject_at: Option<usize>,
+    ) -> Result<Vec<(Option<Result<Cell, String>>, RowCells)>, sqlx::Error> {
+        let sql = AssertSqlSafe(Arc::clone(sql));
+        // Only PostgreSQL binds an array; any other driver binds each value.
+        let (values, array) = match params {
+            Params::Each(values) => (values, None),
+            Params::Array(values) => (values.to_vec(), Some(values)),
+        };
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;
@@ -214,31 +413,81 @@ impl SqlDepartment {
                     .await?
                     .set_progress_handler(10_000, move || Instant::now() < deadline);
                 let mut query = sqlx::query(sql);
-                for _ in 0..t.binds {
-                    query = query.bind(id);
+                for value in values {
+                    query = query.bind(value);
                 }
                 let rows = query.fetch_all(&mut *conn).await;
                 if let Ok(mut handle) = conn.lock_handle().await {
                     handle.remove_progress_handler();
                 }
-                cells(&rows?, t, sqlite_cell)
+                Ok(cells(&rows?, fields, subject_at, sqlite_cell))
             }
             Pool::Postgres(pool) => {
                 let mut query = sqlx::query(sql);
-                for _ in 0..t.binds {
-                    query = query.bind(id);
+                if let Some(ids) = array {
+                    query = query.bind(ids);
+                } else {
+                    for value in values {
+                        query = query.bind(value);
+                    }
                 }
-                cells(&query.fetch_all(pool).await?, t, pg_cell)
+                Ok(cells(
+                    &query.fetch_all(pool).await?,
+                    fields,
+                    subject_at,
+                    pg_cell,
+                ))
             }
             Pool::MySql(pool) => {
                 let mut query = sqlx::query(sql);
-                for _ in 0..t.binds {
-                    query = query.bind(id);
+                for value in values {
+                    query = query.bind(value);
                 }
-                cells(&query.fetch_all(pool).await?, t, mysql_cell)
+                Ok(cells(
+                    &query.fetch_all(pool).await?,
+                    fields,
+                    subject_at,
+                    mysql_cell,
+                ))
             }
         }
     }
+}
+
+/// A subject ID as the database compares it, for handing rows back: MySQL's
+/// usual collations ignore case and trailing blanks (a `CHAR` column pads),
+/// so a row may name `...x` for `...X`; `query` would return that row too.
+/// Valid IDs are upper case and blank-free, so distinct IDs keep distinct
+/// keys.
+fn subject_key(id: &str) -> String {
+    id.trim_end_matches(' ').to_ascii_uppercase()
+}
+
+/// The records of one subject's rows; a row that makes none is bad data,
+/// named by the row's place among the subject's rows and the catalog field.
+fn records(
+    record_type: &str,
+    rows: Vec<RowCells>,
+    fields: &[(FieldPlan, usize)],
+) -> Result<Vec<Value>, LookupError> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(n, cells)| {
+            record(fields, cells).map_err(|e| {
+                // The column only in the adapter's log; the requester
+                // learns the catalog field.
+                tracing::warn!(
+                    record_type,
+                    row = n + 1,
+                    column = e.column,
+                    field = e.field,
+                    problem = e.what,
+                    "a row makes no valid record"
+                );
+                row_error(record_type, n, &e)
+            })
+        })
+        .collect()
 }
 
 impl Department for SqlDepartment {
@@ -256,6 +505,25 @@ impl Department for SqlDepartment {
         record_type: &str,
     ) -> Result<Vec<Value>, LookupError> {
         self.lookup_id(&subject.id, record_type).await
+    }
+
+    /// The `batch_query` of the type, set-based; a type without one takes
+    /// the SDK's one-by-one fallback (a few lookups at once).
+    async fn lookup_batch(
+        &self,
+        subjects: &[Subject],
+        record_type: &str,
+    ) -> Vec<Result<Vec<Value>, LookupError>> {
+        let batched = self
+            .types
+            .iter()
+            .any(|t| t.record_type == record_type && t.batch.is_some());
+        if batched {
+            let ids: Vec<&str> = subjects.iter().map(|s| s.id.as_str()).collect();
+            self.lookup_ids(&ids, record_type).await
+        } else {
+            lookup_each(self, subjects, record_type).await
+        }
     }
 }
 
@@ -375,7 +643,8 @@ async fn close(pool: &Pool) {
     }
 }
 
-/// Prepares `plan`'s query and finds each mapped column in its result.
+/// Prepares `plan`'s query (and batch query) and finds each mapped column in
+/// its result.
 async fn prepare(
     pool: &Pool,
     plan: &TypePlan,
@@ -383,21 +652,7 @@ async fn prepare(
     warnings: &mut Vec<MappingError>,
 ) -> Result<Runnable, Vec<MappingError>> {
     let (sql, binds) = plan.query.render(pool.dialect());
-    let prepared = match pool {
-        Pool::Sqlite(p) => p
-            .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
-            .await
-            .map(|s| columns(s.columns(), |t| (t != "NULL").then(|| Kind::sqlite(t)))),
-        Pool::Postgres(p) => p
-            .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
-            .await
-            .map(|s| columns(s.columns(), |t| Some(Kind::postgres(t)))),
-        Pool::MySql(p) => p
-            .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
-            .await
-            .map(|s| columns(s.columns(), |t| Some(Kind::mysql(t)))),
-    };
-    let columns = prepared.map_err(|e| {
+    let columns = describe(pool, &sql).await.map_err(|e| {
         vec![mapping.error_at(
             plan.query_position,
             format!(
@@ -406,16 +661,144 @@ async fn prepare(
             ),
         )]
     })?;
+    let fields = map_fields(plan, &columns, mapping, warnings, None);
+    let batch = match &plan.batch {
+        Some(batch) => prepare_batch(pool, plan, batch, mapping).await.map(Some),
+        None => Ok(None),
+    };
+    match (fields, batch) {
+        (Ok(fields), Ok(batch)) => Ok(Runnable {
+            record_type: plan.record_type.clone(),
+            sql: Arc::from(sql),
+            binds,
+            fields,
+            batch,
+        }),
+        (Err(mut a), Err(b)) => {
+            a.extend(b);
+            Err(a)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// Prepares the batch query the same way, and finds the subject column,
+/// which must hold text.
+async fn prepare_batch(
+    pool: &Pool,
+    plan: &TypePlan,
+    batch: &BatchPlan,
+    mapping: &Mapping,
+) -> Result<BatchRunnable, Vec<MappingError>> {
+    let dialect = pool.dialect();
+    let sizes = match dialect {
+        // One statement for any number of IDs (one array).
+        Dialect::Postgres => vec![in_list::CHUNK],
+        Dialect::Sqlite | Dialect::MySql => in_list::sizes(),
+    };
+    let statements: Vec<(usize, Arc<str>)> = sizes
+        .into_iter()
+        .map(|n| (n, Arc::from(batch.query.render(dialect, n))))
+        .collect();
+    let first = statements
+        .first()
+        .map(|(_, sql)| sql.to_string())
+        .unwrap_or_default();
+    let columns = describe(pool, &first).await.map_err(|e| {
+        vec![mapping.error_at(
+            batch.query_position,
+            format!(
+                "the batch query of `{}` is refused by the database: {e}",
+                plan.record_type
+            ),
+        )]
+    })?;
+    // Warnings were given for `query` already.
+    let fields = map_fields(
+        plan,
+        &columns,
+        mapping,
+        &mut Vec::new(),
+        Some(batch.query_position),
+    );
+    let subject_at = columns.iter().position(|c| c.0 == batch.subject_column);
+    let subject = match subject_at.and_then(|i| columns.get(i).map(|c| (i, c))) {
+        None => Err(mapping.error_at(
+            batch.subject_position,
+            format!(
+                "column `{}` (the subject of each row) is not returned by the batch query of `{}`",
+                batch.subject_column, plan.record_type
+            ),
+        )),
+        // Text, or an SQLite expression (no declared type: read row by row).
+        Some((i, (_, _, None | Some(Some(Kind::Text))))) => Ok(i),
+        Some((_, (_, type_name, _))) => Err(mapping.error_at(
+            batch.subject_position,
+            format!(
+                "column `{}` has type `{type_name}`; the subject of each row of the batch query \
+                 of `{}` must be the ID as text",
+                batch.subject_column, plan.record_type
+            ),
+        )),
+    };
+    match (fields, subject) {
+        (Ok(fields), Ok(subject_at)) => Ok(BatchRunnable {
+            statements,
+            repeats: batch.query.occurrences(),
+            fields,
+            subject_at,
+            subject_column: batch.subject_column.clone(),
+        }),
+        (Err(mut errors), Err(e)) => {
+            errors.push(e);
+            Err(errors)
+        }
+        (Err(errors), _) => Err(errors),
+        (_, Err(e)) => Err(vec![e]),
+    }
+}
+
+/// The columns a statement returns, with their types, as the database
+/// describes them when preparing it.
+async fn describe(pool: &Pool, sql: &str) -> Result<Vec<ColumnInfo>, sqlx::Error> {
+    let sql = AssertSqlSafe(sql.to_owned()).into_sql_str();
+    match pool {
+        Pool::Sqlite(p) => p
+            .prepare(sql)
+            .await
+            .map(|s| columns(s.columns(), |t| (t != "NULL").then(|| Kind::sqlite(t)))),
+        Pool::Postgres(p) => p
+            .prepare(sql)
+            .await
+            .map(|s| columns(s.columns(), |t| Some(Kind::postgres(t)))),
+        Pool::MySql(p) => p
+            .prepare(sql)
+            .await
+            .map(|s| columns(s.columns(), |t| Some(Kind::mysql(t)))),
+    }
+}
+
+/// Finds each mapped field's column among `columns` and checks its type
+/// against the field. `batch`: the position of the batch query, named
+/// instead of the field's line when the batch query lacks a column.
+fn map_fields(
+    plan: &TypePlan,
+    columns: &[ColumnInfo],
+    mapping: &Mapping,
+    warnings: &mut Vec<MappingError>,
+    batch: Option<(usize, usize)>,
+) -> Result<Vec<(FieldPlan, usize)>, Vec<MappingError>> {
     let mut errors = Vec::new();
     let mut fields = Vec::new();
     for field in &plan.fields {
         let Some(index) = columns.iter().position(|c| c.0 == field.column) else {
             errors.push(mapping.error_at(
-                field.position,
+                batch.unwrap_or(field.position),
                 format!(
-                    "column `{}` (field `{}`) is not returned by the query of `{}`; it returns {}",
+                    "column `{}` (field `{}`) is not returned by the {} of `{}`; it returns {}",
                     field.column,
                     field.field,
+                    if batch.is_some() { "batch query" } else { "query" },
                     plan.record_type,
                     columns
                         .iter()
@@ -459,12 +842,7 @@ async fn prepare(
         fields.push((field.clone(), index));
     }
     if errors.is_empty() {
-        Ok(Runnable {
-            record_type: plan.record_type.clone(),
-            sql: Arc::from(sql),
-            binds,
-            fields,
-        })
+        Ok(fields)
     } else {
         Err(errors)
     }
@@ -490,18 +868,17 @@ fn columns<C: sqlx::Column>(
 /// cannot be decoded is kept as its error (bad data of that field).
 fn cells<R>(
     rows: &[R],
-    t: &Runnable,
+    fields: &[(FieldPlan, usize)],
+    subject_at: Option<usize>,
     cell: fn(&R, usize) -> Result<Cell, String>,
-) -> Result<Vec<Vec<Result<Cell, String>>>, sqlx::Error> {
-    Ok(rows
-        .iter()
+) -> Vec<(Option<Result<Cell, String>>, RowCells)> {
+    rows.iter()
         .map(|row| {
-            t.fields
-                .iter()
-                .map(|(_, index)| cell(row, *index))
-                .collect()
+            let subject = subject_at.map(|index| cell(row, index));
+            let cells = fields.iter().map(|(_, index)| cell(row, *index)).collect();
+            (subject, cells)
         })
-        .collect())
+        .collect()
 }
 
 /// Why a row makes no record: the field (told to the requester), its column
@@ -516,9 +893,9 @@ struct RowError {
 /// One record from one row's cells. NULL is JSON null where the schema
 /// allows it, an absent field where the field is optional, else an error;
 /// a coded field's value comes from its value map.
-fn record(t: &Runnable, cells: Vec<Result<Cell, String>>) -> Result<Value, RowError> {
+fn record(fields: &[(FieldPlan, usize)], cells: RowCells) -> Result<Value, RowError> {
     let mut record = Map::new();
-    for ((field, _), cell) in t.fields.iter().zip(cells) {
+    for ((field, _), cell) in fields.iter().zip(cells) {
         let fail = |what: String| RowError {
             field: field.field.clone(),
             column: field.column.clone(),
@@ -579,15 +956,16 @@ fn is_timeout(error: &sqlx::Error) -> bool {
     }
 }
 
-/// The error's text with the subject ID masked: database messages may quote
+/// The error's text with the subject IDs masked: database messages may quote
 /// a bound value.
-fn redact(error: &sqlx::Error, subject_id: &str) -> String {
-    let text = error.to_string();
-    if subject_id.is_empty() {
-        text
-    } else {
-        text.replace(subject_id, "***")
+fn redact(error: &sqlx::Error, subject_ids: &[&str]) -> String {
+    let mut text = error.to_string();
+    for id in subject_ids {
+        if !id.is_empty() && text.contains(id) {
+            text = text.replace(id, "***");
+        }
     }
+    text
 }
 
 /// `url` with any password replaced by `***`, for messages.
@@ -727,13 +1105,8 @@ mod tests {
         (plan, 0)
     }
 
-    fn runnable(fields: Vec<(FieldPlan, usize)>) -> Runnable {
-        Runnable {
-            record_type: "t".into(),
-            sql: Arc::from("SELECT 1"),
-            binds: 1,
-            fields,
-        }
+    fn runnable(fields: Vec<(FieldPlan, usize)>) -> Vec<(FieldPlan, usize)> {
+        fields
     }
 
     #[test]
@@ -825,7 +1198,7 @@ mod tests {
     #[test]
     fn database_messages_lose_the_subject_id() {
         let error = sqlx::Error::Protocol("bad value 11010519491231002X here".into());
-        let text = redact(&error, "11010519491231002X");
+        let text = redact(&error, &["110101199003070011", "11010519491231002X"]);
         assert!(
             !text.contains("11010519491231002X") && text.contains("***"),
             "{text}"

@@ -35,6 +35,16 @@
 //! FROM marriages WHERE person_id = :subject
 //! ORDER BY reg_date
 //! """
+//! # optional, for screening: the rows of a list of subjects at once
+//! batch_query = """
+//! SELECT cert_no, person_id, person_name, partner_name, partner_id,
+//!        reg_date, office, state_code
+//! FROM marriages WHERE person_id IN (:subjects)
+//! ORDER BY reg_date
+//! """
+//! # the column naming each row's subject; default: the column of the
+//! # subject field (here `id_number`, so `person_id`)
+//! # batch_subject = "person_id"
 //!
 //! [record_types.fields]
 //! # field = { column = "...", type = "..." } or the shorthand
@@ -80,6 +90,29 @@
 //! binds the subject ID: the ID never becomes SQL text. `?`, `$1`, other
 //! `:names` and a second statement are refused at start.
 //!
+//! # The batch query
+//!
+//! Screening asks about up to a thousand subjects at once (`BatchLookup`).
+//! Without a `batch_query` each of them is one run of `query` (a few at a
+//! time); with one, the adapter asks for a list of subjects per statement.
+//! `batch_query` selects what `query` selects, in the same order, for every
+//! subject of the list: write the condition on the subject as
+//! `<column> IN (:subjects)` (it may occur several times; `NOT IN` is
+//! refused). The adapter binds the IDs: `IN (?1, ..., ?n)` on SQLite,
+//! `IN (?, ..., ?)` on MySQL (lists of at most 500, padded to a power of two
+//! so each length is one prepared statement), `= ANY($1)` with one `text[]`
+//! on PostgreSQL. The rows go back to their subjects by the column
+//! `batch_subject` names (by default the column of the record's subject
+//! field, `id_number` or `uscc`), compared as the database compares (case
+//! and trailing blanks aside), so each subject gets exactly the records
+//! `query` gives it; a row whose subject column names none of the list
+//! fails the list (ERROR, not someone else's records). A `query` that also
+//! finds rows by another column (`OR holder_id = :subject`) has no exact
+//! batch form: a row goes to the subject its subject column names (the
+//! only subject whose record it can be). The batch query is checked at
+//! start as `query` is (parameters, columns and their types), and the
+//! subject column must hold text.
+//!
 //! # Checks at start (the adapter refuses to start, naming `file:line:col`)
 //!
 //! Unknown department or record type, a record type of another department,
@@ -122,10 +155,10 @@ mod query;
 
 pub use department::{SqlDepartment, SqlError};
 pub use mapping::{
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT_MS, DatabaseSpec, FieldPlan, FieldType,
-    Mapping, MappingError, PasswordSource, TypePlan, join_errors,
+    BatchPlan, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT_MS, DatabaseSpec, FieldPlan,
+    FieldType, Mapping, MappingError, PasswordSource, TypePlan, join_errors,
 };
-pub use query::{Dialect, ParsedQuery, QueryError};
+pub use query::{BatchQuery, Dialect, ParsedQuery, QueryError};
 
 #[cfg(test)]
 mod tests {
@@ -149,6 +182,8 @@ mod tests {
             .plan(&xgate_catalog::Catalog::builtin().unwrap())
             .unwrap();
         assert_eq!(mapping.record_types(), ["marriage_registration"]);
+        let batch = plans[0].batch.as_ref().expect("the example's batch query");
+        assert_eq!(batch.subject_column, "person_id");
         let status = plans[0]
             .fields
             .iter()

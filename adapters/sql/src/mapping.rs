@@ -12,7 +12,7 @@ use serde_json::Value;
 use toml::Spanned;
 use xgate_catalog::Catalog;
 
-use crate::query::{ParsedQuery, QueryError};
+use crate::query::{BatchQuery, ParsedQuery, QueryError};
 
 /// Connections per department when the mapping does not say.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
@@ -111,6 +111,8 @@ struct RawDatabase {
 struct RawRecordType {
     record_type: Spanned<String>,
     query: Spanned<String>,
+    batch_query: Option<Spanned<String>>,
+    batch_subject: Option<Spanned<String>>,
     fields: Spanned<BTreeMap<Spanned<String>, Spanned<FieldSpec>>>,
 }
 
@@ -196,8 +198,26 @@ pub struct TypePlan {
     pub record_type: String,
     pub query: ParsedQuery,
     pub fields: Vec<FieldPlan>,
+    /// The set-based form for screening batches, when the mapping gives one
+    /// (else each subject of a batch is one run of `query`).
+    pub batch: Option<BatchPlan>,
     /// Where the record type's `[[record_types]]` entry is, for messages.
     pub(crate) query_position: (usize, usize),
+}
+
+/// A record type's `batch_query` and the column that names each row's
+/// subject, so its rows can be handed back to the subjects asked about.
+#[derive(Debug, Clone)]
+pub struct BatchPlan {
+    pub query: BatchQuery,
+    /// The result column holding each row's subject ID: `batch_subject`, by
+    /// default the column of the record's subject field (`id_number`,
+    /// `uscc`).
+    pub subject_column: String,
+    /// Where `batch_query` is, for messages.
+    pub(crate) query_position: (usize, usize),
+    /// Where the subject column is named, for messages.
+    pub(crate) subject_position: (usize, usize),
 }
 
 /// One field of a record type: where it comes from and how NULL is treated.
@@ -410,11 +430,14 @@ impl Mapping {
                 continue;
             }
             let fields = self.plan_fields(id, &entry.fields, &rt.schema, &mut errors);
+            let batch =
+                self.plan_batch(entry, &fields, rt.subject_kind.record_field(), &mut errors);
             if let Some(query) = query {
                 plans.push(TypePlan {
                     record_type: id.clone(),
                     query,
                     fields,
+                    batch,
                     query_position: self.position(entry.query.span().start),
                 });
             }
@@ -544,6 +567,53 @@ impl Mapping {
             ));
         }
         plans
+    }
+
+    /// The batch form of `entry`, if it has a valid one: `batch_query`
+    /// parsed, and the subject column (`batch_subject`, else the column of
+    /// the record's subject field `subject_field`).
+    fn plan_batch(
+        &self,
+        entry: &RawRecordType,
+        fields: &[FieldPlan],
+        subject_field: &str,
+        errors: &mut Vec<MappingError>,
+    ) -> Option<BatchPlan> {
+        let Some(raw) = &entry.batch_query else {
+            if let Some(subject) = &entry.batch_subject {
+                errors.push(self.error(
+                    subject.span().start,
+                    "`batch_subject` names the subject column of a `batch_query`, and there is none".into(),
+                ));
+            }
+            return None;
+        };
+        let query = BatchQuery::parse(raw.get_ref())
+            .map_err(|e| errors.push(self.query_error(raw, &e)))
+            .ok();
+        let subject = match &entry.batch_subject {
+            Some(column) if column.get_ref().trim().is_empty() => {
+                errors.push(self.error(
+                    column.span().start,
+                    "`batch_subject` names no column".into(),
+                ));
+                None
+            }
+            Some(column) => Some((column.get_ref().clone(), self.position(column.span().start))),
+            // Every schema requires the subject field: when it is not mapped
+            // that is reported already.
+            None => fields
+                .iter()
+                .find(|f| f.field == subject_field)
+                .map(|f| (f.column.clone(), f.position)),
+        };
+        let (query, (subject_column, subject_position)) = (query?, subject?);
+        Some(BatchPlan {
+            query,
+            subject_column,
+            query_position: self.position(raw.span().start),
+            subject_position,
+        })
     }
 
     fn query_error(&self, query: &Spanned<String>, error: &QueryError) -> MappingError {
@@ -978,6 +1048,69 @@ issue_date = { column = "issued", type = "date" }
             "{}",
             errors[0]
         );
+    }
+
+    #[test]
+    fn a_batch_query_is_checked_and_names_its_subject_column() {
+        let batched = GOOD.replace(
+            "query = \"SELECT * FROM certs WHERE pid = :subject\"",
+            "query = \"SELECT * FROM certs WHERE pid = :subject\"\n\
+             batch_query = \"SELECT * FROM certs WHERE pid IN (:subjects)\"",
+        );
+        assert_ne!(batched, GOOD);
+        let plans = parse(&batched).plan(&catalog()).unwrap();
+        let batch = plans[0].batch.as_ref().expect("a batch form");
+        assert_eq!(batch.query.occurrences(), 1);
+        // By default the column of the subject field (`id_number = "pid"`).
+        assert_eq!(batch.subject_column, "pid");
+        assert_eq!(batch.subject_position, (line_of(&batched, "id_number"), 1));
+        let named = batched.replace("batch_query =", "batch_subject = \"person\"\nbatch_query =");
+        let plans = parse(&named).plan(&catalog()).unwrap();
+        let batch = plans[0].batch.as_ref().expect("a batch form");
+        assert_eq!(batch.subject_column, "person");
+        assert_eq!(
+            batch.subject_position,
+            (line_of(&named, "batch_subject"), 17)
+        );
+        // No batch query: no batch form (the SDK's one-by-one fallback).
+        assert!(parse(GOOD).plan(&catalog()).unwrap()[0].batch.is_none());
+
+        // A batch query that is not `IN (:subjects)`, at its line and column.
+        let wrong = batched.replace("pid IN (:subjects)", "pid = :subjects");
+        let errors = check_errors(&wrong);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let line = line_of(&wrong, "batch_query");
+        let col = wrong
+            .lines()
+            .nth(line - 1)
+            .unwrap()
+            .find(":subjects")
+            .unwrap()
+            + 1;
+        assert_eq!(errors[0].position, Some((line, col)));
+        assert!(
+            errors[0].message.contains("`IN (:subjects)`"),
+            "{}",
+            errors[0]
+        );
+        // `batch_subject` without a batch query, or naming nothing.
+        let lonely = GOOD.replace(
+            "[record_types.fields]",
+            "batch_subject = \"pid\"\n[record_types.fields]",
+        );
+        let errors = check_errors(&lonely);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].position,
+            Some((line_of(&lonely, "batch_subject"), 17))
+        );
+        assert!(errors[0].message.contains("there is none"), "{}", errors[0]);
+        let empty = named.replace("batch_subject = \"person\"", "batch_subject = \" \"");
+        assert!(check_errors(&empty)[0].message.contains("names no column"));
+        // An unknown key is still refused.
+        let typo = batched.replace("batch_query", "bulk_query");
+        let err = Mapping::parse(Path::new("tax.toml"), &typo).unwrap_err();
+        assert!(err.message.contains("unknown field `bulk_query`"), "{err}");
     }
 
     #[test]

@@ -255,6 +255,269 @@ fn catalog() -> Catalog {
     Catalog::builtin().unwrap()
 }
 
+/// `source` with `batch_query` (and `batch_subject` when given) added after
+/// the query of its one record type: the query with `condition` (the WHERE
+/// on the subject) replaced by `batch_condition`.
+fn with_batch(
+    source: &str,
+    condition: &str,
+    batch_condition: &str,
+    subject: Option<&str>,
+) -> String {
+    let entry = source.find("query = ").unwrap();
+    let (quote, start) = if source[entry..].starts_with("query = \"\"\"") {
+        ("\"\"\"", entry + "query = \"\"\"".len())
+    } else {
+        ("\"", entry + "query = \"".len())
+    };
+    let end = start + source[start..].find(quote).unwrap() + quote.len();
+    let query = &source[start..end];
+    assert!(query.contains(condition), "{query}");
+    let batch = query.replace(condition, batch_condition);
+    let subject = subject.map_or(String::new(), |s| format!("batch_subject = \"{s}\"\n"));
+    format!(
+        "{}\nbatch_query = {quote}{batch}\n{subject}{}",
+        &source[..end],
+        &source[end..]
+    )
+}
+
+/// A record type's answers compared as the SDK would answer them.
+fn same(
+    a: &Result<Vec<Value>, xgate_adapter_sdk::LookupError>,
+    b: &Result<Vec<Value>, xgate_adapter_sdk::LookupError>,
+) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => a == b,
+        (Err(a), Err(b)) => a.to_string() == b.to_string(),
+        _ => false,
+    }
+}
+
+/// `lookup_ids` gives each subject what `lookup_id` gives it.
+async fn batch_is_single(dept: &SqlDepartment, record_type: &str, ids: &[&str]) {
+    let batch = dept.lookup_ids(ids, record_type).await;
+    assert_eq!(batch.len(), ids.len());
+    for (id, result) in ids.iter().zip(&batch) {
+        let single = dept.lookup_id(id, record_type).await;
+        assert!(
+            same(result, &single),
+            "{record_type} {id}: {result:?} != {single:?}"
+        );
+    }
+}
+
+/// The batch queries of a database set up with [`SETUP`] and [`DEPT_SETUP`]
+/// at `url`: the same answers as one query per subject (found, not found,
+/// bad data, duplicates, hostile IDs, more subjects than one list holds),
+/// a wrong subject column failing the list, its checks at start, and the
+/// statement timeout; `slow` as for [`exercise`].
+async fn batch_exercise(url: &str, slow: &str) {
+    use xgate_adapter_sdk::{Department as _, Subject};
+    let tax = department(&with_batch(
+        &tax_mapping(url, "", 2000),
+        "person_id = :subject",
+        "person_id IN (:subjects)",
+        None,
+    ))
+    .await
+    .unwrap();
+    let hostile = [
+        "1' OR '1'='1",
+        "x'); DROP TABLE arrears_certs; --",
+        "' UNION SELECT cert, pid, holder, 1, 1, authority, issued FROM operator_certs --",
+    ];
+    let mut ids: Vec<String> = vec![PERSON.into(), NOBODY.into(), "110101198001010014".into()];
+    ids.extend(hostile.iter().map(|h| (*h).to_owned()));
+    ids.push(PERSON.into());
+    // Three lists, the last one padded.
+    ids.extend((0..1100).map(|n| format!("1101011990030{n:05}")));
+    ids.push("110101198001010014".into());
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for n in [1, 2, 8, ids.len()] {
+        batch_is_single(&tax, "no_tax_arrears_certificate", &ids[..n]).await;
+    }
+    let batch = tax.lookup_ids(&ids, "no_tax_arrears_certificate").await;
+    let found: Vec<usize> = batch
+        .iter()
+        .map(|r| r.as_ref().unwrap().len())
+        .filter(|n| *n > 0)
+        .collect();
+    assert_eq!(found, [2, 1, 2, 1]);
+    // Through the SDK's trait, as the server calls it.
+    let subjects: Vec<Subject> = [PERSON, NOBODY]
+        .iter()
+        .map(|id| Subject {
+            kind: xgate_catalog::SubjectKind::ResidentId,
+            id: (*id).to_owned(),
+        })
+        .collect();
+    let through = tax
+        .lookup_batch(&subjects, "no_tax_arrears_certificate")
+        .await;
+    assert_eq!(through[0].as_ref().unwrap().len(), 2);
+    assert!(through[1].as_ref().unwrap().is_empty());
+    let unserved = tax.lookup_ids(&[PERSON], "tax_registration").await;
+    assert!(
+        unserved[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("not served")
+    );
+    tax.close().await;
+
+    // The list bound twice (`OR`): MySQL binds it once per occurrence. (A
+    // row found by `holder` goes to the subject its `pid` names: the only
+    // subject whose record it can be.)
+    let market = department(&with_batch(
+        &market_mapping(url),
+        "pid = :subject OR holder = :subject",
+        "pid IN (:subjects) OR holder IN (:subjects)",
+        None,
+    ))
+    .await
+    .unwrap();
+    batch_is_single(
+        &market,
+        "special_equipment_operator_certificate",
+        &[NOBODY, PERSON, PERSON],
+    )
+    .await;
+    market.close().await;
+
+    // Bad data is the subject's own: the same text as alone.
+    let good = "outstanding_amount_cny = \"owed\"\ntax_authority = \"office\"\nissue_date = { column = \"djrq\", type = \"date\" }";
+    let dept = department(&with_batch(
+        &dept_mapping(url, good),
+        "person_id = :subject",
+        "person_id IN (:subjects)",
+        None,
+    ))
+    .await
+    .unwrap();
+    let ids = ["BAD-DATE", PERSON, "BAD-CODE", NOBODY];
+    batch_is_single(&dept, "no_tax_arrears_certificate", &ids).await;
+    let batch = dept.lookup_ids(&ids, "no_tax_arrears_certificate").await;
+    assert!(matches!(
+        batch[0],
+        Err(xgate_adapter_sdk::LookupError::BadData(_))
+    ));
+    assert_eq!(batch[1].as_ref().unwrap().len(), 1);
+    dept.close().await;
+
+    // A subject column that names no subject of the list fails the list
+    // rather than handing rows to the wrong subject (or to none).
+    let mislabelled = department(&with_batch(
+        &tax_mapping(url, "", 2000),
+        "person_id = :subject",
+        "person_id IN (:subjects)",
+        Some("person_name"),
+    ))
+    .await
+    .unwrap();
+    let batch = mislabelled
+        .lookup_ids(&[PERSON, NOBODY], "no_tax_arrears_certificate")
+        .await;
+    for result in &batch {
+        let err = result.as_ref().unwrap_err().to_string();
+        assert!(err.contains("of no subject asked for"), "{err}");
+    }
+    // ...but a list that returns no row has no stray row.
+    let quiet = mislabelled
+        .lookup_ids(&[NOBODY], "no_tax_arrears_certificate")
+        .await;
+    assert!(quiet[0].as_ref().unwrap().is_empty());
+    mislabelled.close().await;
+
+    // Checked at start: the subject column must be returned, as text; the
+    // batch query must return the mapped columns; the database must take it.
+    for (subject, condition, wants, line) in [
+        (
+            Some("nowhere"),
+            "person_id IN (:subjects)",
+            "column `nowhere` (the subject of each row) is not returned",
+            "batch_subject",
+        ),
+        (
+            Some("owes"),
+            "person_id IN (:subjects)",
+            "the subject of each row of the batch query of `no_tax_arrears_certificate` must be the ID as text",
+            "batch_subject",
+        ),
+        (
+            None,
+            "person_id IN (:subjects) AND no_such_column = 1",
+            "the batch query of `no_tax_arrears_certificate` is refused by the database",
+            "batch_query",
+        ),
+    ] {
+        let source = with_batch(
+            &tax_mapping(url, "", 2000),
+            "person_id = :subject",
+            condition,
+            subject,
+        );
+        let Err(SqlError::Mapping(errors)) = department(&source).await else {
+            panic!("accepted: {source}");
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains(wants), "{}", errors[0]);
+        assert_eq!(
+            errors[0].position.map(|p| p.0),
+            Some(line_of(&source, line)),
+            "{}",
+            errors[0]
+        );
+    }
+    let source = with_batch(
+        &tax_mapping(url, "", 2000),
+        "person_id = :subject",
+        "person_id IN (:subjects)",
+        None,
+    )
+    .replace(
+        "batch_query = \"\"\"\nSELECT cert_no, person_id,",
+        "batch_query = \"\"\"\nSELECT cert_no,",
+    );
+    let Err(SqlError::Mapping(errors)) = department(&source).await else {
+        panic!("a batch query without the subject's column was accepted");
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains(
+                "column `person_id` (field `id_number`) is not returned by the batch query"
+            ) && e.position.map(|p| p.0) == Some(line_of(&source, "batch_query"))),
+        "{errors:?}"
+    );
+
+    // The statement timeout holds for a list as for one subject.
+    let slow_tax = department(&with_batch(
+        &tax_mapping(url, slow, 300),
+        "person_id = :subject",
+        "person_id IN (:subjects)",
+        None,
+    ))
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let batch = slow_tax
+        .lookup_ids(&[PERSON, NOBODY], "no_tax_arrears_certificate")
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    for result in batch {
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("statement timeout of 300 ms"), "{err}");
+        assert!(!err.contains(PERSON) && !err.contains(NOBODY), "{err}");
+    }
+    slow_tax.close().await;
+}
+
 async fn department(source: &str) -> Result<SqlDepartment, SqlError> {
     let mapping = Mapping::parse(Path::new("test.toml"), source).unwrap();
     SqlDepartment::connect(&mapping, &catalog(), None).await
@@ -441,6 +704,16 @@ mod sqlite {
                     SELECT count(*) FROM r) > 0";
         exercise(&url, slow, |table| count(&url, table)).await;
         missing_column_is_refused(&url).await;
+    }
+
+    #[tokio::test]
+    async fn batch_queries_answer_as_single_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = seeded(dir.path()).await;
+        let slow = "AND (WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+                    SELECT count(*) FROM r) > 0";
+        batch_exercise(&url, slow).await;
+        assert_eq!(count(&url, "arrears_certs").await, 3);
     }
 
     #[tokio::test]
@@ -776,6 +1049,8 @@ mod postgres {
         )
         .await;
         missing_column_is_refused(&db.url).await;
+        batch_exercise(&db.url, "AND (SELECT count(*) FROM pg_sleep(5)) = 1").await;
+        assert_eq!(count(&db.url, "arrears_certs").await, 3);
 
         // A column type the adapter cannot read is refused at start with a hint.
         let source = tax_mapping(&db.url, "", 2000).replace(
@@ -846,6 +1121,34 @@ mod mysql {
         exercise(&db.url, "AND SLEEP(5) = 0", |table| count(&db.url, table)).await;
         missing_column_is_refused(&db.url).await;
         types_checked_and_bad_data_named(&db.url, true).await;
+        batch_exercise(&db.url, "AND SLEEP(5) = 0").await;
+        assert_eq!(count(&db.url, "arrears_certs").await, 3);
+
+        // MySQL's collation matches `...x` for `...X` (and ignores trailing
+        // blanks): the batch hands such a row to the subject as `query` does.
+        let mut conn = MySqlConnection::connect(&db.url).await.unwrap();
+        conn.execute(
+            "INSERT INTO arrears_certs VALUES ('000000000000000004', '11010519491231002x', \
+             '张三', FALSE, 0, '北京市朝阳区税务局', '2025-02-01')",
+        )
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        let tax = department(&with_batch(
+            &tax_mapping(&db.url, "", 2000),
+            "person_id = :subject",
+            "person_id IN (:subjects)",
+            None,
+        ))
+        .await
+        .unwrap();
+        batch_is_single(&tax, "no_tax_arrears_certificate", &[NOBODY, PERSON]).await;
+        let single = tax
+            .lookup_id(PERSON, "no_tax_arrears_certificate")
+            .await
+            .unwrap();
+        assert_eq!(single.len(), 3);
+        tax.close().await;
     }
 
     #[tokio::test]

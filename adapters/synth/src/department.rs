@@ -1,6 +1,7 @@
 //! A synthetic department: its tables and record generator ([`DepartmentSpec`])
 //! and, once seeded, the [`Department`] the adapter SDK serves
-//! ([`TableDepartment`]): a lookup in the table of the asked record type.
+//! ([`TableDepartment`]): a lookup in the table of the asked record type, and
+//! for screening batches one `IN (...)` query per few hundred subjects.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -124,6 +125,29 @@ impl Department for TableDepartment {
             .await
             .map_err(|e| LookupError::Backend(e.to_string()))
     }
+
+    /// One `IN (...)` query per few hundred subjects instead of one query
+    /// each ([`Store::lookup_many`]); each result is what `lookup` gives.
+    async fn lookup_batch(
+        &self,
+        subjects: &[Subject],
+        record_type: &str,
+    ) -> Vec<Result<Vec<Value>, LookupError>> {
+        let ids: Vec<&str> = subjects.iter().map(|s| s.id.as_str()).collect();
+        match self.store.lookup_many(record_type, &ids).await {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| r.map_err(|e| LookupError::Backend(e.to_string())))
+                .collect(),
+            Err(e) => {
+                let error = e.to_string();
+                subjects
+                    .iter()
+                    .map(|_| Err(LookupError::Backend(error.clone())))
+                    .collect()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +261,40 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_answered_as_the_single_lookups_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pets.db");
+        PETS.seed(&path, 700, 3).await.unwrap();
+        let department = PETS.open(&path).await.unwrap();
+        let population = Population::generate(800, 3);
+        // Seeded citizens, 100 unknown ones, and repeats.
+        let mut subjects: Vec<Subject> = population
+            .citizens
+            .iter()
+            .map(|c| subject(SubjectKind::ResidentId, &c.id_number))
+            .collect();
+        subjects.extend_from_within(..5);
+        let batch = department.lookup_batch(&subjects, "pet_licence").await;
+        assert_eq!(batch.len(), subjects.len());
+        let mut found = 0;
+        for (subject, result) in subjects.iter().zip(batch) {
+            let single = department.lookup(subject, "pet_licence").await.unwrap();
+            let result = result.unwrap();
+            found += usize::from(!result.is_empty());
+            assert_eq!(result, single, "{}", subject.id);
+        }
+        assert_eq!(found, 705);
+        // A type with no table fails every subject, as it fails one.
+        let batch = department.lookup_batch(&subjects[..2], "dog_licence").await;
+        for result in batch {
+            assert_eq!(
+                result.unwrap_err().to_string(),
+                "department backend failed: no table for record type `dog_licence`"
+            );
+        }
     }
 
     #[tokio::test]

@@ -11,7 +11,8 @@
 //!
 //! An adapter is then only its tables and its record generator, a
 //! [`DepartmentSpec`]: [`store`] holds the table-per-record-type SQL store,
-//! [`TableDepartment`] serves it through the adapter SDK, [`cli`] is the
+//! [`TableDepartment`] serves it through the adapter SDK (screening batches
+//! with one `IN (...)` query per few hundred subjects), [`cli`] is the
 //! `seed` / `serve` command line, and `testing` (feature `testing`) the
 //! checks every department's tests run.
 

@@ -2,16 +2,23 @@
 //! type, its columns named as the record's JSON fields.
 //!
 //! A department describes its tables once ([`Table`]); from that come the
-//! DDL, the seeding inserts and the lookup query, and the mapping of rows to
+//! DDL, the seeding inserts and the lookup queries, and the mapping of rows to
 //! JSON records. The SQL is plain (standard column types, one parameter per
 //! value, `WHERE <subject> = ?`), so pointing an adapter at PostgreSQL means
 //! changing the placeholder style, not the schema.
+//!
+//! Screening asks about many subjects at once: [`Store::lookup_many`] reads
+//! them with `WHERE <subject> IN (?, ?, ...)` (lists of at most
+//! [`in_list::CHUNK`], padded to a few lengths so each is one cached
+//! statement) and groups the rows back by the subject column, instead of a
+//! query per subject.
 //!
 //! SQL text is built only from the names of static [`Table`] specs, checked
 //! to be plain identifiers by [`Table::check`] before use (which is why
 //! passing it through `AssertSqlSafe` is sound); every value, the subject
 //! included, is a bound parameter.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +28,7 @@ use sqlx::sqlite::{
     SqliteRow,
 };
 use sqlx::{AssertSqlSafe, Connection, Row};
+use xgate_adapter_sdk::in_list;
 
 /// The SQL type of a column and the JSON type of its field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +156,19 @@ impl Table {
             self.column_list(),
             self.record_type,
             self.subject
+        )
+    }
+
+    /// `SELECT` of the rows of any of `n` subjects (`IN` with `n`
+    /// parameters), in insertion order: each subject's rows in the order
+    /// [`Self::select_sql`] gives them.
+    pub fn select_many_sql(&self, n: usize) -> String {
+        format!(
+            "SELECT {} FROM {} WHERE {} IN ({}) ORDER BY row_id",
+            self.column_list(),
+            self.record_type,
+            self.subject,
+            vec!["?"; n.max(1)].join(", ")
         )
     }
 
@@ -489,7 +510,46 @@ async fn insert_record(
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
-    tables: Vec<(&'static Table, Arc<str>)>,
+    tables: Vec<Statements>,
+}
+
+/// A table and its lookup SQL, built once.
+#[derive(Clone, Debug)]
+struct Statements {
+    table: &'static Table,
+    /// The subject column's position among the columns.
+    subject_at: usize,
+    select: Arc<str>,
+    /// [`Table::select_many_sql`] for each of [`in_list::sizes`].
+    select_many: Vec<(usize, Arc<str>)>,
+}
+
+impl Statements {
+    fn new(table: &'static Table) -> Result<Statements, StoreError> {
+        let subject_at = table
+            .columns
+            .iter()
+            .position(|c| c.name == table.subject)
+            .ok_or_else(|| StoreError::BadIdentifier {
+                name: table.subject.to_owned(),
+            })?;
+        Ok(Statements {
+            table,
+            subject_at,
+            select: Arc::from(table.select_sql()),
+            select_many: in_list::sizes()
+                .into_iter()
+                .map(|n| (n, Arc::from(table.select_many_sql(n))))
+                .collect(),
+        })
+    }
+
+    fn select_many(&self, n: usize) -> Arc<str> {
+        match self.select_many.iter().find(|(size, _)| *size == n) {
+            Some((_, sql)) => Arc::clone(sql),
+            None => Arc::from(self.table.select_many_sql(n)),
+        }
+    }
 }
 
 impl Store {
@@ -516,8 +576,8 @@ impl Store {
             pool,
             tables: tables
                 .iter()
-                .map(|t| (t, Arc::from(t.select_sql())))
-                .collect(),
+                .map(Statements::new)
+                .collect::<Result<_, _>>()?,
         };
         // Fail at start-up, not on the first request, when a table is missing.
         for table in tables {
@@ -530,34 +590,82 @@ impl Store {
     pub fn record_types(&self) -> Vec<String> {
         self.tables
             .iter()
-            .map(|(t, _)| t.record_type.to_owned())
+            .map(|s| s.table.record_type.to_owned())
             .collect()
     }
 
     /// All records of `record_type` whose subject column equals `subject`,
     /// in insertion order; empty when there are none.
     pub async fn lookup(&self, record_type: &str, subject: &str) -> Result<Vec<Value>, StoreError> {
-        let (table, select) = self.table(record_type)?;
-        let rows = sqlx::query(AssertSqlSafe(Arc::clone(select)))
+        let statements = self.table(record_type)?;
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&statements.select)))
             .bind(subject)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|row| table.record(row)).collect()
+        rows.iter()
+            .map(|row| statements.table.record(row))
+            .collect()
+    }
+
+    /// [`Store::lookup`] for each of `subjects` (any number, duplicates
+    /// answered each), in their order, with one `IN` query per
+    /// [`in_list::CHUNK`] distinct subjects. A row that makes no record fails
+    /// its own subject only, as it would alone; a failing query fails all.
+    pub async fn lookup_many(
+        &self,
+        record_type: &str,
+        subjects: &[&str],
+    ) -> Result<Vec<Result<Vec<Value>, StoreError>>, StoreError> {
+        let statements = self.table(record_type)?;
+        // Each subject once, so a duplicate split over two lists does not
+        // get its rows twice.
+        let mut distinct: Vec<&str> = Vec::with_capacity(subjects.len());
+        let mut rows_of: HashMap<&str, Vec<SqliteRow>> = HashMap::with_capacity(subjects.len());
+        for &subject in subjects {
+            if !rows_of.contains_key(subject) {
+                rows_of.insert(subject, Vec::new());
+                distinct.push(subject);
+            }
+        }
+        for chunk in distinct.chunks(in_list::CHUNK) {
+            let list = in_list::padded(chunk);
+            let mut query = sqlx::query(AssertSqlSafe(statements.select_many(list.len())));
+            for subject in list {
+                query = query.bind(subject);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let subject: String = row.try_get(statements.subject_at)?;
+                // `IN` matches as `=` does, so every row names one of the list.
+                if let Some(rows) = rows_of.get_mut(subject.as_str()) {
+                    rows.push(row);
+                }
+            }
+        }
+        Ok(subjects
+            .iter()
+            .map(|subject| {
+                rows_of.get(*subject).map_or(Ok(Vec::new()), |rows| {
+                    rows.iter()
+                        .map(|row| statements.table.record(row))
+                        .collect()
+                })
+            })
+            .collect())
     }
 
     /// Every record of `record_type`, in insertion order.
     pub async fn all_records(&self, record_type: &str) -> Result<Vec<Value>, StoreError> {
-        let (table, _) = self.table(record_type)?;
+        let table = self.table(record_type)?.table;
         let rows = sqlx::query(AssertSqlSafe(table.select_all_sql()))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|row| table.record(row)).collect()
     }
 
-    fn table(&self, record_type: &str) -> Result<&(&'static Table, Arc<str>), StoreError> {
+    fn table(&self, record_type: &str) -> Result<&Statements, StoreError> {
         self.tables
             .iter()
-            .find(|(t, _)| t.record_type == record_type)
+            .find(|s| s.table.record_type == record_type)
             .ok_or_else(|| StoreError::UnknownRecordType {
                 record_type: record_type.to_owned(),
             })
@@ -729,6 +837,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lookup_many_answers_each_subject_as_lookup_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pets.db");
+        let mut records = vec![
+            ("pet_licence", cat("A", "Tom")),
+            ("pet_licence", cat("B", "Kitty")),
+            ("pet_licence", cat("A", "Felix")),
+        ];
+        // More subjects than one IN list holds.
+        for n in 0..700 {
+            records.push(("pet_licence", cat(&format!("P{n}"), "Rex")));
+        }
+        seed(&path, TABLES, records).await.unwrap();
+        let store = Store::open_read_only(&path, TABLES).await.unwrap();
+        let mut subjects: Vec<String> = vec!["A".into(), "C".into(), "B".into(), "A".into()];
+        subjects.push("' OR 1=1 --".into());
+        subjects.extend((0..700).rev().map(|n| format!("P{n}")));
+        subjects.push("A".into());
+        let ids: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        for n in [1, 3, 4, 600, ids.len()] {
+            let many = store.lookup_many("pet_licence", &ids[..n]).await.unwrap();
+            assert_eq!(many.len(), n);
+            for (subject, result) in ids.iter().zip(many) {
+                let single = store.lookup("pet_licence", subject).await.unwrap();
+                assert_eq!(result.unwrap(), single, "{subject}");
+            }
+        }
+        assert!(
+            store
+                .lookup_many("pet_licence", &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            store.lookup_many("dog_licence", &["A"]).await,
+            Err(StoreError::UnknownRecordType { .. })
+        ));
+    }
+
+    #[tokio::test]
     async fn bad_records_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pets.db");
@@ -852,6 +1001,10 @@ mod tests {
             err,
             "column `tags` of table `tag_list` does not hold a json array of strings"
         );
+        // In a batch the bad row fails its own subject only.
+        let many = store.lookup_many("tag_list", &["B", "A"]).await.unwrap();
+        assert!(many[0].as_ref().unwrap().is_empty());
+        assert_eq!(many[1].as_ref().unwrap_err().to_string(), err);
     }
 
     #[tokio::test]

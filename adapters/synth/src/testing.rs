@@ -277,6 +277,62 @@ pub async fn unknown_and_hostile_subjects_find_nothing(spec: &DepartmentSpec) ->
     Ok(())
 }
 
+/// A screening batch (every subject of a population, strangers and repeats
+/// among them, more than the SDK's chunk) gets, per subject, exactly what
+/// single lookups give.
+pub async fn batch_lookups_are_single_lookups(spec: &DepartmentSpec) -> Outcome {
+    let seeded = Seeded::new(spec, 300, 60).await?;
+    let body = "11010519900307001";
+    let stranger = person(&format!(
+        "{body}{}",
+        resident_id_check_char(body).context("check")?
+    ));
+    let body = "91110105MA0123456";
+    let stranger_company = company(&format!(
+        "{body}{}",
+        uscc_check_char(body).context("check")?
+    ));
+    for table in spec.tables {
+        let mut subjects: Vec<Subject> = match kind_of(table) {
+            SubjectKind::ResidentId => {
+                let mut all: Vec<Subject> = seeded
+                    .population
+                    .citizens
+                    .iter()
+                    .map(|c| person(&c.id_number))
+                    .collect();
+                all.push(stranger.clone());
+                all
+            }
+            SubjectKind::Uscc => {
+                let mut all: Vec<Subject> = seeded
+                    .population
+                    .companies
+                    .iter()
+                    .map(|c| company(&c.uscc))
+                    .collect();
+                all.push(stranger_company.clone());
+                all
+            }
+        };
+        subjects.extend_from_within(..3);
+        let batch = seeded
+            .department
+            .lookup_batch(&subjects, table.record_type)
+            .await;
+        assert_eq!(batch.len(), subjects.len(), "{}", table.record_type);
+        let mut found = 0;
+        for (subject, result) in subjects.iter().zip(batch) {
+            let single = seeded.lookup(subject, table.record_type).await?;
+            let result = result?;
+            found += usize::from(!result.is_empty());
+            assert_eq!(result, single, "{} of {}", table.record_type, subject.id);
+        }
+        assert!(found > 0, "no `{}` in the batch", table.record_type);
+    }
+    Ok(())
+}
+
 /// Runs each check of [`testing`](crate::testing) on a department as a test
 /// of the calling module, under the check's name:
 /// `xgate_synth::department_tests!(crate::TAX);`. Needs `tokio` (`macros`,
@@ -312,6 +368,11 @@ macro_rules! department_tests {
         #[tokio::test]
         async fn unknown_and_hostile_subjects_find_nothing() -> $crate::testing::Outcome {
             $crate::testing::unknown_and_hostile_subjects_find_nothing(&$spec).await
+        }
+
+        #[tokio::test]
+        async fn batch_lookups_are_single_lookups() -> $crate::testing::Outcome {
+            $crate::testing::batch_lookups_are_single_lookups(&$spec).await
         }
     };
 }

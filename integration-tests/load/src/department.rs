@@ -20,7 +20,8 @@ use xgate_adapter_sdk::{Department, LookupError, Subject};
 use xgate_catalog::{Catalog, SubjectKind};
 use xgate_proto::v1::department_adapter_server::{DepartmentAdapter, DepartmentAdapterServer};
 use xgate_proto::v1::{
-    DescribeRequest, DescribeResponse, LookupRequest, LookupResponse, LookupStatus, TypeAnswer,
+    BatchLookupAnswer, BatchLookupRequest, DescribeRequest, DescribeResponse, LookupRequest,
+    LookupResponse, LookupStatus, TypeAnswer,
 };
 
 /// Records by subject ID, then by record type.
@@ -274,6 +275,19 @@ impl DepartmentAdapter for Plaintext {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         result.map(Response::new)
+    }
+
+    type BatchLookupStream = futures::stream::Empty<Result<BatchLookupAnswer, Status>>;
+
+    /// The plaintext listener measures the single-lookup path only; a
+    /// caller that wants a batch falls back to lookups (the gateway does).
+    async fn batch_lookup(
+        &self,
+        _: Request<BatchLookupRequest>,
+    ) -> Result<Response<Self::BatchLookupStream>, Status> {
+        Err(Status::unimplemented(
+            "the plaintext bench listener answers Lookup only",
+        ))
     }
 
     async fn describe(

@@ -1,5 +1,6 @@
 //! `xgate-demo-seed --out DIR`: writes `DIR/<department>.db` (SQLite) for every department
-//! of [`xgate_demo_data::DEPARTMENTS`], from the default synthetic population.
+//! of [`xgate_demo_data::DEPARTMENTS`], from the synthetic population (the demo's by
+//! default; `--citizens` / `--companies` for a larger one, e.g. the screening benchmark).
 
 use std::path::PathBuf;
 
@@ -14,6 +15,12 @@ struct Args {
     /// Only this department (repeatable); all when absent.
     #[arg(long = "department")]
     departments: Vec<String>,
+    /// Citizens in the population.
+    #[arg(long, default_value_t = xgate_synth::DEFAULT_CITIZENS)]
+    citizens: u32,
+    /// Companies in the population.
+    #[arg(long, default_value_t = xgate_synth::DEFAULT_COMPANIES)]
+    companies: u32,
 }
 
 #[tokio::main]
@@ -25,13 +32,7 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         let path = args.out.join(format!("{}.db", spec.id));
-        let report = spec
-            .seed(
-                &path,
-                xgate_synth::DEFAULT_CITIZENS,
-                xgate_synth::DEFAULT_COMPANIES,
-            )
-            .await?;
+        let report = spec.seed(&path, args.citizens, args.companies).await?;
         println!("{}: {} rows -> {}", spec.id, report.total(), path.display());
     }
     Ok(())
