@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "xgate/v1/consent.proto",
     "xgate/v1/evaluation.proto",
     "xgate/v1/console.proto",
+    "xgate/v1/screening.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

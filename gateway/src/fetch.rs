@@ -396,7 +396,7 @@ async fn fetch_types(
         let verdict = match (answers.remove(&t), rt) {
             (Some(answer), Some(rt)) => {
                 let json_bytes = answer.records_json.iter().map(|b| b.len()).sum();
-                let verdict = judge(answer, rt, &job.fetch);
+                let verdict = judge(answer, rt, &job.fetch.subject_id);
                 if let Judged::Records(records) = &verdict {
                     let key = cache_key(&job, &t);
                     let entry = Entry {
@@ -708,7 +708,7 @@ pub enum Judged {
 }
 
 /// Turns one adapter answer into a [`Judged`].
-fn judge(answer: TypeAnswer, rt: &RecordType, fetch: &ValidFetch) -> Judged {
+pub(crate) fn judge(answer: TypeAnswer, rt: &RecordType, subject_id: &str) -> Judged {
     match LookupStatus::try_from(answer.status) {
         Ok(LookupStatus::NotFound) => return Judged::NotFound,
         Ok(LookupStatus::Error) => return Judged::DepartmentError(answer.error),
@@ -725,7 +725,7 @@ fn judge(answer: TypeAnswer, rt: &RecordType, fetch: &ValidFetch) -> Judged {
     }
     let mut records = Vec::with_capacity(answer.records_json.len());
     for (i, bytes) in answer.records_json.iter().enumerate() {
-        match rt.check_record(bytes, &fetch.subject_id) {
+        match rt.check_record(bytes, subject_id) {
             Ok(record) => records.push(record),
             Err(why) => {
                 tracing::warn!(
@@ -847,7 +847,7 @@ mod tests {
     fn judged(answer: TypeAnswer) -> (RecordStatus, usize, String) {
         let catalog = catalog();
         let rt = catalog.record_type("driving_licence").expect("type");
-        match judge(answer, rt, &fetch()) {
+        match judge(answer, rt, &fetch().subject_id) {
             Judged::Records(records) => (RecordStatus::Ok, records.len(), String::new()),
             Judged::NotFound => (RecordStatus::NotFound, 0, String::new()),
             Judged::DepartmentError(e) => (RecordStatus::Unavailable, 0, e),

@@ -18,7 +18,8 @@
 //! load shedding and rate limits, [`telemetry`] spans, trace propagation and
 //! the metrics endpoint ([`metrics`]), [`cluster`] the replicas sharing one
 //! database and whether they agree on the policy set, [`evaluation`] ratings,
-//! objections and scorecards, [`console`] the web console.
+//! objections and scorecards, [`console`] the web console, [`screening`]
+//! proactive screening of many subjects for a screening item.
 //!
 //! A library only: the `xgate` binary, its client commands and the demo are
 //! the `xgate-cli` crate (`gateway/cli`), so nothing here links demo data.
@@ -44,6 +45,7 @@ pub mod policy_admin;
 pub mod quota;
 pub mod representation;
 pub mod routing;
+pub mod screening;
 pub mod server;
 pub mod store;
 pub mod telemetry;

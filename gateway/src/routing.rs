@@ -17,7 +17,9 @@ use tokio::sync::Semaphore;
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument as _;
 use xgate_proto::v1::department_adapter_client::DepartmentAdapterClient;
-use xgate_proto::v1::{LookupRequest, LookupResponse, LookupStatus};
+use xgate_proto::v1::{
+    BatchLookupRequest, LookupRequest, LookupResponse, LookupStatus, TypeAnswer,
+};
 use xgate_tls::{Identity, TlsFiles};
 
 use crate::metrics::{self, CallLabels};
@@ -473,6 +475,156 @@ impl AdapterRoute {
         outcome
     }
 }
+
+impl AdapterRoute {
+    /// Asks the adapter about many subjects at once (screening): one
+    /// `BatchLookup` on the best endpoint whose breaker admits it, bounded
+    /// by `deadline`, and on an unreachable endpoint once more elsewhere.
+    /// No hedging: a batch is large and its answers stream, so a second copy
+    /// would double the department's load rather than cut a tail.
+    ///
+    /// The answers by subject position; `None` for a subject the stream did
+    /// not answer (it broke off). An adapter that does not speak
+    /// `BatchLookup` (UNIMPLEMENTED) is asked subject by subject, a few at a
+    /// time, with [`Self::lookup`].
+    pub async fn batch_lookup(
+        &self,
+        request: BatchLookupRequest,
+        deadline: Instant,
+    ) -> Result<Vec<Option<Vec<TypeAnswer>>>, CallError> {
+        let started = Instant::now();
+        let budget = deadline.saturating_duration_since(started);
+        if self.endpoints.is_empty() {
+            return Err(CallError::NoEndpoint);
+        }
+        let Ok(_permit) = Arc::clone(&self.bulkhead).try_acquire_owned() else {
+            return Err(CallError::Busy(
+                self.upstream.config.max_concurrent_calls.get(),
+            ));
+        };
+        let mut tried = Vec::new();
+        let mut last = AttemptError::Timeout;
+        while tried.len() < self.endpoints.len().min(2) {
+            let Some((index, admission)) = self.pick(&tried, Instant::now()) else {
+                self.refresh_health().await;
+                return Err(CallError::CircuitOpen);
+            };
+            tried.push(index);
+            match self
+                .batch_attempt(index, admission, &request, deadline)
+                .await
+            {
+                Ok(answers) => return Ok(answers),
+                Err(AttemptError::Status(s)) if s.code() == tonic::Code::Unimplemented => {
+                    return self.batch_by_subject(request, deadline).await;
+                }
+                Err(e) if e.retryable() && Instant::now() < deadline => last = e,
+                Err(e) => return Err(e.into_call_error(budget)),
+            }
+        }
+        Err(last.into_call_error(budget))
+    }
+
+    async fn batch_attempt(
+        &self,
+        index: usize,
+        admission: Admission,
+        request: &BatchLookupRequest,
+        deadline: Instant,
+    ) -> Result<Vec<Option<Vec<TypeAnswer>>>, AttemptError> {
+        let Some(slot) = self.endpoints.get(index) else {
+            return Err(AttemptError::Status(tonic::Status::internal(
+                "no such endpoint",
+            )));
+        };
+        let in_flight = InFlight::start(slot, admission);
+        let n = request.subjects.len();
+        let result = async {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(AttemptError::Timeout);
+            }
+            let mut call = tonic::Request::new(request.clone());
+            call.set_timeout(remaining);
+            crate::telemetry::inject_trace_context(call.metadata_mut());
+            let mut client = slot.client.clone();
+            let mut answers: Vec<Option<Vec<TypeAnswer>>> = vec![None; n];
+            let collect = async {
+                let mut stream = client.batch_lookup(call).await?.into_inner();
+                while let Some(answer) = stream.message().await? {
+                    if let Some(at) = usize::try_from(answer.index)
+                        .ok()
+                        .and_then(|i| answers.get_mut(i))
+                    {
+                        *at = Some(answer.answers);
+                    }
+                }
+                Ok::<_, tonic::Status>(())
+            };
+            match tokio::time::timeout_at(deadline.into(), collect).await {
+                Err(_) if answers.iter().any(Option::is_some) => Ok(answers),
+                Err(_) => Err(AttemptError::Timeout),
+                // Broke off after answering some: keep those, the rest are
+                // unanswered.
+                Ok(Err(status)) if answers.iter().any(Option::is_some) => {
+                    tracing::warn!(code = ?status.code(), message = status.message(), "adapter batch broke off");
+                    Ok(answers)
+                }
+                Ok(Err(status)) => Err(AttemptError::Status(status)),
+                Ok(Ok(())) => Ok(answers),
+            }
+        }
+        .instrument(tracing::info_span!(
+            "adapter.batch",
+            department = %self.department,
+            endpoint = %slot.url,
+            subjects = n
+        ))
+        .await;
+        match &result {
+            Ok(_) => in_flight.finish(false),
+            Err(e) => in_flight.finish(e.is_endpoint_failure()),
+        }
+        self.refresh_health().await;
+        result
+    }
+
+    /// The fallback for adapters without `BatchLookup`: one `Lookup` per
+    /// subject, [`BATCH_FALLBACK_CONCURRENCY`] at a time.
+    async fn batch_by_subject(
+        &self,
+        request: BatchLookupRequest,
+        deadline: Instant,
+    ) -> Result<Vec<Option<Vec<TypeAnswer>>>, CallError> {
+        let BatchLookupRequest {
+            subjects,
+            record_types,
+            request_id,
+            purpose,
+        } = request;
+        let answers = futures::stream::iter(subjects.into_iter().map(|subject| {
+            let single = LookupRequest {
+                subject: Some(subject),
+                record_types: record_types.clone(),
+                request_id: request_id.clone(),
+                purpose: purpose.clone(),
+            };
+            async move {
+                self.lookup(single, deadline)
+                    .await
+                    .ok()
+                    .map(|a| a.response.answers)
+            }
+        }))
+        .buffered(BATCH_FALLBACK_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+        Ok(answers)
+    }
+}
+
+/// Subjects asked at once of an adapter without `BatchLookup`.
+const BATCH_FALLBACK_CONCURRENCY: usize = 16;
 
 // Lives in xgate-tls so the CLI and the conformance kit check endpoints the
 // way the gateway does without depending on the gateway.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use xgate_proto::v1::console_server::ConsoleServer;
 use xgate_proto::v1::evaluation_server::EvaluationServer;
+use xgate_proto::v1::screening_server::ScreeningServer;
 
 use anyhow::Context as _;
 use futures::future::BoxFuture;
@@ -332,6 +333,9 @@ async fn health_service(
     reporter
         .set_serving::<ConsoleServer<crate::console::ConsoleService>>()
         .await;
+    reporter
+        .set_serving::<ScreeningServer<crate::screening::ScreeningService>>()
+        .await;
     state.upstream.set_health_reporter(reporter.clone());
     state.routes.load().announce(&state.upstream, None).await;
     service
@@ -351,6 +355,7 @@ pub const SERVED_SERVICES: &[&str] = &[
     <xgate_proto::v1::consent_server::ConsentServer<crate::consent::ConsentService> as NamedService>::NAME,
     <EvaluationServer<EvaluationService> as NamedService>::NAME,
     <ConsoleServer<crate::console::ConsoleService> as NamedService>::NAME,
+    <ScreeningServer<crate::screening::ScreeningService> as NamedService>::NAME,
 ];
 
 /// Reflection over every descriptor the gateway serves, listing only
@@ -388,6 +393,8 @@ fn router(
     let audit = AuditServer::new(audit).max_decoding_message_size(MAX_DECODING_BYTES);
     let console = ConsoleServer::new(crate::console::ConsoleService(console))
         .max_decoding_message_size(MAX_DECODING_BYTES);
+    let screening = ScreeningServer::new(crate::screening::ScreeningService(Arc::clone(state)))
+        .max_decoding_message_size(MAX_DECODING_BYTES);
     let consent = xgate_proto::v1::consent_server::ConsentServer::new(
         crate::consent::ConsentService(Arc::clone(state)),
     )
@@ -413,6 +420,7 @@ fn router(
         .add_service(consent)
         .add_service(evaluation)
         .add_service(console)
+        .add_service(screening)
         .add_service(policy_admin))
 }
 

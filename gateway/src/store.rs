@@ -214,6 +214,11 @@ const SQLITE_MIGRATIONS: &[xgate_audit::store::EmbeddedMigration] = &[
         "console sessions",
         include_str!("../migrations/0007_console_sessions.sql"),
     ),
+    (
+        8,
+        "screening runs",
+        include_str!("../migrations/0008_screening.sql"),
+    ),
 ];
 
 /// The `LISTEN` channel of registry changes; the payload is a department.
@@ -277,6 +282,7 @@ impl Store {
             .iter()
             .chain(crate::evaluation::store::PG_SCHEMA)
             .chain(crate::console::session::PG_SCHEMA)
+            .chain(crate::screening::store::PG_SCHEMA)
         {
             sqlx::query(*statement).execute(&mut *tx).await?;
         }

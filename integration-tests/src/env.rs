@@ -150,10 +150,16 @@ impl TestEnv {
     }
 
     /// Writes a policy folder `name` holding the repository's data files (purposes,
-    /// approval items, requesters) and, as its only policies, the given Cedar `files`.
+    /// approval items, requesters, screening items) and, as its only policies, the given
+    /// Cedar `files`.
     pub fn write_policy_set(&self, name: &str, files: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
         let dir = self.write_policies(name, files)?;
-        for data in ["purposes.toml", "items.toml", "requesters.toml"] {
+        for data in [
+            "purposes.toml",
+            "items.toml",
+            "requesters.toml",
+            "screening.toml",
+        ] {
             std::fs::copy(Self::repo_policies().join(data), dir.join(data))?;
         }
         Ok(dir)

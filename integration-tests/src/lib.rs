@@ -48,6 +48,10 @@ pub const APPROVAL_HALL: &str = "approval-hall-demo";
 pub const NO_GRANT: &str = "no-grant-bureau";
 /// The housing provident fund centre of the repository's policies.
 pub const PROVIDENT_FUND: &str = "provident-fund-bozhou";
+/// The benefits office granted to screen for the elderly allowance.
+pub const BENEFITS_OFFICE: &str = "civil-affairs-bozhou";
+/// The tax bureau granted to screen for the small-taxpayer exemption.
+pub const TAX_BUREAU: &str = "tax-bureau-bozhou";
 /// The purpose code the approval hall's policy permits.
 pub const GENERAL_APPROVAL: &str = "GENERAL-APPROVAL";
 /// Id of the gateway's certificate.

@@ -6,8 +6,8 @@ use xgate_tls::devpki::{self, DevPki};
 use xgate_tls::{Identity, TlsFiles};
 
 use crate::{
-    ADMIN_ID, APPROVAL_HALL, AUDITOR_ID, DEPARTMENTS, GATEWAY_ID, NO_GRANT, PLATFORM_ID,
-    PROVIDENT_FUND,
+    ADMIN_ID, APPROVAL_HALL, AUDITOR_ID, BENEFITS_OFFICE, DEPARTMENTS, GATEWAY_ID, NO_GRANT,
+    PLATFORM_ID, PROVIDENT_FUND, TAX_BUREAU,
 };
 
 /// Every identity a test may need: the gateway, an operator, three requesters and every
@@ -22,6 +22,8 @@ pub fn identities() -> Vec<Identity> {
         Identity::Requester(APPROVAL_HALL.into()),
         Identity::Requester(NO_GRANT.into()),
         Identity::Requester(PROVIDENT_FUND.into()),
+        Identity::Requester(BENEFITS_OFFICE.into()),
+        Identity::Requester(TAX_BUREAU.into()),
     ];
     ids.extend(
         DEPARTMENTS

@@ -246,6 +246,15 @@ async fn check_demo_run(env: &TestEnv, workdir: &Path, run: u32) -> anyhow::Resu
             .is_some_and(|o| o.contains("the record stands")),
         "{evaluation}"
     );
+    // Screening: both items, each checked against the departments' data.
+    let screening = doc["screening"].as_array().expect("screening");
+    assert_eq!(screening.len(), 2, "{doc}");
+    for run in screening {
+        assert_eq!(run["matches_ground_truth"], true, "{run}");
+        assert!(run["eligible"].as_u64().is_some_and(|n| n > 0), "{run}");
+    }
+    assert_eq!(screening[0]["subjects"], 1000);
+    assert_eq!(screening[1]["subjects"], 200);
     // A second objection waits in the department's queue, for the web
     // console, which the demo turns on.
     assert_eq!(
@@ -529,6 +538,7 @@ async fn gateway_reflection_speaks_v1_and_v1alpha_and_lists_only_served_services
         "xgate.v1.Exchange",
         "xgate.v1.PolicyAdmin",
         "xgate.v1.Registry",
+        "xgate.v1.Screening",
     ]
     .into_iter()
     .map(String::from)

@@ -167,9 +167,14 @@ fn applied(detail: &str, record_type: &str) -> String {
     let consent = detail["consents"][record_type]
         .as_str()
         .map(|id| format!("consent {id}"));
+    let screened = detail["screening"]["item"].as_str().map(|item| {
+        let outcome = detail["screening"]["eligibility"].as_str().unwrap_or("?");
+        format!("screened for {item}: {outcome}")
+    });
     by.into_iter()
         .chain(code)
         .chain(consent)
+        .chain(screened)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -287,6 +292,29 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                     e.status,
                     applied(&e.detail, &e.record_type)
                 )?;
+            }
+            let mut screened: Vec<String> = report
+                .accesses
+                .iter()
+                .filter_map(|e| {
+                    let detail: serde_json::Value = serde_json::from_str(&e.detail).ok()?;
+                    let s = &detail["screening"];
+                    Some(format!(
+                        "screened for {}: {} (by {}, run {})",
+                        s["item"].as_str()?,
+                        s["eligibility"].as_str()?,
+                        e.requester,
+                        s["run"].as_str()?
+                    ))
+                })
+                .collect();
+            screened.dedup();
+            if !screened.is_empty() {
+                crate::outln!()?;
+                crate::outln!("Screenings (yes/no only; no record released):")?;
+                for line in &screened {
+                    crate::outln!("  {line}")?;
+                }
             }
             if !report.events.is_empty() {
                 crate::outln!()?;
@@ -547,5 +575,10 @@ mod tests {
         let consented = r#"{"consents":{"driving_licence":"01a2"}}"#;
         assert_eq!(applied(consented, "driving_licence"), "consent 01a2");
         assert_eq!(applied(consented, "real_estate_title"), "");
+        let screened = r#"{"screening":{"item":"ELDERLY-ALLOWANCE","run":"r","seq":3,"eligibility":"eligible"}}"#;
+        assert_eq!(
+            applied(screened, "pension_entitlement"),
+            "screened for ELDERLY-ALLOWANCE: eligible"
+        );
     }
 }

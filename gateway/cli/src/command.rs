@@ -87,6 +87,9 @@ enum Command {
         #[command(subcommand)]
         command: cli::console::ConsoleCommand,
     },
+    /// Proactive screening: which subjects of a list qualify for a
+    /// screening item (yes/no only), as CSV or JSON lines, resumable.
+    Screen(cli::screen::ScreenArgs),
     /// Gateway replicas sharing one database: policy sets, heartbeats,
     /// audit chain heads.
     Cluster {
@@ -162,6 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy { command } => cli::policy::run(command),
         Command::Cluster { command } => cli::cluster::run(command).await,
         Command::Console { command } => cli::console::run(command).await,
+        Command::Screen(args) => cli::screen::run(args).await,
         Command::Code { command } => cli::code::run(command),
         Command::Consent { command } => cli::consent::run(command).await,
         Command::Rate(args) => cli::evaluation::rate(args).await,

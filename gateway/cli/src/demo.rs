@@ -28,6 +28,7 @@ use xgate_proto::kind::to_proto as proto_kind;
 
 mod evaluation;
 mod replicas;
+mod screening;
 
 /// Requesters the demo's PKI and policies know.
 pub const REQUESTERS: &[&str] = &[
@@ -35,6 +36,8 @@ pub const REQUESTERS: &[&str] = &[
     "provident-fund-bozhou",
     "market-regulation-bozhou",
     "no-grant-bureau",
+    screening::ELDERLY_SCREENER,
+    screening::EXEMPTION_SCREENER,
 ];
 
 /// The departments with an adapter binary of their own next to `xgate`
@@ -304,7 +307,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     wait_for_registrations(&gateway, &catalog, &adapters).await?;
     progress("all adapters registered through the Registry API");
 
-    let outcome = Outcome::fetch(&url, &pki, &catalog, &issuer).await?;
+    let outcome = Outcome::fetch(&url, &pki, &catalog, &issuer, &work).await?;
     if args.json {
         print_json(&outcome, &url, None, &console)?;
     } else {
@@ -506,6 +509,9 @@ struct Outcome {
     agency: Agency,
     /// A rating and an objection, worked by the owning department.
     evaluation: evaluation::Evaluated,
+    /// The demo population screened for the elderly allowance and the
+    /// companies for the small-taxpayer exemption, checked against the data.
+    screening: (screening::ItemRun, screening::ItemRun),
     /// Per fetch above (`citizen`, `company`, ...), the audit chain (gateway
     /// instance) of its receipt: the replica that answered.
     answered_by: Vec<(&'static str, String)>,
@@ -519,6 +525,7 @@ impl Outcome {
         pki: &devpki::DevPki,
         catalog: &Catalog,
         issuer: &xgate_code::Issuer,
+        work: &Path,
     ) -> anyhow::Result<Self> {
         let (citizen, company) = sample_subjects();
         let hall = pki.files(&Identity::Requester(DEMO_REQUESTER.into()));
@@ -557,7 +564,9 @@ impl Outcome {
         let (code_scan, scanned_by) = scan_code(url, &hall, catalog, issuer, &citizen).await?;
         let (agency, agency_by) = family_agency(url, &hall, &pf_files, &citizen).await?;
         let evaluation = evaluation::run(url, pki, &citizen).await?;
+        let screening = screening::run(url, pki, work).await?;
         Ok(Self {
+            screening,
             citizen,
             company,
             code_scan,
@@ -828,6 +837,7 @@ fn print_json(
             "by_attorney": o.agency.by_attorney.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
         },
         "evaluation": o.evaluation.json(),
+        "screening": [o.screening.0.json(), o.screening.1.json()],
         "gappy_citizen": {
             "subject": o.gappy_id,
             "results": o.gappy.iter().map(|r| result_json(r, false)).collect::<Vec<_>>(),
@@ -936,6 +946,12 @@ fn print_tables(o: &Outcome) -> std::io::Result<()> {
     )?;
     crate::outln!()?;
     o.evaluation.print()?;
+    crate::outln!()?;
+    crate::outln!(
+        "Screening — services looking for people (免申即享), yes/no from the departments' data:"
+    )?;
+    o.screening.0.print()?;
+    o.screening.1.print()?;
     crate::outln!()?;
     let missing = o.gappy_missing();
     crate::outln!(

@@ -33,6 +33,7 @@ pub mod evaluation;
 pub mod fetch;
 pub mod policy;
 pub mod receipts;
+pub mod screen;
 
 use std::path::PathBuf;
 

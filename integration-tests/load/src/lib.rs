@@ -10,6 +10,7 @@
 //! - [`proc`]: resident memory of a process, from `/proc`.
 //! - [`replicas`]: registry propagation and quota exactness across gateway replicas on
 //!   PostgreSQL.
+//! - [`screening`]: subjects screened per second (batch lookups) against one at a time.
 //!
 //! The `xgate-bench` binary orchestrates the runs (see `BENCHMARKS.md`).
 
@@ -18,6 +19,7 @@ pub mod load;
 pub mod nginx;
 pub mod proc;
 pub mod replicas;
+pub mod screening;
 
 /// A free TCP port on 127.0.0.1 for a child that cannot report the one it bound (nginx, the
 /// bench adapter's plaintext listener). The port is released before the child binds it; on

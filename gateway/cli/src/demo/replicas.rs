@@ -77,7 +77,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     wait_routed_everywhere(&replicas, &pki, &adapters).await?;
     progress("all adapters registered through the balancer; every replica routes to them");
 
-    let outcome = Outcome::fetch(&url, &pki, &catalog, &issuer).await?;
+    let outcome = Outcome::fetch(&url, &pki, &catalog, &issuer, &work).await?;
     let names: HashMap<String, String> = replicas
         .iter()
         .map(|r| (r.instance.clone(), r.name.clone()))

@@ -51,6 +51,8 @@ enum Cmd {
     Rss(RssArgs),
     /// Replicas on PostgreSQL: registry propagation p99, quota exactness.
     Replicas(xgate_load::replicas::ReplicasArgs),
+    /// Screening: subjects per second in batches vs one at a time, time to first result.
+    Screen(xgate_load::screening::ScreenArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -183,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Fanout(args) => fanout(args).await,
         Cmd::Rss(args) => rss(args).await,
         Cmd::Replicas(args) => xgate_load::replicas::run(args).await,
+        Cmd::Screen(args) => xgate_load::screening::run(args).await,
     }
 }
 
