@@ -119,6 +119,34 @@ async fn setup(options: &GatewayOptions) -> Setup {
 
 async fn setup_in(env: TestEnv, options: &GatewayOptions) -> Setup {
     let gateway = env.start_gateway(options).await.expect("gateway");
+    let d = departments(&env, &gateway).await;
+    Setup {
+        env,
+        gateway,
+        _police: d.police,
+        social: d.social,
+        eligible: d.eligible,
+        pensioned: d.pensioned,
+        elsewhere: d.elsewhere,
+        young: d.young,
+    }
+}
+
+/// Public security and social security serving four people, registered
+/// with `gateway`.
+struct Departments {
+    police: FixtureAdapter,
+    social: FixtureAdapter,
+    eligible: String,
+    pensioned: String,
+    elsewhere: String,
+    young: String,
+}
+
+async fn departments(
+    env: &TestEnv,
+    gateway: &xgate_integration_tests::process::GatewayProcess,
+) -> Departments {
     let p = people();
     let (eligible, pensioned, elsewhere) = (&p.old[0], &p.old[1], &p.old[2]);
     let police = FixtureDepartment::new("public-security")
@@ -139,15 +167,13 @@ async fn setup_in(env: TestEnv, options: &GatewayOptions) -> Setup {
                 .collect(),
         )
         .per_subject();
-    let police = env.start_fixture(police, &gateway).await.expect("police");
+    let police = env.start_fixture(police, gateway).await.expect("police");
     let social = FixtureDepartment::new("human-resources-social-security")
         .serving("pension_entitlement", vec![pension(&pensioned.0)])
         .per_subject();
-    let social = env.start_fixture(social, &gateway).await.expect("social");
-    Setup {
-        env,
-        gateway,
-        _police: police,
+    let social = env.start_fixture(social, gateway).await.expect("social");
+    Departments {
+        police,
         social,
         eligible: eligible.0.clone(),
         pensioned: pensioned.0.clone(),
@@ -539,4 +565,76 @@ async fn a_dropped_stream_resumes_without_screening_anyone_twice() {
     // Each subject is in the log once.
     assert_eq!(screenings_of(&s, &s.pensioned).await.len(), 3);
     s.gateway.stop().await.expect("stop");
+}
+
+/// A run begun on one replica resumes on another: the cursor and the
+/// results are in the shared PostgreSQL store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_begun_on_one_replica_resumes_on_another() {
+    let db = xgate_integration_tests::pg::PgDb::create("xgate_screening")
+        .await
+        .expect("postgres");
+    let env = TestEnv::new().expect("env");
+    let replicas = xgate_integration_tests::replicas::start_replicas(
+        &env,
+        &db,
+        &["a", "b"],
+        &GatewayOptions::default(),
+    )
+    .await
+    .expect("replicas");
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let d = departments(&env, a).await;
+    let types = [
+        "household_registration".to_owned(),
+        "resident_identity_card".to_owned(),
+        "pension_entitlement".to_owned(),
+    ];
+    env.wait_for_sources(b.addr(), &types)
+        .await
+        .expect("b routes");
+    let office = |addr| {
+        let tls = env.pki().requester(BENEFITS_OFFICE);
+        async move { ScreeningClient::new(client::connect(addr, &tls).await.expect("connect")) }
+    };
+    let all = [&d.eligible, &d.pensioned, &d.elsewhere, &d.young].map(|id| citizen(id));
+    let first = run(
+        &mut office(a.addr()).await,
+        vec![start(ITEM), subjects(&all[..2])],
+    )
+    .await
+    .unwrap();
+    let run_id = first.run.unwrap().run_id;
+    assert_eq!(
+        eligibility(&first.results),
+        [Eligibility::Eligible, Eligibility::NotEligible]
+    );
+    let resume = ScreenRequest {
+        body: Some(screen_request::Body::Start(ScreenStart {
+            run_id: run_id.clone(),
+            after: 1,
+            ..ScreenStart::default()
+        })),
+    };
+    // The first subject again, too: b knows it from the shared store.
+    let rest = [all[2].clone(), all[3].clone(), all[0].clone()];
+    let resumed = run(&mut office(b.addr()).await, vec![resume, subjects(&rest)])
+        .await
+        .unwrap();
+    assert!(resumed.error.is_none(), "{resumed:?}");
+    assert_eq!(resumed.run.unwrap().next, 2);
+    assert_eq!(
+        eligibility(&resumed.results),
+        [
+            Eligibility::NotEligible,
+            Eligibility::NotEligible,
+            Eligibility::Duplicate
+        ]
+    );
+    assert_eq!(resumed.results[2].duplicate_of, 0);
+    drop(d);
+    for r in replicas {
+        r.stop().await.expect("stop");
+    }
+    db.drop_db().await.expect("drop");
 }

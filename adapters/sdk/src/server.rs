@@ -744,6 +744,22 @@ impl Drop for BatchAnswers {
     }
 }
 
+/// Continues the caller's trace in `span` (its id recorded as `trace_id`)
+/// and returns the caller's `traceparent`, which the department's code may
+/// read ([`crate::trace`]).
+fn continue_callers_trace(
+    span: &tracing::Span,
+    metadata: &tonic::metadata::MetadataMap,
+) -> Option<String> {
+    if let Some(id) = xgate_proto::telemetry::continue_trace(span, metadata) {
+        span.record("trace_id", id.as_str());
+    }
+    metadata
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 #[tonic::async_trait]
 impl DepartmentAdapter for AdapterService {
     async fn lookup(
@@ -761,14 +777,7 @@ impl DepartmentAdapter for AdapterService {
             record_types = request.get_ref().record_types.len(),
             trace_id = tracing::field::Empty,
         );
-        if let Some(id) = xgate_proto::telemetry::continue_trace(&span, request.metadata()) {
-            span.record("trace_id", id.as_str());
-        }
-        let incoming = request
-            .metadata()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let incoming = continue_callers_trace(&span, request.metadata());
         crate::trace::with_incoming(incoming, self.lookup_traced(request))
             .instrument(span)
             .await
@@ -791,14 +800,7 @@ impl DepartmentAdapter for AdapterService {
             record_types = request.get_ref().record_types.len(),
             trace_id = tracing::field::Empty,
         );
-        if let Some(id) = xgate_proto::telemetry::continue_trace(&span, request.metadata()) {
-            span.record("trace_id", id.as_str());
-        }
-        let incoming = request
-            .metadata()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let incoming = continue_callers_trace(&span, request.metadata());
         let limit = xgate_proto::deadline::from_metadata(request.metadata())
             .unwrap_or(DEFAULT_LOOKUP_TIMEOUT);
         let request = request.into_inner();

@@ -148,10 +148,46 @@ fn parse<T: serde::de::DeserializeOwned>(
 }
 
 /// Whether `code` is a usable purpose or item code: upper-case letters, digits, `-`.
-pub(crate) fn is_code(code: &str) -> bool {
+fn is_code(code: &str) -> bool {
     let mut bytes = code.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_uppercase())
         && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// An issue when an item's (`what`) code is not `^[A-Z][A-Z0-9-]*$`.
+pub(crate) fn check_code(
+    file: &SourceFile,
+    what: &str,
+    code: &Spanned<String>,
+    issues: &mut Vec<PolicyIssue>,
+) {
+    if !is_code(code.get_ref()) {
+        issues.push(file.issue_at(
+            code.span().start,
+            format!(
+                "{what} code `{}` does not match `^[A-Z][A-Z0-9-]*$`",
+                code.get_ref()
+            ),
+        ));
+    }
+}
+
+/// An issue when `purpose` is not declared in `purposes.toml`.
+pub(crate) fn check_purpose(
+    file: &SourceFile,
+    purpose: &Spanned<String>,
+    purposes: &[Purpose],
+    issues: &mut Vec<PolicyIssue>,
+) {
+    if !purposes.iter().any(|p| &p.code == purpose.get_ref()) {
+        issues.push(file.issue_at(
+            purpose.span().start,
+            format!(
+                "unknown purpose `{}` (not in `{PURPOSES_FILE}`)",
+                purpose.get_ref()
+            ),
+        ));
+    }
 }
 
 /// Whether `id` matches `^[a-z][a-z0-9-]*$`.
@@ -284,19 +320,8 @@ fn check_item(
 ) -> Option<ApprovalItem> {
     let before = issues.len();
     let code = doc.code.get_ref();
-    if !is_code(code) {
-        issues.push(file.issue_at(
-            doc.code.span().start,
-            format!("item code `{code}` does not match `^[A-Z][A-Z0-9-]*$`"),
-        ));
-    }
-    let purpose = doc.purpose.get_ref();
-    if !purposes.iter().any(|p| &p.code == purpose) {
-        issues.push(file.issue_at(
-            doc.purpose.span().start,
-            format!("unknown purpose `{purpose}` (not in `{PURPOSES_FILE}`)"),
-        ));
-    }
+    check_code(file, "item", &doc.code, issues);
+    check_purpose(file, &doc.purpose, purposes, issues);
     if doc.entries.is_empty() {
         issues.push(file.issue_at(
             doc.code.span().start,

@@ -187,25 +187,14 @@ fn check(
     let before = issues.len();
     let code = doc.code.get_ref();
     let at = doc.code.span().start;
-    if !crate::data::is_code(code) {
-        issues.push(file.issue_at(
-            at,
-            format!("screening code `{code}` does not match `^[A-Z][A-Z0-9-]*$`"),
-        ));
-    }
+    crate::data::check_code(file, "screening", &doc.code, issues);
     if items.iter().any(|i| &i.code == code) {
         issues.push(file.issue_at(
             at,
             format!("`{code}` is an approval item's code; a screening item needs its own"),
         ));
     }
-    let purpose = doc.purpose.get_ref();
-    if !purposes.iter().any(|p| &p.code == purpose) {
-        issues.push(file.issue_at(
-            doc.purpose.span().start,
-            format!("unknown purpose `{purpose}` (not in `purposes.toml`)"),
-        ));
-    }
+    crate::data::check_purpose(file, &doc.purpose, purposes, issues);
     let kind = SubjectKind::parse(doc.subject_kind.get_ref());
     if kind.is_none() {
         issues.push(file.issue_at(
