@@ -638,3 +638,97 @@ async fn a_run_begun_on_one_replica_resumes_on_another() {
     }
     db.drop_db().await.expect("drop");
 }
+
+/// `xgate screen --output FILE` as an integrator runs it: the CSV holds a
+/// row per subject with each predicate's answer; `--resume` adds the rest of
+/// a longer list to the same file without asking anyone twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xgate_screen_writes_a_row_per_subject_and_resumes() {
+    use xgate_integration_tests::bins;
+    let s = setup(&GatewayOptions::default()).await;
+    let dir = s.env.dir();
+    let input = dir.join("candidates.txt");
+    let output = dir.join("results.csv");
+    std::fs::write(
+        &input,
+        format!(
+            "# the office's list\n{}\n{}\nnot-an-id\n",
+            s.eligible, s.young
+        ),
+    )
+    .unwrap();
+    let tls = s.env.pki().requester(BENEFITS_OFFICE);
+    let screen = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new(bins::binary(bins::GATEWAY).unwrap());
+        command
+            .arg("screen")
+            .args(["--gateway", &s.gateway.url()])
+            .arg("--cert")
+            .arg(&tls.cert)
+            .arg("--key")
+            .arg(&tls.key)
+            .arg("--ca")
+            .arg(&tls.ca)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .args(extra);
+        command
+    };
+    let first = screen(&["--item", ITEM, "--quiet"]).output().await.unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        stdout.contains("1 eligible, 1 not eligible, 0 unknown, 1 invalid"),
+        "{stdout}"
+    );
+    let run_id = stdout.split_whitespace().nth(1).expect("run id").to_owned();
+    let csv = std::fs::read_to_string(&output).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "seq,subject,eligibility,household_registration.registered_in,resident_identity_card.age_at_least,not pension_entitlement.receives_pension,error"
+    );
+    assert_eq!(
+        rows[1],
+        format!("0,{},eligible,true,true,false,", s.eligible)
+    );
+    assert_eq!(
+        rows[2],
+        format!("1,{},not_eligible,true,false,false,", s.young)
+    );
+    assert!(rows[3].starts_with("2,not-an-id,invalid_subject,"), "{csv}");
+    // The list grows; the run resumes where the file ends.
+    std::fs::write(
+        &input,
+        format!("{}\n{}\nnot-an-id\n{}\n", s.eligible, s.young, s.pensioned),
+    )
+    .unwrap();
+    let asked = s.social.lookups();
+    let again = screen(&["--resume", &run_id, "--quiet"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let csv = std::fs::read_to_string(&output).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert_eq!(
+        csv.lines().last().unwrap(),
+        format!("3,{},not_eligible,true,true,true,", s.pensioned)
+    );
+    assert_eq!(
+        s.social.lookups(),
+        asked + 1,
+        "only the new subject was asked"
+    );
+    s.gateway.stop().await.expect("stop");
+}
