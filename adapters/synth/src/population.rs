@@ -283,6 +283,9 @@ fn organisation_code_check(body: &str) -> char {
 
 const CAPITALS_10K_CNY: &[u32] = &[10, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000];
 
+/// Draws of a plain company name before a numbered one.
+const NAME_DRAWS: u32 = 64;
+
 fn generate_company(
     index: u32,
     citizens: &[Citizen],
@@ -333,9 +336,19 @@ fn generate_company(
         rng.date(earliest, add_days(REFERENCE_DATE, -30))
     };
 
+    // A free name of a city's trade names and the business word; once a
+    // city's few hundred such names are taken (populations of thousands),
+    // a branch number keeps it unique instead of drawing forever. The first
+    // draws are those of smaller populations, so they keep their names.
+    let mut attempts = 0u32;
     let name = loop {
         let trade = rng.pick(TRADE_NAMES);
-        let name = format!("{}{trade}{word}有限公司", city.name);
+        attempts += 1;
+        let name = if attempts <= NAME_DRAWS {
+            format!("{}{trade}{word}有限公司", city.name)
+        } else {
+            format!("{}{trade}{word}{}号有限公司", city.name, attempts - NAME_DRAWS)
+        };
         if names.insert(name.clone()) {
             break name;
         }
@@ -439,6 +452,17 @@ mod tests {
             assert!((1940..=2005).contains(&year));
             let chars = citizen.name.chars().count();
             assert!((2..=3).contains(&chars), "{}", citizen.name);
+        }
+    }
+
+    #[test]
+    fn thousands_of_companies_get_unique_names_and_keep_the_small_ones() {
+        let large = Population::generate(1000, 5000);
+        let names: HashSet<&str> = large.companies.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names.len(), 5000);
+        let small = Population::generate(1000, 200);
+        for (a, b) in small.companies.iter().zip(&large.companies) {
+            assert_eq!((&a.name, &a.uscc), (&b.name, &b.uscc));
         }
     }
 
