@@ -497,7 +497,7 @@ impl AdapterRoute {
         if self.endpoints.is_empty() {
             return Err(CallError::NoEndpoint);
         }
-        let Ok(_permit) = Arc::clone(&self.bulkhead).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(&self.bulkhead).try_acquire_owned() else {
             return Err(CallError::Busy(
                 self.upstream.config.max_concurrent_calls.get(),
             ));
@@ -516,6 +516,8 @@ impl AdapterRoute {
             {
                 Ok(answers) => return Ok(answers),
                 Err(AttemptError::Status(s)) if s.code() == tonic::Code::Unimplemented => {
+                    // Each single lookup takes its own bulkhead slot.
+                    drop(permit);
                     return self.batch_by_subject(request, deadline).await;
                 }
                 Err(e) if e.retryable() && Instant::now() < deadline => last = e,

@@ -215,6 +215,29 @@ pub fn describe(results: &[RecordResult]) -> String {
         .join("\n")
 }
 
+/// An objection to `field` of the driving licence released by the answer of
+/// `receipt` about citizen `subject`, believing `value` (evidence: a DMV file
+/// number) — what the evaluation and console tests file.
+pub fn licence_objection(
+    receipt: &xgate_proto::v1::AuditReceipt,
+    subject: &str,
+    field: &str,
+    value: serde_json::Value,
+) -> xgate_proto::v1::FileObjectionRequest {
+    xgate_proto::v1::FileObjectionRequest {
+        receipt: Some(receipt.clone()),
+        subject: Some(xgate_proto::v1::Subject {
+            kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
+            id: subject.to_owned(),
+        }),
+        record_type: "driving_licence".into(),
+        field_path: field.into(),
+        believed_value: Some(xgate_proto::json::to_value(value)),
+        evidence_ref: "VMB-2026-118".into(),
+        ..xgate_proto::v1::FileObjectionRequest::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,8 +21,7 @@ use xgate_integration_tests::{APPROVAL_HALL, GENERAL_APPROVAL, GatewayOptions, T
 use xgate_proto::v1::console_client::ConsoleClient;
 use xgate_proto::v1::evaluation_client::EvaluationClient;
 use xgate_proto::v1::{
-    Disposition, FileObjectionRequest, ListObjectionsRequest, ObjectionState, RecordStatus,
-    SignInRequest, Subject,
+    Disposition, ListObjectionsRequest, ObjectionState, RecordStatus, SignInRequest,
 };
 
 const LICENCE: &str = "driving_licence";
@@ -100,18 +99,12 @@ async fn auditors_and_departments_work_in_a_real_browser() {
     let mut filer =
         EvaluationClient::new(client::connect(gateway.addr(), &hall_tls).await.unwrap());
     let filed = filer
-        .file(FileObjectionRequest {
-            receipt: answer.receipt.clone(),
-            subject: Some(Subject {
-                kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
-                id: subject.clone(),
-            }),
-            record_type: LICENCE.into(),
-            field_path: "valid_until".into(),
-            believed_value: Some(xgate_proto::json::to_value(serde_json::json!("2031-05-31"))),
-            evidence_ref: "VMB-2026-118".into(),
-            ..FileObjectionRequest::default()
-        })
+        .file(client::licence_objection(
+            answer.receipt.as_ref().expect("receipt"),
+            &subject,
+            "valid_until",
+            serde_json::json!("2031-05-31"),
+        ))
         .await
         .expect("objection filed")
         .into_inner();

@@ -16,7 +16,7 @@ use xgate_integration_tests::{
 };
 use xgate_proto::v1::evaluation_client::EvaluationClient;
 use xgate_proto::v1::{
-    AuditQueryRequest, AuditReceipt, DisposeObjectionRequest, Disposition, FileObjectionRequest,
+    AuditQueryRequest, DisposeObjectionRequest, Disposition, FileObjectionRequest,
     ListObjectionsRequest, ObjectionRef, ObjectionState, RateRequest, RatingReason, RecordStatus,
     ScorecardsRequest, Subject, Verdict, WatchObjectionsRequest,
 };
@@ -33,23 +33,6 @@ fn citizen(id: &str) -> Subject {
     Subject {
         kind: xgate_proto::v1::SubjectKind::ResidentId as i32,
         id: id.to_owned(),
-    }
-}
-
-fn objection(
-    receipt: &AuditReceipt,
-    subject: &str,
-    field: &str,
-    value: serde_json::Value,
-) -> FileObjectionRequest {
-    FileObjectionRequest {
-        receipt: Some(receipt.clone()),
-        subject: Some(citizen(subject)),
-        record_type: LICENCE.into(),
-        field_path: field.into(),
-        believed_value: Some(xgate_proto::json::to_value(value)),
-        evidence_ref: "VMB-2026-118".into(),
-        ..FileObjectionRequest::default()
     }
 }
 
@@ -184,7 +167,12 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
 
     // Objections: bad input.
     let e = mine
-        .file(objection(&receipt, &subject, "colour", "red".into()))
+        .file(client::licence_objection(
+            &receipt,
+            &subject,
+            "colour",
+            "red".into(),
+        ))
         .await
         .expect_err("no such field");
     assert_eq!(
@@ -192,7 +180,7 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
         (Code::InvalidArgument, "field_path")
     );
     let e = mine
-        .file(objection(
+        .file(client::licence_objection(
             &receipt,
             &subject,
             "valid_until",
@@ -206,7 +194,7 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
     );
     let other = env.subjects().gappy_citizen.clone();
     let e = mine
-        .file(objection(
+        .file(client::licence_objection(
             &receipt,
             &other,
             "valid_until",
@@ -218,12 +206,12 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
         (e.code(), field_of(&e).as_str()),
         (Code::InvalidArgument, "subject")
     );
-    let mut unreleased = objection(&receipt, &subject, "address", "亳州市".into());
+    let mut unreleased = client::licence_objection(&receipt, &subject, "address", "亳州市".into());
     unreleased.record_type = "real_estate_title".into();
     let e = mine.file(unreleased).await.expect_err("not released");
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     let e = theirs
-        .file(objection(
+        .file(client::licence_objection(
             &receipt,
             &subject,
             "valid_until",
@@ -234,7 +222,7 @@ async fn ratings_and_the_objection_loop_run_end_to_end() {
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
 
     let filed = mine
-        .file(objection(
+        .file(client::licence_objection(
             &receipt,
             &subject,
             "valid_until",
@@ -576,7 +564,12 @@ async fn a_correction_through_one_replica_drops_the_others_cached_record() {
 
     let mut filer = evaluation(a.addr(), &env.pki().requester(APPROVAL_HALL)).await;
     let filed = filer
-        .file(objection(&receipt, &subject, "penalty_points", 0.into()))
+        .file(client::licence_objection(
+            &receipt,
+            &subject,
+            "penalty_points",
+            0.into(),
+        ))
         .await
         .expect("filed through a")
         .into_inner();

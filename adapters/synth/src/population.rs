@@ -347,7 +347,11 @@ fn generate_company(
         let name = if attempts <= NAME_DRAWS {
             format!("{}{trade}{word}有限公司", city.name)
         } else {
-            format!("{}{trade}{word}{}号有限公司", city.name, attempts - NAME_DRAWS)
+            format!(
+                "{}{trade}{word}{}号有限公司",
+                city.name,
+                attempts - NAME_DRAWS
+            )
         };
         if names.insert(name.clone()) {
             break name;
